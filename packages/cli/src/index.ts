@@ -1,0 +1,2 @@
+/** @net-perf/cli */
+export {}

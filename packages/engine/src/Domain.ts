@@ -1,0 +1,84 @@
+/**
+ * Domain types shared by every part of net-perf: sites, tunnels and the samples probes produce.
+ * Every value that crosses a package or process boundary has a Schema here; times are epoch
+ * milliseconds passed in by the caller (the engine never reads a clock).
+ */
+import { Schema } from "effect"
+
+/** A site of the mesh (X in `wgX.Y_vZ`, ASN 64512+X). Any non-negative integer. */
+export const SiteId = Schema.Int.pipe(Schema.nonNegative(), Schema.brand("SiteId"))
+export type SiteId = typeof SiteId.Type
+
+/** Address family of a tunnel's underlay (the WireGuard endpoint), not of the traffic it carries. */
+export const Family = Schema.Literal(4, 6)
+export type Family = typeof Family.Type
+
+/** One WireGuard tunnel seen from its local end: `wg<local>.<remote>_v<family>`. */
+export const TunnelId = Schema.Struct({
+  local: SiteId,
+  remote: SiteId,
+  family: Family,
+})
+export type TunnelId = typeof TunnelId.Type
+
+export const tunnelId = (local: number, remote: number, family: Family): TunnelId => ({
+  local: SiteId.make(local),
+  remote: SiteId.make(remote),
+  family,
+})
+
+/** Stable string key of a tunnel, identical to its default interface name. */
+export const tunnelKey = (t: TunnelId): string => `wg${t.local}.${t.remote}_v${t.family}`
+
+const tunnelNamePattern = /^wg(\d+)\.(\d+)_v([46])$/
+
+/** Parses a default-pattern interface name (`wg3.7_v6`); undefined when it is not one. */
+export const parseTunnelName = (name: string): TunnelId | undefined => {
+  const m = tunnelNamePattern.exec(name)
+  if (m === null) return undefined
+  const [, local, remote, family] = m
+  if (local === remote) return undefined
+  return tunnelId(Number(local), Number(remote), Number(family) as Family)
+}
+
+/** Probe kinds that yield one round-trip time (or a loss) per probe. */
+export const RttProbeKind = Schema.Literal("udp-echo", "icmp", "tcp")
+export type RttProbeKind = typeof RttProbeKind.Type
+
+export const SampleKind = Schema.Literal("udp-echo", "icmp", "tcp", "loss-test", "pathping")
+export type SampleKind = typeof SampleKind.Type
+
+/** One probe over one tunnel: its RTT in milliseconds, or `null` when the probe was lost. */
+export class RttSample extends Schema.TaggedClass<RttSample>()("RttSample", {
+  tunnel: TunnelId,
+  kind: RttProbeKind,
+  atMillis: Schema.Number,
+  rttMs: Schema.NullOr(Schema.Number.pipe(Schema.nonNegative())),
+}) {}
+
+/** The outcome of one loss/rate burst over a tunnel. */
+export class LossTestSample extends Schema.TaggedClass<LossTestSample>()("LossTestSample", {
+  tunnel: TunnelId,
+  atMillis: Schema.Number,
+  sent: Schema.Int.pipe(Schema.positive()),
+  received: Schema.Int.pipe(Schema.nonNegative()),
+  reordered: Schema.Int.pipe(Schema.nonNegative()),
+  jitterMs: Schema.Number.pipe(Schema.nonNegative()),
+  rateBitsPerSecond: Schema.Number.pipe(Schema.nonNegative()),
+}) {}
+
+/**
+ * A multi-hop measurement (pathping): the sites visited, in order, starting and ending at the
+ * origin, with the families of each hop's tunnel (0 = follow the kernel's routing).
+ */
+export class PathSample extends Schema.TaggedClass<PathSample>()("PathSample", {
+  path: Schema.Array(SiteId),
+  families: Schema.Array(Schema.Literal(0, 4, 6)),
+  atMillis: Schema.Number,
+  rttMs: Schema.NullOr(Schema.Number.pipe(Schema.nonNegative())),
+  sent: Schema.Int.pipe(Schema.positive()),
+  received: Schema.Int.pipe(Schema.nonNegative()),
+}) {}
+
+export const Sample = Schema.Union(RttSample, LossTestSample, PathSample)
+export type Sample = typeof Sample.Type

@@ -1,0 +1,2 @@
+/** @net-perf/engine — the pure routing engine: samples and BGP paths in, a routing plan out. */
+export * from "./Domain.js"

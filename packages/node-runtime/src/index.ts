@@ -1,0 +1,2 @@
+/** @net-perf/node-runtime */
+export {}

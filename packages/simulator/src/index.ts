@@ -1,0 +1,2 @@
+/** @net-perf/simulator */
+export {}
