@@ -82,3 +82,44 @@ export class PathSample extends Schema.TaggedClass<PathSample>()("PathSample", {
 
 export const Sample = Schema.Union(RttSample, LossTestSample, PathSample)
 export type Sample = typeof Sample.Type
+
+/** Health of a tunnel as the aggregator sees it. `unknown` is never treated as good. */
+export const TunnelState = Schema.Literal("up", "dead", "unknown")
+export type TunnelState = typeof TunnelState.Type
+
+/** What the aggregator knows about one tunnel at one instant (all times epoch ms). */
+export const LinkStats = Schema.Struct({
+  tunnel: TunnelId,
+  state: TunnelState,
+  /** Smoothed round-trip time; null before the first reply. */
+  rttMs: Schema.NullOr(Schema.Number.pipe(Schema.nonNegative())),
+  /** RFC 3550 interarrival jitter estimate of the RTT. */
+  jitterMs: Schema.Number.pipe(Schema.nonNegative()),
+  /** Decaying-memory loss ratio 0..1. */
+  lossRatio: Schema.Number.pipe(Schema.between(0, 1)),
+  /** Share of recent time the tunnel was up, 0..1. */
+  availability: Schema.Number.pipe(Schema.between(0, 1)),
+  lastSampleAtMillis: Schema.NullOr(Schema.Number),
+  lastReplyAtMillis: Schema.NullOr(Schema.Number),
+})
+export type LinkStats = typeof LinkStats.Type
+
+/** Private ASN of a site: 64512 + id. */
+export const siteAsn = (site: SiteId): number => 64512 + site
+
+/** One candidate BGP path for a prefix, as BIRD reports it (`show route all`). */
+export const BgpPath = Schema.Struct({
+  /** CIDR prefix, e.g. `10.201.3.0/24` or `fdac:c9:3::/64`. */
+  prefix: Schema.String,
+  /** Address family of the prefix (not of the underlay). */
+  prefixFamily: Family,
+  /** AS path as BIRD prints it, nearest AS first; the last element is the origin. */
+  asPath: Schema.Array(Schema.Int.pipe(Schema.nonNegative())),
+  /** BGP next-hop address. */
+  nextHop: Schema.String,
+  /** Outgoing interface BIRD would use (e.g. `wg1.3_v4`). */
+  interface: Schema.String,
+  /** BIRD's own preferred path for the prefix. */
+  primary: Schema.Boolean,
+})
+export type BgpPath = typeof BgpPath.Type
