@@ -1,2 +1,4 @@
 /** @net-perf/engine — the pure routing engine: samples and BGP paths in, a routing plan out. */
 export * from "./Domain.js"
+export * from "./Cost.js"
+export * from "./Stability.js"

@@ -1,0 +1,166 @@
+/**
+ * Hysteresis for every choice the engine makes (tunnel family per peer, route per destination).
+ *
+ * Decision a reader must know: the incumbent is kept unless a candidate beats it by more than
+ * max(absolute margin, relative margin × incumbent cost, k × measured noise) AND the dwell time
+ * since the last switch has passed; an incumbent whose cost is +Infinity (dead, gone) is left
+ * at once, dwell or not. Ties never depend on map order: equal costs prefer the incumbent, then
+ * the earlier candidate in the caller's order.
+ */
+import { Equal } from "effect"
+
+export interface StabilityConfig {
+  /** A switch must gain more than this many ms (default 5). */
+  readonly absoluteMarginMs: number
+  /** ... and more than this share of the incumbent's cost (default 0.1 = 10 %). */
+  readonly relativeMargin: number
+  /** ... and more than this many standard deviations of the measured noise (default 3). */
+  readonly noiseFactor: number
+  /** Minimum time between two switches, except when leaving a dead choice (default 30 s). */
+  readonly dwellMillis: number
+}
+
+export const defaultStabilityConfig: StabilityConfig = {
+  absoluteMarginMs: 5,
+  relativeMargin: 0.1,
+  noiseFactor: 3,
+  dwellMillis: 30_000,
+}
+
+/** One option with its current cost (ms-equivalent, +Infinity = unusable). */
+export interface Candidate<K> {
+  readonly key: K
+  readonly cost: number
+  /**
+   * Standard deviation of this candidate's cost in ms (0 if unknown). For a link the RFC 3550
+   * jitter is a fair stand-in (for Gaussian noise E|D| = 2σ/√π ≈ 1.13σ); for a path combine
+   * its links' with `combineNoise`.
+   */
+  readonly noiseMs?: number
+}
+
+/** What is chosen now, and since when (the time of the last switch). */
+export interface Choice<K> {
+  readonly key: K
+  readonly sinceMillis: number
+}
+
+export type DecisionReason =
+  /** No previous choice: the best candidate is taken. */
+  | "initial"
+  /** The incumbent was dead or missing and a usable candidate exists. */
+  | "left-dead"
+  /** A candidate beat the incumbent by more than the threshold after the dwell time. */
+  | "better"
+  /** The incumbent is (one of) the best. */
+  | "incumbent-best"
+  /** A better candidate exists but its gain is within the threshold. */
+  | "within-margin"
+  /** A better candidate beats the threshold but the dwell time has not passed. */
+  | "dwell"
+  /** Nothing is usable; the incumbent is kept (its cost is +Infinity). */
+  | "all-dead"
+  /** No candidates at all. */
+  | "no-candidates"
+
+export interface Decision<K> {
+  /** undefined only when there are no candidates and no previous choice. */
+  readonly choice: Choice<K> | undefined
+  /** Cost of the chosen key now (+Infinity when unusable or missing). */
+  readonly cost: number
+  readonly switched: boolean
+  readonly reason: DecisionReason
+  /** Best candidate and the threshold its gain had to exceed (for reports). */
+  readonly best: Candidate<K> | undefined
+  readonly thresholdMs: number
+}
+
+/** √(Σσ²): the standard deviation of a sum (or difference) of independent noisy costs. */
+export const combineNoise = (...sigmasMs: ReadonlyArray<number>): number => {
+  let s = 0
+  for (const x of sigmasMs) if (x > 0 && Number.isFinite(x)) s += x * x
+  return Math.sqrt(s)
+}
+
+/** The gain a challenger must exceed to displace an incumbent of cost `incumbentCost`. */
+export const switchThresholdMs = (
+  incumbentCost: number,
+  noiseMs: number,
+  config: StabilityConfig = defaultStabilityConfig,
+): number =>
+  Math.max(
+    config.absoluteMarginMs,
+    config.relativeMargin * incumbentCost,
+    config.noiseFactor * (Number.isFinite(noiseMs) && noiseMs > 0 ? noiseMs : 0),
+  )
+
+const usable = (c: number): boolean => c < Number.POSITIVE_INFINITY && !Number.isNaN(c)
+
+/**
+ * Chooses among `candidates` given the previous choice. Pure; `nowMillis` is the decision time.
+ * Candidate order is the tie-break (earlier wins between equal costs, after the incumbent).
+ * NaN costs are treated as +Infinity.
+ */
+export const decide = <K>(
+  previous: Choice<K> | undefined,
+  candidates: ReadonlyArray<Candidate<K>>,
+  nowMillis: number,
+  config: StabilityConfig = defaultStabilityConfig,
+  same: (a: K, b: K) => boolean = Equal.equals,
+): Decision<K> => {
+  let incumbent: Candidate<K> | undefined
+  let best: Candidate<K> | undefined
+  let bestCost = Number.POSITIVE_INFINITY
+  for (const c of candidates) {
+    const isIncumbent = previous !== undefined && incumbent === undefined && same(c.key, previous.key)
+    if (isIncumbent) incumbent = c
+    const cc = usable(c.cost) ? c.cost : Number.POSITIVE_INFINITY
+    // Strictly lower wins; on a tie the incumbent displaces an earlier equal candidate.
+    if (best === undefined || cc < bestCost || (cc === bestCost && isIncumbent)) {
+      best = c
+      bestCost = cc
+    }
+  }
+  const incumbentCost = incumbent !== undefined && usable(incumbent.cost) ? incumbent.cost : Number.POSITIVE_INFINITY
+
+  if (best === undefined) {
+    return {
+      choice: previous,
+      cost: Number.POSITIVE_INFINITY,
+      switched: false,
+      reason: "no-candidates",
+      best: undefined,
+      thresholdMs: 0,
+    }
+  }
+  const take = (reason: DecisionReason, thresholdMs: number): Decision<K> => ({
+    choice: { key: best.key, sinceMillis: nowMillis },
+    cost: bestCost,
+    switched: previous !== undefined,
+    reason,
+    best,
+    thresholdMs,
+  })
+  const keep = (reason: DecisionReason, thresholdMs: number): Decision<K> => ({
+    choice: previous,
+    cost: incumbentCost,
+    switched: false,
+    reason,
+    best,
+    thresholdMs,
+  })
+
+  if (previous === undefined) return take("initial", 0)
+  if (!usable(incumbentCost)) {
+    // Leaving a dead choice needs no margin and no dwell; staying on a dead one beats hopping
+    // between dead ones.
+    return usable(bestCost) ? take("left-dead", 0) : keep("all-dead", 0)
+  }
+  if (best === incumbent) return keep("incumbent-best", 0)
+  const noise = combineNoise(incumbent?.noiseMs ?? 0, best.noiseMs ?? 0)
+  const threshold = switchThresholdMs(incumbentCost, noise, config)
+  const gain = incumbentCost - bestCost
+  if (!(gain > threshold)) return keep("within-margin", threshold)
+  if (nowMillis - previous.sinceMillis < config.dwellMillis) return keep("dwell", threshold)
+  return take("better", threshold)
+}

@@ -1,0 +1,122 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as fc from "fast-check"
+import { type Candidate, type Choice, decide, defaultStabilityConfig, switchThresholdMs } from "../src/Stability.js"
+
+const cfg = defaultStabilityConfig
+const finiteCost = fc.double({ min: 0, max: 2000, noNaN: true })
+
+describe("Stability", () => {
+  it("takes the best candidate initially, ties to the earlier one", () => {
+    const d = decide(
+      undefined,
+      [
+        { key: "a", cost: 10 },
+        { key: "b", cost: 5 },
+        { key: "c", cost: 5 },
+      ],
+      0,
+    )
+    expect(d.choice).toEqual({ key: "b", sinceMillis: 0 })
+    expect(d.reason).toBe("initial")
+    expect(d.switched).toBe(false)
+  })
+
+  it("never switches when the gain is within the margins", () => {
+    fc.assert(
+      fc.property(
+        finiteCost,
+        fc.double({ min: 0, max: 0.99, noNaN: true }),
+        fc.double({ min: 0, max: 20, noNaN: true }),
+        fc.nat(10_000_000),
+        (incumbentCost, share, noiseMs, elapsed) => {
+          const threshold = switchThresholdMs(incumbentCost, noiseMs * Math.SQRT2)
+          const challengerCost = Math.max(0, incumbentCost - share * threshold)
+          const prev: Choice<string> = { key: "inc", sinceMillis: 0 }
+          const d = decide(
+            prev,
+            [
+              { key: "ch", cost: challengerCost, noiseMs },
+              { key: "inc", cost: incumbentCost, noiseMs },
+            ],
+            elapsed,
+          )
+          expect(d.choice).toEqual(prev)
+          expect(d.switched).toBe(false)
+        },
+      ),
+      { numRuns: 2000 },
+    )
+  })
+
+  it("switches when the gain beats every margin and the dwell has passed", () => {
+    fc.assert(
+      fc.property(finiteCost, fc.double({ min: 0, max: 20, noNaN: true }), (incumbentCost, noiseMs) => {
+        const threshold = switchThresholdMs(incumbentCost, noiseMs * Math.SQRT2)
+        fc.pre(incumbentCost > threshold + 1e-6)
+        const challengerCost = Math.max(0, incumbentCost - threshold * 1.01 - 1e-6)
+        const prev: Choice<string> = { key: "inc", sinceMillis: 0 }
+        const cands: ReadonlyArray<Candidate<string>> = [
+          { key: "inc", cost: incumbentCost, noiseMs },
+          { key: "ch", cost: challengerCost, noiseMs },
+        ]
+        const early = decide(prev, cands, cfg.dwellMillis - 1)
+        expect(early.choice).toEqual(prev)
+        expect(early.reason).toBe("dwell")
+        const late = decide(prev, cands, cfg.dwellMillis)
+        expect(late.choice).toEqual({ key: "ch", sinceMillis: cfg.dwellMillis })
+        expect(late.switched).toBe(true)
+        expect(late.reason).toBe("better")
+      }),
+    )
+  })
+
+  it("leaves a dead or missing incumbent at once, dwell or not", () => {
+    fc.assert(
+      fc.property(finiteCost, fc.nat(cfg.dwellMillis), fc.boolean(), (challengerCost, now, missing) => {
+        const prev: Choice<string> = { key: "inc", sinceMillis: now }
+        const cands: Array<Candidate<string>> = [{ key: "ch", cost: challengerCost }]
+        if (!missing) cands.push({ key: "inc", cost: Number.POSITIVE_INFINITY })
+        const d = decide(prev, cands, now)
+        expect(d.choice?.key).toBe("ch")
+        expect(d.reason).toBe("left-dead")
+      }),
+    )
+  })
+
+  it("stays on a dead incumbent when everything is dead", () => {
+    const prev: Choice<number> = { key: 4, sinceMillis: 0 }
+    const d = decide(
+      prev,
+      [
+        { key: 6, cost: Number.POSITIVE_INFINITY },
+        { key: 4, cost: Number.NaN },
+      ],
+      1,
+    )
+    expect(d.choice).toEqual(prev)
+    expect(d.reason).toBe("all-dead")
+    expect(d.cost).toBe(Number.POSITIVE_INFINITY)
+  })
+
+  it("prefers the incumbent on a tie and reports no candidates", () => {
+    const prev: Choice<string> = { key: "b", sinceMillis: 0 }
+    const d = decide(
+      prev,
+      [
+        { key: "a", cost: 7 },
+        { key: "b", cost: 7 },
+      ],
+      1e9,
+    )
+    expect(d.choice).toEqual(prev)
+    expect(d.reason).toBe("incumbent-best")
+    expect(decide(prev, [], 5).reason).toBe("no-candidates")
+    expect(decide(undefined, [], 5).choice).toBeUndefined()
+  })
+
+  it("the noise term dominates the threshold when the noise is large", () => {
+    expect(switchThresholdMs(10, 0)).toBe(5)
+    expect(switchThresholdMs(100, 0)).toBe(10)
+    expect(switchThresholdMs(100, 10)).toBe(30)
+  })
+})
