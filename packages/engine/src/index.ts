@@ -2,3 +2,4 @@
 export * from "./Domain.js"
 export * from "./Cost.js"
 export * from "./Stability.js"
+export * from "./Aggregation.js"

@@ -1,0 +1,313 @@
+/**
+ * Per-tunnel aggregation of probe samples into `LinkStats`.
+ *
+ * Decision a reader must know: every average is a decaying-memory mean over sample TIMESTAMPS
+ * (Σ w·x / Σ w with w = 2^(−age/halfLife)), not a per-sample EWMA. A burst of samples with one
+ * timestamp counts each sample equally, a late (out-of-order) sample enters with its age's weight,
+ * and the first sample is taken exactly. Pure and deterministic: time only comes from samples and
+ * from the `nowMillis` argument.
+ *
+ * Health is a small state machine, separate from the averages:
+ *   unknown ──(reviveAfterReplies consecutive replies)──▶ up
+ *   unknown/up ──(deadAfterMisses consecutive lost fast probes)──▶ dead
+ *   dead ──(reviveAfterReplies consecutive replies)──▶ up
+ *   up ──(no sample for staleAfterMillis)──▶ dead (reported at once; a later reply must revive it)
+ * A lost fast probe (udp-echo by default) counts towards death; a lost probe of another kind only
+ * breaks a reply streak; a reply of any RTT kind counts towards revival.
+ *
+ * Loss ratio = max(slow mean, fast mean − z·σ): the slow mean (half-life 10 min) remembers and
+ * fades; the fast mean (half-life 30 s), discounted by its own sampling error, makes a new loss
+ * visible within a minute without letting one unlucky probe out of forty look like 2 % loss.
+ * Probes are counted for loss only while the tunnel is up: outages are priced by availability,
+ * and the prober's faster probing while a tunnel is down must not be counted twice.
+ * Availability is the time-weighted share of time up, counted from the first time the tunnel
+ * was up (a tunnel still coming up at start-up is not punished for it).
+ */
+import type { LinkStats, LossTestSample, RttProbeKind, RttSample, TunnelId, TunnelState } from "./Domain.js"
+import { tunnelKey } from "./Domain.js"
+
+export interface AggregationConfig {
+  /** Half-life of the smoothed RTT (default 10 s). */
+  readonly rttHalfLifeMillis: number
+  /** Half-life of the slow loss memory (default 10 min). */
+  readonly lossHalfLifeMillis: number
+  /** Half-life of the fast loss estimate (default 30 s). */
+  readonly fastLossHalfLifeMillis: number
+  /** Standard errors subtracted from the fast loss estimate (default 1). */
+  readonly fastLossConfidence: number
+  /** Half-life of the availability memory (default 10 min). */
+  readonly availabilityHalfLifeMillis: number
+  /** Consecutive lost fast probes that make a tunnel dead (default 3). */
+  readonly deadAfterMisses: number
+  /** Consecutive replies that bring a tunnel up (from unknown or dead; default 2). */
+  readonly reviveAfterReplies: number
+  /** No sample for longer than this: the tunnel is dead (default 30 s). */
+  readonly staleAfterMillis: number
+  /** Probe kinds whose losses count towards death (default udp-echo). */
+  readonly fastProbeKinds: ReadonlyArray<RttProbeKind>
+}
+
+export const defaultAggregationConfig: AggregationConfig = {
+  rttHalfLifeMillis: 10_000,
+  lossHalfLifeMillis: 600_000,
+  fastLossHalfLifeMillis: 30_000,
+  fastLossConfidence: 1,
+  availabilityHalfLifeMillis: 600_000,
+  deadAfterMisses: 3,
+  reviveAfterReplies: 2,
+  staleAfterMillis: 30_000,
+  fastProbeKinds: ["udp-echo"],
+}
+
+/** A decaying-memory sum: Σ w·x and Σ w, both as of `atMillis`. */
+interface Decayed {
+  readonly sum: number
+  readonly weight: number
+  readonly atMillis: number
+}
+
+const emptyDecayed: Decayed = { sum: 0, weight: 0, atMillis: Number.NEGATIVE_INFINITY }
+
+/** Adds `weight` observations of total `sum` made at `atMillis`. */
+const addDecayed = (d: Decayed, sum: number, weight: number, atMillis: number, halfLifeMillis: number): Decayed => {
+  if (d.weight === 0) return { sum, weight, atMillis }
+  if (atMillis >= d.atMillis) {
+    const k = 2 ** (-(atMillis - d.atMillis) / halfLifeMillis)
+    return { sum: d.sum * k + sum, weight: d.weight * k + weight, atMillis }
+  }
+  // A late sample enters with the weight its age deserves.
+  const k = 2 ** (-(d.atMillis - atMillis) / halfLifeMillis)
+  return { sum: d.sum + sum * k, weight: d.weight + weight * k, atMillis: d.atMillis }
+}
+
+const meanOf = (d: Decayed): number => (d.weight > 0 ? d.sum / d.weight : 0)
+
+/** Aggregated state of one tunnel. Treat as opaque; read it through `linkStats`. */
+export interface TunnelAggregate {
+  readonly tunnel: TunnelId
+  readonly state: TunnelState
+  readonly everUp: boolean
+  readonly misses: number
+  readonly replies: number
+  readonly rtt: Decayed
+  readonly slowLoss: Decayed
+  readonly fastLoss: Decayed
+  /** RFC 3550 jitter and the last reply's RTT per probe kind (differences only within a kind). */
+  readonly jitterMs: number
+  readonly lastRttByKind: Readonly<Partial<Record<RttProbeKind, number>>>
+  /** Time-weighted up-time and observed time (decayed), accounted up to `accountedAtMillis`. */
+  readonly upMillis: number
+  readonly observedMillis: number
+  readonly accountedAtMillis: number | null
+  readonly lastSampleAtMillis: number | null
+  readonly lastReplyAtMillis: number | null
+}
+
+export const emptyAggregate = (tunnel: TunnelId): TunnelAggregate => ({
+  tunnel,
+  state: "unknown",
+  everUp: false,
+  misses: 0,
+  replies: 0,
+  rtt: emptyDecayed,
+  slowLoss: emptyDecayed,
+  fastLoss: emptyDecayed,
+  jitterMs: 0,
+  lastRttByKind: {},
+  upMillis: 0,
+  observedMillis: 0,
+  accountedAtMillis: null,
+  lastSampleAtMillis: null,
+  lastReplyAtMillis: null,
+})
+
+/**
+ * Decayed integrals of "up" and "observed" over [from, to] with the tunnel in `state`.
+ * An up period longer than the staleness limit counts as up only for that limit: nobody was
+ * looking after that.
+ */
+const account = (
+  upMillis: number,
+  observedMillis: number,
+  state: TunnelState,
+  everUp: boolean,
+  fromMillis: number | null,
+  toMillis: number,
+  config: AggregationConfig,
+): { upMillis: number; observedMillis: number } => {
+  if (fromMillis === null || toMillis <= fromMillis) return { upMillis, observedMillis }
+  const h = config.availabilityHalfLifeMillis
+  const dt = toMillis - fromMillis
+  const decayAll = 2 ** (-dt / h)
+  // ∫ over an interval of length t ending now of 2^(−age/h) = (h/ln2)(1 − 2^(−t/h))
+  const integral = (t: number) => (h / Math.LN2) * (1 - 2 ** (-t / h))
+  if (state === "unknown" || (state === "dead" && !everUp)) {
+    return { upMillis: upMillis * decayAll, observedMillis: observedMillis * decayAll }
+  }
+  const observed = observedMillis * decayAll + integral(dt)
+  if (state === "dead") return { upMillis: upMillis * decayAll, observedMillis: observed }
+  const upSpan = Math.min(dt, config.staleAfterMillis)
+  // Up during the first upSpan of the interval, then (if stale) down until toMillis.
+  const up = upMillis * decayAll + integral(upSpan) * 2 ** (-(dt - upSpan) / h)
+  return { upMillis: up, observedMillis: observed }
+}
+
+const isRttSample = (s: RttSample | LossTestSample): s is RttSample => s._tag === "RttSample"
+
+/** Folds one sample into a tunnel's aggregate (the sample's tunnel is not checked). */
+export const ingest = (
+  agg: TunnelAggregate,
+  sample: RttSample | LossTestSample,
+  config: AggregationConfig = defaultAggregationConfig,
+): TunnelAggregate => {
+  const at = sample.atMillis
+  let state = agg.state
+  let replies = agg.replies
+  // A silence longer than the staleness limit killed the tunnel even if nobody noticed.
+  if (state === "up" && agg.lastSampleAtMillis !== null && at - agg.lastSampleAtMillis > config.staleAfterMillis) {
+    const accounted = account(agg.upMillis, agg.observedMillis, "up", agg.everUp, agg.accountedAtMillis, at, config)
+    agg = { ...agg, ...accounted, state: "dead", accountedAtMillis: at }
+    state = "dead"
+    replies = 0
+  }
+  const inOrder = agg.accountedAtMillis === null || at >= agg.accountedAtMillis
+  const accounted = inOrder
+    ? account(agg.upMillis, agg.observedMillis, state, agg.everUp, agg.accountedAtMillis, at, config)
+    : { upMillis: agg.upMillis, observedMillis: agg.observedMillis }
+  const accountedAtMillis = inOrder ? at : agg.accountedAtMillis
+  const lastSampleAtMillis = agg.lastSampleAtMillis === null ? at : Math.max(agg.lastSampleAtMillis, at)
+  const countLoss = state === "up"
+
+  if (!isRttSample(sample)) {
+    const sent = sample.sent
+    const lost = Math.max(0, sent - Math.min(sent, sample.received))
+    return {
+      ...agg,
+      ...accounted,
+      state,
+      replies,
+      accountedAtMillis,
+      lastSampleAtMillis,
+      slowLoss: countLoss ? addDecayed(agg.slowLoss, lost, sent, at, config.lossHalfLifeMillis) : agg.slowLoss,
+      fastLoss: countLoss ? addDecayed(agg.fastLoss, lost, sent, at, config.fastLossHalfLifeMillis) : agg.fastLoss,
+    }
+  }
+
+  const lostNow = sample.rttMs === null ? 1 : 0
+  const slowLoss = countLoss ? addDecayed(agg.slowLoss, lostNow, 1, at, config.lossHalfLifeMillis) : agg.slowLoss
+  const fastLoss = countLoss ? addDecayed(agg.fastLoss, lostNow, 1, at, config.fastLossHalfLifeMillis) : agg.fastLoss
+
+  if (sample.rttMs === null) {
+    const misses = config.fastProbeKinds.includes(sample.kind) ? agg.misses + 1 : agg.misses
+    return {
+      ...agg,
+      ...accounted,
+      state: misses >= config.deadAfterMisses ? "dead" : state,
+      misses,
+      replies: 0,
+      accountedAtMillis,
+      lastSampleAtMillis,
+      slowLoss,
+      fastLoss,
+    }
+  }
+
+  const rttMs = sample.rttMs
+  const previousRtt = agg.lastRttByKind[sample.kind]
+  // RFC 3550 §6.4.1: J += (|D| − J)/16, D the difference between consecutive samples.
+  const jitterMs =
+    previousRtt === undefined ? agg.jitterMs : agg.jitterMs + (Math.abs(rttMs - previousRtt) - agg.jitterMs) / 16
+  replies += 1
+  const nextState: TunnelState = state !== "up" && replies >= config.reviveAfterReplies ? "up" : state
+  return {
+    ...agg,
+    ...accounted,
+    state: nextState,
+    everUp: agg.everUp || nextState === "up",
+    misses: 0,
+    replies,
+    accountedAtMillis,
+    lastSampleAtMillis,
+    lastReplyAtMillis: agg.lastReplyAtMillis === null ? at : Math.max(agg.lastReplyAtMillis, at),
+    rtt: addDecayed(agg.rtt, rttMs, 1, at, config.rttHalfLifeMillis),
+    slowLoss,
+    fastLoss,
+    jitterMs,
+    lastRttByKind: { ...agg.lastRttByKind, [sample.kind]: rttMs },
+  }
+}
+
+/** The state the tunnel is in at `nowMillis` (stale → dead). */
+export const stateAt = (
+  agg: TunnelAggregate,
+  nowMillis: number,
+  config: AggregationConfig = defaultAggregationConfig,
+): TunnelState =>
+  agg.state === "up" &&
+  (agg.lastSampleAtMillis === null || nowMillis - agg.lastSampleAtMillis > config.staleAfterMillis)
+    ? "dead"
+    : agg.state
+
+/** Loss ratio 0..1 as of the last sample: max(slow mean, fast mean − z·σ). */
+const lossRatioOf = (agg: TunnelAggregate, config: AggregationConfig): number => {
+  const slow = meanOf(agg.slowLoss)
+  const w = agg.fastLoss.weight
+  if (w <= 0) return Math.min(1, slow)
+  const p = agg.fastLoss.sum / w
+  const fast = p - config.fastLossConfidence * Math.sqrt((p * (1 - p)) / w)
+  return Math.min(1, Math.max(0, slow, fast))
+}
+
+/** What the aggregate says about its tunnel at `nowMillis`. */
+export const linkStats = (
+  agg: TunnelAggregate,
+  nowMillis: number,
+  config: AggregationConfig = defaultAggregationConfig,
+): LinkStats => {
+  const { upMillis, observedMillis } = account(
+    agg.upMillis,
+    agg.observedMillis,
+    agg.state,
+    agg.everUp,
+    agg.accountedAtMillis,
+    nowMillis,
+    config,
+  )
+  const state = stateAt(agg, nowMillis, config)
+  const availability = observedMillis > 0 ? Math.min(1, Math.max(0, upMillis / observedMillis)) : state === "up" ? 1 : 0
+  return {
+    tunnel: agg.tunnel,
+    state,
+    rttMs: agg.rtt.weight > 0 ? meanOf(agg.rtt) : null,
+    jitterMs: agg.jitterMs,
+    lossRatio: lossRatioOf(agg, config),
+    availability,
+    lastSampleAtMillis: agg.lastSampleAtMillis,
+    lastReplyAtMillis: agg.lastReplyAtMillis,
+  }
+}
+
+/** Aggregates of many tunnels, keyed by `tunnelKey`. */
+export type AggregateTable = ReadonlyMap<string, TunnelAggregate>
+
+/** Folds a batch of samples into a table (one copy of the table per batch, not per sample). */
+export const ingestSamples = (
+  table: AggregateTable,
+  samples: Iterable<RttSample | LossTestSample>,
+  config: AggregationConfig = defaultAggregationConfig,
+): AggregateTable => {
+  const next = new Map(table)
+  for (const s of samples) {
+    const key = tunnelKey(s.tunnel)
+    next.set(key, ingest(next.get(key) ?? emptyAggregate(s.tunnel), s, config))
+  }
+  return next
+}
+
+/** LinkStats of every tunnel in the table at `nowMillis`, in key order. */
+export const tableStats = (
+  table: AggregateTable,
+  nowMillis: number,
+  config: AggregationConfig = defaultAggregationConfig,
+): ReadonlyArray<LinkStats> =>
+  [...table.keys()].sort().map((k) => linkStats(table.get(k) as TunnelAggregate, nowMillis, config))

@@ -1,0 +1,179 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Either, Schema } from "effect"
+import * as fc from "fast-check"
+import {
+  defaultAggregationConfig,
+  emptyAggregate,
+  ingest,
+  ingestSamples,
+  linkStats,
+  type TunnelAggregate,
+  tableStats,
+} from "../src/Aggregation.js"
+import { LinkStats, LossTestSample, type RttProbeKind, RttSample, tunnelId } from "../src/Domain.js"
+
+const tunnel = tunnelId(1, 2, 4)
+const echo = (atMillis: number, rttMs: number | null, kind: RttProbeKind = "udp-echo") =>
+  RttSample.make({ tunnel, kind, atMillis, rttMs })
+const lossTest = (atMillis: number, sent: number, received: number) =>
+  LossTestSample.make({ tunnel, atMillis, sent, received, reordered: 0, jitterMs: 0, rateBitsPerSecond: 1e6 })
+const feed = (agg: TunnelAggregate, samples: ReadonlyArray<RttSample | LossTestSample>) =>
+  samples.reduce((a, s) => ingest(a, s), agg)
+/** One echo per second from `fromS` (inclusive) to `toS` (exclusive); `lost(t)` decides losses. */
+const echoes = (fromS: number, toS: number, rttMs: number, lost: (s: number) => boolean = () => false) => {
+  const out: Array<RttSample> = []
+  for (let s = fromS; s < toS; s++) out.push(echo(s * 1000, lost(s) ? null : rttMs))
+  return out
+}
+
+describe("Aggregation", () => {
+  it("is unknown until two consecutive replies, then up with the exact first RTT", () => {
+    let a = ingest(emptyAggregate(tunnel), echo(0, 12))
+    expect(linkStats(a, 0).state).toBe("unknown")
+    expect(linkStats(a, 0).rttMs).toBe(12)
+    a = ingest(a, echo(1000, 12))
+    expect(linkStats(a, 1000).state).toBe("up")
+    expect(linkStats(a, 1000).availability).toBe(1)
+  })
+
+  it("is dead after exactly k consecutive lost fast probes", () => {
+    const up = feed(emptyAggregate(tunnel), echoes(0, 60, 10))
+    const two = feed(up, [echo(60_000, null), echo(60_500, null)])
+    expect(linkStats(two, 60_500).state).toBe("up")
+    const three = ingest(two, echo(60_750, null))
+    expect(linkStats(three, 60_750).state).toBe("dead")
+    // Lost ICMP probes break a reply streak but do not kill.
+    const icmpLosses = feed(up, [echo(60_000, null, "icmp"), echo(60_100, null, "icmp"), echo(60_200, null, "icmp")])
+    expect(linkStats(icmpLosses, 60_200).state).toBe("up")
+  })
+
+  it("is not revived by one reply; two consecutive replies revive", () => {
+    const dead = feed(emptyAggregate(tunnel), [...echoes(0, 60, 10), ...echoes(60, 63, 10, () => true)])
+    const one = ingest(dead, echo(63_000, 10))
+    expect(linkStats(one, 63_000).state).toBe("dead")
+    const brokenStreak = feed(one, [echo(63_250, null), echo(63_500, 10)])
+    expect(linkStats(brokenStreak, 63_500).state).toBe("dead")
+    const revived = ingest(brokenStreak, echo(63_750, 10))
+    expect(linkStats(revived, 63_750).state).toBe("up")
+  })
+
+  it("is dead when stale, and a single reply after the silence does not revive it", () => {
+    const up = feed(emptyAggregate(tunnel), echoes(0, 60, 10))
+    const limit = defaultAggregationConfig.staleAfterMillis
+    expect(linkStats(up, 59_000 + limit).state).toBe("up")
+    expect(linkStats(up, 59_000 + limit + 1).state).toBe("dead")
+    const late = ingest(up, echo(59_000 + limit + 5000, 10))
+    expect(linkStats(late, 59_000 + limit + 5000).state).toBe("dead")
+    const again = ingest(late, echo(59_000 + limit + 6000, 10))
+    expect(linkStats(again, 59_000 + limit + 6000).state).toBe("up")
+  })
+
+  it("smooths RTT with a time-based half-life at any steady probe rate", () => {
+    const h = defaultAggregationConfig.rttHalfLifeMillis
+    const at = (stepMillis: number) => {
+      const out: Array<RttSample> = []
+      for (let t = 0; t <= 600_000; t += stepMillis) out.push(echo(t, 20))
+      for (let t = 600_000 + stepMillis; t <= 600_000 + h; t += stepMillis) out.push(echo(t, 40))
+      return linkStats(feed(emptyAggregate(tunnel), out), 600_000 + h).rttMs!
+    }
+    // After one half-life of 40 ms samples the mean is about half-way (discretisation aside).
+    for (const step of [250, 1000, 2000]) {
+      expect(at(step)).toBeGreaterThan(29.9)
+      expect(at(step)).toBeLessThan(31.5)
+    }
+  })
+
+  it("weights a same-timestamp burst equally", () => {
+    const a = feed(emptyAggregate(tunnel), [echo(0, 10, "icmp"), echo(0, 20, "icmp"), echo(0, 30, "icmp")])
+    expect(linkStats(a, 0).rttMs).toBeCloseTo(20, 9)
+  })
+
+  it("estimates RFC 3550 jitter: zero on a constant RTT, towards |D| on alternating RTTs", () => {
+    const flat = feed(emptyAggregate(tunnel), echoes(0, 100, 15))
+    expect(linkStats(flat, 100_000).jitterMs).toBe(0)
+    const alt: Array<RttSample> = []
+    for (let s = 0; s < 300; s++) alt.push(echo(s * 1000, s % 2 === 0 ? 10 : 20))
+    expect(linkStats(feed(emptyAggregate(tunnel), alt), 300_000).jitterMs).toBeCloseTo(10, 3)
+  })
+
+  it("shows 1 % loss within 60 s and lets it fade", () => {
+    // 30 min clean: echo 1/s plus a 1000-packet loss test every 60 s.
+    const clean: Array<RttSample | LossTestSample> = []
+    for (let s = 0; s < 1800; s++) {
+      clean.push(echo(s * 1000, 10))
+      if (s % 60 === 59) clean.push(lossTest(s * 1000, 1000, 1000))
+    }
+    const before = feed(emptyAggregate(tunnel), clean)
+    expect(linkStats(before, 1_800_000).lossRatio).toBe(0)
+    // 60 s of 1 % loss.
+    const lossy: Array<RttSample | LossTestSample> = [
+      ...echoes(1800, 1860, 10, (s) => s === 1850),
+      lossTest(1_859_000, 1000, 990),
+    ]
+    const during = feed(before, lossy)
+    const shown = linkStats(during, 1_860_000).lossRatio
+    expect(shown).toBeGreaterThan(0.004)
+    expect(shown).toBeLessThan(0.02)
+    // 30 min clean again: the memory fades to well under a tenth.
+    const after: Array<RttSample | LossTestSample> = []
+    for (let s = 1860; s < 3660; s++) {
+      after.push(echo(s * 1000, 10))
+      if (s % 60 === 59) after.push(lossTest(s * 1000, 1000, 1000))
+    }
+    const faded = linkStats(feed(during, after), 3_660_000).lossRatio
+    expect(faded).toBeLessThan(shown / 10)
+  })
+
+  it("does not read one lost echo among clean ones as percent-level loss", () => {
+    const a = feed(
+      emptyAggregate(tunnel),
+      echoes(0, 1200, 10, (s) => s === 1190),
+    )
+    expect(linkStats(a, 1_200_000).lossRatio).toBeLessThan(0.003)
+  })
+
+  it("prices an outage in availability, not in loss, and recovers availability over time", () => {
+    const deadSpan = echoes(600, 660, 10, () => true)
+    const a = feed(emptyAggregate(tunnel), [...echoes(0, 600, 10), ...deadSpan, ...echoes(660, 700, 10)])
+    const s = linkStats(a, 700_000)
+    expect(s.state).toBe("up")
+    expect(s.availability).toBeLessThan(0.97)
+    expect(s.availability).toBeGreaterThan(0.85)
+    expect(s.lossRatio).toBeLessThan(0.01)
+    const later = linkStats(feed(a, echoes(700, 4300, 10)), 4_300_000)
+    expect(later.availability).toBeGreaterThan(0.995)
+  })
+
+  it("does not punish a tunnel for being down before it first came up", () => {
+    const a = feed(emptyAggregate(tunnel), [...echoes(0, 30, 10, () => true), ...echoes(30, 40, 10)])
+    const s = linkStats(a, 40_000)
+    expect(s.state).toBe("up")
+    expect(s.availability).toBe(1)
+  })
+
+  it("always yields valid LinkStats; batches equal one-by-one folding", () => {
+    const sample = fc.oneof(
+      fc.record({
+        dt: fc.integer({ min: -2000, max: 60_000 }),
+        rtt: fc.option(fc.double({ min: 0, max: 500, noNaN: true }), { nil: null }),
+        kind: fc.constantFrom<RttProbeKind>("udp-echo", "icmp", "tcp"),
+      }),
+      fc.record({ dt: fc.integer({ min: 0, max: 60_000 }), sent: fc.integer({ min: 1, max: 2000 }), rx: fc.nat(2100) }),
+    )
+    fc.assert(
+      fc.property(fc.array(sample, { maxLength: 80 }), fc.nat(100_000), (steps, extra) => {
+        let t = 0
+        const samples = steps.map((s) => {
+          t += s.dt
+          return "sent" in s ? lossTest(t, s.sent, s.rx) : echo(t, s.rtt, s.kind)
+        })
+        const one = feed(emptyAggregate(tunnel), samples)
+        const stats = linkStats(one, t + extra)
+        expect(Either.isRight(Schema.decodeUnknownEither(LinkStats)(stats))).toBe(true)
+        const table = ingestSamples(new Map(), samples)
+        if (samples.length > 0) expect(tableStats(table, t + extra)).toEqual([stats])
+      }),
+      { numRuns: 500 },
+    )
+  })
+})
