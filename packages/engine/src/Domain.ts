@@ -123,3 +123,49 @@ export const BgpPath = Schema.Struct({
   primary: Schema.Boolean,
 })
 export type BgpPath = typeof BgpPath.Type
+
+/** Kernel route protocol number that marks the routes net-perf manages (`ip route … proto 201`). */
+export const managedRouteProtocol = 201
+
+const ipv4Cidr = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/
+const ipv6Cidr = /^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\/(\d{1,3})$/
+
+/** True for `a.b.c.d/n` (octets ≤ 255, n ≤ 32) or an IPv6 address with `/n` (n ≤ 128). */
+export const isCidr = (s: string): boolean => {
+  const v4 = ipv4Cidr.exec(s)
+  if (v4 !== null) return v4.slice(1, 5).every((o) => Number(o) <= 255) && Number(v4[5]) <= 32
+  const v6 = ipv6Cidr.exec(s)
+  return v6 !== null && Number(v6[1]) <= 128 && (s.match(/::/g)?.length ?? 0) <= 1
+}
+
+/** A CIDR prefix with an explicit length (`10.201.3.0/24`, `fdac:c9:3::/64`). */
+export const Cidr = Schema.String.pipe(
+  Schema.filter(isCidr, { message: (s) => `not a CIDR prefix with a length: ${JSON.stringify(s)}` }),
+)
+
+/**
+ * One kernel route. Its identity, as for `ip route replace`, is (table, prefix, metric): two
+ * routes with the same identity cannot coexist. Prefixes compare as strings, so the edge that
+ * reads the kernel must normalise them (host routes with `/32` or `/128`, lower-case IPv6).
+ */
+export const KernelRoute = Schema.Struct({
+  prefix: Cidr,
+  device: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(15)),
+  gateway: Schema.optional(Schema.String),
+  source: Schema.optional(Schema.String),
+  metric: Schema.Int.pipe(Schema.between(0, 4294967295)),
+  protocol: Schema.Int.pipe(Schema.between(0, 255)),
+  /** Routing table id; absent = main (254). */
+  table: Schema.optional(Schema.Int.pipe(Schema.between(0, 4294967295))),
+})
+export type KernelRoute = typeof KernelRoute.Type
+
+/** Route operations, as `ip route add|replace|del`. */
+export class RouteAdd extends Schema.TaggedClass<RouteAdd>()("RouteAdd", { route: KernelRoute }) {}
+export class RouteReplace extends Schema.TaggedClass<RouteReplace>()("RouteReplace", {
+  route: KernelRoute,
+  previous: KernelRoute,
+}) {}
+export class RouteDelete extends Schema.TaggedClass<RouteDelete>()("RouteDelete", { route: KernelRoute }) {}
+export const RouteOp = Schema.Union(RouteAdd, RouteReplace, RouteDelete)
+export type RouteOp = typeof RouteOp.Type
