@@ -1,0 +1,81 @@
+/**
+ * Drift between the files the mesh file implies and a tree on disk: missing, changed and
+ * unexpected files. Reports never contain key material: lines holding private or pre-shared
+ * keys are shown redacted.
+ */
+import type { MeshFiles } from "./Generate.js"
+
+export type DriftKind = "missing" | "changed" | "unexpected" | "unexpected-site" | "missing-site"
+
+export interface Drift {
+  readonly site: string
+  /** Path relative to the site folder; empty for a whole site. */
+  readonly file: string
+  readonly kind: DriftKind
+  /** For `changed`: the first differing lines (1-based), redacted. */
+  readonly lines: ReadonlyArray<{ readonly line: number; readonly expected: string; readonly actual: string }>
+}
+
+const maxLinesShown = 5
+
+/** Hides key material: private and pre-shared keys are replaced, public keys are not secret. */
+export const redactLine = (line: string): string =>
+  line.replace(/^(\s*(PrivateKey|PresharedKey)\s*=\s*).*$/, "$1<redacted>")
+
+const changedLines = (expected: string, actual: string): Drift["lines"] => {
+  const e = expected.split("\n")
+  const a = actual.split("\n")
+  const out: Array<{ line: number; expected: string; actual: string }> = []
+  for (let i = 0; i < Math.max(e.length, a.length) && out.length < maxLinesShown; i++) {
+    if (e[i] !== a[i]) {
+      out.push({
+        line: i + 1,
+        expected: redactLine(e[i] ?? "<end of file>"),
+        actual: redactLine(a[i] ?? "<end of file>"),
+      })
+    }
+  }
+  return out
+}
+
+/** Compares the expected tree with the actual one; sorted by site, then file. */
+export const diffTrees = (expected: MeshFiles, actual: MeshFiles): ReadonlyArray<Drift> => {
+  const drift: Array<Drift> = []
+  const sites = [...new Set([...expected.keys(), ...actual.keys()])].sort()
+  for (const site of sites) {
+    const want = expected.get(site)
+    const have = actual.get(site)
+    if (want === undefined) {
+      drift.push({ site, file: "", kind: "unexpected-site", lines: [] })
+      continue
+    }
+    if (have === undefined) {
+      drift.push({ site, file: "", kind: "missing-site", lines: [] })
+      continue
+    }
+    for (const file of [...new Set([...want.keys(), ...have.keys()])].sort()) {
+      const e = want.get(file)
+      const a = have.get(file)
+      if (e === undefined) drift.push({ site, file, kind: "unexpected", lines: [] })
+      else if (a === undefined) drift.push({ site, file, kind: "missing", lines: [] })
+      else if (e !== a) drift.push({ site, file, kind: "changed", lines: changedLines(e, a) })
+    }
+  }
+  return drift
+}
+
+/** Human-readable drift report, one entry per block. */
+export const formatDrift = (drift: ReadonlyArray<Drift>): string =>
+  drift
+    .map((d) => {
+      const where = d.file === "" ? `${d.site}/` : `${d.site}/${d.file}`
+      const head = `${d.kind.padEnd(15)} ${where}`
+      return [
+        head,
+        ...d.lines.flatMap((l) => [
+          `  line ${l.line}: expected ${l.expected}`,
+          `  line ${l.line}:   actual ${l.actual}`,
+        ]),
+      ].join("\n")
+    })
+    .join("\n")
