@@ -1,0 +1,361 @@
+/**
+ * The four routing algorithms behind one interface: a node's view in, ranked next-hop
+ * proposals for one destination out (or a reason why the algorithm cannot route it).
+ *
+ * Decision a reader must know: an algorithm only ranks; it never decides alone. `chooseRoute`
+ * runs the node's fallback chain, drops every proposal whose next hop fails the feasibility
+ * gate (Feasibility.ts, so no choice can close a forwarding loop), and lets Stability.ts pick
+ * among what is left (margins and dwell; a dead or now-infeasible incumbent is left at once).
+ * Every proposal carries its next hop, cost and expected path, so the result can say which
+ * algorithm produced a route and why the others could not.
+ */
+import type { BgpPath, Family, SiteId } from "./Domain.js"
+import type { Eligibility, RouteMetric } from "./Feasibility.js"
+import type { MeshGraph, ShortestPathTree } from "./Graph.js"
+import { treePath } from "./Graph.js"
+import * as Stability from "./Stability.js"
+
+export type AlgorithmName = "shortest-bgp" | "least-cost-bgp" | "graph-least-cost" | "measured-fastest"
+
+export const algorithmNames: ReadonlyArray<AlgorithmName> = [
+  "graph-least-cost",
+  "least-cost-bgp",
+  "shortest-bgp",
+  "measured-fastest",
+]
+
+/** A verified multi-hop measurement of one forward path (from pathping samples). */
+export interface MeasuredPath {
+  /** Forward path [self, ..., destination]. */
+  readonly sites: ReadonlyArray<SiteId>
+  /** Cost of the measured round trip in ms-equivalent (RTT plus loss penalty). */
+  readonly costMs: number
+  /** Standard deviation of the measured RTTs (ms). */
+  readonly noiseMs: number
+  readonly lastAtMillis: number
+}
+
+/** What an algorithm may read. Built once per `decide`; every accessor is cheap. */
+export interface RoutingView {
+  readonly self: SiteId
+  readonly nowMillis: number
+  /** The measured mesh: usable links only (own links from own probes, others' from link state). */
+  readonly mesh: MeshGraph
+  /** Shortest-path tree from self over `mesh` (lazy). */
+  readonly tree: () => ShortestPathTree
+  /** Shortest-path tree from another site (lazy, cached per decide). */
+  readonly treeFrom: (site: SiteId) => ShortestPathTree | undefined
+  /** BIRD's candidate paths whose origin is the destination (any prefix family). */
+  readonly bgpPaths: (destination: SiteId) => ReadonlyArray<BgpPath>
+  /** Site of an AS number, undefined for an AS outside the mesh. */
+  readonly asnSite: (asn: number) => SiteId | undefined
+  /** Fresh pathping measurements of forward paths to the destination. */
+  readonly measuredPaths: (destination: SiteId) => ReadonlyArray<MeasuredPath>
+  /** Our own link to a neighbour: cost (+Infinity when down) and noise (jitter, ms). */
+  readonly ownLink: (neighbour: SiteId) => {
+    readonly costMs: number
+    readonly noiseMs: number
+    readonly family: Family
+  }
+  /** The feasibility gate. */
+  readonly eligibility: (neighbour: SiteId, destination: SiteId) => Eligibility
+}
+
+/** One ranked option: the next hop, the algorithm's cost and the path it expects. */
+export interface Proposal {
+  readonly nextHop: SiteId
+  readonly costMs: number
+  readonly noiseMs: number
+  readonly path: ReadonlyArray<SiteId>
+  /** AS hops of the BGP path (BGP algorithms only). */
+  readonly asHops?: number
+}
+
+export type AlgorithmResult =
+  | { readonly _tag: "Proposals"; readonly proposals: ReadonlyArray<Proposal> }
+  | { readonly _tag: "Unavailable"; readonly reason: string }
+
+export interface Algorithm {
+  readonly name: AlgorithmName
+  /** Ranked proposals, best first (the order is the tie-break), not yet gated. */
+  readonly propose: (view: RoutingView, destination: SiteId, incumbent: SiteId | undefined) => AlgorithmResult
+}
+
+const unavailable = (reason: string): AlgorithmResult => ({ _tag: "Unavailable", reason })
+
+/** Sum of link costs along a site path in the measured mesh (+Infinity if a link is unknown). */
+const meshPathCost = (view: RoutingView, sites: ReadonlyArray<SiteId>): number => view.mesh.pathCost(sites)
+
+/** A BGP path as sites [self, first AS, ..., origin]; undefined if it leaves the mesh or loops back. */
+const bgpSites = (view: RoutingView, path: BgpPath): Array<SiteId> | undefined => {
+  if (path.asPath.length === 0) return undefined
+  const sites: Array<SiteId> = [view.self]
+  for (const asn of path.asPath) {
+    const site = view.asnSite(asn)
+    if (site === undefined || site === view.self) return undefined
+    // BGP prepending repeats an AS; it is one hop.
+    if (sites[sites.length - 1] !== site) sites.push(site)
+  }
+  return sites
+}
+
+const bgpCandidates = (view: RoutingView, destination: SiteId) => {
+  const seen = new Set<string>()
+  const out: Array<{ sites: Array<SiteId>; asHops: number; primary: boolean; key: string }> = []
+  for (const p of view.bgpPaths(destination)) {
+    const sites = bgpSites(view, p)
+    if (sites === undefined || sites[sites.length - 1] !== destination) continue
+    const key = sites.join(",")
+    if (seen.has(key)) continue
+    seen.add(key)
+    out.push({ sites, asHops: p.asPath.length, primary: p.primary, key })
+  }
+  return out
+}
+
+const lexicographic = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!
+  return a.length - b.length
+}
+
+/** Keeps the first proposal per next hop (proposals arrive sorted best first). */
+const onePerNextHop = (proposals: ReadonlyArray<Proposal>): Array<Proposal> => {
+  const seen = new Set<number>()
+  const out: Array<Proposal> = []
+  for (const p of proposals) {
+    if (seen.has(p.nextHop)) continue
+    seen.add(p.nextHop)
+    out.push(p)
+  }
+  return out
+}
+
+/**
+ * 1. Fewest AS hops among BIRD's paths. Tie-break: BIRD's primary, then the lower AS path
+ * (lexicographic site ids), never map or arrival order. Its cost is the AS-hop count, so the
+ * stability margins (in ms) do not apply to it: see `stabilityFor`.
+ */
+export const shortestBgp: Algorithm = {
+  name: "shortest-bgp",
+  propose: (view, destination) => {
+    const candidates = bgpCandidates(view, destination)
+    if (candidates.length === 0) return unavailable("no BGP path to the destination from BIRD")
+    candidates.sort(
+      (a, b) => a.asHops - b.asHops || Number(b.primary) - Number(a.primary) || lexicographic(a.sites, b.sites),
+    )
+    return {
+      _tag: "Proposals",
+      proposals: onePerNextHop(
+        candidates.map((c) => ({
+          nextHop: c.sites[1]!,
+          costMs: c.asHops,
+          noiseMs: 0,
+          path: c.sites,
+          asHops: c.asHops,
+        })),
+      ),
+    }
+  },
+}
+
+/** Noise of a path: √Σ jitter² of its links (own jitter for the first hop, advertised ones after). */
+const pathNoise = (view: RoutingView, sites: ReadonlyArray<SiteId>): number =>
+  sites.length >= 2 ? view.ownLink(sites[1]!).noiseMs : 0
+
+/** 2. BIRD's paths scored by the sum of measured link costs; paths over an unusable link drop out. */
+export const leastCostBgp: Algorithm = {
+  name: "least-cost-bgp",
+  propose: (view, destination) => {
+    const candidates = bgpCandidates(view, destination)
+    if (candidates.length === 0) return unavailable("no BGP path to the destination from BIRD")
+    const scored = candidates
+      .map((c) => ({ ...c, costMs: meshPathCost(view, c.sites) }))
+      .filter((c) => c.costMs < Number.POSITIVE_INFINITY)
+    if (scored.length === 0) return unavailable(`all ${candidates.length} BGP paths cross a dead or unmeasured link`)
+    scored.sort(
+      (a, b) =>
+        a.costMs - b.costMs ||
+        a.asHops - b.asHops ||
+        Number(b.primary) - Number(a.primary) ||
+        lexicographic(a.sites, b.sites),
+    )
+    return {
+      _tag: "Proposals",
+      proposals: onePerNextHop(
+        scored.map((c) => ({
+          nextHop: c.sites[1]!,
+          costMs: c.costMs,
+          noiseMs: pathNoise(view, c.sites),
+          path: c.sites,
+          asHops: c.asHops,
+        })),
+      ),
+    }
+  },
+}
+
+/**
+ * 3. Dijkstra over the measured mesh (dead links are not in it). Proposes the shortest path's
+ * next hop and, when different, the incumbent's cost (own link + its shortest path onwards), so
+ * Stability can weigh the two.
+ */
+export const graphLeastCost: Algorithm = {
+  name: "graph-least-cost",
+  propose: (view, destination, incumbent) => {
+    const best = treePath(view.tree(), destination)
+    if (best === undefined) return unavailable("destination unreachable in the measured mesh")
+    const proposals: Array<Proposal> = [
+      { nextHop: best.sites[1]!, costMs: best.costMs, noiseMs: pathNoise(view, best.sites), path: best.sites },
+    ]
+    if (incumbent !== undefined && incumbent !== best.sites[1]) {
+      const first = view.ownLink(incumbent)
+      const onwards =
+        incumbent === destination ? { sites: [destination], costMs: 0 } : treeOnwards(view, incumbent, destination)
+      if (first.costMs < Number.POSITIVE_INFINITY && onwards !== undefined && !onwards.sites.includes(view.self)) {
+        const sites = [view.self, ...onwards.sites]
+        proposals.push({
+          nextHop: incumbent,
+          costMs: first.costMs + onwards.costMs,
+          noiseMs: first.noiseMs,
+          path: sites,
+        })
+      }
+    }
+    return { _tag: "Proposals", proposals }
+  },
+}
+
+const treeOnwards = (view: RoutingView, from: SiteId, destination: SiteId) => {
+  const tree = view.treeFrom(from)
+  return tree === undefined ? undefined : treePath(tree, destination)
+}
+
+/**
+ * 4. The fastest verified path: pathping measurements of forward paths whose links are all
+ * still usable; the lowest measured cost wins. Which paths to verify is `probeRequests`' job.
+ */
+export const measuredFastest: Algorithm = {
+  name: "measured-fastest",
+  propose: (view, destination) => {
+    const measured = view.measuredPaths(destination)
+    if (measured.length === 0) return unavailable("no fresh pathping measurement to the destination yet")
+    const alive = measured.filter((m) => meshPathCost(view, m.sites) < Number.POSITIVE_INFINITY)
+    if (alive.length === 0) return unavailable(`all ${measured.length} measured paths cross a dead link now`)
+    const sorted = [...alive].sort(
+      (a, b) => a.costMs - b.costMs || a.sites.length - b.sites.length || lexicographic(a.sites, b.sites),
+    )
+    return {
+      _tag: "Proposals",
+      proposals: onePerNextHop(
+        sorted.map((m) => ({ nextHop: m.sites[1]!, costMs: m.costMs, noiseMs: m.noiseMs, path: m.sites })),
+      ),
+    }
+  },
+}
+
+export const algorithms: Readonly<Record<AlgorithmName, Algorithm>> = {
+  "shortest-bgp": shortestBgp,
+  "least-cost-bgp": leastCostBgp,
+  "graph-least-cost": graphLeastCost,
+  "measured-fastest": measuredFastest,
+}
+
+/** The stability rule per algorithm: AS-hop counts take no ms margins, only the dwell. */
+export const stabilityFor = (name: AlgorithmName, config: Stability.StabilityConfig): Stability.StabilityConfig =>
+  name === "shortest-bgp" ? { ...config, absoluteMarginMs: 0, relativeMargin: 0, noiseFactor: 0 } : config
+
+/** Why one algorithm of the chain did not produce the route. */
+export interface FallbackReason {
+  readonly algorithm: AlgorithmName
+  readonly reason: string
+}
+
+/** The previous choice for a destination, kept by the caller between decisions. */
+export interface RouteMemory {
+  readonly nextHop: SiteId
+  readonly sinceMillis: number
+}
+
+export interface ChosenRoute {
+  readonly nextHop: SiteId | null
+  readonly proposal: Proposal | undefined
+  readonly algorithm: AlgorithmName | null
+  readonly fallbacks: ReadonlyArray<FallbackReason>
+  readonly stability: Stability.DecisionReason | "none"
+  /** Set when a switch happened now (or the first choice); else the previous time. */
+  readonly sinceMillis: number
+  /** The next hop's advertisement that made it feasible (undefined for a direct route). */
+  readonly advertised: RouteMetric | undefined
+}
+
+const describeRejection = (nextHop: SiteId, e: Eligibility & { eligible: false }): string => {
+  const adv = e.advertised
+  const what =
+    adv === undefined
+      ? ""
+      : ` (advertised seqno ${adv.seqno}, ${Number.isFinite(adv.distanceMs) ? `${adv.distanceMs.toFixed(1)} ms` : "unreachable"})`
+  return `via ${nextHop}: ${e.reason}${what}`
+}
+
+/**
+ * Runs the chain for one destination: the first algorithm with at least one eligible proposal
+ * wins; Stability then picks among its eligible proposals given the previous next hop.
+ */
+export const chooseRoute = (
+  view: RoutingView,
+  destination: SiteId,
+  chain: ReadonlyArray<AlgorithmName>,
+  previous: RouteMemory | undefined,
+  stability: Stability.StabilityConfig,
+): ChosenRoute => {
+  const fallbacks: Array<FallbackReason> = []
+  for (const name of chain) {
+    const result = algorithms[name].propose(view, destination, previous?.nextHop)
+    if (result._tag === "Unavailable") {
+      fallbacks.push({ algorithm: name, reason: result.reason })
+      continue
+    }
+    const eligible: Array<{ proposal: Proposal; advertised: RouteMetric | undefined }> = []
+    const rejected: Array<string> = []
+    for (const p of result.proposals) {
+      const e = view.eligibility(p.nextHop, destination)
+      if (e.eligible) eligible.push({ proposal: p, advertised: p.nextHop === destination ? undefined : e.advertised })
+      else if (rejected.length < 3) rejected.push(describeRejection(p.nextHop, e))
+    }
+    if (eligible.length === 0) {
+      fallbacks.push({ algorithm: name, reason: `no feasible next hop: ${rejected.join("; ")}` })
+      continue
+    }
+    const decision = Stability.decide<SiteId>(
+      previous === undefined ? undefined : { key: previous.nextHop, sinceMillis: previous.sinceMillis },
+      eligible.map((x) => ({ key: x.proposal.nextHop, cost: x.proposal.costMs, noiseMs: x.proposal.noiseMs })),
+      view.nowMillis,
+      stabilityFor(name, stability),
+      (a, b) => a === b,
+    )
+    const chosen =
+      decision.choice === undefined ? undefined : eligible.find((x) => x.proposal.nextHop === decision.choice!.key)
+    if (chosen === undefined || !(chosen.proposal.costMs < Number.POSITIVE_INFINITY)) {
+      fallbacks.push({ algorithm: name, reason: "every eligible proposal is unusable" })
+      continue
+    }
+    return {
+      nextHop: chosen.proposal.nextHop,
+      proposal: chosen.proposal,
+      algorithm: name,
+      fallbacks,
+      stability: decision.reason,
+      sinceMillis: decision.choice!.sinceMillis,
+      advertised: chosen.advertised,
+    }
+  }
+  return {
+    nextHop: null,
+    proposal: undefined,
+    algorithm: null,
+    fallbacks,
+    stability: "none",
+    sinceMillis: view.nowMillis,
+    advertised: undefined,
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Loop freedom by a feasibility condition (Babel, RFC 8966 §3.5; EIGRP's DUAL has the same
+ * core). Each node keeps, per destination D, a feasible distance FD(D) = the best (seqno,
+ * distance) it has ever advertised for D. A neighbour N is eligible as next hop for D only if
+ * the (seqno, distance) N advertised for D is strictly better than FD(D).
+ *
+ * Decision a reader must know: metrics are compared lexicographically, a higher destination
+ * sequence number first (it is owned by D and only D increases it), then a lower distance.
+ * A node that has routes but none feasible is starved; it asks D for a newer sequence number
+ * (`seqno = FD.seqno + 1`), D raises its own to at least that, and routes carrying the new
+ * number are feasible everywhere. The proof sketch is in the package README.
+ */
+import type { SiteId } from "./Domain.js"
+
+/** An advertised or feasible metric. `distanceMs` +Infinity = retracted (unreachable). */
+export interface RouteMetric {
+  readonly seqno: number
+  readonly distanceMs: number
+}
+
+/** a ≺ b: a is strictly better (newer seqno, or same seqno and shorter distance). */
+export const isStrictlyBetter = (a: RouteMetric, b: RouteMetric): boolean =>
+  a.seqno > b.seqno || (a.seqno === b.seqno && a.distanceMs < b.distanceMs)
+
+/** The better of two metrics (b on equality). */
+export const betterMetric = (a: RouteMetric, b: RouteMetric): RouteMetric => (isStrictlyBetter(a, b) ? a : b)
+
+/** Is an advertisement acceptable given our feasible distance (none yet = anything finite)? */
+export const isFeasible = (advertised: RouteMetric, fd: RouteMetric | undefined): boolean =>
+  advertised.distanceMs >= 0 &&
+  advertised.distanceMs < Number.POSITIVE_INFINITY &&
+  (fd === undefined || isStrictlyBetter(advertised, fd))
+
+/** Why a neighbour may or may not be used as next hop for a destination. */
+export type Eligibility =
+  | { readonly eligible: true; readonly advertised: RouteMetric | undefined }
+  | {
+      readonly eligible: false
+      readonly reason: "link-down" | "no-advertisement" | "unreachable" | "not-feasible"
+      readonly advertised: RouteMetric | undefined
+    }
+
+/**
+ * The feasibility gate for one (neighbour, destination). The destination itself is always
+ * eligible over a live link: it delivers locally and forwards the packet nowhere.
+ */
+export const eligibility = (
+  neighbour: SiteId,
+  destination: SiteId,
+  linkCostMs: number,
+  advertised: RouteMetric | undefined,
+  fd: RouteMetric | undefined,
+): Eligibility => {
+  if (!(linkCostMs < Number.POSITIVE_INFINITY)) return { eligible: false, reason: "link-down", advertised }
+  if (neighbour === destination) return { eligible: true, advertised }
+  if (advertised === undefined) return { eligible: false, reason: "no-advertisement", advertised }
+  if (!(advertised.distanceMs < Number.POSITIVE_INFINITY)) return { eligible: false, reason: "unreachable", advertised }
+  if (!isFeasible(advertised, fd)) return { eligible: false, reason: "not-feasible", advertised }
+  return { eligible: true, advertised }
+}
+
+/** A request to destination `destination` for a sequence number of at least `seqno`. */
+export interface SeqnoRequest {
+  readonly destination: SiteId
+  readonly seqno: number
+}
+
+/** Per-destination feasible distances of one node. Only ever improves (see `noteAdvertised`). */
+export class FeasibilityTable {
+  private readonly fd = new Map<number, RouteMetric>()
+
+  get(destination: SiteId): RouteMetric | undefined {
+    return this.fd.get(destination)
+  }
+
+  /**
+   * Records that we advertised `metric` for `destination`. Must be called for every finite
+   * metric we send: FD is the best metric ever advertised, which is what makes our
+   * neighbours' use of our advertisements safe.
+   */
+  noteAdvertised(destination: SiteId, metric: RouteMetric): void {
+    if (!(metric.distanceMs < Number.POSITIVE_INFINITY)) return
+    const old = this.fd.get(destination)
+    if (old === undefined || isStrictlyBetter(metric, old)) this.fd.set(destination, metric)
+  }
+
+  /** The request a starved node sends: one more than the seqno its FD carries. */
+  requestFor(destination: SiteId): SeqnoRequest {
+    return { destination, seqno: (this.fd.get(destination)?.seqno ?? 0) + 1 }
+  }
+
+  entries(): ReadonlyArray<readonly [SiteId, RouteMetric]> {
+    return [...this.fd.entries()].map(([d, m]) => [d as SiteId, m] as const).sort((a, b) => a[0] - b[0])
+  }
+}
+
+/**
+ * The destination's rule: raise its own seqno to the highest one requested for it (never
+ * lower it). Jumping straight to the requested value, not +1, also recovers a destination that
+ * restarted with a lower seqno than the network remembers.
+ */
+export const ownSeqnoAfterRequests = (self: SiteId, ownSeqno: number, requests: Iterable<SeqnoRequest>): number => {
+  let seqno = ownSeqno
+  for (const r of requests) if (r.destination === self && r.seqno > seqno) seqno = r.seqno
+  return seqno
+}

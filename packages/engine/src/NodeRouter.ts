@@ -1,0 +1,578 @@
+/**
+ * One node's router: the facade the daemon and the model simulator drive. Samples of its own
+ * tunnels, peers' link-state messages and BIRD's paths go in; a routing decision per
+ * destination, the node's own link-state message and the pathping requests come out.
+ *
+ * Decision a reader must know: deterministic and free of I/O and clocks (time is an argument;
+ * mutable state lives inside). `advertise` advertises the routes of the LAST `decide`, so the
+ * caller must install a decision before advertising it; that order, and feasible distances
+ * that only improve, are what keep hop-by-hop forwarding loop-free (README, "Loop freedom").
+ * After a start the router installs nothing for `startupHoldDownMillis`, long enough for
+ * peers to drop routes learnt from this node's previous life.
+ */
+import * as Aggregation from "./Aggregation.js"
+import {
+  type AlgorithmName,
+  algorithmNames,
+  chooseRoute,
+  type FallbackReason,
+  type RouteMemory,
+  type RoutingView,
+} from "./Algorithms.js"
+import { type CostWeights, defaultCostWeights, linkCost } from "./Cost.js"
+import {
+  type BgpPath,
+  type Family,
+  type KernelRoute,
+  type LinkStats,
+  managedRouteProtocol,
+  type Sample,
+  SiteId,
+  siteAsn,
+  type TunnelId,
+  tunnelKey,
+} from "./Domain.js"
+import { eligibility, FeasibilityTable, type RouteMetric, type SeqnoRequest } from "./Feasibility.js"
+import { dijkstra, MeshGraph, type ShortestPathTree } from "./Graph.js"
+import { LinkStateMessage, LinkStateStore, type TunnelAdvert } from "./LinkState.js"
+import {
+  defaultMeasuredConfig,
+  type MeasuredConfig,
+  MeasuredPathStore,
+  type PathProbeRequest,
+} from "./MeasuredPaths.js"
+import * as Stability from "./Stability.js"
+import { chooseTunnel } from "./TunnelChoice.js"
+
+export interface NodeRouterConfigInput {
+  readonly self: number
+  /** Default "graph-least-cost". */
+  readonly algorithm?: AlgorithmName
+  /** Tried in order when the algorithm cannot route a destination. Default: the other three in `algorithmNames` order. */
+  readonly fallback?: ReadonlyArray<AlgorithmName>
+  /** Route stability (Stability.ts defaults: 5 ms, 10 %, 3σ, 30 s). */
+  readonly stability?: Partial<Stability.StabilityConfig>
+  /** IPv4/IPv6 tunnel choice per peer (same defaults). */
+  readonly tunnelStability?: Partial<Stability.StabilityConfig>
+  readonly aggregation?: Partial<Aggregation.AggregationConfig>
+  readonly costWeights?: Partial<CostWeights>
+  /** A peer silent this long disappears from the view. Default 30 s. */
+  readonly linkStateMaxAgeMillis?: number
+  /** No routes this long after the first call. Default = linkStateMaxAgeMillis. */
+  readonly startupHoldDownMillis?: number
+  /** How long a seqno request is repeated in our messages. Default 10 s. */
+  readonly seqnoRequestLifetimeMillis?: number
+  /** Floor of a link's share of a route metric, so metrics strictly grow per hop. Default 0.01 ms. */
+  readonly minLinkMetricMs?: number
+  readonly measured?: Partial<MeasuredConfig>
+  /** Restart marker in our messages. Default: the first time passed in. */
+  readonly incarnation?: number
+  /** AS number → site; default 64512..65534 → asn − 64512, others outside the mesh. */
+  readonly siteOfAsn?: (asn: number) => SiteId | undefined
+}
+
+export interface NodeRouterConfig {
+  readonly self: SiteId
+  readonly algorithm: AlgorithmName
+  readonly chain: ReadonlyArray<AlgorithmName>
+  readonly stability: Stability.StabilityConfig
+  readonly tunnelStability: Stability.StabilityConfig
+  readonly aggregation: Aggregation.AggregationConfig
+  readonly costWeights: CostWeights
+  readonly linkStateMaxAgeMillis: number
+  readonly startupHoldDownMillis: number
+  readonly seqnoRequestLifetimeMillis: number
+  readonly minLinkMetricMs: number
+  readonly measured: MeasuredConfig
+  readonly incarnation: number | undefined
+  readonly siteOfAsn: (asn: number) => SiteId | undefined
+}
+
+export const defaultSiteOfAsn = (asn: number): SiteId | undefined =>
+  asn >= siteAsn(SiteId.make(0)) && asn <= 65534 ? SiteId.make(asn - 64512) : undefined
+
+export const resolveConfig = (input: NodeRouterConfigInput): NodeRouterConfig => {
+  const algorithm = input.algorithm ?? "graph-least-cost"
+  const fallback = input.fallback ?? algorithmNames.filter((a) => a !== algorithm && a !== "measured-fastest")
+  const chain = [algorithm, ...fallback.filter((a) => a !== algorithm)].filter((a, i, all) => all.indexOf(a) === i)
+  const linkStateMaxAgeMillis = input.linkStateMaxAgeMillis ?? 30_000
+  return {
+    self: SiteId.make(input.self),
+    algorithm,
+    chain,
+    stability: { ...Stability.defaultStabilityConfig, ...input.stability },
+    tunnelStability: { ...Stability.defaultStabilityConfig, ...input.tunnelStability },
+    aggregation: { ...Aggregation.defaultAggregationConfig, ...input.aggregation },
+    costWeights: { ...defaultCostWeights, ...input.costWeights },
+    linkStateMaxAgeMillis,
+    startupHoldDownMillis: input.startupHoldDownMillis ?? linkStateMaxAgeMillis,
+    seqnoRequestLifetimeMillis: input.seqnoRequestLifetimeMillis ?? 10_000,
+    minLinkMetricMs: input.minLinkMetricMs ?? 0.01,
+    measured: { ...defaultMeasuredConfig, ...input.measured },
+    incarnation: input.incarnation,
+    siteOfAsn: input.siteOfAsn ?? defaultSiteOfAsn,
+  }
+}
+
+/** The route to one destination. */
+export interface RouteChoice {
+  readonly destination: SiteId
+  /** null = no managed route (BIRD's own route applies). */
+  readonly nextHop: SiteId | null
+  /** Our tunnel to the next hop (family from the tunnel choice). */
+  readonly tunnel: TunnelId | null
+  readonly interfaceName: string | null
+  /** The producing algorithm's cost (AS hops for shortest-bgp, measured RTT cost for measured-fastest). */
+  readonly costMs: number
+  /** Link cost to the next hop + its advertised distance: the metric we advertise. */
+  readonly metricMs: number
+  /** Destination-owned sequence number of the route. */
+  readonly seqno: number
+  /** Expected path [self, …, destination] as the producing algorithm sees it. */
+  readonly path: ReadonlyArray<SiteId>
+  readonly algorithm: AlgorithmName | null
+  /** Why each algorithm before `algorithm` in the chain (all of them when none routed) could not. */
+  readonly fallbacks: ReadonlyArray<FallbackReason>
+  readonly stability: Stability.DecisionReason | "none" | "hold-down"
+  /** Routes exist but none is feasible: a seqno request goes out with our next advertisement. */
+  readonly starved: boolean
+  readonly feasibleDistance: RouteMetric | null
+}
+
+export interface RoutingDecision {
+  readonly self: SiteId
+  readonly atMillis: number
+  /** Sorted by destination. */
+  readonly routes: ReadonlyArray<RouteChoice>
+  readonly byDestination: ReadonlyMap<number, RouteChoice>
+}
+
+interface OwnLink {
+  readonly costMs: number
+  readonly noiseMs: number
+  readonly family: Family
+}
+
+const deadLink: OwnLink = { costMs: Number.POSITIVE_INFINITY, noiseMs: 0, family: 4 }
+
+export class NodeRouter {
+  readonly config: NodeRouterConfig
+  private readonly aggregates = new Map<string, Aggregation.TunnelAggregate>()
+  private readonly familyChoice = new Map<number, Stability.Choice<Family>>()
+  private readonly store: LinkStateStore
+  private readonly mesh = new MeshGraph()
+  private readonly bgpByOrigin = new Map<number, Array<BgpPath>>()
+  private readonly fd = new FeasibilityTable()
+  private readonly memory = new Map<number, RouteMemory>()
+  private readonly requests = new Map<number, { seqno: number; untilMillis: number }>()
+  private readonly requestSeen = new Map<number, number>()
+  private readonly measured: MeasuredPathStore
+  private ownLinks = new Map<number, OwnLink>()
+  private ownSeqno = 0
+  private messageSeq = 0
+  private startedAtMillis: number | undefined
+  private last: RoutingDecision | undefined
+
+  private constructor(config: NodeRouterConfig) {
+    this.config = config
+    this.store = new LinkStateStore(config.linkStateMaxAgeMillis)
+    this.measured = new MeasuredPathStore(config.self, config.measured)
+    this.mesh.addSite(config.self)
+  }
+
+  static make(input: NodeRouterConfigInput): NodeRouter {
+    return new NodeRouter(resolveConfig(input))
+  }
+
+  get self(): SiteId {
+    return this.config.self
+  }
+
+  /** The last decision (undefined before the first `decide`). */
+  get lastDecision(): RoutingDecision | undefined {
+    return this.last
+  }
+
+  /** Read-only access to the measured mesh (demo, diagnostics). */
+  get graph(): MeshGraph {
+    return this.mesh
+  }
+
+  private start(nowMillis: number): void {
+    if (this.startedAtMillis === undefined) this.startedAtMillis = nowMillis
+  }
+
+  /** Samples of own tunnels (others are ignored) and own pathping results. */
+  observe(sample: Sample): void {
+    if (sample._tag === "PathSample") {
+      this.measured.record(sample)
+      return
+    }
+    if (sample.tunnel.local !== this.config.self || sample.tunnel.remote === this.config.self) return
+    const key = tunnelKey(sample.tunnel)
+    const agg = this.aggregates.get(key) ?? Aggregation.emptyAggregate(sample.tunnel)
+    this.aggregates.set(key, Aggregation.ingest(agg, sample, this.config.aggregation))
+    this.mesh.addSite(sample.tunnel.remote)
+  }
+
+  receiveLinkState(message: LinkStateMessage, nowMillis: number): void {
+    this.start(nowMillis)
+    if (message.origin === this.config.self) return
+    if (this.store.accept(message, nowMillis) !== "accepted") return
+    this.updateLinksOf(message)
+    for (const r of message.requests) this.noteRequest(r, nowMillis)
+    for (const d of message.distances) this.mesh.addSite(d.destination)
+  }
+
+  setBgpPaths(paths: ReadonlyArray<BgpPath>): void {
+    this.bgpByOrigin.clear()
+    for (const p of paths) {
+      const originAsn = p.asPath[p.asPath.length - 1]
+      if (originAsn === undefined) continue
+      const origin = this.config.siteOfAsn(originAsn)
+      if (origin === undefined || origin === this.config.self) continue
+      const list = this.bgpByOrigin.get(origin) ?? []
+      list.push(p)
+      this.bgpByOrigin.set(origin, list)
+    }
+  }
+
+  private updateLinksOf(message: LinkStateMessage): void {
+    const origin = message.origin
+    const best = new Map<number, { costMs: number; family: Family; selected: boolean }>()
+    for (const t of message.tunnels) {
+      if (t.remote === origin) continue
+      const c = t.costMs ?? Number.POSITIVE_INFINITY
+      const old = best.get(t.remote)
+      // The family the origin routes over wins; otherwise the cheaper one.
+      if (old === undefined || (t.selected && !old.selected) || (t.selected === old.selected && c < old.costMs)) {
+        best.set(t.remote, { costMs: c, family: t.family, selected: t.selected })
+      }
+    }
+    const key = String(origin)
+    if (this.mesh.graph.hasNode(key)) {
+      for (const target of this.mesh.graph.outNeighbors(key)) {
+        if (!best.has(Number(target))) this.mesh.setLink(origin, Number(target) as SiteId, Number.POSITIVE_INFINITY, 4)
+      }
+    }
+    this.mesh.addSite(origin)
+    for (const [remote, l] of best) {
+      if (remote === this.config.self) this.mesh.addSite(remote as SiteId)
+      this.mesh.setLink(origin, remote as SiteId, l.costMs, l.family)
+    }
+  }
+
+  private noteRequest(r: SeqnoRequest, nowMillis: number): void {
+    if (r.destination === this.config.self) {
+      // The destination's rule (Feasibility.ownSeqnoAfterRequests).
+      if (r.seqno > this.ownSeqno) this.ownSeqno = r.seqno
+      return
+    }
+    // Relay each (destination, seqno) once, in case the requester cannot reach the destination.
+    const known = this.store.advertised(r.destination, r.destination)?.seqno ?? -1
+    if (r.seqno <= known || r.seqno <= (this.requestSeen.get(r.destination) ?? -1)) return
+    this.requestSeen.set(r.destination, r.seqno)
+    this.requests.set(r.destination, {
+      seqno: r.seqno,
+      untilMillis: nowMillis + this.config.seqnoRequestLifetimeMillis,
+    })
+  }
+
+  /** Own links now: per peer the tunnel family chosen with hysteresis (TunnelChoice), and its cost. */
+  private refreshOwnLinks(nowMillis: number): void {
+    const byRemote = new Map<number, { 4?: LinkStats; 6?: LinkStats }>()
+    for (const agg of this.aggregates.values()) {
+      const entry = byRemote.get(agg.tunnel.remote) ?? {}
+      entry[agg.tunnel.family] = Aggregation.linkStats(agg, nowMillis, this.config.aggregation)
+      byRemote.set(agg.tunnel.remote, entry)
+    }
+    const links = new Map<number, OwnLink>()
+    for (const [remote, stats] of byRemote) {
+      const decision = chooseTunnel(remote as SiteId, this.familyChoice.get(remote), stats, nowMillis, {
+        stability: this.config.tunnelStability,
+        weights: this.config.costWeights,
+      })
+      if (decision.choice !== undefined) this.familyChoice.set(remote, decision.choice)
+      const family = decision.choice?.key ?? 4
+      const link: OwnLink = { costMs: decision.cost, noiseMs: stats[family]?.jitterMs ?? 0, family }
+      links.set(remote, link)
+      this.mesh.setLink(this.config.self, remote as SiteId, link.costMs, family)
+    }
+    for (const remote of this.ownLinks.keys()) {
+      if (!links.has(remote)) this.mesh.setLink(this.config.self, remote as SiteId, Number.POSITIVE_INFINITY, 4)
+    }
+    this.ownLinks = links
+  }
+
+  private destinations(): Array<SiteId> {
+    const all = new Set<number>()
+    this.mesh.graph.forEachNode((_k, a) => {
+      all.add(a.site)
+    })
+    for (const o of this.bgpByOrigin.keys()) all.add(o)
+    all.delete(this.config.self)
+    return [...all].sort((a, b) => a - b) as Array<SiteId>
+  }
+
+  private ownLink(neighbour: SiteId): OwnLink {
+    return this.ownLinks.get(neighbour) ?? deadLink
+  }
+
+  private eligibilityOf(neighbour: SiteId, destination: SiteId) {
+    return eligibility(
+      neighbour,
+      destination,
+      this.ownLink(neighbour).costMs,
+      this.store.advertised(neighbour, destination),
+      this.fd.get(destination),
+    )
+  }
+
+  private view(nowMillis: number): RoutingView {
+    let tree: ShortestPathTree | undefined
+    const trees = new Map<number, ShortestPathTree | undefined>()
+    const self = this.config.self
+    const graph = this.mesh.indexed()
+    return {
+      self,
+      nowMillis,
+      mesh: this.mesh,
+      tree: () => {
+        if (tree === undefined) tree = dijkstra(graph, graph.indexOf.get(self)!)
+        return tree
+      },
+      treeFrom: (site) => {
+        if (!trees.has(site)) {
+          const i = graph.indexOf.get(site)
+          trees.set(site, i === undefined ? undefined : dijkstra(graph, i))
+        }
+        return trees.get(site)
+      },
+      bgpPaths: (d) => this.bgpByOrigin.get(d) ?? [],
+      asnSite: this.config.siteOfAsn,
+      measuredPaths: (d) => this.measured.measured(d, nowMillis),
+      ownLink: (n) => this.ownLink(n),
+      eligibility: (n, d) => this.eligibilityOf(n, d),
+    }
+  }
+
+  /** Computes the route to every known destination. */
+  decide(nowMillis: number): RoutingDecision {
+    this.start(nowMillis)
+    for (const gone of this.store.expire(nowMillis)) this.mesh.clearLinksFrom(gone)
+    this.refreshOwnLinks(nowMillis)
+    const self = this.config.self
+    const holdDownUntil = (this.startedAtMillis ?? nowMillis) + this.config.startupHoldDownMillis
+    const inHoldDown = nowMillis < holdDownUntil
+    const view = this.view(nowMillis)
+    const routes: Array<RouteChoice> = []
+    for (const destination of this.destinations()) {
+      const fd = this.fd.get(destination) ?? null
+      if (inHoldDown) {
+        routes.push(
+          emptyRoute(destination, fd, [
+            { algorithm: this.config.algorithm, reason: `startup hold-down until ${holdDownUntil}` },
+          ]),
+        )
+        continue
+      }
+      const chosen = chooseRoute(
+        view,
+        destination,
+        this.config.chain,
+        this.memory.get(destination),
+        this.config.stability,
+      )
+      if (chosen.nextHop === null || chosen.proposal === undefined) {
+        this.memory.delete(destination)
+        const starved = this.isStarved(destination)
+        if (starved) this.requestSeqno(destination, nowMillis)
+        routes.push({ ...emptyRoute(destination, fd, chosen.fallbacks), starved })
+        continue
+      }
+      const nextHop = chosen.nextHop
+      this.memory.set(destination, { nextHop, sinceMillis: chosen.sinceMillis })
+      const link = this.ownLink(nextHop)
+      const linkMetric = Math.max(link.costMs, this.config.minLinkMetricMs)
+      const advertised = chosen.advertised
+      const seqno =
+        advertised !== undefined
+          ? advertised.seqno
+          : (this.store.advertised(destination, destination)?.seqno ?? fd?.seqno ?? 0)
+      const metricMs = linkMetric + (advertised?.distanceMs ?? 0)
+      const tunnel: TunnelId = { local: self, remote: nextHop, family: link.family }
+      routes.push({
+        destination,
+        nextHop,
+        tunnel,
+        interfaceName: tunnelKey(tunnel),
+        costMs: chosen.proposal.costMs,
+        metricMs,
+        seqno,
+        path: chosen.proposal.path,
+        algorithm: chosen.algorithm,
+        fallbacks: chosen.fallbacks,
+        stability: chosen.stability,
+        starved: false,
+        feasibleDistance: fd,
+      })
+    }
+    const byDestination = new Map<number, RouteChoice>()
+    for (const r of routes) byDestination.set(r.destination, r)
+    this.last = { self, atMillis: nowMillis, routes, byDestination }
+    return this.last
+  }
+
+  /** Some live neighbour offers a finite route, but none passes the feasibility gate. */
+  private isStarved(destination: SiteId): boolean {
+    for (const [n, link] of this.ownLinks) {
+      if (!(link.costMs < Number.POSITIVE_INFINITY)) continue
+      const e = this.eligibilityOf(n as SiteId, destination)
+      if (!e.eligible && e.reason === "not-feasible") return true
+    }
+    return false
+  }
+
+  private requestSeqno(destination: SiteId, nowMillis: number): void {
+    const r = this.fd.requestFor(destination)
+    const existing = this.requests.get(destination)
+    if (existing !== undefined && existing.seqno >= r.seqno && existing.untilMillis > nowMillis) return
+    this.requests.set(destination, { seqno: r.seqno, untilMillis: nowMillis + this.config.seqnoRequestLifetimeMillis })
+    this.requestSeen.set(destination, Math.max(r.seqno, this.requestSeen.get(destination) ?? -1))
+  }
+
+  /**
+   * Our link-state message: own tunnels, our distance to ourselves, the LAST decision's routes
+   * (retractions for destinations without one) and pending seqno requests. Updates the
+   * feasible distances (they must cover every metric ever sent).
+   */
+  advertise(nowMillis: number): LinkStateMessage {
+    this.start(nowMillis)
+    const self = this.config.self
+    const tunnels: Array<TunnelAdvert> = []
+    const keys = [...this.aggregates.keys()].sort()
+    for (const key of keys) {
+      const agg = this.aggregates.get(key)!
+      const stats = Aggregation.linkStats(agg, nowMillis, this.config.aggregation)
+      const c = linkCost(stats, { weights: this.config.costWeights })
+      tunnels.push({
+        remote: agg.tunnel.remote,
+        family: agg.tunnel.family,
+        stats,
+        costMs: c < Number.POSITIVE_INFINITY ? c : null,
+        selected: this.familyChoice.get(agg.tunnel.remote)?.key === agg.tunnel.family,
+      })
+    }
+    const distances: Array<LinkStateMessage["distances"][number]> = [
+      { destination: self, seqno: this.ownSeqno, distanceMs: 0, nextHop: null },
+    ]
+    for (const r of this.last?.routes ?? []) {
+      if (r.nextHop !== null && r.metricMs < Number.POSITIVE_INFINITY) {
+        this.fd.noteAdvertised(r.destination, { seqno: r.seqno, distanceMs: r.metricMs })
+        distances.push({ destination: r.destination, seqno: r.seqno, distanceMs: r.metricMs, nextHop: r.nextHop })
+      } else {
+        distances.push({
+          destination: r.destination,
+          seqno: this.fd.get(r.destination)?.seqno ?? 0,
+          distanceMs: null,
+          nextHop: null,
+        })
+      }
+    }
+    const requests: Array<SeqnoRequest> = []
+    for (const [destination, r] of [...this.requests.entries()].sort((a, b) => a[0] - b[0])) {
+      if (r.untilMillis <= nowMillis) this.requests.delete(destination)
+      else requests.push({ destination: destination as SiteId, seqno: r.seqno })
+    }
+    this.messageSeq++
+    return new LinkStateMessage({
+      origin: self,
+      incarnation: this.config.incarnation ?? this.startedAtMillis ?? nowMillis,
+      seq: this.messageSeq,
+      generatedAtMillis: nowMillis,
+      tunnels,
+      distances,
+      requests,
+    })
+  }
+
+  /** Measured-fastest: which candidate paths to verify by pathping now. */
+  pathProbeRequests(nowMillis: number): ReadonlyArray<PathProbeRequest> {
+    this.start(nowMillis)
+    if (!this.config.chain.includes("measured-fastest")) return []
+    return this.measured.requests(
+      this.mesh,
+      this.destinations(),
+      nowMillis,
+      (n, d) => this.eligibilityOf(n, d).eligible,
+    )
+  }
+
+  /** Own sequence number (the one we own as a destination). */
+  get seqno(): number {
+    return this.ownSeqno
+  }
+
+  /** Feasible distances (diagnostics, tests). */
+  feasibleDistance(destination: SiteId): RouteMetric | undefined {
+    return this.fd.get(destination)
+  }
+}
+
+const emptyRoute = (
+  destination: SiteId,
+  fd: RouteMetric | null,
+  fallbacks: ReadonlyArray<FallbackReason>,
+): RouteChoice => ({
+  destination,
+  nextHop: null,
+  tunnel: null,
+  interfaceName: null,
+  costMs: Number.POSITIVE_INFINITY,
+  metricMs: Number.POSITIVE_INFINITY,
+  seqno: fd?.seqno ?? 0,
+  path: [],
+  algorithm: null,
+  fallbacks,
+  stability: fallbacks.length > 0 && fallbacks[0]!.reason.startsWith("startup hold-down") ? "hold-down" : "none",
+  starved: false,
+  feasibleDistance: fd,
+})
+
+export interface DesiredRouteOptions {
+  /** Overlay prefixes of a site. Default 10.201.X.0/24 and fdac:c9:<hex X>::/64. */
+  readonly prefixesOf?: (site: SiteId) => ReadonlyArray<string>
+  /** Interface of a tunnel. Default `tunnelKey` (wgX.Y_vZ). */
+  readonly interfaceOf?: (tunnel: TunnelId) => string
+  /** Kernel metric; lower than BIRD's kernel protocol metric (32 by default) so ours win. Default 10. */
+  readonly metric?: number
+  /** Default 201 (`managedRouteProtocol`). */
+  readonly protocol?: number
+}
+
+export const defaultPrefixesOf = (site: SiteId): ReadonlyArray<string> => [
+  `10.201.${site}.0/24`,
+  `fdac:c9:${site.toString(16)}::/64`,
+]
+
+/**
+ * Pure mapping from a decision to the kernel routes it wants (protocol 201, device = the
+ * chosen tunnel), in destination order; the Planner diffs them against the installed routes.
+ * Destinations without a route get none, so BIRD's route applies.
+ */
+export const desiredRoutes = (
+  decision: RoutingDecision,
+  options: DesiredRouteOptions = {},
+): ReadonlyArray<KernelRoute> => {
+  const prefixesOf = options.prefixesOf ?? defaultPrefixesOf
+  const interfaceOf = options.interfaceOf ?? tunnelKey
+  const protocol = options.protocol ?? managedRouteProtocol
+  const metric = options.metric ?? 10
+  const out: Array<KernelRoute> = []
+  for (const r of decision.routes) {
+    if (r.tunnel === null) continue
+    const device = interfaceOf(r.tunnel)
+    for (const prefix of prefixesOf(r.destination)) out.push({ prefix, device, metric, protocol })
+  }
+  return out
+}

@@ -1,0 +1,165 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as fc from "fast-check"
+import type { SiteId } from "../src/Domain.js"
+import { dijkstra, kShortestPaths, MeshGraph, referenceShortestPaths, shortestPath, treePath } from "../src/Graph.js"
+
+interface Edge {
+  readonly from: number
+  readonly to: number
+  readonly costMs: number
+}
+
+/** Random small directed graphs; some edges dead (+Infinity) or unknown (NaN). */
+const graphArb = (maxNodes: number) =>
+  fc.integer({ min: 2, max: maxNodes }).chain((n) =>
+    fc
+      .array(
+        fc.record({
+          from: fc.nat(n - 1),
+          to: fc.nat(n - 1),
+          costMs: fc.oneof(
+            { weight: 8, arbitrary: fc.integer({ min: 0, max: 40 }) },
+            { weight: 1, arbitrary: fc.constant(Number.POSITIVE_INFINITY) },
+            { weight: 1, arbitrary: fc.constant(Number.NaN) },
+          ),
+        }),
+        { maxLength: n * n },
+      )
+      .map((edges) => ({ n, edges })),
+  )
+
+const build = (n: number, edges: ReadonlyArray<Edge>): MeshGraph => {
+  const mesh = new MeshGraph()
+  for (let i = 0; i < n; i++) mesh.addSite(i as SiteId)
+  // Last write wins, as with successive link-state updates.
+  for (const e of edges) mesh.setLink(e.from as SiteId, e.to as SiteId, e.costMs, 4)
+  return mesh
+}
+
+/** Every simple path from → to by depth-first enumeration, with its cost. */
+const allSimplePaths = (mesh: MeshGraph, n: number, from: number, to: number) => {
+  const out: Array<{ sites: Array<number>; costMs: number }> = []
+  const walk = (path: Array<number>, cost: number) => {
+    const last = path[path.length - 1]!
+    if (last === to) {
+      out.push({ sites: [...path], costMs: cost })
+      return
+    }
+    for (let v = 0; v < n; v++) {
+      if (path.includes(v)) continue
+      const c = mesh.linkCost(last as SiteId, v as SiteId)
+      if (c < Number.POSITIVE_INFINITY) walk([...path, v], cost + c)
+    }
+  }
+  walk([from], 0)
+  return out
+}
+
+describe("Graph", () => {
+  it("stores only usable links: dead and unknown links are removed, not weighted", () => {
+    const mesh = new MeshGraph()
+    mesh.setLink(0 as SiteId, 1 as SiteId, 5, 4)
+    mesh.setLink(1 as SiteId, 2 as SiteId, 5, 6)
+    mesh.setLink(0 as SiteId, 2 as SiteId, 3, 4)
+    expect(mesh.graph.size).toBe(3)
+    mesh.setLink(0 as SiteId, 2 as SiteId, Number.POSITIVE_INFINITY, 4)
+    expect(mesh.graph.size).toBe(2)
+    // One dead link never disables the search: the detour is found.
+    expect(shortestPath(mesh.indexed(), 0 as SiteId, 2 as SiteId)).toEqual({ sites: [0, 1, 2], costMs: 10 })
+    mesh.setLink(1 as SiteId, 2 as SiteId, Number.NaN, 4)
+    expect(shortestPath(mesh.indexed(), 0 as SiteId, 2 as SiteId)).toBeUndefined()
+    expect(mesh.linkFamily(0 as SiteId, 1 as SiteId)).toBe(4)
+  })
+
+  it("Dijkstra equals brute force on small graphs", () => {
+    fc.assert(
+      fc.property(graphArb(6), ({ n, edges }) => {
+        const mesh = build(n, edges)
+        const g = mesh.indexed()
+        for (let s = 0; s < n; s++) {
+          const tree = dijkstra(g, g.indexOf.get(s)!)
+          for (let t = 0; t < n; t++) {
+            const brute = allSimplePaths(mesh, n, s, t)
+            const best = Math.min(...brute.map((p) => p.costMs))
+            const path = treePath(tree, t as SiteId)
+            if (brute.length === 0) {
+              expect(path).toBeUndefined()
+            } else {
+              expect(path).toBeDefined()
+              expect(path!.costMs).toBe(best)
+              // The returned path is real and costs what it claims.
+              expect(mesh.pathCost(path!.sites)).toBe(best)
+              expect(path!.sites[0]).toBe(s)
+              expect(path!.sites[path!.sites.length - 1]).toBe(t)
+            }
+          }
+        }
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it("indexed Dijkstra agrees with graphology-shortest-path on the same store", () => {
+    fc.assert(
+      fc.property(graphArb(7), ({ n, edges }) => {
+        const mesh = build(n, edges)
+        const g = mesh.indexed()
+        for (let s = 0; s < n; s++) {
+          const ours = dijkstra(g, g.indexOf.get(s)!)
+          const ref = referenceShortestPaths(mesh, s as SiteId)
+          for (let t = 0; t < n; t++) {
+            const d = ours.distanceMs[g.indexOf.get(t)!]!
+            const r = ref.get(t)
+            if (r === undefined) expect(d).toBe(Number.POSITIVE_INFINITY)
+            else expect(d).toBe(r.costMs)
+          }
+        }
+      }),
+      { numRuns: 200 },
+    )
+  })
+
+  it("Yen returns loopless paths in non-decreasing cost that match brute-force enumeration", () => {
+    fc.assert(
+      fc.property(graphArb(6), fc.integer({ min: 1, max: 8 }), ({ n, edges }, k) => {
+        const mesh = build(n, edges)
+        const g = mesh.indexed()
+        for (let s = 0; s < n; s++) {
+          for (let t = 0; t < n; t++) {
+            if (s === t) continue
+            const paths = kShortestPaths(g, s as SiteId, t as SiteId, k)
+            const brute = allSimplePaths(mesh, n, s, t)
+            expect(paths.length).toBe(Math.min(k, brute.length))
+            const keys = new Set<string>()
+            for (let i = 0; i < paths.length; i++) {
+              const p = paths[i]!
+              expect(new Set(p.sites).size).toBe(p.sites.length)
+              expect(p.sites[0]).toBe(s)
+              expect(p.sites[p.sites.length - 1]).toBe(t)
+              expect(mesh.pathCost(p.sites)).toBe(p.costMs)
+              if (i > 0) expect(p.costMs).toBeGreaterThanOrEqual(paths[i - 1]!.costMs)
+              keys.add(p.sites.join(","))
+            }
+            expect(keys.size).toBe(paths.length)
+            // The i-th cost equals the i-th smallest cost among all simple paths.
+            const bruteCosts = brute.map((p) => p.costMs).sort((a, b) => a - b)
+            expect(paths.map((p) => p.costMs)).toEqual(bruteCosts.slice(0, paths.length))
+          }
+        }
+      }),
+      { numRuns: 200 },
+    )
+  })
+
+  it("link-state updates replace costs and invalidate the indexed view", () => {
+    const mesh = new MeshGraph()
+    mesh.setLink(0 as SiteId, 1 as SiteId, 10, 4)
+    mesh.setLink(1 as SiteId, 2 as SiteId, 10, 4)
+    mesh.setLink(0 as SiteId, 2 as SiteId, 30, 6)
+    expect(shortestPath(mesh.indexed(), 0 as SiteId, 2 as SiteId)?.sites).toEqual([0, 1, 2])
+    mesh.setLink(0 as SiteId, 2 as SiteId, 15, 6)
+    expect(shortestPath(mesh.indexed(), 0 as SiteId, 2 as SiteId)?.sites).toEqual([0, 2])
+    mesh.clearLinksFrom(0 as SiteId)
+    expect(shortestPath(mesh.indexed(), 0 as SiteId, 2 as SiteId)).toBeUndefined()
+  })
+})
