@@ -70,8 +70,12 @@ export const cost = (inputs: CostInputs, weights: CostWeights = defaultCostWeigh
   return total
 }
 
+/** "default" = `cost`; "legacy" = `legacyCost` (for before/after comparisons only). */
+export type CostModel = "default" | "legacy"
+
 /** Options for judging a link from its aggregated stats. */
 export interface LinkCostOptions {
+  readonly model?: CostModel
   readonly weights?: CostWeights
   /** With `staleAfterMillis`: a link whose last sample is older than this is unusable. */
   readonly nowMillis?: number
@@ -80,7 +84,8 @@ export interface LinkCostOptions {
 
 /**
  * The cost of a link from the aggregator's view: +Infinity unless the link is `up` with an RTT
- * (and, when `nowMillis` and `staleAfterMillis` are given, sampled recently).
+ * (and, when `nowMillis` and `staleAfterMillis` are given, sampled recently). With
+ * `model: "legacy"` the value is the original's (one-way ms, not comparable with RTTs).
  */
 export const linkCost = (stats: LinkStats, options: LinkCostOptions = {}): number => {
   if (stats.state !== "up" || stats.rttMs === null) return Number.POSITIVE_INFINITY
@@ -90,7 +95,8 @@ export const linkCost = (stats: LinkStats, options: LinkCostOptions = {}): numbe
     }
   }
   const { rttMs, jitterMs, lossRatio, availability } = stats
-  return cost({ rttMs, jitterMs, lossRatio, availability }, options.weights)
+  const inputs = { rttMs, jitterMs, lossRatio, availability }
+  return options.model === "legacy" ? legacyCost(inputs) : cost(inputs, options.weights)
 }
 
 /** Path cost: the sum of its link costs (+Infinity if any link is unusable; 0 for no links). */

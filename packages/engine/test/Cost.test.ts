@@ -67,6 +67,10 @@ describe("Cost", () => {
     expect(linkCost(stats({ rttMs: null }))).toBe(Number.POSITIVE_INFINITY)
     expect(linkCost(stats(), { nowMillis: 5000, staleAfterMillis: 10_000 })).toBe(20)
     expect(linkCost(stats(), { nowMillis: 50_000, staleAfterMillis: 10_000 })).toBe(Number.POSITIVE_INFINITY)
+    expect(linkCost(stats({ lossRatio: 0.01 }), { model: "legacy" })).toBe(
+      legacyCost({ rttMs: 20, jitterMs: 0, lossRatio: 0.01, availability: 1 }),
+    )
+    expect(linkCost(stats({ state: "dead" }), { model: "legacy" })).toBe(Number.POSITIVE_INFINITY)
   })
 
   it("path cost is the sum of link costs and infinite with any dead link", () => {
