@@ -39,9 +39,11 @@ const HostIndex = Schema.Int.pipe(Schema.between(1, 254))
 
 /** A site name: used as the output folder name, so a safe file name. */
 export const SiteName = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, {
-    message: () => "a site name is 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
-  }),
+  Schema.filter((text) =>
+    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(text)
+      ? undefined
+      : `a site name is 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit; got ${JSON.stringify(text)}`,
+  ),
 )
 
 /** An underlay endpoint host: an IP literal (no brackets) or a DNS name. */
@@ -72,11 +74,21 @@ export const Hooks = Schema.Struct({
 export type Hooks = typeof Hooks.Type
 
 /** Which underlay families a site has. */
-export const Stack = Schema.Literal("dual", "v4", "v6")
+export const Stack = Schema.Literal("dual", "v4", "v6").annotations({
+  message: (issue) => ({
+    message: `expected "dual", "v4" or "v6", got ${JSON.stringify(issue.actual)}`,
+    override: true,
+  }),
+})
 export type Stack = typeof Stack.Type
 
 /** Firewall backend of the generated PostUp/PostDown rules (see README for why nftables). */
-export const Firewall = Schema.Literal("nftables", "iptables", "none")
+export const Firewall = Schema.Literal("nftables", "iptables", "none").annotations({
+  message: (issue) => ({
+    message: `expected "nftables", "iptables" or "none", got ${JSON.stringify(issue.actual)}`,
+    override: true,
+  }),
+})
 export type Firewall = typeof Firewall.Type
 
 export const Site = Schema.Struct({
@@ -224,12 +236,13 @@ const meshIssues = (mesh: typeof MeshFields.Type): Array<Schema.FilterIssue> => 
     // The highest peer id decides the highest port this site listens on.
     const highestPeer = site.id === maxId ? secondMaxId : maxId
     const base = site.basePort ?? defaults.basePort
+    const basePath = site.basePort === undefined ? ["defaults", "basePort"] : at("basePort")
     if (highestPeer >= 0) {
       const lastPort = base + 2 * highestPeer + 1
       if (lastPort > 65535) {
         issues.push({
-          path: at("basePort"),
-          message: `ports ${base}..${lastPort} (base + 2·peer id + 1) exceed 65535; lower the base port or the ids`,
+          path: basePath,
+          message: `site ${site.id} listens on ports ${base}..${lastPort} (base + 2·peer id + 1) exceed 65535; lower the base port or the ids`,
         })
       }
       const clash = daemonUdpPorts.find((p) => p >= base && p <= lastPort)
