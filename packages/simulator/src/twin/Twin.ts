@@ -1,0 +1,467 @@
+/**
+ * Brings a twin up: an underlay namespace ("the internet", a bridge with IPv4 and IPv6), one
+ * namespace per site with a veth to it, a WireGuard tunnel per site pair and underlay family
+ * (kernel module when present, else wireguard-go behind the per-site isolation wrapper), BIRD 2
+ * per site, and the userspace link emulator in the underlay namespace through which every
+ * tunnel's datagrams pass (this kernel has no sch_netem). Everything is released with the
+ * scope; with `keep` (netlab up) a successful bring-up is left running for `netlab down`.
+ */
+import { spawn } from "node:child_process"
+import { existsSync } from "node:fs"
+import { mkdir, readFile, writeFile } from "node:fs/promises"
+import { join } from "node:path"
+import type { Family } from "@net-perf/engine"
+import { Data, Duration, Effect, Exit, type Scope } from "effect"
+import { connectLinkEmuClient, defaultMainPath, type LinkEmuClient } from "../linkemu/Client.js"
+import {
+  allPairs,
+  newRunPrefix,
+  relayPairId,
+  siteNs,
+  underlayAddress,
+  underlayHub,
+  underlayNs,
+  wgListenPort,
+} from "./Addressing.js"
+import {
+  type CommandFailed,
+  checkPrerequisites,
+  inNs,
+  inSite,
+  type MissingPackages,
+  type NotRoot,
+  requireRoot,
+  run,
+} from "./Exec.js"
+import {
+  birdConf,
+  directEndpoint,
+  type MeshLayout,
+  type SiteKeys,
+  siteIpBatch,
+  siteUnderlayBatch,
+  tunnelsOf,
+  wgConf,
+} from "./MeshConfig.js"
+import { defaultStateRoot, pidAlive, runDir, teardownRun, writeRunState } from "./RunState.js"
+import { type Impairment, parseLinkSelector, routingOf, type Scenario } from "./Scenario.js"
+
+export class TwinBringUpFailed extends Data.TaggedError("TwinBringUpFailed")<{
+  readonly step: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const c = this.cause as { message?: unknown }
+    return `twin bring-up failed at ${this.step}: ${typeof c?.message === "string" ? c.message : String(this.cause)}`
+  }
+}
+
+export class TwinOperationFailed extends Data.TaggedError("TwinOperationFailed")<{
+  readonly operation: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const c = this.cause as { message?: unknown }
+    return `${this.operation} failed: ${typeof c?.message === "string" ? c.message : String(this.cause)}`
+  }
+}
+
+export type TwinError = TwinBringUpFailed | MissingPackages | NotRoot
+
+export interface TwinOptions {
+  readonly scenario: Scenario
+  readonly prefix?: string
+  readonly stateRoot?: string
+  /** Leave the twin running when bring-up succeeds (netlab up). */
+  readonly keep?: boolean
+  /** Route tunnels through the link emulator (default true); without it impairments are refused. */
+  readonly relay?: boolean
+  readonly mode?: "up" | "run" | "test"
+  readonly onProgress?: (line: string) => void
+  /** Sites brought up at once. */
+  readonly concurrency?: number
+}
+
+export interface TwinBackends {
+  readonly wireguard: "kernel" | "wireguard-go"
+  readonly impairments: "userspace-relay" | "none"
+  readonly inotifyRaisedTo?: number
+}
+
+export interface Twin {
+  readonly prefix: string
+  readonly dir: string
+  readonly scenario: Scenario
+  readonly backends: TwinBackends
+  readonly bringUpMs: number
+  readonly siteNs: (site: number) => string
+  readonly siteDir: (site: number) => string
+  /** argv that runs a command inside a site (isolated wireguard sockets). */
+  readonly siteCommand: (site: number, argv: ReadonlyArray<string>) => ReadonlyArray<string>
+  readonly exec: (site: number, argv: ReadonlyArray<string>) => Effect.Effect<string, CommandFailed>
+  readonly birdc: (site: number, command: string) => Effect.Effect<string, CommandFailed>
+  /** Applies an impairment patch to a link ("0-1" or "0>1"), one or both families. */
+  readonly impair: (link: string, patch: Impairment, family?: Family) => Effect.Effect<void, TwinOperationFailed>
+  readonly killBird: (site: number) => Effect.Effect<void, TwinOperationFailed>
+  readonly startBird: (site: number) => Effect.Effect<void, TwinOperationFailed>
+  /** Every pid in the twin's namespaces (for residue checks). */
+  readonly pids: Effect.Effect<ReadonlyArray<number>>
+}
+
+/** The emulator's idea of "nothing injected" for fields a scenario leaves unset. */
+const toPatch = (i: Impairment) => ({
+  ...(i.delayMs === undefined ? {} : { delayMs: i.delayMs }),
+  ...(i.jitterMs === undefined ? {} : { jitterMs: i.jitterMs }),
+  ...(i.lossRatio === undefined ? {} : { lossRatio: i.lossRatio }),
+  ...(i.rateBitsPerSecond === undefined ? {} : { rateBitsPerSecond: i.rateBitsPerSecond }),
+  ...(i.down === undefined ? {} : { down: i.down }),
+})
+
+const hasImpairment = (i: Impairment | undefined): boolean => i !== undefined && Object.keys(toPatch(i)).length > 0
+
+/** Base impairment of directed link a→b on a family: default, then matching overrides in order. */
+export const baseImpairment = (s: Scenario, a: number, b: number, family: Family): Impairment => {
+  let out: Impairment = { ...(s.links.default ?? {}) }
+  for (const o of s.links.overrides ?? []) {
+    const sel = parseLinkSelector(o.link)
+    const matches = (sel.a === a && sel.b === b) || (sel.bothWays && sel.a === b && sel.b === a)
+    if (!matches || (o.family !== undefined && o.family !== family)) continue
+    const { link: _l, family: _f, ...fields } = o
+    out = { ...out, ...fields }
+  }
+  return out
+}
+
+const step = <A, E, R>(name: string, e: Effect.Effect<A, E, R>): Effect.Effect<A, TwinBringUpFailed, R> =>
+  Effect.mapError(e, (cause) => new TwinBringUpFailed({ step: name, cause }))
+
+/** Kernel WireGuard? Tried in a throwaway namespace, removed again. */
+export const detectKernelWireGuard = (prefix: string): Effect.Effect<boolean> =>
+  Effect.gen(function* () {
+    const ns = `${prefix}-k`
+    const ok = yield* run(["ip", "netns", "add", ns]).pipe(
+      Effect.zipRight(run(["ip", "-n", ns, "link", "add", "wgprobe", "type", "wireguard"])),
+      Effect.as(true),
+      Effect.orElseSucceed(() => false),
+    )
+    yield* run(["ip", "netns", "del", ns]).pipe(Effect.ignore)
+    return ok
+  })
+
+const raiseInotify = (needed: number): Effect.Effect<number | undefined> =>
+  Effect.promise(async () => {
+    const path = "/proc/sys/fs/inotify/max_user_instances"
+    const current = Number((await readFile(path, "utf8")).trim())
+    // Other twins and tools on the machine hold instances too: leave generous headroom.
+    const want = needed + 512
+    if (current >= want) return undefined
+    await writeFile(path, String(want))
+    return want
+  })
+
+const genKeyPair = Effect.gen(function* () {
+  const privateKey = (yield* run(["wg", "genkey"])).trim()
+  const publicKey = (yield* run(["wg", "pubkey"], { input: `${privateKey}\n` })).trim()
+  return { privateKey, publicKey }
+})
+
+/** Site setup script, run through the isolation wrapper inside the site's namespace. */
+const siteScript = (layout: MeshLayout, site: number, dir: string, kernelWg: boolean, startBird: boolean): string => {
+  const tunnels = tunnelsOf(layout, site)
+  const lines = [
+    "set -e",
+    `cd ${dir}`,
+    "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0",
+    "ip -batch underlay.batch",
+  ]
+  for (const t of tunnels)
+    lines.push(
+      kernelWg
+        ? `ip link add ${t.name} type wireguard`
+        : `WG_PROCESS_FOREGROUND=1 wireguard-go -f ${t.name} </dev/null >>wireguard-go.log 2>&1 &`,
+    )
+  if (!kernelWg)
+    lines.push(
+      `for n in ${tunnels.map((t) => t.name).join(" ")}; do`,
+      "  i=0",
+      '  while [ ! -S "/var/run/wireguard/$n.sock" ]; do',
+      '    i=$((i+1)); if [ $i -gt 1500 ]; then echo "no control socket for $n" >&2; exit 1; fi; sleep 0.02',
+      "  done",
+      "done",
+    )
+  for (const t of tunnels) lines.push(`wg setconf ${t.name} ${t.name}.conf`)
+  lines.push("ip -batch site.batch")
+  if (startBird) lines.push(birdStartLine)
+  return `${lines.join("\n")}\n`
+}
+
+const birdStartLine = "bird -c bird.conf -s bird.ctl -P bird.pid </dev/null >>bird.out 2>&1"
+
+export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const s = options.scenario
+    const progress = options.onProgress ?? (() => {})
+    yield* requireRoot("the twin")
+    yield* checkPrerequisites
+    const started = Date.now()
+    const prefix = options.prefix ?? newRunPrefix()
+    const stateRoot = options.stateRoot ?? defaultStateRoot()
+    const dir = runDir(stateRoot, prefix)
+    const useRelay = options.relay ?? true
+    const sites = Array.from({ length: s.sites }, (_, i) => i)
+    const siteDir = (site: number) => join(dir, `s${site}`)
+    const wgDir = (site: number) => join(siteDir(site), "wg")
+    const nsOf = (site: number) => siteNs(prefix, site)
+    const unsupported = sites.filter((x) => routingOf(s, x) !== "bird")
+    if (unsupported.length > 0)
+      return yield* new TwinBringUpFailed({
+        step: "routing",
+        cause: new Error(
+          `routing "net-perf" (sites ${unsupported.join(",")}) needs the daemon, not available in the twin yet`,
+        ),
+      })
+    const needsRelay =
+      hasImpairment(s.links.default) ||
+      (s.links.overrides ?? []).length > 0 ||
+      s.events.some((e) => e.action.includes("link") || e.action === "set-impairment")
+    if (!useRelay && needsRelay)
+      return yield* new TwinBringUpFailed({
+        step: "impairments",
+        cause: new Error("the scenario injects impairments but the link emulator is off"),
+      })
+    const mainPath = defaultMainPath()
+    if (useRelay && !existsSync(mainPath))
+      return yield* new TwinBringUpFailed({
+        step: "link emulator",
+        cause: new Error(`${mainPath} not found: build first (npx tsc -b)`),
+      })
+
+    const state = {
+      prefix,
+      scenario: s.name,
+      mode: options.mode ?? "run",
+      ownerPid: process.pid,
+      createdAtMillis: started,
+      sites: s.sites,
+      namespaces: [underlayNs(prefix), ...sites.map(nsOf)],
+      pids: [] as number[],
+    } as const
+    // Recorded before anything exists, so a crash at any later point leaves a trail for `down`.
+    yield* writeRunState(stateRoot, state)
+    yield* Effect.addFinalizer((exit) =>
+      options.keep === true && Exit.isSuccess(exit)
+        ? Effect.void
+        : teardownRun(stateRoot, prefix).pipe(
+            Effect.tap((r) =>
+              Effect.sync(() =>
+                progress(
+                  `teardown ${prefix}: ${r.namespacesRemoved.length} namespaces, ${r.processesStopped} processes, ${r.durationMs} ms`,
+                ),
+              ),
+            ),
+          ),
+    )
+
+    const kernelWg = yield* detectKernelWireGuard(prefix)
+    const tunnelCount = s.sites * (s.sites - 1) * s.families.length
+    const inotifyRaisedTo = kernelWg ? undefined : yield* raiseInotify(tunnelCount)
+    if (inotifyRaisedTo !== undefined)
+      progress(`raised fs.inotify.max_user_instances to ${inotifyRaisedTo} (wireguard-go takes one per tunnel)`)
+    progress(
+      `${prefix}: ${s.sites} sites, ${tunnelCount} tunnels (${kernelWg ? "kernel WireGuard" : "wireguard-go"}), impairments: ${useRelay ? "userspace relay" : "none"}`,
+    )
+
+    const keys: SiteKeys[] = yield* step(
+      "key generation",
+      Effect.forEach(sites, () => Effect.all({ v4: genKeyPair, v6: genKeyPair }), { concurrency: 4 }),
+    )
+
+    yield* step(
+      "namespaces",
+      run(["ip", "-batch", "-"], { input: `${state.namespaces.map((n) => `netns add ${n}`).join("\n")}\n` }),
+    )
+    const u = underlayNs(prefix)
+    const underlayLines = [
+      "link set lo up",
+      "link add br0 type bridge",
+      `addr add ${underlayHub.v4}/${underlayHub.v4Prefix} dev br0`,
+      `addr add ${underlayHub.v6}/${underlayHub.v6Prefix} dev br0 nodad`,
+      "link set br0 up",
+      ...sites.flatMap((x) => [
+        `link add s${x} type veth peer name eth0 netns ${nsOf(x)}`,
+        `link set s${x} master br0 up`,
+      ]),
+    ]
+    yield* step("underlay", run(["ip", "-n", u, "-batch", "-"], { input: `${underlayLines.join("\n")}\n` }))
+
+    // The link emulator: one relay socket per site pair and family, both ends pointing at it.
+    let relayClient: LinkEmuClient | undefined
+    const endpoints = new Map<string, string>()
+    if (useRelay) {
+      const controlPath = join(dir, "relay.ctl")
+      yield* step(
+        "link emulator start",
+        Effect.try(() => {
+          // Started through a parent shell that outlives `netlab up`: the relay exits with its parent.
+          const child = spawn(
+            "sh",
+            [
+              "-c",
+              'ip netns exec "$0" "$1" "$2" --control "$3" >>"$4" 2>&1; :',
+              u,
+              process.execPath,
+              mainPath,
+              controlPath,
+              join(dir, "relay.log"),
+            ],
+            { detached: true, stdio: "ignore" },
+          )
+          child.unref()
+        }),
+      )
+      // A scope of its own: the control connection closes when bring-up is done with it.
+      relayClient = yield* step(
+        "link emulator connect",
+        connectLinkEmuClient(controlPath, { connectTimeoutMs: 15_000 }),
+      )
+      const client = relayClient
+      const specs = allPairs(s.sites).flatMap(([a, b]) => s.families.map((family) => ({ a, b, family })))
+      yield* step(
+        "link emulator pairs",
+        Effect.forEach(
+          specs,
+          ({ a, b, family }) =>
+            client
+              .addPair({
+                id: relayPairId(a, b, family),
+                family,
+                listen: { address: family === 4 ? underlayHub.v4 : underlayHub.v6, port: 0 },
+                a: { address: underlayAddress(a, family), port: wgListenPort(b, family) },
+                b: { address: underlayAddress(b, family), port: wgListenPort(a, family) },
+                aToB: toPatch(baseImpairment(s, a, b, family)),
+                bToA: toPatch(baseImpairment(s, b, a, family)),
+              })
+              .pipe(
+                Effect.tap(({ listen }) =>
+                  Effect.sync(() =>
+                    endpoints.set(
+                      relayPairId(a, b, family),
+                      family === 4 ? `${listen.address}:${listen.port}` : `[${listen.address}]:${listen.port}`,
+                    ),
+                  ),
+                ),
+              ),
+          { concurrency: 8, discard: true },
+        ),
+      )
+    }
+
+    const layout: MeshLayout = {
+      sites: s.sites,
+      families: s.families,
+      keys,
+      endpointOf: (local, remote, family) =>
+        useRelay
+          ? (endpoints.get(relayPairId(local, remote, family)) as string)
+          : directEndpoint(local, remote, family),
+    }
+    const birdOptions = (site: number) => ({ ...s.bird, logFile: join(siteDir(site), "bird.log") })
+
+    let done = 0
+    const lastReport = { at: 0 }
+    yield* step(
+      "sites",
+      Effect.forEach(
+        sites,
+        (site) =>
+          Effect.gen(function* () {
+            const d = siteDir(site)
+            yield* Effect.promise(async () => {
+              await mkdir(wgDir(site), { recursive: true, mode: 0o700 })
+              for (const t of tunnelsOf(layout, site))
+                await writeFile(join(d, `${t.name}.conf`), wgConf(layout, site, t.remote, t.family), { mode: 0o600 })
+              await writeFile(join(d, "underlay.batch"), siteUnderlayBatch(site))
+              await writeFile(join(d, "site.batch"), siteIpBatch(layout, site))
+              await writeFile(join(d, "bird.conf"), birdConf(layout, site, birdOptions(site)))
+              await writeFile(join(d, "setup.sh"), siteScript(layout, site, d, kernelWg, true))
+            })
+            yield* run(inSite(nsOf(site), wgDir(site), ["sh", join(d, "setup.sh")]), { timeoutMs: 120_000 })
+            done++
+            if (s.sites <= 6 || done === s.sites || Date.now() - lastReport.at > 2000) {
+              lastReport.at = Date.now()
+              progress(`site ${done}/${s.sites} up (${Math.round((Date.now() - started) / 100) / 10} s)`)
+            }
+          }),
+        { concurrency: options.concurrency ?? 3, discard: true },
+      ),
+    )
+
+    const pids = Effect.gen(function* () {
+      const out: number[] = []
+      for (const ns of state.namespaces) {
+        const text = yield* run(["ip", "netns", "pids", ns]).pipe(Effect.orElseSucceed(() => ""))
+        for (const p of text.split(/\s+/)) if (p !== "") out.push(Number(p))
+      }
+      return out
+    })
+    const recorded = yield* pids
+    yield* writeRunState(stateRoot, {
+      ...state,
+      pids: recorded,
+      wireguardBackend: kernelWg ? "kernel" : "wireguard-go",
+      impairmentBackend: useRelay ? "userspace-relay" : "none",
+    })
+    const bringUpMs = Date.now() - started
+    progress(`${prefix} up in ${(bringUpMs / 1000).toFixed(1)} s (${recorded.length} processes)`)
+
+    const siteCommand = (site: number, argv: ReadonlyArray<string>) => inSite(nsOf(site), wgDir(site), argv)
+    const birdc = (site: number, command: string) =>
+      run(inNs(nsOf(site), ["birdc", "-s", join(siteDir(site), "bird.ctl"), ...command.split(" ")]), {
+        timeoutMs: 10_000,
+      })
+    const opFail = (operation: string) => (cause: unknown) => new TwinOperationFailed({ operation, cause })
+
+    const twin: Twin = {
+      prefix,
+      dir,
+      scenario: s,
+      backends: {
+        wireguard: kernelWg ? "kernel" : "wireguard-go",
+        impairments: useRelay ? "userspace-relay" : "none",
+        ...(inotifyRaisedTo === undefined ? {} : { inotifyRaisedTo }),
+      },
+      bringUpMs,
+      siteNs: nsOf,
+      siteDir,
+      siteCommand,
+      exec: (site, argv) => run(siteCommand(site, argv)),
+      birdc,
+      impair: (link, patch, family) =>
+        Effect.gen(function* () {
+          if (relayClient === undefined) return yield* Effect.fail(new Error("no link emulator in this twin"))
+          const client = relayClient
+          const { a, b, bothWays } = parseLinkSelector(link)
+          for (const f of family === undefined ? s.families : [family]) {
+            const direction = bothWays ? ("both" as const) : a < b ? ("a->b" as const) : ("b->a" as const)
+            yield* client.setImpairment(relayPairId(a, b, f), direction, toPatch(patch))
+          }
+        }).pipe(Effect.mapError(opFail(`impairment of ${link}`))),
+      killBird: (site) =>
+        Effect.gen(function* () {
+          const pid = Number(
+            (yield* Effect.promise(() => readFile(join(siteDir(site), "bird.pid"), "utf8").catch(() => ""))).trim(),
+          )
+          if (!(pid > 0) || !pidAlive(pid)) return yield* Effect.fail(new Error(`no running BIRD on site ${site}`))
+          // SIGKILL: a crash leaves the kernel routes behind, as a real one would.
+          process.kill(pid, "SIGKILL")
+          while (pidAlive(pid)) yield* Effect.sleep(Duration.millis(20))
+        }).pipe(Effect.mapError(opFail(`kill BIRD on site ${site}`))),
+      startBird: (site) =>
+        run(siteCommand(site, ["sh", "-c", `cd ${siteDir(site)} && rm -f bird.ctl && ${birdStartLine}`])).pipe(
+          Effect.asVoid,
+          Effect.mapError(opFail(`start BIRD on site ${site}`)),
+        ),
+      pids,
+    }
+    return twin
+  })
