@@ -94,7 +94,9 @@ export interface TunnelAggregate {
   readonly fastLoss: Decayed
   /** RFC 3550 jitter and the last reply's RTT per probe kind (differences only within a kind). */
   readonly jitterMs: number
-  readonly lastRttByKind: Readonly<Partial<Record<RttProbeKind, number>>>
+  readonly lastEchoRttMs: number | null
+  readonly lastIcmpRttMs: number | null
+  readonly lastTcpRttMs: number | null
   /** Time-weighted up-time and observed time (decayed), accounted up to `accountedAtMillis`. */
   readonly upMillis: number
   readonly observedMillis: number
@@ -113,7 +115,9 @@ export const emptyAggregate = (tunnel: TunnelId): TunnelAggregate => ({
   slowLoss: emptyDecayed,
   fastLoss: emptyDecayed,
   jitterMs: 0,
-  lastRttByKind: {},
+  lastEchoRttMs: null,
+  lastIcmpRttMs: null,
+  lastTcpRttMs: null,
   upMillis: 0,
   observedMillis: 0,
   accountedAtMillis: null,
@@ -152,8 +156,6 @@ const account = (
   return { upMillis: up, observedMillis: observed }
 }
 
-const isRttSample = (s: RttSample | LossTestSample): s is RttSample => s._tag === "RttSample"
-
 /** Folds one sample into a tunnel's aggregate (the sample's tunnel is not checked). */
 export const ingest = (
   agg: TunnelAggregate,
@@ -163,77 +165,82 @@ export const ingest = (
   const at = sample.atMillis
   let state = agg.state
   let replies = agg.replies
+  let upMillis = agg.upMillis
+  let observedMillis = agg.observedMillis
+  let accountedAtMillis = agg.accountedAtMillis
   // A silence longer than the staleness limit killed the tunnel even if nobody noticed.
   if (state === "up" && agg.lastSampleAtMillis !== null && at - agg.lastSampleAtMillis > config.staleAfterMillis) {
-    const accounted = account(agg.upMillis, agg.observedMillis, "up", agg.everUp, agg.accountedAtMillis, at, config)
-    agg = { ...agg, ...accounted, state: "dead", accountedAtMillis: at }
+    const a = account(upMillis, observedMillis, "up", agg.everUp, accountedAtMillis, at, config)
+    upMillis = a.upMillis
+    observedMillis = a.observedMillis
+    accountedAtMillis = at
     state = "dead"
     replies = 0
   }
-  const inOrder = agg.accountedAtMillis === null || at >= agg.accountedAtMillis
-  const accounted = inOrder
-    ? account(agg.upMillis, agg.observedMillis, state, agg.everUp, agg.accountedAtMillis, at, config)
-    : { upMillis: agg.upMillis, observedMillis: agg.observedMillis }
-  const accountedAtMillis = inOrder ? at : agg.accountedAtMillis
+  if (accountedAtMillis === null || at >= accountedAtMillis) {
+    const a = account(upMillis, observedMillis, state, agg.everUp, accountedAtMillis, at, config)
+    upMillis = a.upMillis
+    observedMillis = a.observedMillis
+    accountedAtMillis = at
+  }
   const lastSampleAtMillis = agg.lastSampleAtMillis === null ? at : Math.max(agg.lastSampleAtMillis, at)
   const countLoss = state === "up"
+  let misses = agg.misses
+  let everUp = agg.everUp
+  let lastReplyAtMillis = agg.lastReplyAtMillis
+  let rtt = agg.rtt
+  let jitterMs = agg.jitterMs
+  let lastEchoRttMs = agg.lastEchoRttMs
+  let lastIcmpRttMs = agg.lastIcmpRttMs
+  let lastTcpRttMs = agg.lastTcpRttMs
+  let lostNow: number
+  let sentNow: number
 
-  if (!isRttSample(sample)) {
-    const sent = sample.sent
-    const lost = Math.max(0, sent - Math.min(sent, sample.received))
-    return {
-      ...agg,
-      ...accounted,
-      state,
-      replies,
-      accountedAtMillis,
-      lastSampleAtMillis,
-      slowLoss: countLoss ? addDecayed(agg.slowLoss, lost, sent, at, config.lossHalfLifeMillis) : agg.slowLoss,
-      fastLoss: countLoss ? addDecayed(agg.fastLoss, lost, sent, at, config.fastLossHalfLifeMillis) : agg.fastLoss,
-    }
+  if (sample._tag === "LossTestSample") {
+    sentNow = sample.sent
+    lostNow = Math.max(0, sentNow - Math.min(sentNow, sample.received))
+  } else if (sample.rttMs === null) {
+    sentNow = 1
+    lostNow = 1
+    replies = 0
+    if (config.fastProbeKinds.includes(sample.kind)) misses += 1
+    if (misses >= config.deadAfterMisses) state = "dead"
+  } else {
+    sentNow = 1
+    lostNow = 0
+    const rttMs = sample.rttMs
+    const kind = sample.kind
+    const previousRtt = kind === "udp-echo" ? lastEchoRttMs : kind === "icmp" ? lastIcmpRttMs : lastTcpRttMs
+    // RFC 3550 §6.4.1: J += (|D| − J)/16, D the difference between consecutive samples.
+    if (previousRtt !== null) jitterMs += (Math.abs(rttMs - previousRtt) - jitterMs) / 16
+    if (kind === "udp-echo") lastEchoRttMs = rttMs
+    else if (kind === "icmp") lastIcmpRttMs = rttMs
+    else lastTcpRttMs = rttMs
+    replies += 1
+    misses = 0
+    if (state !== "up" && replies >= config.reviveAfterReplies) state = "up"
+    everUp = everUp || state === "up"
+    lastReplyAtMillis = lastReplyAtMillis === null ? at : Math.max(lastReplyAtMillis, at)
+    rtt = addDecayed(rtt, rttMs, 1, at, config.rttHalfLifeMillis)
   }
-
-  const lostNow = sample.rttMs === null ? 1 : 0
-  const slowLoss = countLoss ? addDecayed(agg.slowLoss, lostNow, 1, at, config.lossHalfLifeMillis) : agg.slowLoss
-  const fastLoss = countLoss ? addDecayed(agg.fastLoss, lostNow, 1, at, config.fastLossHalfLifeMillis) : agg.fastLoss
-
-  if (sample.rttMs === null) {
-    const misses = config.fastProbeKinds.includes(sample.kind) ? agg.misses + 1 : agg.misses
-    return {
-      ...agg,
-      ...accounted,
-      state: misses >= config.deadAfterMisses ? "dead" : state,
-      misses,
-      replies: 0,
-      accountedAtMillis,
-      lastSampleAtMillis,
-      slowLoss,
-      fastLoss,
-    }
-  }
-
-  const rttMs = sample.rttMs
-  const previousRtt = agg.lastRttByKind[sample.kind]
-  // RFC 3550 §6.4.1: J += (|D| − J)/16, D the difference between consecutive samples.
-  const jitterMs =
-    previousRtt === undefined ? agg.jitterMs : agg.jitterMs + (Math.abs(rttMs - previousRtt) - agg.jitterMs) / 16
-  replies += 1
-  const nextState: TunnelState = state !== "up" && replies >= config.reviveAfterReplies ? "up" : state
   return {
-    ...agg,
-    ...accounted,
-    state: nextState,
-    everUp: agg.everUp || nextState === "up",
-    misses: 0,
+    tunnel: agg.tunnel,
+    state,
+    everUp,
+    misses,
     replies,
+    rtt,
+    slowLoss: countLoss ? addDecayed(agg.slowLoss, lostNow, sentNow, at, config.lossHalfLifeMillis) : agg.slowLoss,
+    fastLoss: countLoss ? addDecayed(agg.fastLoss, lostNow, sentNow, at, config.fastLossHalfLifeMillis) : agg.fastLoss,
+    jitterMs,
+    lastEchoRttMs,
+    lastIcmpRttMs,
+    lastTcpRttMs,
+    upMillis,
+    observedMillis,
     accountedAtMillis,
     lastSampleAtMillis,
-    lastReplyAtMillis: agg.lastReplyAtMillis === null ? at : Math.max(agg.lastReplyAtMillis, at),
-    rtt: addDecayed(agg.rtt, rttMs, 1, at, config.rttHalfLifeMillis),
-    slowLoss,
-    fastLoss,
-    jitterMs,
-    lastRttByKind: { ...agg.lastRttByKind, [sample.kind]: rttMs },
+    lastReplyAtMillis,
   }
 }
 
