@@ -1,0 +1,138 @@
+/**
+ * The measurement plane's Prometheus metrics, in base units (seconds, ratios 0..1, `_total`
+ * counters), on a private prom-client registry so several planes (tests, the twin) can live in one
+ * process. Tunnel series carry `local`, `remote`, `family` and are removed when the tunnel goes away
+ * (the original left NaN gauges behind forever).
+ */
+import type { TunnelId } from "@net-perf/engine"
+import { Effect } from "effect"
+import { Counter, Gauge, Histogram, Registry } from "prom-client"
+
+const tunnelLabels = ["local", "remote", "family"] as const
+export type RttProbeLabel = "udp" | "icmp" | "tcp"
+export type ProbeLabel = RttProbeLabel | "loss" | "path"
+export type ServerLabel = "echo" | "pathping"
+
+export const tunnelLabelValues = (t: TunnelId) => ({
+  local: String(t.local),
+  remote: String(t.remote),
+  family: String(t.family),
+})
+
+const makeMetrics = () => {
+  const registry = new Registry()
+  const registers = [registry]
+  const rtt = new Histogram({
+    name: "netperf_tunnel_rtt_seconds",
+    help: "Round-trip time of one probe over a tunnel",
+    labelNames: [...tunnelLabels, "probe"],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers,
+  })
+  const gauge = (name: string, help: string) => new Gauge({ name, help, labelNames: tunnelLabels, registers })
+  const lossRatio = gauge("netperf_tunnel_loss_ratio", "Decaying-memory loss ratio 0..1 (engine aggregation)")
+  const jitter = gauge("netperf_tunnel_jitter_seconds", "RFC 3550 jitter of the tunnel RTT (engine aggregation)")
+  const rttSmoothed = gauge("netperf_tunnel_rtt_smoothed_seconds", "Smoothed RTT (engine aggregation)")
+  const up = gauge("netperf_tunnel_up", "1 when the tunnel answers probes, 0 when dead or unknown")
+  const availability = gauge("netperf_tunnel_availability_ratio", "Share of recent time the tunnel was up")
+  const cost = gauge("netperf_tunnel_cost", "Engine link cost in milliseconds-equivalent; +Inf when unusable")
+  const lossTestLoss = gauge("netperf_loss_test_loss_ratio", "Loss ratio of the last loss/rate burst")
+  const lossTestReorder = gauge("netperf_loss_test_reorder_ratio", "Share of received packets that arrived late")
+  const lossTestJitter = gauge("netperf_loss_test_jitter_seconds", "RFC 3550 one-way jitter of the last burst")
+  const lossTestRate = gauge("netperf_loss_test_rate_bits_per_second", "Achieved rate of the last burst")
+  const probesSent = new Counter({
+    name: "netperf_probes_sent_total",
+    help: "Probes sent over a tunnel",
+    labelNames: [...tunnelLabels, "probe"],
+    registers,
+  })
+  const probesLost = new Counter({
+    name: "netperf_probes_lost_total",
+    help: "Probes that got no answer in time",
+    labelNames: [...tunnelLabels, "probe"],
+    registers,
+  })
+  const pathRtt = new Gauge({
+    name: "netperf_path_rtt_seconds",
+    help: "Mean RTT of the last pathping over a source-routed path (hop = the site where it turned back)",
+    labelNames: ["path", "hop"],
+    registers,
+  })
+  const pathLoss = new Gauge({
+    name: "netperf_path_loss_ratio",
+    help: "Loss ratio of the last pathping (hop = the site where it turned back)",
+    labelNames: ["path", "hop"],
+    registers,
+  })
+  const invalid = new Counter({
+    name: "netperf_server_invalid_packets_total",
+    help: "Datagrams a probe server dropped because they did not parse",
+    labelNames: ["server"],
+    registers,
+  })
+  const denied = new Counter({
+    name: "netperf_server_denied_packets_total",
+    help: "Datagrams a probe server dropped: source not on the allow list or over its rate limit",
+    labelNames: ["server", "reason"],
+    registers,
+  })
+  const tunnels = new Gauge({ name: "netperf_tunnels", help: "Tunnels being measured", registers })
+  const discoveryErrors = new Counter({
+    name: "netperf_discovery_errors_total",
+    help: "WireGuard confs or command outputs that failed to parse",
+    labelNames: ["source"],
+    registers,
+  })
+
+  const tunnelGauges = [
+    lossRatio,
+    jitter,
+    rttSmoothed,
+    up,
+    availability,
+    cost,
+    lossTestLoss,
+    lossTestReorder,
+    lossTestJitter,
+    lossTestRate,
+  ]
+  const probeKinds: ReadonlyArray<ProbeLabel> = ["udp", "icmp", "tcp", "loss", "path"]
+
+  return {
+    registry,
+    rtt,
+    lossRatio,
+    jitter,
+    rttSmoothed,
+    up,
+    availability,
+    cost,
+    lossTestLoss,
+    lossTestReorder,
+    lossTestJitter,
+    lossTestRate,
+    probesSent,
+    probesLost,
+    pathRtt,
+    pathLoss,
+    invalid,
+    denied,
+    tunnels,
+    discoveryErrors,
+    /** Drops every series of one tunnel (called when its worker stops). */
+    removeTunnel: (t: TunnelId) => {
+      const labels = tunnelLabelValues(t)
+      for (const g of tunnelGauges) g.remove(labels)
+      for (const probe of probeKinds) {
+        probesSent.remove({ ...labels, probe })
+        probesLost.remove({ ...labels, probe })
+        if (probe === "udp" || probe === "icmp" || probe === "tcp") rtt.remove({ ...labels, probe })
+      }
+    },
+  }
+}
+
+/** prom-client metrics of one measurement plane. */
+export class MeasurementMetrics extends Effect.Service<MeasurementMetrics>()("net-perf/MeasurementMetrics", {
+  sync: makeMetrics,
+}) {}

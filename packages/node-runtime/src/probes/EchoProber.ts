@@ -1,0 +1,228 @@
+/**
+ * Fast UDP echo over one tunnel: the failure detector and the main RTT/loss source.
+ *
+ * One probe per `intervalMillis`. A probe unanswered after the *miss* timeout
+ * (clamp(1.5·srtt + 4·rttvar)) switches to a burst, one probe every `burstIntervalMillis`, until an
+ * answer (back to normal) or `deadAfterMisses` consecutive misses (dead; back to the normal
+ * interval so recovery is seen within one interval). Burst probes are paid back: while the prober
+ * owes probes, the normal interval is stretched by half, so the long-run average stays ≤ 1/interval.
+ *
+ * A miss is only a suspicion; loss is decided later, at `lossTimeoutMillis`, so a slow reply
+ * is an RTT sample, not a loss. RTT uses the monotonic clock of this process only.
+ */
+import { randomInt } from "node:crypto"
+import type * as dgram from "node:dgram"
+import { RttSample, type TunnelId } from "@net-perf/engine"
+import { Effect, type Scope } from "effect"
+import { MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
+import { decode5121, encodeEcho } from "../servers/Packets.js"
+import { bindUdp, type UdpBindFailed } from "../servers/Udp.js"
+import type { EchoProbeConfig } from "./ProbeConfig.js"
+
+export type EchoHealth = "unknown" | "up" | "dead"
+
+export interface EchoProberHandlers {
+  readonly onSample: (sample: RttSample) => void
+  readonly onHealth: (health: EchoHealth, atMillis: number) => void
+}
+
+export interface EchoProberStats {
+  readonly health: EchoHealth
+  readonly srttMs: number | null
+  readonly rttVarMs: number | null
+  readonly sent: number
+  readonly received: number
+  readonly lost: number
+  readonly late: number
+  readonly reordered: number
+  readonly duplicates: number
+}
+
+interface Outstanding {
+  readonly sentNs: bigint
+  readonly sentAtMillis: number
+  missTimer: NodeJS.Timeout | undefined
+  readonly lossTimer: NodeJS.Timeout
+  missed: boolean
+}
+
+/** Starts the echo prober for the scope's lifetime; returns a snapshot reader. */
+export const runEchoProber = (
+  tunnel: TunnelId,
+  endpoints: { readonly localAddress: string; readonly remoteAddress: string },
+  config: EchoProbeConfig,
+  handlers: EchoProberHandlers,
+): Effect.Effect<() => EchoProberStats, UdpBindFailed, Scope.Scope | MeasurementMetrics> =>
+  Effect.gen(function* () {
+    const metrics = yield* MeasurementMetrics
+    const labels = { ...tunnelLabelValues(tunnel), probe: "udp" }
+    const sentCounter = metrics.probesSent.labels(labels)
+    const lostCounter = metrics.probesLost.labels(labels)
+    const rttHistogram = metrics.rtt.labels(labels)
+    const socket: dgram.Socket = yield* bindUdp(endpoints.localAddress, 0)
+    const sessionId = randomInt(0, 2 ** 32)
+
+    const outstanding = new Map<number, Outstanding>()
+    let seq = 0
+    let health: EchoHealth = "unknown"
+    let srttMs: number | null = null
+    let rttVarMs: number | null = null
+    let consecutiveMisses = 0
+    let bursting = false
+    let debtProbes = 0
+    let highestAnswered = -1
+    let closed = false
+    let timer: NodeJS.Timeout | undefined
+    const counts = { sent: 0, received: 0, lost: 0, late: 0, reordered: 0, duplicates: 0 }
+
+    const missTimeoutMillis = () =>
+      srttMs === null || rttVarMs === null
+        ? config.maxMissTimeoutMillis
+        : Math.min(config.maxMissTimeoutMillis, Math.max(config.minMissTimeoutMillis, 1.5 * srttMs + 4 * rttVarMs))
+
+    const setHealth = (next: EchoHealth) => {
+      if (next === health) return
+      health = next
+      handlers.onHealth(next, Date.now())
+    }
+
+    const schedule = (delayMillis: number, action: () => void) => {
+      if (timer !== undefined) clearTimeout(timer)
+      timer = closed ? undefined : setTimeout(action, delayMillis)
+    }
+
+    const scheduleRegular = () => {
+      // Paying back burst probes: stretch the interval by half until the debt is gone.
+      const stretch = debtProbes > 0 ? 1.5 : 1
+      schedule(config.intervalMillis * stretch, () => {
+        if (debtProbes > 0) debtProbes = Math.max(0, debtProbes - 0.5)
+        send()
+        scheduleRegular()
+      })
+    }
+
+    const scheduleBurst = () =>
+      schedule(config.burstIntervalMillis, () => {
+        debtProbes++
+        send()
+        scheduleBurst()
+      })
+
+    const onMiss = (probeSeq: number) => {
+      const o = outstanding.get(probeSeq)
+      if (o === undefined || closed) return
+      o.missed = true
+      o.missTimer = undefined
+      consecutiveMisses++
+      if (consecutiveMisses >= config.deadAfterMisses) {
+        setHealth("dead")
+        if (bursting) {
+          bursting = false
+          scheduleRegular()
+        }
+      } else if (!bursting && health !== "dead") {
+        bursting = true
+        debtProbes++
+        send()
+        scheduleBurst()
+      }
+    }
+
+    const onLoss = (probeSeq: number) => {
+      const o = outstanding.get(probeSeq)
+      if (o === undefined || closed) return
+      outstanding.delete(probeSeq)
+      counts.lost++
+      lostCounter.inc()
+      handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs: null }))
+    }
+
+    const send = () => {
+      if (closed) return
+      const probeSeq = seq
+      seq = (seq + 1) >>> 0
+      const sentNs = process.hrtime.bigint()
+      const entry: Outstanding = {
+        sentNs,
+        sentAtMillis: Date.now(),
+        missTimer: setTimeout(() => onMiss(probeSeq), missTimeoutMillis()),
+        lossTimer: setTimeout(() => onLoss(probeSeq), config.lossTimeoutMillis),
+        missed: false,
+      }
+      outstanding.set(probeSeq, entry)
+      counts.sent++
+      sentCounter.inc()
+      socket.send(
+        encodeEcho({ _tag: "EchoRequest", sessionId, seq: probeSeq, sentNs, lengthBytes: config.payloadBytes }),
+        config.port,
+        endpoints.remoteAddress,
+      )
+    }
+
+    socket.on("message", (msg, rinfo) => {
+      const arrivalNs = process.hrtime.bigint()
+      if (rinfo.address !== endpoints.remoteAddress) return
+      const decoded = decode5121(msg)
+      if (decoded._tag === "Left") return
+      const p = decoded.right
+      if (p._tag !== "EchoReply" || p.sessionId !== sessionId) return
+      const o = outstanding.get(p.seq)
+      // A reply after the loss verdict, or a second copy: still proof of life, not a sample.
+      if (o === undefined) {
+        if (p.seq < seq) counts.late++
+        else counts.duplicates++
+      } else {
+        outstanding.delete(p.seq)
+        if (o.missTimer !== undefined) clearTimeout(o.missTimer)
+        clearTimeout(o.lossTimer)
+        const rttMs = Number(arrivalNs - o.sentNs) / 1e6
+        counts.received++
+        if (p.seq < highestAnswered) counts.reordered++
+        else highestAnswered = p.seq
+        // RFC 6298 smoothing, used only for the miss timeout.
+        if (srttMs === null || rttVarMs === null) {
+          srttMs = rttMs
+          rttVarMs = rttMs / 2
+        } else {
+          rttVarMs = 0.75 * rttVarMs + 0.25 * Math.abs(srttMs - rttMs)
+          srttMs = 0.875 * srttMs + 0.125 * rttMs
+        }
+        rttHistogram.observe(rttMs / 1000)
+        handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs }))
+      }
+      consecutiveMisses = 0
+      for (const other of outstanding.values()) {
+        if (other.missTimer !== undefined && other.sentNs < (o?.sentNs ?? arrivalNs)) {
+          clearTimeout(other.missTimer)
+          other.missTimer = undefined
+        }
+      }
+      setHealth("up")
+      if (bursting) {
+        bursting = false
+        scheduleRegular()
+      }
+    })
+
+    yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        // Spread tunnels over the interval so 100 probers do not fire together.
+        schedule(Math.random() * config.intervalMillis, () => {
+          send()
+          scheduleRegular()
+        })
+      }),
+      () =>
+        Effect.sync(() => {
+          closed = true
+          if (timer !== undefined) clearTimeout(timer)
+          for (const o of outstanding.values()) {
+            if (o.missTimer !== undefined) clearTimeout(o.missTimer)
+            clearTimeout(o.lossTimer)
+          }
+          outstanding.clear()
+        }),
+    )
+
+    return () => ({ health, srttMs, rttVarMs, ...counts })
+  })

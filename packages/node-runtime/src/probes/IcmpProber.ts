@@ -1,0 +1,151 @@
+/**
+ * ICMP RTT over one tunnel: one long-lived `ping -n -O -D -I <src> <dst>` (iputils) per tunnel,
+ * read line by line (no raw-socket native module). `-O` prints "no answer yet for icmp_seq=N" when
+ * the next echo leaves without an answer to N: that line is the loss verdict, so the loss timeout
+ * equals the ping interval. A reply printed after its verdict is not counted twice. If ping exits
+ * (source address gone, tunnel deleted) it is restarted after `restartDelayMillis`.
+ */
+import { RttSample, type TunnelId } from "@net-perf/engine"
+import { Data, Duration, Effect, Either, Schedule, Schema, type Scope } from "effect"
+import { execa } from "execa"
+import { MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
+import type { IcmpProbeConfig } from "./ProbeConfig.js"
+
+const Seq = Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())
+const Seconds = Schema.NumberFromString.pipe(Schema.nonNegative())
+
+const PingReply = Schema.Struct({
+  _tag: Schema.Literal("Reply"),
+  atSeconds: Seconds,
+  seq: Seq,
+  rttMs: Schema.NumberFromString.pipe(Schema.nonNegative()),
+})
+const PingNoAnswer = Schema.Struct({ _tag: Schema.Literal("NoAnswer"), atSeconds: Seconds, seq: Seq })
+const PingError = Schema.Struct({
+  _tag: Schema.Literal("Error"),
+  atSeconds: Seconds,
+  seq: Seq,
+  message: Schema.String,
+})
+export const PingLine = Schema.Union(PingReply, PingNoAnswer, PingError)
+export type PingLine = typeof PingLine.Type
+
+export class UnparsedPingLine extends Data.TaggedError("UnparsedPingLine")<{
+  readonly line: string
+  readonly cause?: unknown
+}> {}
+
+const replyRe = /^\[(\d+(?:\.\d+)?)\] \d+ bytes from \S+: icmp_seq=(\d+) ttl=\d+ time=(\d+(?:\.\d+)?) ms/
+const noAnswerRe = /^\[(\d+(?:\.\d+)?)\] no answer yet for icmp_seq=(\d+)\s*$/
+const errorRe = /^\[(\d+(?:\.\d+)?)\] From \S+ icmp_seq=(\d+) (.+)$/
+const decodeLine = Schema.decodeUnknownEither(PingLine)
+
+/** One line of `ping -n -O -D` output; header/summary lines and garbage are `UnparsedPingLine`. */
+export const parsePingLine = (line: string): Either.Either<PingLine, UnparsedPingLine> => {
+  const m = replyRe.exec(line)
+  const n = m === null ? noAnswerRe.exec(line) : null
+  const e = m === null && n === null ? errorRe.exec(line) : null
+  const raw =
+    m !== null
+      ? { _tag: "Reply", atSeconds: m[1], seq: m[2], rttMs: m[3] }
+      : n !== null
+        ? { _tag: "NoAnswer", atSeconds: n[1], seq: n[2] }
+        : e !== null
+          ? { _tag: "Error", atSeconds: e[1], seq: e[2], message: e[3] }
+          : undefined
+  if (raw === undefined) return Either.left(new UnparsedPingLine({ line }))
+  return Either.mapLeft(decodeLine(raw), (cause) => new UnparsedPingLine({ line, cause }))
+}
+
+/** Turns ping lines into samples, once per sequence number. */
+export const makePingSampler = (tunnel: TunnelId, intervalMillis: number) => {
+  const decided = new Set<number>()
+  let lowest = 0
+  return (line: PingLine): RttSample | undefined => {
+    if (decided.has(line.seq) || line.seq < lowest) return undefined
+    decided.add(line.seq)
+    // Bounded memory: forget verdicts far behind the newest sequence number.
+    if (decided.size > 64) {
+      lowest = line.seq - 32
+      for (const s of decided) if (s < lowest) decided.delete(s)
+    }
+    const atMillis = line.atSeconds * 1000
+    switch (line._tag) {
+      case "Reply":
+        return new RttSample({ tunnel, kind: "icmp", atMillis: atMillis - line.rttMs, rttMs: line.rttMs })
+      case "NoAnswer":
+        return new RttSample({ tunnel, kind: "icmp", atMillis: atMillis - intervalMillis, rttMs: null })
+      case "Error":
+        return new RttSample({ tunnel, kind: "icmp", atMillis, rttMs: null })
+    }
+  }
+}
+
+export class PingFailed extends Data.TaggedError("PingFailed")<{
+  readonly tunnel: string
+  readonly exitCode: number | undefined
+  readonly stderr: string
+}> {}
+
+/** Runs ping for the scope's lifetime, restarting it when it exits. */
+export const runIcmpProber = (
+  tunnel: TunnelId,
+  endpoints: { readonly localAddress: string; readonly remoteAddress: string },
+  config: IcmpProbeConfig,
+  onSample: (sample: RttSample) => void,
+): Effect.Effect<void, never, Scope.Scope | MeasurementMetrics> =>
+  Effect.gen(function* () {
+    const metrics = yield* MeasurementMetrics
+    const labels = { ...tunnelLabelValues(tunnel), probe: "icmp" }
+    const sentCounter = metrics.probesSent.labels(labels)
+    const lostCounter = metrics.probesLost.labels(labels)
+    const rttHistogram = metrics.rtt.labels(labels)
+    const key = `wg${tunnel.local}.${tunnel.remote}_v${tunnel.family}`
+
+    const once = Effect.scoped(
+      Effect.gen(function* () {
+        const sample = makePingSampler(tunnel, config.intervalMillis)
+        const args = [
+          "-n",
+          "-O",
+          "-D",
+          "-i",
+          String(config.intervalMillis / 1000),
+          "-s",
+          String(config.payloadBytes),
+          "-I",
+          endpoints.localAddress,
+          endpoints.remoteAddress,
+        ]
+        const child = yield* Effect.acquireRelease(
+          Effect.sync(() => execa(config.command, args, { stdin: "ignore", reject: false, buffer: { stdout: false } })),
+          (c) =>
+            Effect.promise(async () => {
+              c.kill("SIGTERM")
+              await c
+            }),
+        )
+        yield* Effect.promise(async () => {
+          for await (const line of child.iterable({ from: "stdout" })) {
+            const parsed = parsePingLine(line)
+            if (Either.isLeft(parsed)) continue
+            const s = sample(parsed.right)
+            if (s === undefined) continue
+            sentCounter.inc()
+            if (s.rttMs === null) lostCounter.inc()
+            else rttHistogram.observe(s.rttMs / 1000)
+            onSample(s)
+          }
+        })
+        const result = yield* Effect.promise(() => child)
+        return yield* Effect.fail(
+          new PingFailed({ tunnel: key, exitCode: result.exitCode, stderr: String(result.stderr ?? "").slice(0, 200) }),
+        )
+      }),
+    )
+    yield* once.pipe(
+      Effect.tapError((e) => Effect.logWarning(`icmp prober ${e.tunnel}: ping exited (${e.exitCode}) ${e.stderr}`)),
+      Effect.retry(Schedule.spaced(Duration.millis(config.restartDelayMillis))),
+      Effect.forkScoped,
+    )
+  })

@@ -1,0 +1,162 @@
+/**
+ * pathping: RTT and loss of a source-routed overlay path, and of every hop along it, in one run of
+ * `count·interval + timeout` (default 10 × 100 ms + 1 s = 2 s, always ≤ 5 s).
+ *
+ * The path starts and ends at this site ([L, A, B, A, L] measures L→A→B and back over the same
+ * tunnels). Per-hop figures come mtr-style: for each node i of the path the same run also sends
+ * probes that turn back at i along the reverse of the path's prefix ([L, A, L], [L, A, B, A, L], …),
+ * so hop i's RTT is the round trip to i over exactly the path's tunnels and the difference between
+ * consecutive hops is that hop's share. Only the origin's clock is read; relays add their own
+ * residence time to the packet, reported apart so a slow relay is visible.
+ */
+import { randomInt } from "node:crypto"
+import { PathSample, SiteId } from "@net-perf/engine"
+import { Data, Duration, Effect } from "effect"
+import { MeasurementMetrics } from "../metrics/Metrics.js"
+import { MAX_PATH_NODES, type PathPacket } from "../servers/Packets.js"
+import type { PathRelay } from "../servers/PathRelay.js"
+import type { PathPingConfig } from "./ProbeConfig.js"
+
+export type PathFamily = 0 | 4 | 6
+
+export interface HopResult {
+  /** Index in the measured path of the node where these probes turned back. */
+  readonly index: number
+  readonly site: number
+  readonly sent: number
+  readonly received: number
+  readonly rttMs: number | null
+}
+
+export interface PathResult {
+  readonly sample: PathSample
+  /** Mean time the probes spent inside relays (already included in `sample.rttMs`). */
+  readonly relayResidenceMs: number | null
+  readonly hops: ReadonlyArray<HopResult>
+}
+
+export class InvalidPath extends Data.TaggedError("InvalidPath")<{
+  readonly path: ReadonlyArray<number>
+  readonly reason: string
+}> {}
+export class PathRelayUnavailable extends Data.TaggedError("PathRelayUnavailable")<{ readonly reason: string }> {}
+
+/** The loop that turns back at node `i` of `path`: the prefix to i, then the prefix reversed. */
+export const turnBackLoop = (
+  path: ReadonlyArray<number>,
+  families: ReadonlyArray<PathFamily>,
+  i: number,
+): { path: Array<number>; families: Array<PathFamily> } => {
+  const forward = path.slice(0, i + 1)
+  const forwardFamilies = families.slice(0, i + 1)
+  const back: Array<number> = []
+  const backFamilies: Array<PathFamily> = []
+  for (let j = i - 1; j >= 0; j--) {
+    back.push(path[j]!)
+    backFamilies.push(families[j + 1]!)
+  }
+  return { path: [...forward, ...back], families: [...forwardFamilies, ...backFamilies] }
+}
+
+const validate = (localSite: number, path: ReadonlyArray<number>, families: ReadonlyArray<PathFamily>) => {
+  const bad = (reason: string) => Effect.fail(new InvalidPath({ path, reason }))
+  if (path.length < 3) return bad("a path needs at least one other site: [L, R, L]")
+  if (path.length > MAX_PATH_NODES) return bad(`more than ${MAX_PATH_NODES} nodes`)
+  if (families.length !== path.length) return bad("one family per node is needed")
+  if (path[0] !== localSite || path[path.length - 1] !== localSite) return bad("must start and end at this site")
+  if (path.some((s) => !Number.isInteger(s) || s < 0 || s > 0xffff)) return bad("site ids must be 0..65535")
+  return Effect.void
+}
+
+export const measurePath = (
+  relay: PathRelay,
+  localSite: number,
+  path: ReadonlyArray<number>,
+  families: ReadonlyArray<PathFamily>,
+  config: PathPingConfig,
+): Effect.Effect<PathResult, InvalidPath | PathRelayUnavailable, MeasurementMetrics> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      yield* validate(localSite, path, families)
+      const metrics = yield* MeasurementMetrics
+      const atMillis = Date.now()
+      // Variant 0 is the whole path; then one turn-back loop per intermediate node that fits.
+      const variants: Array<{ index: number; path: Array<number>; families: Array<PathFamily> }> = [
+        { index: path.length - 1, path: [...path], families: [...families] },
+      ]
+      for (let i = 1; i < path.length - 1; i++) {
+        const loop = turnBackLoop(path, families, i)
+        const same =
+          loop.path.length === path.length &&
+          loop.path.every((s, k) => s === path[k] && loop.families[k] === families[k])
+        if (!same && loop.path.length <= MAX_PATH_NODES) variants.push({ index: i, ...loop })
+      }
+      const rtts = variants.map(() => [] as Array<number>)
+      const residences: Array<number> = []
+      const expected = variants.length * config.count
+      let received = 0
+      const testId = randomInt(0, 2 ** 32)
+      let allIn: (() => void) | undefined
+      yield* relay.receive(testId, (p: PathPacket, arrivalNs) => {
+        const variant = Math.floor(p.seq / config.count)
+        const list = rtts[variant]
+        if (list === undefined) return
+        list.push(Number(arrivalNs - p.sentNs) / 1e6)
+        if (variant === 0) residences.push(p.residenceUs / 1000)
+        received++
+        if (received >= expected) allIn?.()
+      })
+      for (let round = 0; round < config.count; round++) {
+        if (round > 0) yield* Effect.sleep(Duration.millis(config.intervalMillis))
+        for (const [v, variant] of variants.entries()) {
+          const ok = yield* relay.send({
+            testId,
+            seq: v * config.count + round,
+            hop: 1,
+            sentNs: process.hrtime.bigint(),
+            residenceUs: 0,
+            path: variant.path,
+            families: variant.families,
+          })
+          if (!ok) return yield* Effect.fail(new PathRelayUnavailable({ reason: "no pathping socket is bound" }))
+        }
+      }
+      if (received < expected) {
+        yield* Effect.async<void>((resume) => {
+          const timer = setTimeout(() => resume(Effect.void), config.timeoutMillis)
+          allIn = () => {
+            clearTimeout(timer)
+            resume(Effect.void)
+          }
+          return Effect.sync(() => clearTimeout(timer))
+        })
+      }
+      const mean = (xs: ReadonlyArray<number>) => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length)
+      const all = rtts[0] ?? []
+      const sample = new PathSample({
+        path: path.map((s) => SiteId.make(s)),
+        families: [...families],
+        atMillis,
+        rttMs: mean(all),
+        sent: config.count,
+        received: Math.min(all.length, config.count),
+      })
+      const hops = variants
+        .map((v, k) => ({
+          index: v.index,
+          site: path[v.index]!,
+          sent: config.count,
+          received: Math.min(rtts[k]?.length ?? 0, config.count),
+          rttMs: mean(rtts[k] ?? []),
+        }))
+        .sort((a, b) => a.index - b.index)
+      const pathLabel = path.map((s, i) => (i === 0 ? String(s) : `${s}v${families[i]}`)).join("-")
+      for (const h of hops) {
+        const labels = { path: pathLabel, hop: String(h.site) + (h.index === path.length - 1 ? "" : `@${h.index}`) }
+        metrics.pathLoss.labels(labels).set(1 - h.received / h.sent)
+        if (h.rttMs === null) metrics.pathRtt.remove(labels)
+        else metrics.pathRtt.labels(labels).set(h.rttMs / 1000)
+      }
+      return { sample, relayResidenceMs: mean(residences), hops }
+    }),
+  )

@@ -1,0 +1,200 @@
+/**
+ * The 5121/udp probe server: answers fast echo probes and runs the receiving side of loss/rate
+ * bursts. Binds only to the configured overlay (or loopback) addresses, never a wildcard, and
+ * re-tries binds that fail because an address is not there yet (PostUp adds 10.201.X.4 later).
+ *
+ * Loss accounting fixes the original's defects: every distinct sequence number counts once
+ * (duplicates apart), a late packet is *reordered*, never *dropped*; jitter is RFC 3550's running
+ * estimate over transit-time differences (clock offsets cancel); the achieved rate is measured over
+ * the real first-to-last arrival time in nanoseconds.
+ */
+import type * as dgram from "node:dgram"
+import { Duration, Effect, Either, Schedule, type Scope } from "effect"
+import { MeasurementMetrics } from "../metrics/Metrics.js"
+import { makeRateLimiter, type RateLimitConfig } from "./Guard.js"
+import { decode5121, encodeLossFinal, encodeLossStats, type LossData } from "./Packets.js"
+import { bindUdp } from "./Udp.js"
+
+export interface ProbeServerConfig {
+  readonly bindAddresses: ReadonlyArray<string>
+  readonly port: number
+  readonly allow: (address: string) => boolean
+  readonly rateLimit: RateLimitConfig
+  readonly rebindIntervalMillis: number
+  readonly maxSessionsPerSource: number
+  readonly maxLossPackets: number
+  readonly sessionIdleMillis: number
+  readonly statsIntervalMillis: number
+}
+
+export const defaultProbeServerConfig = (bindAddresses: ReadonlyArray<string>, allow: (a: string) => boolean) =>
+  ({
+    bindAddresses,
+    port: 5121,
+    allow,
+    rateLimit: { packetsPerSecond: 1000, burstPackets: 2000 },
+    rebindIntervalMillis: 5000,
+    maxSessionsPerSource: 4,
+    maxLossPackets: 100_000,
+    sessionIdleMillis: 3000,
+    statsIntervalMillis: 1000,
+  }) satisfies ProbeServerConfig
+
+interface LossSession {
+  readonly address: string
+  readonly port: number
+  readonly sessionId: number
+  readonly total: number
+  readonly seen: Uint8Array
+  received: number
+  maxSeq: number
+  reordered: number
+  duplicates: number
+  jitterNs: number
+  lastTransitNs: number | null
+  firstArrivalNs: bigint
+  lastArrivalNs: bigint
+  bytes: number
+  lastActivityMs: number
+  final: Buffer | null
+}
+
+/** Per-socket loss sessions and the datagram handler. */
+const serveOn = (socket: dgram.Socket, config: ProbeServerConfig) =>
+  Effect.gen(function* () {
+    const metrics = yield* MeasurementMetrics
+    const invalid = metrics.invalid.labels({ server: "echo" })
+    const notAllowed = metrics.denied.labels({ server: "echo", reason: "not_allowed" })
+    const rateLimited = metrics.denied.labels({ server: "echo", reason: "rate_limited" })
+    const admit = makeRateLimiter(config.rateLimit)
+    const sessions = new Map<string, LossSession>()
+    const perSource = new Map<string, number>()
+
+    const finalOf = (s: LossSession) =>
+      encodeLossFinal({
+        sessionId: s.sessionId,
+        received: s.received,
+        reordered: s.reordered,
+        duplicates: s.duplicates,
+        jitterUs: s.jitterNs / 1000,
+        firstToLastArrivalNs: s.received > 0 ? s.lastArrivalNs - s.firstArrivalNs : 0n,
+        receivedBytes: BigInt(s.bytes),
+      })
+
+    const open = (address: string, port: number, sessionId: number, total: number): LossSession | undefined => {
+      if ((perSource.get(address) ?? 0) >= config.maxSessionsPerSource) return undefined
+      perSource.set(address, (perSource.get(address) ?? 0) + 1)
+      const s: LossSession = {
+        address,
+        port,
+        sessionId,
+        total,
+        seen: new Uint8Array(Math.ceil(total / 8)),
+        received: 0,
+        maxSeq: -1,
+        reordered: 0,
+        duplicates: 0,
+        jitterNs: 0,
+        lastTransitNs: null,
+        firstArrivalNs: 0n,
+        lastArrivalNs: 0n,
+        bytes: 0,
+        lastActivityMs: performance.now(),
+        final: null,
+      }
+      sessions.set(`${address}|${port}|${sessionId}`, s)
+      return s
+    }
+    const close = (key: string, s: LossSession) => {
+      sessions.delete(key)
+      const n = (perSource.get(s.address) ?? 1) - 1
+      if (n <= 0) perSource.delete(s.address)
+      else perSource.set(s.address, n)
+    }
+
+    const onData = (s: LossSession, p: LossData, arrivalNs: bigint) => {
+      const byte = p.seq >>> 3
+      const bit = 1 << (p.seq & 7)
+      if (((s.seen[byte] ?? 0) & bit) !== 0) {
+        s.duplicates++
+        return
+      }
+      s.seen[byte] = (s.seen[byte] ?? 0) | bit
+      if (s.received === 0) s.firstArrivalNs = arrivalNs
+      s.received++
+      s.lastArrivalNs = arrivalNs
+      s.bytes += p.lengthBytes
+      if (p.seq < s.maxSeq) s.reordered++
+      else s.maxSeq = p.seq
+      const transitNs = Number(arrivalNs - p.sentNs)
+      if (s.lastTransitNs !== null) s.jitterNs += (Math.abs(transitNs - s.lastTransitNs) - s.jitterNs) / 16
+      s.lastTransitNs = transitNs
+    }
+
+    socket.on("message", (msg, rinfo) => {
+      if (!config.allow(rinfo.address)) return notAllowed.inc()
+      if (!admit(rinfo.address)) return rateLimited.inc()
+      const decoded = decode5121(msg)
+      if (Either.isLeft(decoded)) return invalid.inc()
+      const p = decoded.right
+      switch (p._tag) {
+        case "EchoRequest":
+          // Same length as the request: the server never amplifies.
+          msg[3] = 2
+          socket.send(msg, rinfo.port, rinfo.address)
+          return
+        case "LossData": {
+          const key = `${rinfo.address}|${rinfo.port}|${p.sessionId}`
+          let s = sessions.get(key)
+          if (s === undefined) {
+            if (p.total > config.maxLossPackets) return invalid.inc()
+            s = open(rinfo.address, rinfo.port, p.sessionId, p.total)
+            if (s === undefined) return rateLimited.inc()
+          }
+          if (s.total !== p.total) return invalid.inc()
+          s.lastActivityMs = performance.now()
+          if (s.final === null) onData(s, p, process.hrtime.bigint())
+          return
+        }
+        case "LossEnd": {
+          const key = `${rinfo.address}|${rinfo.port}|${p.sessionId}`
+          // An END for an unknown session means every data packet was lost: answer received = 0.
+          const s = sessions.get(key) ?? open(rinfo.address, rinfo.port, p.sessionId, 1)
+          if (s === undefined) return rateLimited.inc()
+          s.lastActivityMs = performance.now()
+          s.final ??= finalOf(s)
+          socket.send(s.final, rinfo.port, rinfo.address)
+          return
+        }
+        default:
+          // Replies (ECHO_REPLY, STATS, FINAL) are never valid requests.
+          return invalid.inc()
+      }
+    })
+
+    // Heartbeat to live bursts, and forget sessions idle for longer than sessionIdleMillis.
+    yield* Effect.sync(() => {
+      const now = performance.now()
+      for (const [key, s] of sessions) {
+        if (now - s.lastActivityMs > config.sessionIdleMillis) close(key, s)
+        else if (s.final === null)
+          socket.send(encodeLossStats({ sessionId: s.sessionId, received: s.received }), s.port, s.address)
+      }
+    }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(config.statsIntervalMillis))), Effect.forkScoped)
+    return yield* Effect.never
+  })
+
+/** Serves 5121 on every bind address until the scope closes; a failed bind is retried. */
+export const serveProbeServer = (
+  config: ProbeServerConfig,
+): Effect.Effect<void, never, Scope.Scope | MeasurementMetrics> =>
+  Effect.forEach(
+    config.bindAddresses,
+    (address) =>
+      Effect.scoped(Effect.flatMap(bindUdp(address, config.port), (socket) => serveOn(socket, config))).pipe(
+        Effect.tapError((e) => Effect.logWarning(`probe server: cannot bind ${address}:${config.port}`, e.cause)),
+        Effect.retry(Schedule.spaced(Duration.millis(config.rebindIntervalMillis))),
+        Effect.forkScoped,
+      ),
+    { discard: true },
+  )

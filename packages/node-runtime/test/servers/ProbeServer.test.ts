@@ -1,0 +1,238 @@
+import type * as dgram from "node:dgram"
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Either } from "effect"
+import * as fc from "fast-check"
+import { MeasurementMetrics } from "../../src/metrics/Metrics.js"
+import { makeAllowList } from "../../src/servers/Guard.js"
+import {
+  decode5121,
+  encodeEcho,
+  encodeLossData,
+  encodeLossEnd,
+  encodeLossFinal,
+  encodeLossStats,
+  MAGIC,
+} from "../../src/servers/Packets.js"
+import { defaultProbeServerConfig, serveProbeServer } from "../../src/servers/ProbeServer.js"
+import { bindUdp } from "../../src/servers/Udp.js"
+
+const testPort = () => 20000 + Math.floor(Math.random() * 30000)
+const allowLoopback = Either.getOrThrow(makeAllowList(["127.0.0.0/8"]))
+
+/** A valid 5121 packet of any type. */
+const validPacket = fc.oneof(
+  fc
+    .record({
+      s: fc.nat(),
+      q: fc.nat(),
+      t: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+      n: fc.integer({ min: 20, max: 200 }),
+    })
+    .map(({ s, q, t, n }) =>
+      encodeEcho({ _tag: "EchoRequest", sessionId: s >>> 0, seq: q >>> 0, sentNs: t, lengthBytes: n }),
+    ),
+  fc
+    .record({ s: fc.nat(), total: fc.integer({ min: 1, max: 5000 }), n: fc.integer({ min: 24, max: 600 }) })
+    .map(({ s, total, n }) => encodeLossData({ sessionId: s, seq: total - 1, total, sentNs: 1n, lengthBytes: n })),
+  fc.nat().map((s) => encodeLossEnd({ sessionId: s, sent: 10 })),
+)
+
+/**
+ * Malformed by construction: truncated below a type's minimum, wrong magic, version or type,
+ * a reply type sent to the server, seq ≥ total, oversize, or random bytes with a bad magic.
+ */
+const malformed = fc.oneof(
+  validPacket.chain((p) => fc.integer({ min: 0, max: 7 }).map((n) => p.subarray(0, n))),
+  fc
+    .tuple(
+      validPacket,
+      fc.integer({ min: 0, max: 0xffff }).filter((m) => m !== MAGIC),
+    )
+    .map(([p, m]) => {
+      const b = Buffer.from(p)
+      b.writeUInt16BE(m, 0)
+      return b
+    }),
+  fc
+    .tuple(
+      validPacket,
+      fc.integer({ min: 0, max: 255 }).filter((v) => v !== 1),
+    )
+    .map(([p, v]) => {
+      const b = Buffer.from(p)
+      b[2] = v
+      return b
+    }),
+  fc.tuple(validPacket, fc.integer({ min: 7, max: 255 })).map(([p, t]) => {
+    const b = Buffer.from(p)
+    b[3] = t
+    return b
+  }),
+  fc
+    .record({ s: fc.nat(), total: fc.integer({ min: 1, max: 1000 }), extra: fc.nat(1000) })
+    .map(({ s, total, extra }) => {
+      const b = encodeLossData({ sessionId: s, seq: 0, total, sentNs: 1n, lengthBytes: 24 })
+      b.writeUInt32BE(total + extra, 8)
+      return b
+    }),
+  fc.record({ s: fc.nat(), extra: fc.integer({ min: 1, max: 30 }) }).map(({ s, extra }) => {
+    const b = Buffer.concat([encodeLossEnd({ sessionId: s, sent: 1 }), Buffer.alloc(extra)])
+    return b
+  }),
+  fc
+    .integer({ min: 1473, max: 2000 })
+    .map((n) => encodeEcho({ _tag: "EchoRequest", sessionId: 1, seq: 1, sentNs: 1n, lengthBytes: n })),
+  fc.uint8Array({ minLength: 0, maxLength: 1472 }).filter((b) => b.length < 2 || ((b[0]! << 8) | b[1]!) !== MAGIC),
+)
+
+/** Sends in batches, each once the server has counted the previous one: no datagram is lost to a full buffer. */
+/** Well-formed replies, which are never valid as requests to the server. */
+const replies = fc.oneof(
+  fc.tuple(fc.nat(), fc.nat()).map(([s, r]) => encodeLossStats({ sessionId: s, received: r })),
+  fc.nat().map((s) =>
+    encodeLossFinal({
+      sessionId: s,
+      received: 1,
+      reordered: 0,
+      duplicates: 0,
+      jitterUs: 0,
+      firstToLastArrivalNs: 0n,
+      receivedBytes: 0n,
+    }),
+  ),
+  fc.nat().map((s) => encodeEcho({ _tag: "EchoReply", sessionId: s, seq: 1, sentNs: 1n })),
+)
+const notARequest = fc.oneof({ arbitrary: malformed, weight: 9 }, { arbitrary: replies, weight: 1 })
+
+const sendAll = (
+  socket: dgram.Socket,
+  port: number,
+  packets: ReadonlyArray<Uint8Array>,
+  counted: () => Promise<number>,
+) =>
+  Effect.promise(async () => {
+    const base = await counted()
+    for (let i = 0; i < packets.length; i += 100) {
+      const batch = packets.slice(i, i + 100)
+      for (const p of batch) socket.send(p, port, "127.0.0.1")
+      const start = Date.now()
+      while ((await counted()) - base < i + batch.length && Date.now() - start < 2000) {
+        await new Promise((r) => setTimeout(r, 1))
+      }
+    }
+  })
+
+const waitFor = <A>(read: () => Promise<A> | A, done: (a: A) => boolean, timeoutMillis = 10_000) =>
+  Effect.promise(async () => {
+    const start = Date.now()
+    for (;;) {
+      const a = await read()
+      if (done(a) || Date.now() - start > timeoutMillis) return a
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  })
+
+const counterValue = async (metrics: MeasurementMetrics, name: string, labels: Record<string, string>) => {
+  const m = (await metrics.registry.getSingleMetric(name)?.get()) ?? { values: [] }
+  return m.values
+    .filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
+    .reduce((a, v) => a + v.value, 0)
+}
+
+const echoOnce = (client: dgram.Socket, port: number, seq: number) =>
+  Effect.async<boolean>((resume) => {
+    const onMsg = (msg: Buffer) => {
+      const d = decode5121(msg)
+      if (Either.isRight(d) && d.right._tag === "EchoReply" && d.right.seq === seq) {
+        client.off("message", onMsg)
+        clearTimeout(t)
+        resume(Effect.succeed(true))
+      }
+    }
+    client.on("message", onMsg)
+    const t = setTimeout(() => {
+      client.off("message", onMsg)
+      resume(Effect.succeed(false))
+    }, 300)
+    client.send(encodeEcho({ _tag: "EchoRequest", sessionId: 7, seq, sentNs: 1n }), port, "127.0.0.1")
+  })
+
+const waitUntilServing = (client: dgram.Socket, port: number) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 50; i++) if (yield* echoOnce(client, port, 1_000_000 + i)) return
+    throw new Error("probe server never answered")
+  })
+
+describe("5121 packets", () => {
+  it("decoder never throws and round-trips every valid packet", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1600 }), (bytes) => {
+        decode5121(bytes)
+      }),
+      { numRuns: 20_000 },
+    )
+    fc.assert(fc.property(validPacket, (p) => Either.isRight(decode5121(p))))
+  })
+
+  it("rejects every constructed malformed packet", () => {
+    fc.assert(
+      fc.property(malformed, (p) => Either.isLeft(decode5121(p))),
+      { numRuns: 5000 },
+    )
+  })
+})
+
+describe("5121 probe server", () => {
+  it.scopedLive("counts ≥ 10 000 malformed datagrams as invalid and keeps answering", () =>
+    Effect.gen(function* () {
+      const port = testPort()
+      const config = {
+        ...defaultProbeServerConfig(["127.0.0.1"], allowLoopback),
+        port,
+        rateLimit: { packetsPerSecond: 1e6, burstPackets: 1e6 },
+      }
+      yield* serveProbeServer(config)
+      const metrics = yield* MeasurementMetrics
+      const client = yield* bindUdp("127.0.0.1", 0)
+      yield* waitUntilServing(client, port)
+      const packets = fc.sample(notARequest, 10_000)
+      const counted = () => counterValue(metrics, "netperf_server_invalid_packets_total", { server: "echo" })
+      yield* sendAll(client, port, packets, counted)
+      const invalid = yield* waitFor(counted, (n) => n >= packets.length)
+      expect(invalid).toBe(packets.length)
+      expect(yield* echoOnce(client, port, 42)).toBe(true)
+    }).pipe(Effect.provide(MeasurementMetrics.Default)),
+  )
+
+  it.scopedLive("answers only allowed sources and rate-limits each source", () =>
+    Effect.gen(function* () {
+      const port = testPort()
+      const onlyOther = Either.getOrThrow(makeAllowList(["127.0.0.2/32"]))
+      const denyPort = testPort()
+      yield* serveProbeServer({ ...defaultProbeServerConfig(["127.0.0.1"], onlyOther), port: denyPort })
+      yield* serveProbeServer({
+        ...defaultProbeServerConfig(["127.0.0.1"], allowLoopback),
+        port,
+        rateLimit: { packetsPerSecond: 1, burstPackets: 5 },
+      })
+      const metrics = yield* MeasurementMetrics
+      const client = yield* bindUdp("127.0.0.1", 0)
+      yield* Effect.sleep(Duration.millis(100))
+      expect(yield* echoOnce(client, denyPort, 1)).toBe(false)
+      expect(
+        yield* Effect.promise(() =>
+          counterValue(metrics, "netperf_server_denied_packets_total", { reason: "not_allowed" }),
+        ),
+      ).toBeGreaterThan(0)
+      let answered = 0
+      for (let i = 0; i < 10; i++) if (yield* echoOnce(client, port, i)) answered++
+      expect(answered).toBeLessThanOrEqual(6)
+      expect(answered).toBeGreaterThanOrEqual(4)
+      expect(
+        yield* Effect.promise(() =>
+          counterValue(metrics, "netperf_server_denied_packets_total", { reason: "rate_limited" }),
+        ),
+      ).toBeGreaterThan(0)
+    }).pipe(Effect.provide(MeasurementMetrics.Default)),
+  )
+})
