@@ -23,7 +23,7 @@
  * Availability is the time-weighted share of time up, counted from the first time the tunnel
  * was up (a tunnel still coming up at start-up is not punished for it).
  */
-import type { LinkStats, LossTestSample, RttProbeKind, RttSample, TunnelId, TunnelState } from "./Domain.js"
+import type { LinkStats, LossTestSample, RttProbeKind, RttSample, Sample, TunnelId, TunnelState } from "./Domain.js"
 import { tunnelKey } from "./Domain.js"
 
 export interface AggregationConfig {
@@ -297,14 +297,18 @@ export const linkStats = (
 /** Aggregates of many tunnels, keyed by `tunnelKey`. */
 export type AggregateTable = ReadonlyMap<string, TunnelAggregate>
 
-/** Folds a batch of samples into a table (one copy of the table per batch, not per sample). */
+/**
+ * Folds a batch of samples into a table (one copy of the table per batch, not per sample).
+ * `PathSample`s are skipped: they describe paths, not tunnels (see `Analyser`).
+ */
 export const ingestSamples = (
   table: AggregateTable,
-  samples: Iterable<RttSample | LossTestSample>,
+  samples: Iterable<Sample>,
   config: AggregationConfig = defaultAggregationConfig,
 ): AggregateTable => {
   const next = new Map(table)
   for (const s of samples) {
+    if (s._tag === "PathSample") continue
     const key = tunnelKey(s.tunnel)
     next.set(key, ingest(next.get(key) ?? emptyAggregate(s.tunnel), s, config))
   }

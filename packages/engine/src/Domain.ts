@@ -169,3 +169,7 @@ export class RouteReplace extends Schema.TaggedClass<RouteReplace>()("RouteRepla
 export class RouteDelete extends Schema.TaggedClass<RouteDelete>()("RouteDelete", { route: KernelRoute }) {}
 export const RouteOp = Schema.Union(RouteAdd, RouteReplace, RouteDelete)
 export type RouteOp = typeof RouteOp.Type
+
+/** A kernel route plan: operations to apply in order. */
+export const RoutePlan = Schema.Array(RouteOp)
+export type RoutePlan = typeof RoutePlan.Type
