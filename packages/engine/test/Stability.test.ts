@@ -119,4 +119,37 @@ describe("Stability", () => {
     expect(switchThresholdMs(100, 0)).toBe(10)
     expect(switchThresholdMs(100, 10)).toBe(30)
   })
+
+  it("over random timelines: dwell respected between margin switches, dead choices left at once", () => {
+    const step = fc.record({
+      dt: fc.integer({ min: 0, max: 20_000 }),
+      costs: fc.array(fc.oneof(finiteCost, fc.constant(Number.POSITIVE_INFINITY)), { minLength: 3, maxLength: 3 }),
+    })
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+        let now = 0
+        let prev: Choice<number> | undefined
+        let lastSwitch = Number.NEGATIVE_INFINITY
+        for (const { dt, costs } of steps) {
+          now += dt
+          const d = decide(
+            prev,
+            costs.map((cost, key) => ({ key, cost })),
+            now,
+          )
+          const incumbentCost = prev === undefined ? undefined : costs[prev.key]!
+          if (d.switched) {
+            if (d.reason === "better") expect(now - lastSwitch).toBeGreaterThanOrEqual(cfg.dwellMillis)
+            else expect(d.reason).toBe("left-dead")
+            expect(d.cost).toBeLessThan(incumbentCost!)
+            lastSwitch = now
+          }
+          if (incumbentCost === Number.POSITIVE_INFINITY && costs.some(Number.isFinite)) expect(d.switched).toBe(true)
+          if (d.reason === "initial") lastSwitch = now
+          prev = d.choice
+        }
+      }),
+      { numRuns: 1000 },
+    )
+  })
 })
