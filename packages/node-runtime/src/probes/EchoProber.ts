@@ -1,14 +1,15 @@
 /**
  * Fast UDP echo over one tunnel: the failure detector and the main RTT/loss source.
  *
- * One probe per `intervalMillis`. A probe unanswered after the *miss* timeout
- * (clamp(1.5·srtt + 4·rttvar)) switches to a burst, one probe every `burstIntervalMillis`, until an
- * answer (back to normal) or `deadAfterMisses` consecutive misses (dead; back to the normal
- * interval so recovery is seen within one interval). Burst probes are paid back: while the prober
- * owes probes, the normal interval is stretched by half, so the long-run average stays ≤ 1/interval.
- *
- * A miss is only a suspicion; loss is decided later, at `lossTimeoutMillis`, so a slow reply
- * is an RTT sample, not a loss. RTT uses the monotonic clock of this process only.
+ * One probe per `intervalMillis`. A probe unanswered after the timeout
+ * clamp(1.5·srtt + 4·rttvar, min, max) (RFC 6298-style, so a slow tunnel is not flagged by its
+ * own RTT) is lost: a null sample at once, because the engine's aggregation declares a tunnel dead
+ * after 3 consecutive lost echoes. The first loss switches to a burst, one probe every
+ * `burstIntervalMillis`, until an answer (back to normal) or `deadAfterMisses` consecutive losses
+ * (dead; back to the normal interval, so recovery shows within one interval). Burst probes are paid
+ * back: while the prober owes probes the normal interval is stretched by half, so the long-run
+ * average stays ≤ 1/interval. A reply after its timeout is not a sample, but it is proof of life.
+ * RTT uses this process's monotonic clock only.
  */
 import { randomInt } from "node:crypto"
 import type * as dgram from "node:dgram"
@@ -41,9 +42,7 @@ export interface EchoProberStats {
 interface Outstanding {
   readonly sentNs: bigint
   readonly sentAtMillis: number
-  missTimer: NodeJS.Timeout | undefined
-  readonly lossTimer: NodeJS.Timeout
-  missed: boolean
+  readonly timer: NodeJS.Timeout
 }
 
 /** Starts the echo prober for the scope's lifetime; returns a snapshot reader. */
@@ -111,8 +110,10 @@ export const runEchoProber = (
     const onMiss = (probeSeq: number) => {
       const o = outstanding.get(probeSeq)
       if (o === undefined || closed) return
-      o.missed = true
-      o.missTimer = undefined
+      outstanding.delete(probeSeq)
+      counts.lost++
+      lostCounter.inc()
+      handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs: null }))
       consecutiveMisses++
       if (consecutiveMisses >= config.deadAfterMisses) {
         setHealth("dead")
@@ -128,15 +129,6 @@ export const runEchoProber = (
       }
     }
 
-    const onLoss = (probeSeq: number) => {
-      const o = outstanding.get(probeSeq)
-      if (o === undefined || closed) return
-      outstanding.delete(probeSeq)
-      counts.lost++
-      lostCounter.inc()
-      handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs: null }))
-    }
-
     const send = () => {
       if (closed) return
       const probeSeq = seq
@@ -145,9 +137,7 @@ export const runEchoProber = (
       const entry: Outstanding = {
         sentNs,
         sentAtMillis: Date.now(),
-        missTimer: setTimeout(() => onMiss(probeSeq), missTimeoutMillis()),
-        lossTimer: setTimeout(() => onLoss(probeSeq), config.lossTimeoutMillis),
-        missed: false,
+        timer: setTimeout(() => onMiss(probeSeq), missTimeoutMillis()),
       }
       outstanding.set(probeSeq, entry)
       counts.sent++
@@ -167,14 +157,13 @@ export const runEchoProber = (
       const p = decoded.right
       if (p._tag !== "EchoReply" || p.sessionId !== sessionId) return
       const o = outstanding.get(p.seq)
-      // A reply after the loss verdict, or a second copy: still proof of life, not a sample.
+      // A reply after its timeout, or a second copy: proof of life, not a sample.
       if (o === undefined) {
         if (p.seq < seq) counts.late++
         else counts.duplicates++
       } else {
         outstanding.delete(p.seq)
-        if (o.missTimer !== undefined) clearTimeout(o.missTimer)
-        clearTimeout(o.lossTimer)
+        clearTimeout(o.timer)
         const rttMs = Number(arrivalNs - o.sentNs) / 1e6
         counts.received++
         if (p.seq < highestAnswered) counts.reordered++
@@ -191,12 +180,6 @@ export const runEchoProber = (
         handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs }))
       }
       consecutiveMisses = 0
-      for (const other of outstanding.values()) {
-        if (other.missTimer !== undefined && other.sentNs < (o?.sentNs ?? arrivalNs)) {
-          clearTimeout(other.missTimer)
-          other.missTimer = undefined
-        }
-      }
       setHealth("up")
       if (bursting) {
         bursting = false
@@ -216,10 +199,7 @@ export const runEchoProber = (
         Effect.sync(() => {
           closed = true
           if (timer !== undefined) clearTimeout(timer)
-          for (const o of outstanding.values()) {
-            if (o.missTimer !== undefined) clearTimeout(o.missTimer)
-            clearTimeout(o.lossTimer)
-          }
+          for (const o of outstanding.values()) clearTimeout(o.timer)
           outstanding.clear()
         }),
     )

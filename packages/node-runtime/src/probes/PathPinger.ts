@@ -19,6 +19,7 @@ import type { PathPingConfig } from "./ProbeConfig.js"
 
 export type PathFamily = 0 | 4 | 6
 
+/** Round trip from the origin to one node of the path and back over the same tunnels. */
 export interface HopResult {
   /** Index in the measured path of the node where these probes turned back. */
   readonly index: number
@@ -80,16 +81,25 @@ export const measurePath = (
       yield* validate(localSite, path, families)
       const metrics = yield* MeasurementMetrics
       const atMillis = Date.now()
-      // Variant 0 is the whole path; then one turn-back loop per intermediate node that fits.
-      const variants: Array<{ index: number; path: Array<number>; families: Array<PathFamily> }> = [
-        { index: path.length - 1, path: [...path], families: [...families] },
+      // Variant 0 is the whole path; then one turn-back loop per node it visits. A palindromic path
+      // ([L, A, B, A, L]) is its own way back: only its first half is probed, the middle is the path.
+      const palindrome = path.every(
+        (site, k) => site === path[path.length - 1 - k] && (k === 0 || families[k] === families[path.length - k]),
+      )
+      const lastHop = palindrome ? (path.length - 1) / 2 : path.length - 2
+      const variants: Array<{ path: Array<number>; families: Array<PathFamily> }> = [
+        { path: [...path], families: [...families] },
       ]
-      for (let i = 1; i < path.length - 1; i++) {
+      const variantOfHop = new Map<number, number>()
+      for (let i = 1; i <= lastHop; i++) {
+        if (palindrome && i === lastHop) {
+          variantOfHop.set(i, 0)
+          continue
+        }
         const loop = turnBackLoop(path, families, i)
-        const same =
-          loop.path.length === path.length &&
-          loop.path.every((s, k) => s === path[k] && loop.families[k] === families[k])
-        if (!same && loop.path.length <= MAX_PATH_NODES) variants.push({ index: i, ...loop })
+        if (loop.path.length > MAX_PATH_NODES) continue
+        variantOfHop.set(i, variants.length)
+        variants.push(loop)
       }
       const rtts = variants.map(() => [] as Array<number>)
       const residences: Array<number> = []
@@ -141,18 +151,20 @@ export const measurePath = (
         sent: config.count,
         received: Math.min(all.length, config.count),
       })
-      const hops = variants
-        .map((v, k) => ({
-          index: v.index,
-          site: path[v.index]!,
-          sent: config.count,
-          received: Math.min(rtts[k]?.length ?? 0, config.count),
-          rttMs: mean(rtts[k] ?? []),
-        }))
-        .sort((a, b) => a.index - b.index)
+      const hops = [...variantOfHop.entries()].map(([index, v]) => ({
+        index,
+        site: path[index]!,
+        sent: config.count,
+        received: Math.min(rtts[v]?.length ?? 0, config.count),
+        rttMs: mean(rtts[v] ?? []),
+      }))
       const pathLabel = path.map((s, i) => (i === 0 ? String(s) : `${s}v${families[i]}`)).join("-")
-      for (const h of hops) {
-        const labels = { path: pathLabel, hop: String(h.site) + (h.index === path.length - 1 ? "" : `@${h.index}`) }
+      const hopLabels = [
+        ...hops.map((h) => ({ hop: `${h.site}@${h.index}`, ...h })),
+        { hop: "all", ...sample, rttMs: sample.rttMs },
+      ]
+      for (const h of hopLabels) {
+        const labels = { path: pathLabel, hop: h.hop }
         metrics.pathLoss.labels(labels).set(1 - h.received / h.sent)
         if (h.rttMs === null) metrics.pathRtt.remove(labels)
         else metrics.pathRtt.labels(labels).set(h.rttMs / 1000)

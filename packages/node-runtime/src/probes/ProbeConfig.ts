@@ -28,11 +28,9 @@ export const EchoProbeConfig = Schema.Struct({
   /** Probe spacing after a missed echo, until an answer or the dead verdict. */
   burstIntervalMillis: field(Millis.pipe(Schema.between(20, 1000)), 100),
   deadAfterMisses: field(Schema.Int.pipe(Schema.between(1, 20)), 3),
-  /** A probe is "missed" after clamp(1.5·srtt + 4·rttvar, min, max); a miss only triggers the burst. */
+  /** A probe is lost after clamp(1.5·srtt + 4·rttvar, min, max) (max before the first reply). */
   minMissTimeoutMillis: field(Millis, 100),
   maxMissTimeoutMillis: field(Millis, 1000),
-  /** A probe counts as lost (null sample) only when no reply came within this. */
-  lossTimeoutMillis: field(Millis, 2000),
   payloadBytes: field(Schema.Int.pipe(Schema.between(20, 1472)), 20),
 })
 export type EchoProbeConfig = typeof EchoProbeConfig.Type
