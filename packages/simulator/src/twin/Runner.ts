@@ -1,0 +1,188 @@
+/**
+ * Runs a scenario on a fresh twin: bring-up, wait for the initial convergence (t0), play the
+ * timeline of events while sampling routes and RTT, then build the report. The twin is torn
+ * down when the run's scope closes, whether the run finished, failed or was interrupted.
+ */
+import type { Family } from "@net-perf/engine"
+import { Duration, Effect, Schedule, type Scope } from "effect"
+import type { ForwardingSnapshot } from "../analysis/NextHopGraph.js"
+import { isFullyDelivering } from "../analysis/NextHopGraph.js"
+import { allPairs } from "./Addressing.js"
+import { type AppliedEvent, buildReport, type ImpairmentState, type TwinReport } from "./Report.js"
+import { startPinger, startRouteSampler } from "./Sampler.js"
+import { type Impairment, parseLinkSelector, type Scenario, type ScenarioEvent, watchedPairs } from "./Scenario.js"
+import { baseImpairment, makeTwin, type Twin, type TwinError, type TwinOptions } from "./Twin.js"
+
+export const eventLabel = (e: ScenarioEvent): string => {
+  switch (e.action) {
+    case "kill-bird":
+    case "restart-bird":
+      return `${e.action} site ${e.site}`
+    case "link-down":
+    case "link-up":
+      return `${e.action} ${e.link}${e.family === undefined ? "" : ` v${e.family}`}`
+    case "set-impairment": {
+      const { at: _a, action: _b, link, family, ...fields } = e
+      return `impair ${link}${family === undefined ? "" : ` v${family}`} ${Object.entries(fields)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(" ")}`
+    }
+  }
+}
+
+const initialState = (s: Scenario): Map<string, Map<Family, Impairment>> => {
+  const m = new Map<string, Map<Family, Impairment>>()
+  for (const [a, b] of allPairs(s.sites))
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      const byFamily = new Map<Family, Impairment>()
+      for (const f of s.families) byFamily.set(f, baseImpairment(s, x, y, f))
+      m.set(`${x}>${y}`, byFamily)
+    }
+  return m
+}
+
+const cloneState = (m: ReadonlyMap<string, ReadonlyMap<Family, Impairment>>): Map<string, Map<Family, Impairment>> =>
+  new Map([...m].map(([k, v]) => [k, new Map(v)]))
+
+const patchState = (
+  m: Map<string, Map<Family, Impairment>>,
+  link: string,
+  family: Family | undefined,
+  patch: Impairment,
+) => {
+  const { a, b, bothWays } = parseLinkSelector(link)
+  for (const key of bothWays ? [`${a}>${b}`, `${b}>${a}`] : [`${a}>${b}`]) {
+    const byFamily = m.get(key)
+    if (byFamily === undefined) continue
+    for (const [f, i] of byFamily) if (family === undefined || f === family) byFamily.set(f, { ...i, ...patch })
+  }
+}
+
+const applyEvent = (twin: Twin, e: ScenarioEvent) => {
+  switch (e.action) {
+    case "kill-bird":
+      return twin.killBird(e.site)
+    case "restart-bird":
+      return twin.startBird(e.site)
+    case "link-down":
+      return twin.impair(e.link, { down: true }, e.family)
+    case "link-up":
+      return twin.impair(e.link, { down: false }, e.family)
+    case "set-impairment": {
+      const { at: _a, action: _b, link, family, ...fields } = e
+      return twin.impair(link, fields, family)
+    }
+  }
+}
+
+const impairmentOf = (e: ScenarioEvent): Impairment | undefined => {
+  switch (e.action) {
+    case "link-down":
+      return { down: true }
+    case "link-up":
+      return { down: false }
+    case "set-impairment": {
+      const { at: _a, action: _b, link: _l, family: _f, ...fields } = e
+      return fields
+    }
+    default:
+      return undefined
+  }
+}
+
+export interface RunOptions extends Omit<TwinOptions, "scenario" | "keep"> {
+  /** Ping interval of watched pairs. */
+  readonly pingIntervalMs?: number
+}
+
+/** Plays `scenario` on a twin made for the run and returns its report. */
+export const runScenario = (scenario: Scenario, options: RunOptions = {}): Effect.Effect<TwinReport, TwinError> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const twin = yield* makeTwin({ ...options, scenario })
+      return yield* runOnTwin(twin, options)
+    }),
+  )
+
+/** Plays the twin's scenario on an already running twin (within the caller's scope). */
+export const runOnTwin = (twin: Twin, options: RunOptions = {}): Effect.Effect<TwinReport, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const s = twin.scenario
+    const progress = options.onProgress ?? (() => {})
+    const sites = Array.from({ length: s.sites }, (_, i) => i)
+    const sampler = yield* startRouteSampler(sites, twin.siteNs, s.sampleHz)
+    const snapshots: ForwardingSnapshot[] = []
+    const periodMs = Math.round(1000 / s.sampleHz)
+    yield* Effect.sync(() => {
+      snapshots.push(sampler.snapshot(Date.now()))
+    }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(periodMs))), Effect.forkScoped)
+
+    // t0: every site forwards to every other site (BGP converged), or the settle timeout.
+    const settleStart = Date.now()
+    const settleDeadline = settleStart + s.settleTimeoutSeconds * 1000
+    let initialConvergenceMs: number | null = null
+    while (Date.now() < settleDeadline) {
+      const snap = sampler.snapshot(Date.now())
+      if (sampler.reporting() === s.sites && isFullyDelivering(snap)) {
+        initialConvergenceMs = Date.now() - settleStart
+        break
+      }
+      yield* Effect.sleep(Duration.millis(periodMs))
+    }
+    progress(
+      initialConvergenceMs === null
+        ? `initial convergence NOT reached within ${s.settleTimeoutSeconds} s; starting the timeline anyway`
+        : `initial convergence after ${(initialConvergenceMs / 1000).toFixed(1)} s (every site reaches every site)`,
+    )
+
+    const pingers = yield* Effect.forEach(watchedPairs(s), ([a, b]) =>
+      startPinger(a, b, twin.siteNs, options.pingIntervalMs ?? 200).pipe(Effect.map((samples) => ({ a, b, samples }))),
+    )
+    const t0 = Date.now()
+    const initialImpairments = initialState(s)
+    let current = cloneState(initialImpairments)
+    const applied: AppliedEvent[] = []
+    const events = [...s.events].sort((x, y) => x.at - y.at)
+    for (const e of events) {
+      const wait = t0 + e.at * 1000 - Date.now()
+      if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
+      const appliedAtMillis = Date.now()
+      const label = eventLabel(e)
+      const result = yield* Effect.either(applyEvent(twin, e))
+      const patch = impairmentOf(e)
+      if (patch !== undefined && result._tag === "Right" && "link" in e) {
+        current = cloneState(current)
+        patchState(current, e.link, e.family, patch)
+      }
+      progress(`t=${e.at}s ${label}${result._tag === "Left" ? `: FAILED ${result.left.message}` : ""}`)
+      applied.push({
+        label,
+        atSeconds: e.at,
+        appliedAtMillis,
+        impairmentsAfter: current as ImpairmentState,
+        ...(result._tag === "Left" ? { error: result.left.message } : {}),
+      })
+    }
+    const endWait = t0 + s.durationSeconds * 1000 - Date.now()
+    if (endWait > 0) yield* Effect.sleep(Duration.millis(endWait))
+    const endMillis = Date.now()
+    snapshots.push(sampler.snapshot(endMillis))
+    return buildReport({
+      scenario: s.name,
+      prefix: twin.prefix,
+      sites: s.sites,
+      backends: { ...twin.backends },
+      bird: { ...s.bird },
+      bringUpMs: twin.bringUpMs,
+      initialConvergenceMs,
+      t0Millis: t0,
+      endMillis,
+      initialImpairments,
+      events: applied,
+      snapshots: [...snapshots],
+      rtt: pingers.map((p) => ({ a: p.a, b: p.b, samples: [...p.samples] })),
+    })
+  })

@@ -1,0 +1,149 @@
+/**
+ * Observing a running twin: every site's IPv4 routing table (`ip -json route`, polled by a
+ * small shell loop inside the site so Node spawns one process per site, not one per sample),
+ * and overlay RTT between watched pairs (one long-lived `ping -n -O -D` per pair, parsed line
+ * by line). Both stop with their scope. Only the next hop towards each site's overlay prefix
+ * matters: it is read from the tunnel interface name, which names the neighbour.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { createInterface } from "node:readline"
+import { parseTunnelName } from "@net-perf/engine"
+import { Effect, Schema, type Scope } from "effect"
+import { type ForwardingSnapshot, snapshotOf } from "../analysis/NextHopGraph.js"
+import { routerV4, siteOfOverlayV4 } from "./Addressing.js"
+import { inNs } from "./Exec.js"
+
+const Nexthop = Schema.Struct({ dev: Schema.optional(Schema.String) })
+const KernelRoute = Schema.Struct({
+  dst: Schema.String,
+  dev: Schema.optional(Schema.String),
+  nexthops: Schema.optional(Schema.Array(Nexthop)),
+})
+const RouteTable = Schema.Array(KernelRoute)
+const decodeTable = Schema.decodeUnknownEither(Schema.parseJson(RouteTable))
+
+/** Next hop site per destination site from one `ip -json route` dump (first nexthop of multipath). */
+export const nextHopsFromRoutes = (jsonLine: string): Map<number, number> | undefined => {
+  const table = decodeTable(jsonLine)
+  if (table._tag === "Left") return undefined
+  const out = new Map<number, number>()
+  for (const r of table.right) {
+    const dst = siteOfOverlayV4(r.dst)
+    if (dst === undefined) continue
+    const dev = r.dev ?? r.nexthops?.[0]?.dev
+    const tunnel = dev === undefined ? undefined : parseTunnelName(dev)
+    if (tunnel !== undefined) out.set(dst, tunnel.remote)
+  }
+  return out
+}
+
+const killChild = (child: ChildProcess) =>
+  Effect.async<void>((resume) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+    const t = setTimeout(() => child.kill("SIGKILL"), 2000)
+    child.once("exit", () => {
+      clearTimeout(t)
+      resume(Effect.void)
+    })
+    child.kill("SIGTERM")
+  })
+
+const spawnLines = (argv: ReadonlyArray<string>, onLine: (line: string, atMillis: number) => void) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const child = spawn(argv[0] as string, argv.slice(1), { stdio: ["ignore", "pipe", "ignore"] })
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => onLine(line, Date.now()))
+      child.on("error", () => {})
+      return child
+    }),
+    killChild,
+  )
+
+export interface RouteSampler {
+  /** The latest table of every site combined into one snapshot, stamped now. */
+  readonly snapshot: (atMillis: number) => ForwardingSnapshot
+  /** Sites that have reported at least one table. */
+  readonly reporting: () => number
+}
+
+/** Starts one polling loop per site; each writes a JSON route dump per line. */
+export const startRouteSampler = (
+  sites: ReadonlyArray<number>,
+  nsOf: (site: number) => string,
+  sampleHz: number,
+): Effect.Effect<RouteSampler, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const latest = new Map<number, Map<number, number>>()
+    const period = (1 / sampleHz).toFixed(3)
+    yield* Effect.forEach(
+      sites,
+      (site) =>
+        spawnLines(
+          inNs(nsOf(site), ["sh", "-c", `while :; do ip -json -4 route show || exit 1; sleep ${period}; done`]),
+          (line) => {
+            const hops = nextHopsFromRoutes(line)
+            if (hops !== undefined) latest.set(site, hops)
+          },
+        ),
+      { discard: true },
+    )
+    return {
+      snapshot: (atMillis) =>
+        snapshotOf(
+          atMillis,
+          sites,
+          sites.flatMap((src) =>
+            [...(latest.get(src) ?? new Map<number, number>())].map(([dst, via]) => [src, dst, via] as const),
+          ),
+        ),
+      reporting: () => latest.size,
+    }
+  })
+
+export interface RttSampleLine {
+  readonly atMillis: number
+  readonly rttMs: number | null
+}
+
+const replyPattern = /^\[(\d+\.\d+)\] .*icmp_seq=(\d+).* time=([\d.]+) ms/
+const lostPattern = /^\[(\d+\.\d+)\] no answer yet for icmp_seq=(\d+)/
+
+/** Parses one line of `ping -n -O -D`; undefined for lines that are neither a reply nor a loss. */
+export const parsePingLine = (line: string): RttSampleLine | undefined => {
+  const r = replyPattern.exec(line)
+  if (r !== null) return { atMillis: Math.round(Number(r[1]) * 1000), rttMs: Number(r[3]) }
+  const l = lostPattern.exec(line)
+  if (l !== null) return { atMillis: Math.round(Number(l[1]) * 1000), rttMs: null }
+  return undefined
+}
+
+/** Pings b's router address from a's, every `intervalMs`; samples accumulate in the returned array. */
+export const startPinger = (
+  a: number,
+  b: number,
+  nsOf: (site: number) => string,
+  intervalMs: number,
+): Effect.Effect<ReadonlyArray<RttSampleLine>, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const samples: RttSampleLine[] = []
+    yield* spawnLines(
+      inNs(nsOf(a), [
+        "ping",
+        "-n",
+        "-O",
+        "-D",
+        "-W",
+        "1",
+        "-i",
+        String(intervalMs / 1000),
+        "-I",
+        routerV4(a),
+        routerV4(b),
+      ]),
+      (line) => {
+        const s = parsePingLine(line)
+        if (s !== undefined) samples.push(s)
+      },
+    )
+    return samples
+  })
