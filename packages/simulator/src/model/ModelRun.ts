@@ -1,0 +1,658 @@
+/**
+ * One model run: a mesh with truth timelines, one routing engine per site, simulated probes, a
+ * lossy/late link-state exchange, hop-by-hop forwarding and the oracle, all under a discrete-event
+ * loop in simulated milliseconds. Deterministic per seed: every random draw comes from a Prng
+ * derived from the run seed, events at the same millisecond run in scheduling order, and the
+ * engines read time only from the arguments we pass.
+ *
+ * The simulator makes no routing decision of its own: each site's forwarding is exactly what its
+ * engine's last `decide()` returned (next-hop site and tunnel). What the simulator adds is what the
+ * world would do: carry probes and messages, follow packets, and measure against the oracle.
+ * Metrics cover [warmupMillis, durationMillis); what happens before is start-up.
+ */
+import {
+  type Family,
+  LossTestSample,
+  PathSample,
+  RttSample,
+  type Sample,
+  SiteId,
+  type TunnelId,
+  tunnelId,
+} from "@net-perf/engine"
+import { EventQueue } from "./EventQueue.js"
+import { BLACKHOLE, classifyDestination, DEAD, DELIVERED, ForwardingTable } from "./Forwarding.js"
+import type { ModelMesh } from "./Mesh.js"
+import { ModelNetwork } from "./ModelNetwork.js"
+import { Prng } from "./Prng.js"
+import { defaultProbeModelConfig, echoRttMs, lossTestReceived, type ProbeModelConfig, transitMs } from "./ProbeModel.js"
+import { emptyReportAccumulators, type RunReport, summarise } from "./Report.js"
+
+/** One route as the simulator needs it from an engine decision. */
+export interface RouteLike {
+  readonly destination: number
+  readonly nextHop: number | null
+  readonly tunnel: { readonly family: number } | null
+}
+
+/** What the simulator drives at each site: the engine's NodeRouter satisfies this structurally. */
+export interface SiteRouter<M> {
+  observe(sample: Sample): void
+  receiveLinkState(message: M, nowMillis: number): void
+  advertise(nowMillis: number): M
+  decide(nowMillis: number): { readonly routes: ReadonlyArray<RouteLike> }
+  pathProbeRequests?(nowMillis: number): ReadonlyArray<{
+    readonly path: ReadonlyArray<number>
+    readonly families: ReadonlyArray<0 | 4 | 6>
+    readonly notBeforeMillis: number
+  }>
+  setBgpPaths?(paths: ReadonlyArray<BgpPathLike>): void
+}
+
+export interface BgpPathLike {
+  readonly prefix: string
+  readonly prefixFamily: Family
+  readonly asPath: ReadonlyArray<number>
+  readonly nextHop: string
+  readonly interface: string
+  readonly primary: boolean
+}
+
+export interface ExchangeConfig {
+  /** Period of each site's full advertisement. */
+  readonly advertiseIntervalMillis: number
+  /** Also advertise at once when a site's installed forwarding changed (triggered update). */
+  readonly triggeredUpdates: boolean
+  /** Base one-way delay of a link-state message. */
+  readonly delayMillis: number
+  /** Extra uniform delay in [0, jitter): more than the advertise interval reorders messages. */
+  readonly delayJitterMillis: number
+  readonly lossRatio: number
+}
+
+export const defaultExchangeConfig: ExchangeConfig = {
+  advertiseIntervalMillis: 1000,
+  triggeredUpdates: true,
+  delayMillis: 20,
+  delayJitterMillis: 30,
+  lossRatio: 0,
+}
+
+/** When a path counts as good for reaction times: delivered, and within this slack of the oracle. */
+export interface GoodPathSlack {
+  readonly relative: number
+  readonly absoluteMs: number
+}
+
+export interface RunConfig<M> {
+  readonly name: string
+  readonly seed: number
+  readonly mesh: ModelMesh
+  /** Total simulated time, start-up included; link timelines count from 0. */
+  readonly durationMillis: number
+  readonly warmupMillis: number
+  /** Added to simulated time when talking to engines, so they see plausible epoch milliseconds. */
+  readonly epochMillis?: number
+  readonly probe?: Partial<ProbeModelConfig>
+  readonly exchange?: Partial<ExchangeConfig>
+  /** Each site runs decide() this often (and once more right after each lost probe). */
+  readonly decideIntervalMillis?: number
+  readonly decideOnLoss?: boolean
+  /** Stretch vs oracle is sampled this often (every pair, every sample). */
+  readonly stretchSampleMillis?: number
+  readonly goodSlack?: Partial<GoodPathSlack>
+  readonly makeRouter: (self: number) => SiteRouter<M>
+  /** Feed each engine BGP paths modelled on the topology (needed by the BGP algorithms). */
+  readonly bgpPaths?: boolean
+  /** Size of a message in bytes, for the overhead figure (sampled once per site). */
+  readonly messageBytes?: (message: M) => number
+  /** Keep per-event details in the report. */
+  readonly keepEventDetails?: boolean
+}
+
+type Ev =
+  | { readonly k: 0; readonly p: number; readonly g: number; readonly burst: boolean } // prober timer
+  | { readonly k: 1; readonly p: number; readonly rttMs: number; readonly sentAt: number } // echo reply
+  | { readonly k: 8; readonly p: number; readonly sentAt: number } // miss timeout
+  | { readonly k: 9; readonly p: number; readonly sentAt: number } // loss timeout
+  | { readonly k: 2; readonly p: number } // loss test
+  | { readonly k: 3; readonly s: number } // site tick: decide, install, advertise
+  | { readonly k: 4; readonly s: number; readonly m: unknown } // link-state delivery
+  | { readonly k: 5; readonly c: number } // truth change point
+  | { readonly k: 6 } // stretch sample
+  | { readonly k: 7; readonly s: number; readonly sample: PathSample } // pathping result
+
+interface OpenEvent {
+  readonly atMillis: number
+  readonly hard: boolean
+  readonly affected: number
+  readonly remaining: Set<number>
+}
+
+const prefixOf = (site: number): string => `10.201.${site}.0/24`
+
+/**
+ * BIRD's view of the topology, as the BGP algorithms need it: for each destination, one path
+ * per neighbour that has a route (the neighbour's shortest AS path; paths through ourselves are
+ * rejected, as BGP does). Static: BGP sessions are assumed up (their hold timers are far slower
+ * than the probes, so within a run the engine's measurements, not BGP, notice failures).
+ */
+export const modelBgpPaths = (mesh: ModelMesh, self: number): ReadonlyArray<BgpPathLike> => {
+  const n = mesh.sites
+  const family = mesh.families[0] ?? 4
+  const out: BgpPathLike[] = []
+  for (let d = 0; d < n; d++) {
+    if (d === self) continue
+    // BFS from d over the topology without `self`: hop distances towards d.
+    const dist = new Int32Array(n).fill(-1)
+    dist[d] = 0
+    const queue = [d]
+    for (let qi = 0; qi < queue.length; qi++) {
+      const x = queue[qi] as number
+      for (const y of mesh.neighbours[x] ?? []) {
+        if (y === self || dist[y] !== -1) continue
+        dist[y] = (dist[x] as number) + 1
+        queue.push(y)
+      }
+    }
+    const candidates: Array<{ hops: number; path: number[]; via: number }> = []
+    for (const nb of mesh.neighbours[self] ?? []) {
+      if (dist[nb] === -1) continue
+      const path = [nb]
+      let x = nb
+      while (x !== d) {
+        const next = (mesh.neighbours[x] ?? []).find((y) => y !== self && dist[y] === (dist[x] as number) - 1)
+        if (next === undefined) break
+        path.push(next)
+        x = next
+      }
+      candidates.push({ hops: path.length, path, via: nb })
+    }
+    candidates.sort((a, b) => a.hops - b.hops || a.via - b.via)
+    candidates.forEach((c, i) => {
+      out.push({
+        prefix: prefixOf(d),
+        prefixFamily: 4,
+        asPath: c.path.map((s) => 64512 + s),
+        nextHop: `10.201.${c.via}.1`,
+        interface: `wg${self}.${c.via}_v${family}`,
+        primary: i === 0,
+      })
+    })
+  }
+  return out
+}
+
+/** Runs one scenario to the end and returns its report. */
+export const runModel = <M>(config: RunConfig<M>): RunReport => {
+  const probe: ProbeModelConfig = { ...defaultProbeModelConfig, ...config.probe }
+  const exchange: ExchangeConfig = { ...defaultExchangeConfig, ...config.exchange }
+  const decideIntervalMillis = config.decideIntervalMillis ?? 1000
+  const decideOnLoss = config.decideOnLoss ?? true
+  const stretchSampleMillis = config.stretchSampleMillis ?? 10_000
+  const slack: GoodPathSlack = { relative: 0.15, absoluteMs: 5, ...config.goodSlack }
+  const epoch = config.epochMillis ?? 1_800_000_000_000
+  const warmup = config.warmupMillis
+  const end = config.durationMillis
+
+  const net = new ModelNetwork(config.mesh, config.seed)
+  const n = net.sites
+  const table = new ForwardingTable(net)
+  const queue = new EventQueue<Ev>()
+  const prngProbe = Prng.derive(config.seed, "probe")
+  const prngExchange = Prng.derive(config.seed, "exchange")
+  const prngPhase = Prng.derive(config.seed, "phase")
+  const acc = emptyReportAccumulators(n)
+
+  const routers: SiteRouter<M>[] = []
+  for (let s = 0; s < n; s++) {
+    const r = config.makeRouter(s)
+    if (config.bgpPaths === true) r.setBgpPaths?.(modelBgpPaths(config.mesh, s))
+    routers.push(r)
+  }
+
+  // Probers: one per directed tunnel end (each site probes its own tunnels).
+  const proberTunnel: TunnelId[] = []
+  const proberLocal: number[] = []
+  const proberFwd: number[] = []
+  const proberRev: number[] = []
+  for (let li = 0; li < net.truths.length; li++) {
+    const from = net.linkFrom[li] as number
+    const to = net.linkTo[li] as number
+    const fam = net.linkFamily[li] as Family
+    proberTunnel.push(tunnelId(from, to, fam))
+    proberLocal.push(from)
+    proberFwd.push(li)
+    proberRev.push(net.linkIndex(to, from, fam))
+  }
+  const proberCount = proberTunnel.length
+  // EchoProber state per prober (see ProbeModel.ts).
+  const misses = new Int32Array(proberCount)
+  const generation = new Int32Array(proberCount)
+  const srttMs = new Float64Array(proberCount).fill(Number.NaN)
+  const rttVarMs = new Float64Array(proberCount).fill(Number.NaN)
+  const bursting = new Uint8Array(proberCount)
+  const declaredDead = new Uint8Array(proberCount)
+  const debtProbes = new Float64Array(proberCount)
+  const latestRepliedSentAt = new Float64Array(proberCount).fill(Number.NEGATIVE_INFINITY)
+  for (let p = 0; p < proberCount; p++) {
+    queue.push(prngPhase.next() * probe.intervalMillis, { k: 0, p, g: 0, burst: false })
+    if (probe.lossTestIntervalMillis > 0) queue.push(prngPhase.next() * probe.lossTestIntervalMillis, { k: 2, p })
+  }
+  const nextAdvertiseAt = new Float64Array(n)
+  for (let s = 0; s < n; s++) {
+    const t = prngPhase.next() * decideIntervalMillis
+    queue.push(t, { k: 3, s })
+    nextAdvertiseAt[s] = t
+  }
+  const changes = net.changePoints(0, end)
+  changes.forEach((c, i) => {
+    queue.push(c.atMillis, { k: 5, c: i })
+  })
+  for (let t = warmup; t < end; t += stretchSampleMillis) queue.push(t, { k: 6 })
+
+  // Per pair (s * n + d) forwarding status at the last evaluation, and since when.
+  const pairStatus = new Uint8Array(n * n).fill(BLACKHOLE)
+  const pairSince = new Float64Array(n * n)
+  for (let d = 0; d < n; d++) pairStatus[d * n + d] = DELIVERED
+  const dirty = new Uint8Array(n).fill(1)
+  let anyDirty = true
+  const cyclesByDest: Array<Map<string, number>> = Array.from({ length: n }, () => new Map())
+  const statusScratch = new Uint8Array(n)
+  const pathLatency = new Float64Array(n)
+  let openEvents: OpenEvent[] = []
+  // Truth snapshot used to judge "good" for soft events: latencies and lazily computed oracles.
+  let snapshotLatency: Float64Array | undefined
+  let snapshotOracle: Array<Float64Array | undefined> = []
+  const oracleOf = (d: number): Float64Array => {
+    let o = snapshotOracle[d]
+    if (o === undefined) {
+      o = net.oracleTo(d, snapshotLatency as Float64Array)
+      snapshotOracle[d] = o
+    }
+    return o
+  }
+  const takeSnapshot = (t: number): void => {
+    snapshotLatency = net.latencies(t, snapshotLatency)
+    snapshotOracle = []
+  }
+  const isGood = (s: number, d: number, hard: boolean): boolean => {
+    const st = pairStatus[s * n + d]
+    if (st !== DELIVERED) return false
+    if (hard || snapshotLatency === undefined) return true
+    const best = oracleOf(d)[s] as number
+    const actual = pathLatency[s] as number
+    return !(actual > best * (1 + slack.relative) && actual > best + slack.absoluteMs)
+  }
+
+  const measured = (t: number) => t >= warmup
+  const account = (pair: number, until: number): void => {
+    const from = Math.max(pairSince[pair] as number, warmup)
+    if (until > from) acc.statusMillis[pairStatus[pair] as number]! += until - from
+  }
+
+  /** Re-classifies every source towards d; updates status time, loop episodes and open events. */
+  const evaluate = (d: number, t: number, withLatency: boolean): void => {
+    const { cycles } = classifyDestination(
+      table,
+      d,
+      statusScratch,
+      withLatency ? snapshotLatency : undefined,
+      withLatency ? pathLatency : undefined,
+    )
+    for (let s = 0; s < n; s++) {
+      const pair = s * n + d
+      const st = statusScratch[s] as number
+      if (st !== pairStatus[pair]) {
+        account(pair, t)
+        if (measured(t)) {
+          if (st === BLACKHOLE) acc.blackholeEpisodes++
+          if (st === DEAD) acc.deadEpisodes++
+        }
+        pairStatus[pair] = st
+        pairSince[pair] = t
+      }
+    }
+    const known = cyclesByDest[d] as Map<string, number>
+    for (const c of cycles)
+      if (!known.has(c)) {
+        known.set(c, t)
+        if (measured(t)) {
+          acc.loopEpisodes++
+          if (acc.loopSamples.length < 20) acc.loopSamples.push({ atMillis: t, destination: d, cycle: c })
+        }
+      }
+    if (known.size > cycles.length)
+      for (const [c, since] of known)
+        if (!cycles.includes(c)) {
+          known.delete(c)
+          if (measured(t)) acc.loopMaxMillis = Math.max(acc.loopMaxMillis, t - Math.max(since, warmup))
+        }
+    if (openEvents.length > 0) {
+      if (!withLatency && openEvents.some((e) => !e.hard)) {
+        // Soft events need path latencies: redo this destination with the snapshot.
+        classifyDestination(table, d, statusScratch, snapshotLatency, pathLatency)
+      }
+      let closed = false
+      for (const e of openEvents) {
+        for (const pair of e.remaining) {
+          if (pair % n !== d) continue
+          if (isGood(Math.floor(pair / n), d, e.hard)) e.remaining.delete(pair)
+        }
+        if (e.remaining.size === 0) {
+          acc.events.push({ atMillis: e.atMillis, hard: e.hard, affected: e.affected, reactionMillis: t - e.atMillis })
+          closed = true
+        }
+      }
+      if (closed) openEvents = openEvents.filter((e) => e.remaining.size > 0)
+    }
+  }
+
+  const evaluateDirty = (t: number): void => {
+    if (!anyDirty) return
+    for (let d = 0; d < n; d++)
+      if (dirty[d] === 1) {
+        dirty[d] = 0
+        evaluate(d, t, false)
+      }
+    anyDirty = false
+  }
+
+  const deliverAdvert = (s: number, t: number): void => {
+    const msg = routers[s]!.advertise(epoch + t)
+    if (measured(t)) {
+      acc.messagesSent[s]!++
+      if (config.messageBytes !== undefined && acc.messageBytesSampled[s] === 0)
+        acc.messageBytesSampled[s] = config.messageBytes(msg)
+    }
+    for (let r = 0; r < n; r++) {
+      if (r === s) continue
+      if (exchange.lossRatio > 0 && prngExchange.next() < exchange.lossRatio) continue
+      const delay =
+        exchange.delayMillis + (exchange.delayJitterMillis > 0 ? prngExchange.next() * exchange.delayJitterMillis : 0)
+      queue.push(t + delay, { k: 4, s: r, m: msg })
+    }
+  }
+
+  const decideAndInstall = (s: number, t: number): boolean => {
+    const decision = routers[s]!.decide(epoch + t)
+    if (measured(t)) acc.decides++
+    let changed = false
+    for (const route of decision.routes) {
+      const d = route.destination
+      if (d === s || d < 0 || d >= n) continue
+      const family = route.nextHop === null ? null : (route.tunnel?.family ?? null)
+      if (table.install(s, d, route.nextHop, family)) {
+        changed = true
+        dirty[d] = 1
+        anyDirty = true
+        if (measured(t)) {
+          acc.switches++
+          acc.switchesPerPair[s * n + d]!++
+        }
+      }
+    }
+    return changed
+  }
+
+  const pathProbe = (s: number, t: number): void => {
+    const reqs = routers[s]!.pathProbeRequests?.(epoch + t) ?? []
+    for (const req of reqs) {
+      const start = Math.max(t, req.notBeforeMillis - epoch)
+      let received = 0
+      let sumMs = 0
+      for (let k = 0; k < probe.pathProbePackets; k++) {
+        let total = 0
+        let ok = true
+        for (let h = 0; h + 1 < req.path.length && ok; h++) {
+          const a = req.path[h] as number
+          const b = req.path[h + 1] as number
+          const fam = req.families[h] ?? 0
+          let li = fam === 0 ? -1 : net.linkIndex(a, b, fam)
+          if (fam === 0) {
+            // Family 0 follows the kernel: the installed route to b if it goes to b, else any tunnel to b.
+            const inst = table.link[a * n + b] as number
+            li = inst >= 0 && table.nextHop[a * n + b] === b ? inst : -1
+            for (const f of net.families) if (li < 0) li = net.linkIndex(a, b, f)
+          }
+          const hop = li < 0 ? null : transitMs(net, li, start + total, prngProbe)
+          if (hop === null) ok = false
+          else total += hop
+        }
+        if (ok && total <= 2000) {
+          received++
+          sumMs += total
+        }
+      }
+      if (measured(t)) acc.pathProbesSent[s]! += probe.pathProbePackets
+      const at = start + (received > 0 ? sumMs / received : 2000)
+      const sample = new PathSample(
+        {
+          path: req.path.map((x) => SiteId.make(x)),
+          families: [...req.families],
+          atMillis: epoch + Math.floor(at),
+          rttMs: received > 0 ? sumMs / received : null,
+          sent: probe.pathProbePackets,
+          received,
+        },
+        true,
+      )
+      queue.push(at, { k: 7, s, sample })
+    }
+  }
+
+  const siteTick = (s: number, t: number): void => {
+    const changed = decideAndInstall(s, t)
+    if (t >= (nextAdvertiseAt[s] as number) || (exchange.triggeredUpdates && changed)) {
+      deliverAdvert(s, t)
+      if (t >= (nextAdvertiseAt[s] as number)) nextAdvertiseAt[s] = t + exchange.advertiseIntervalMillis
+    }
+    pathProbe(s, t)
+  }
+
+  const onTruthChange = (c: number, t: number): void => {
+    const change = changes[c]!
+    evaluateDirty(t)
+    const wasDelivered = measured(t) ? pairStatus.slice() : undefined
+    const flipped = net.refreshUpOf(change.links, t)
+    const hard = flipped.length > 0 && change.kinds.includes("down")
+    // A hard failure is judged by delivery alone; steps and recoveries by cost against the oracle.
+    const soft = !hard && change.kinds.some((k) => k === "step" || k === "up")
+    if (soft) takeSnapshot(t)
+    if (flipped.length > 0 || soft) {
+      for (let d = 0; d < n; d++) evaluate(d, t, soft)
+      dirty.fill(0)
+      anyDirty = false
+    }
+    if (wasDelivered === undefined || (!soft && !hard)) return
+    const remaining = new Set<number>()
+    for (let d = 0; d < n; d++) {
+      if (soft) classifyDestination(table, d, statusScratch, snapshotLatency, pathLatency)
+      for (let s = 0; s < n; s++) {
+        if (s === d) continue
+        const pair = s * n + d
+        if (wasDelivered[pair] !== DELIVERED) continue
+        if (!isGood(s, d, hard)) remaining.add(pair)
+      }
+    }
+    if (remaining.size === 0) acc.eventsWithoutImpact++
+    else openEvents.push({ atMillis: t, hard, affected: remaining.size, remaining })
+  }
+
+  const stretchSample = (t: number): void => {
+    evaluateDirty(t)
+    takeSnapshot(t)
+    for (let d = 0; d < n; d++) {
+      evaluate(d, t, true)
+      const oracle = oracleOf(d)
+      for (let s = 0; s < n; s++) {
+        if (s === d || pairStatus[s * n + d] !== DELIVERED) continue
+        const best = oracle[s] as number
+        if (!(best > 0 && Number.isFinite(best))) continue
+        acc.stretch.add((pathLatency[s] as number) / best)
+      }
+    }
+  }
+
+  // The loop itself.
+  for (;;) {
+    const next = queue.peekTime()
+    if (next === undefined || next >= end) break
+    const bucket = queue.popBucket()!
+    const t = bucket.atMillis
+    for (const ev of bucket.events) {
+      switch (ev.k) {
+        case 0: {
+          if (ev.g !== generation[ev.p]) break
+          if (ev.burst) {
+            debtProbes[ev.p]!++
+            sendEcho(ev.p, t)
+            scheduleProber(ev.p, t, true)
+          } else {
+            if (debtProbes[ev.p]! > 0) debtProbes[ev.p] = Math.max(0, debtProbes[ev.p]! - 0.5)
+            sendEcho(ev.p, t)
+            scheduleProber(ev.p, t, false)
+          }
+          break
+        }
+        case 1: {
+          const p = ev.p
+          routers[proberLocal[p]!]!.observe(
+            new RttSample(
+              { tunnel: proberTunnel[p]!, kind: "udp-echo", atMillis: epoch + ev.sentAt, rttMs: ev.rttMs },
+              true,
+            ),
+          )
+          // RFC 6298 smoothing, used only for the miss timeout (as the daemon does).
+          if (Number.isNaN(srttMs[p]!)) {
+            srttMs[p] = ev.rttMs
+            rttVarMs[p] = ev.rttMs / 2
+          } else {
+            rttVarMs[p] = 0.75 * rttVarMs[p]! + 0.25 * Math.abs(srttMs[p]! - ev.rttMs)
+            srttMs[p] = 0.875 * srttMs[p]! + 0.125 * ev.rttMs
+          }
+          if (ev.sentAt > latestRepliedSentAt[p]!) latestRepliedSentAt[p] = ev.sentAt
+          misses[p] = 0
+          declaredDead[p] = 0
+          if (bursting[p] === 1) {
+            bursting[p] = 0
+            scheduleProber(p, t, false)
+          }
+          break
+        }
+        case 8: {
+          const p = ev.p
+          // A reply to this or a later probe clears the miss timer.
+          if (latestRepliedSentAt[p]! >= ev.sentAt) break
+          misses[p]!++
+          if (misses[p]! >= probe.deadAfterMisses) {
+            declaredDead[p] = 1
+            if (bursting[p] === 1) {
+              bursting[p] = 0
+              scheduleProber(p, t, false)
+            }
+          } else if (bursting[p] === 0 && declaredDead[p] === 0) {
+            bursting[p] = 1
+            debtProbes[p]!++
+            sendEcho(p, t)
+            scheduleProber(p, t, true)
+          }
+          break
+        }
+        case 9: {
+          const s = proberLocal[ev.p]!
+          routers[s]!.observe(
+            new RttSample(
+              { tunnel: proberTunnel[ev.p]!, kind: "udp-echo", atMillis: epoch + ev.sentAt, rttMs: null },
+              true,
+            ),
+          )
+          if (decideOnLoss) siteTickOnLoss(s, t)
+          break
+        }
+        case 2: {
+          const li = proberFwd[ev.p]!
+          const received = lossTestReceived(net, li, t, probe.lossTestPackets, prngProbe)
+          if (received > 0)
+            routers[proberLocal[ev.p]!]!.observe(
+              new LossTestSample(
+                {
+                  tunnel: proberTunnel[ev.p]!,
+                  atMillis: epoch + t,
+                  sent: probe.lossTestPackets,
+                  received,
+                  reordered: 0,
+                  jitterMs: net.truths[li]!.jitterMs(t),
+                  rateBitsPerSecond: 0,
+                },
+                true,
+              ),
+            )
+          queue.push(t + probe.lossTestIntervalMillis, { k: 2, p: ev.p })
+          break
+        }
+        case 3:
+          siteTick(ev.s, t)
+          queue.push(t + decideIntervalMillis, { k: 3, s: ev.s })
+          break
+        case 4:
+          if (measured(t)) acc.messagesReceived[ev.s]!++
+          routers[ev.s]!.receiveLinkState(ev.m as M, epoch + t)
+          break
+        case 5:
+          onTruthChange(ev.c, t)
+          break
+        case 6:
+          stretchSample(t)
+          break
+        case 7:
+          routers[ev.s]!.observe(ev.sample)
+          break
+      }
+    }
+    evaluateDirty(t)
+  }
+
+  function missTimeoutMillis(p: number): number {
+    const srtt = srttMs[p]!
+    return Number.isNaN(srtt)
+      ? probe.maxMissTimeoutMillis
+      : Math.min(probe.maxMissTimeoutMillis, Math.max(probe.minMissTimeoutMillis, 1.5 * srtt + 4 * rttVarMs[p]!))
+  }
+
+  function sendEcho(p: number, t: number): void {
+    const rtt = echoRttMs(net, proberFwd[p]!, proberRev[p]!, t, prngProbe, probe)
+    if (measured(t)) acc.probesSent[proberLocal[p]!]!++
+    if (rtt !== null) queue.push(t + rtt, { k: 1, p, rttMs: rtt, sentAt: t })
+    const missAfter = missTimeoutMillis(p)
+    if (rtt === null || rtt > missAfter) queue.push(t + missAfter, { k: 8, p, sentAt: t })
+    if (rtt === null) queue.push(t + probe.lossTimeoutMillis, { k: 9, p, sentAt: t })
+  }
+
+  /** The prober's single timer: re-arming it cancels the pending one. */
+  function scheduleProber(p: number, t: number, burst: boolean): void {
+    generation[p]!++
+    const delay = burst ? probe.burstIntervalMillis : probe.intervalMillis * (debtProbes[p]! > 0 ? 1.5 : 1)
+    queue.push(t + delay, { k: 0, p, g: generation[p]!, burst })
+  }
+
+  function siteTickOnLoss(s: number, t: number): void {
+    const changed = decideAndInstall(s, t)
+    if (exchange.triggeredUpdates && changed) deliverAdvert(s, t)
+  }
+
+  // Close the books at the end of the run.
+  for (let pair = 0; pair < n * n; pair++) account(pair, end)
+  for (const known of cyclesByDest)
+    for (const since of known.values()) acc.loopMaxMillis = Math.max(acc.loopMaxMillis, end - Math.max(since, warmup))
+  for (const e of openEvents)
+    acc.events.push({ atMillis: e.atMillis, hard: e.hard, affected: e.affected, reactionMillis: null })
+  return summarise(acc, {
+    name: config.name,
+    seed: config.seed,
+    sites: n,
+    directedLinks: net.truths.length,
+    measuredMillis: end - warmup,
+    keepEventDetails: config.keepEventDetails ?? false,
+  })
+}
