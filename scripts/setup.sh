@@ -18,6 +18,7 @@ declare -A NEED=(
   [pgrep]=procps
   [unshare]=util-linux
   [killall]=psmisc
+  [promtool]=prometheus
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
@@ -35,6 +36,10 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Only promtool is wanted from `prometheus`: on a systemd host its package starts a server on :9090.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled prometheus >/dev/null 2>&1; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
