@@ -4,3 +4,15 @@ export {}
 export * from "./analysis/NextHopGraph.js"
 export * from "./analysis/Oracle.js"
 export * from "./analysis/Timeline.js"
+// Userspace link emulator (impairment backend of the twin): everything under `LinkEmu`, main entry points flat.
+export * as LinkEmu from "./linkemu/index.js"
+export {
+  connectLinkEmuClient,
+  detectImpairmentBackend,
+  type ImpairmentBackendReport,
+  type LinkEmuClient,
+  LinkEmulator,
+  type LinkEmulatorService,
+  makeLinkEmulator,
+  spawnLinkEmulator,
+} from "./linkemu/index.js"
