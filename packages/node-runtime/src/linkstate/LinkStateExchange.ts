@@ -1,0 +1,239 @@
+/**
+ * Link-state exchange between daemons over gRPC: the embedded default, no database needed.
+ *
+ * Every daemon keeps one client stream open to each peer (`LinkStateService.Publish`) and
+ * writes its own messages and every newer message it hears from others into them (flooding,
+ * de-duplicated by origin and (incarnation, seq)), so a site still hears an origin whose
+ * direct tunnel is down. A (re)connected stream first gets the latest message of every known
+ * origin, so a restarted peer catches up at once instead of waiting for the next period.
+ *
+ * Decision a reader must know: this module only moves messages. Staleness and age-out are the
+ * engine's job (`LinkStateStore`): a peer that stops talking simply stops producing messages.
+ */
+import * as grpc from "@grpc/grpc-js"
+import type { LinkStateMessage, SiteId } from "@net-perf/engine"
+import { Data, Effect, FiberMap, Queue, Runtime, Schedule, type Scope } from "effect"
+import * as pb from "../gen/netperf/linkstate/v1/linkstate.js"
+import { hostPort, keepaliveOptions } from "../grpc/GrpcServer.js"
+import { fromWire, toWire } from "./Wire.js"
+
+export class PeerStreamError extends Data.TaggedError("PeerStreamError")<{
+  readonly peer: SiteId
+  readonly address: string
+  readonly cause: unknown
+}> {}
+
+export interface PeerEndpoint {
+  readonly site: SiteId
+  /** Overlay address of the peer's daemon (default 10.201.Y.1). */
+  readonly host: string
+  readonly port: number
+}
+
+export interface PeerLinkStatus {
+  readonly site: SiteId
+  readonly address: string
+  readonly connected: boolean
+  readonly connectedAtMillis: number | null
+  readonly failures: number
+  readonly sent: number
+}
+
+export interface ExchangeCounters {
+  accepted: number
+  duplicates: number
+  invalid: number
+  relayed: number
+  dropped: number
+}
+
+export interface LinkStateExchangeOptions {
+  readonly self: SiteId
+  readonly credentials?: grpc.ChannelCredentials
+  /** Backoff between reconnect attempts to one peer. */
+  readonly reconnect?: Schedule.Schedule<unknown, unknown>
+  readonly now?: () => number
+  readonly onInvalid?: (peer: string, error: unknown) => void
+}
+
+export interface LinkStateExchange {
+  /** gRPC handler to register on the daemon's server. */
+  readonly handler: pb.LinkStateServiceServer
+  /** Newer messages from other origins, in arrival order. */
+  readonly received: Queue.Dequeue<LinkStateMessage>
+  /** Sends our own message to every peer. */
+  readonly publish: (message: LinkStateMessage) => Effect.Effect<void>
+  /** Replaces the set of peers we stream to (connections are opened/closed accordingly). */
+  readonly setPeers: (peers: ReadonlyArray<PeerEndpoint>) => Effect.Effect<void>
+  readonly peers: () => ReadonlyArray<PeerLinkStatus>
+  readonly counters: Readonly<ExchangeCounters>
+}
+
+interface PeerConnection {
+  endpoint: PeerEndpoint
+  stream: grpc.ClientWritableStream<pb.LinkStateMessage> | undefined
+  connectedAtMillis: number | null
+  failures: number
+  sent: number
+}
+
+const senderKey = "x-netperf-site"
+
+const defaultReconnect = Schedule.exponential("200 millis", 2).pipe(
+  Schedule.union(Schedule.spaced("5 seconds")),
+  Schedule.jittered,
+)
+
+const newer = (a: { incarnation: number; seq: number }, b: { incarnation: number; seq: number } | undefined) =>
+  b === undefined || a.incarnation > b.incarnation || (a.incarnation === b.incarnation && a.seq > b.seq)
+
+export const makeLinkStateExchange = (
+  options: LinkStateExchangeOptions,
+): Effect.Effect<LinkStateExchange, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const now = options.now ?? Date.now
+    const runtime = yield* Effect.runtime<never>()
+    const runFork = Runtime.runFork(runtime)
+    const received = yield* Queue.sliding<LinkStateMessage>(10_000)
+    yield* Effect.addFinalizer(() => Queue.shutdown(received))
+    const counters: ExchangeCounters = { accepted: 0, duplicates: 0, invalid: 0, relayed: 0, dropped: 0 }
+    /** Latest wire message per origin (ours included), for catch-up and relaying. */
+    const latest = new Map<number, pb.LinkStateMessage>()
+    const order = new Map<number, { incarnation: number; seq: number }>()
+    const connections = new Map<number, PeerConnection>()
+    const fibers = yield* FiberMap.make<number>()
+    const credentials = options.credentials ?? grpc.credentials.createInsecure()
+
+    const write = (conn: PeerConnection, wire: pb.LinkStateMessage): void => {
+      const stream = conn.stream
+      if (stream === undefined) {
+        counters.dropped++
+        return
+      }
+      // grpc-js buffers when the channel is not ready; link state is periodic, so a full
+      // buffer means the peer is unreachable and the message may be dropped.
+      if (stream.writableLength > 256 * 1024) {
+        counters.dropped++
+        return
+      }
+      stream.write(wire)
+      conn.sent++
+    }
+
+    const flood = (wire: pb.LinkStateMessage, except: ReadonlySet<number>): void => {
+      for (const [site, conn] of connections) if (!except.has(site)) write(conn, wire)
+    }
+
+    const onIncoming = (wire: pb.LinkStateMessage, sender: number | undefined, peerLabel: string) =>
+      fromWire(wire).pipe(
+        Effect.match({
+          onFailure: (error) => {
+            counters.invalid++
+            options.onInvalid?.(peerLabel, error)
+          },
+          onSuccess: (message) => {
+            if (message.origin === options.self || !newer(message, order.get(message.origin))) {
+              counters.duplicates++
+              return
+            }
+            order.set(message.origin, { incarnation: message.incarnation, seq: message.seq })
+            latest.set(message.origin, wire)
+            counters.accepted++
+            Queue.unsafeOffer(received, message)
+            const except = new Set<number>([message.origin])
+            if (sender !== undefined) except.add(sender)
+            counters.relayed++
+            flood(wire, except)
+          },
+        }),
+      )
+
+    const handler: pb.LinkStateServiceServer = {
+      publish: (call, callback) => {
+        const raw = call.metadata.get(senderKey)[0]
+        const sender = raw === undefined ? undefined : Number(raw)
+        const label = `${call.getPeer()}${sender === undefined ? "" : ` (site ${sender})`}`
+        let accepted = 0
+        let rejected = 0
+        call.on("data", (wire: pb.LinkStateMessage) => {
+          const before = counters.invalid
+          runFork(onIncoming(wire, Number.isInteger(sender) ? sender : undefined, label))
+          if (counters.invalid > before) rejected++
+          else accepted++
+        })
+        call.on("end", () => callback(null, { accepted, rejected }))
+        call.on("error", () => undefined)
+      },
+    }
+
+    const runPeer = (conn: PeerConnection): Effect.Effect<void> => {
+      const address = hostPort(conn.endpoint.host, conn.endpoint.port)
+      const client = new pb.LinkStateServiceClient(address, credentials, keepaliveOptions)
+      const once = Effect.async<never, PeerStreamError>((resume) => {
+        const metadata = new grpc.Metadata()
+        metadata.set(senderKey, String(options.self))
+        const stream = client.publish(metadata, (error) => {
+          conn.stream = undefined
+          conn.connectedAtMillis = null
+          conn.failures++
+          resume(
+            Effect.fail(new PeerStreamError({ peer: conn.endpoint.site, address, cause: error ?? "stream ended" })),
+          )
+        })
+        stream.on("error", () => undefined)
+        conn.stream = stream
+        conn.connectedAtMillis = now()
+        for (const wire of latest.values()) write(conn, wire)
+        return Effect.sync(() => {
+          conn.stream = undefined
+          conn.connectedAtMillis = null
+          stream.end()
+        })
+      })
+      return once.pipe(
+        Effect.retry(options.reconnect ?? defaultReconnect),
+        Effect.catchAll(() => Effect.void),
+        Effect.ensuring(Effect.sync(() => client.close())),
+      )
+    }
+
+    const setPeers = (peers: ReadonlyArray<PeerEndpoint>) =>
+      Effect.gen(function* () {
+        const wanted = new Map(peers.filter((p) => p.site !== options.self).map((p) => [p.site as number, p]))
+        for (const [site, conn] of connections) {
+          const want = wanted.get(site)
+          if (want === undefined || want.host !== conn.endpoint.host || want.port !== conn.endpoint.port) {
+            connections.delete(site)
+            yield* FiberMap.remove(fibers, site)
+          }
+        }
+        for (const [site, endpoint] of wanted) {
+          if (connections.has(site)) continue
+          const conn: PeerConnection = { endpoint, stream: undefined, connectedAtMillis: null, failures: 0, sent: 0 }
+          connections.set(site, conn)
+          yield* FiberMap.run(fibers, site, runPeer(conn))
+        }
+      })
+
+    const publish = (message: LinkStateMessage) =>
+      Effect.sync(() => {
+        const wire = toWire(message)
+        order.set(message.origin, { incarnation: message.incarnation, seq: message.seq })
+        latest.set(message.origin, wire)
+        flood(wire, new Set())
+      })
+
+    const peers = (): ReadonlyArray<PeerLinkStatus> =>
+      [...connections.values()]
+        .map((c) => ({
+          site: c.endpoint.site,
+          address: hostPort(c.endpoint.host, c.endpoint.port),
+          connected: c.stream !== undefined,
+          connectedAtMillis: c.connectedAtMillis,
+          failures: c.failures,
+          sent: c.sent,
+        }))
+        .sort((a, b) => a.site - b.site)
+
+    return { handler, received, publish, setPeers, peers, counters } satisfies LinkStateExchange
+  })

@@ -1,0 +1,158 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as grpc from "@grpc/grpc-js"
+import { LinkStateMessage, SiteId, tunnelId } from "@net-perf/engine"
+import { Chunk, Effect, Queue, Schedule } from "effect"
+import * as pb from "../../src/gen/netperf/linkstate/v1/linkstate.js"
+import { serveGrpc } from "../../src/grpc/GrpcServer.js"
+import { makeLinkStateExchange } from "../../src/linkstate/LinkStateExchange.js"
+import { fromWire, toWire } from "../../src/linkstate/Wire.js"
+
+const message = (origin: number, seq: number, incarnation = 1) =>
+  new LinkStateMessage({
+    origin: SiteId.make(origin),
+    incarnation,
+    seq,
+    generatedAtMillis: 1_000 + seq,
+    tunnels: [
+      {
+        remote: SiteId.make(origin === 0 ? 1 : 0),
+        family: 4,
+        stats: {
+          tunnel: tunnelId(origin, origin === 0 ? 1 : 0, 4),
+          state: "up",
+          rttMs: 12.5,
+          jitterMs: 0.3,
+          lossRatio: 0.01,
+          availability: 1,
+          lastSampleAtMillis: 999,
+          lastReplyAtMillis: 999,
+        },
+        costMs: 13,
+        selected: true,
+      },
+    ],
+    distances: [
+      { destination: SiteId.make(7), seqno: 3, distanceMs: null, nextHop: null },
+      { destination: SiteId.make(8), seqno: 1, distanceMs: 20, nextHop: SiteId.make(2) },
+    ],
+    requests: [{ destination: SiteId.make(7), seqno: 4 }],
+  })
+
+const fastReconnect = Schedule.spaced("50 millis")
+
+/** A node: exchange + its own gRPC server on loopback. */
+const node = (self: number) =>
+  Effect.gen(function* () {
+    const exchange = yield* makeLinkStateExchange({ self: SiteId.make(self), reconnect: fastReconnect })
+    const { port } = yield* serveGrpc({
+      host: "127.0.0.1",
+      port: 0,
+      services: [{ definition: pb.LinkStateServiceService, implementation: exchange.handler }],
+    })
+    return { exchange, port, self }
+  })
+
+const takeN = <A>(q: Queue.Dequeue<A>, n: number) =>
+  Effect.gen(function* () {
+    const out: Array<A> = []
+    while (out.length < n) out.push(...Chunk.toArray(yield* Queue.takeBetween(q, 1, n - out.length)))
+    return out
+  }).pipe(Effect.timeout("5 seconds"))
+
+describe("link-state wire format", () => {
+  it.effect("round-trips through protobuf bytes, Infinity/no-route as absent fields", () =>
+    Effect.gen(function* () {
+      const original = message(0, 5)
+      const bytes = pb.LinkStateMessage.encode(toWire(original)).finish()
+      const back = yield* fromWire(pb.LinkStateMessage.decode(bytes))
+      expect(back).toEqual(original)
+    }),
+  )
+
+  it.effect("rejects a malformed message with a typed error", () =>
+    Effect.gen(function* () {
+      const wire = toWire(message(0, 1))
+      const bad = { ...wire, tunnels: [{ ...wire.tunnels[0]!, family: 5 }] }
+      const result = yield* Effect.either(fromWire(bad))
+      expect(result._tag).toBe("Left")
+      if (result._tag === "Left") expect(result.left._tag).toBe("LinkStateDecodeError")
+    }),
+  )
+})
+
+describe("LinkStateExchange over real gRPC on loopback", () => {
+  it.scopedLive(
+    "floods messages to every node, relaying around a missing direct stream, and drops duplicates",
+    () =>
+      Effect.gen(function* () {
+        const [a, b, c] = yield* Effect.all([node(0), node(1), node(2)])
+        const at = (n: { self: number; port: number }) => ({
+          site: SiteId.make(n.self),
+          host: "127.0.0.1",
+          port: n.port,
+        })
+        // a streams only to b; b streams to c: c must still hear a (relayed by b).
+        yield* a.exchange.setPeers([at(b)])
+        yield* b.exchange.setPeers([at(a), at(c)])
+        yield* c.exchange.setPeers([at(b)])
+        yield* Effect.sleep("200 millis")
+        yield* a.exchange.publish(message(0, 1))
+        yield* a.exchange.publish(message(0, 1)) // duplicate: delivered once
+        yield* a.exchange.publish(message(0, 2))
+        const atC = yield* takeN(c.exchange.received, 2)
+        expect(atC.map((m) => [m.origin, m.seq])).toEqual([
+          [0, 1],
+          [0, 2],
+        ])
+        const atB = yield* takeN(b.exchange.received, 2)
+        expect(atB.map((m) => m.seq)).toEqual([1, 2])
+        // an older message arriving late is not delivered again
+        yield* a.exchange.publish(message(0, 1))
+        yield* Effect.sleep("200 millis")
+        expect(yield* Queue.size(c.exchange.received)).toBe(0)
+        // b saw the repeated and the late copy and relayed neither
+        expect(b.exchange.counters.duplicates).toBe(2)
+      }),
+    20_000,
+  )
+
+  it.scopedLive(
+    "a peer that connects later catches up with the latest messages at once",
+    () =>
+      Effect.gen(function* () {
+        const a = yield* node(0)
+        yield* a.exchange.publish(message(0, 9))
+        // b appears after a has published: the new stream starts with a catch-up
+        const b = yield* node(1)
+        yield* a.exchange.setPeers([{ site: SiteId.make(1), host: "127.0.0.1", port: b.port }])
+        const got = yield* takeN(b.exchange.received, 1)
+        expect(got[0]?.seq).toBe(9)
+        expect(a.exchange.peers()[0]?.connected).toBe(true)
+      }),
+    20_000,
+  )
+
+  it.scopedLive(
+    "counts and rejects a malformed message from a raw client, keeps serving",
+    () =>
+      Effect.gen(function* () {
+        const a = yield* node(0)
+        const client = new pb.LinkStateServiceClient(`127.0.0.1:${a.port}`, grpc.credentials.createInsecure())
+        yield* Effect.addFinalizer(() => Effect.sync(() => client.close()))
+        const summary = yield* Effect.async<pb.PublishSummary, grpc.ServiceError>((resume) => {
+          const stream = client.publish((error, response) =>
+            error === null ? resume(Effect.succeed(response)) : resume(Effect.fail(error)),
+          )
+          const good = toWire(message(3, 1))
+          stream.write({ ...good, distances: [{ destination: 1, seqno: 1, distanceMs: -4 }] })
+          stream.write(good)
+          stream.end()
+        })
+        expect(summary).toEqual({ accepted: 1, rejected: 1 })
+        expect(a.exchange.counters.invalid).toBe(1)
+        const got = yield* takeN(a.exchange.received, 1)
+        expect(got[0]?.origin).toBe(3)
+      }),
+    20_000,
+  )
+})
