@@ -500,6 +500,8 @@ export class NodeRouter {
   pathProbeRequests(nowMillis: number): ReadonlyArray<PathProbeRequest> {
     this.start(nowMillis)
     if (!this.config.chain.includes("measured-fastest")) return []
+    for (const gone of this.store.expire(nowMillis)) this.mesh.clearLinksFrom(gone)
+    this.refreshOwnLinks(nowMillis)
     return this.measured.requests(
       this.mesh,
       this.destinations(),
