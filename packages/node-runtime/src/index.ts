@@ -3,3 +3,52 @@ export {}
 // Appended by H9 (perfc/perfe): the management API's generated client/server and message types.
 export * as Management from "./gen/netperf/management/v1/management.js"
 export { MeasurementMetrics } from "./metrics/Metrics.js"
+// Appended by H7 (BIRD client, kernel route installer, sysctl).
+export { Bird, type BirdOptions, type BirdService, makeBird1, makeBird2 } from "./bird/Bird.js"
+export { type BirdSocket, type BirdSocketOptions, makeBirdSocket } from "./bird/BirdSocket.js"
+export { type BirdError, BirdParseError, BirdReplyError, BirdTimeout, BirdUnavailable } from "./bird/Errors.js"
+export { type BirdReply, parseRawReplies, type ReplyEntry } from "./bird/Protocol.js"
+export {
+  BirdNextHop,
+  BirdProtocol,
+  BirdRoute,
+  isEstablished,
+  parseProtocols,
+  parseRoutes,
+  ProtocolState,
+  toBgpPaths,
+} from "./bird/Replies.js"
+export { type FakeBird, type FakeBirdOptions, type FakeReply, makeFakeBird } from "./bird/testing/FakeBird.js"
+export {
+  type BatchResult,
+  Ip,
+  IpCommandError,
+  type IpOptions,
+  IpOutputError,
+  type IpService,
+  makeIp,
+} from "./kernel/Ip.js"
+export { canonicalIpv6, isUsableLink, normalisePrefix, normaliseRoute } from "./kernel/KernelTable.js"
+export {
+  makeRouteInstaller,
+  type ReconcileReport,
+  type RefusedRoute,
+  RouteInstaller,
+  type RouteInstallerError,
+  type RouteInstallerOptions,
+  type RouteInstallerService,
+  watchdog as routeWatchdog,
+} from "./kernel/RouteInstaller.js"
+export {
+  defaultGlobal as defaultSysctlGlobal,
+  defaultInterfaceRules as defaultSysctlInterfaceRules,
+  makeSysctl,
+  planSysctl,
+  Sysctl,
+  SysctlConfig,
+  type SysctlOptions,
+  type SysctlResult,
+  SysctlRule,
+  type SysctlService,
+  type SysctlWrite,
+} from "./sysctl/Sysctl.js"
