@@ -1,0 +1,203 @@
+/**
+ * The daemon's configuration: one Schema, filled from a file (JSON or YAML), then flags and
+ * environment, validated once at start.
+ *
+ * Decision a reader must know: a site needs only its id (and its WireGuard confs); everything else
+ * has a documented default. Listening sockets default to the site's overlay router address and
+ * loopback, never to the underlay. Errors name the field and the bad value (Schema's tree format).
+ */
+import { algorithmNames, SiteId } from "@net-perf/engine"
+import { Data, Effect, Either, ParseResult, Schema } from "effect"
+import { parse as parseYaml } from "yaml"
+import { ProbesConfig } from "../probes/ProbeConfig.js"
+import { SysctlConfig } from "../sysctl/Sysctl.js"
+
+const field = <S extends Schema.Schema.Any>(schema: S, value: Schema.Schema.Type<S>) =>
+  Schema.optionalWith(schema, { default: () => value })
+const Millis = Schema.Number.pipe(Schema.positive())
+const Port = Schema.Int.pipe(Schema.between(1, 65535))
+const Algorithm = Schema.Literal(...algorithmNames)
+const NonEmpty = Schema.String.pipe(Schema.minLength(1))
+
+export const DiscoverySection = Schema.Struct({
+  /** Directory of `wgX.Y_vZ.conf` files (parsed for keys, endpoints, allowed IPs). */
+  confDir: field(NonEmpty, "/etc/wireguard"),
+  /** Regex with named groups `local`, `remote`, `family`; default: the mesh's `wgX.Y_vZ`. */
+  namePattern: Schema.optional(NonEmpty),
+  rescanIntervalMillis: field(Millis, 15_000),
+  /** Follow `ip monitor` link/address events. */
+  monitor: field(Schema.Boolean, true),
+})
+
+export const ListenSection = (port: number) =>
+  Schema.Struct({
+    /** Addresses to bind; default: the site's router address (overlay) and 127.0.0.1. */
+    hosts: Schema.optional(Schema.Array(NonEmpty).pipe(Schema.minItems(1))),
+    port: field(Port, port),
+  })
+
+export const TlsSection = Schema.Struct({
+  caFile: NonEmpty,
+  certFile: NonEmpty,
+  keyFile: NonEmpty,
+})
+
+export const BirdSection = Schema.Struct({
+  generation: field(Schema.Literal("bird2", "bird1"), "bird2"),
+  /** BIRD 2 socket, or BIRD 1.x's IPv4 socket. */
+  socket: field(NonEmpty, "/run/bird/bird.ctl"),
+  /** BIRD 1.x's IPv6 socket. */
+  socket6: field(NonEmpty, "/run/bird/bird6.ctl"),
+  requestTimeoutMillis: field(Millis, 5_000),
+  /** How often BGP paths are re-read (BIRD has no push interface). */
+  pollIntervalMillis: field(Millis, 2_000),
+})
+
+export const RoutingSection = Schema.Struct({
+  algorithm: field(Algorithm, "graph-least-cost"),
+  /** Tried in order when the algorithm has nothing for a destination; default: the other three. */
+  fallback: Schema.optional(Schema.Array(Algorithm)),
+  costModel: field(Schema.Literal("default", "legacy"), "default"),
+  /** How often routes are recomputed (and immediately after a tunnel changes state). */
+  decideIntervalMillis: field(Millis, 250),
+  /** Periodic link-state advertisement; changes are advertised at once as well. */
+  advertiseIntervalMillis: field(Millis, 1_000),
+  /** A peer silent this long ages out: its links count as unknown. */
+  linkStateMaxAgeMillis: field(Millis, 10_000),
+  /** No managed routes right after start, while the view fills in. */
+  startupHoldDownMillis: field(Schema.Number.pipe(Schema.nonNegative()), 3_000),
+  stability: Schema.optional(
+    Schema.Struct({
+      absoluteMarginMs: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
+      relativeMargin: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
+      noiseFactor: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
+      dwellMillis: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
+    }),
+  ),
+})
+
+export const KernelSection = Schema.Struct({
+  /** Below BIRD 2's kernel-protocol metric (32), so managed routes win while present. */
+  metric: field(Schema.Int.pipe(Schema.between(0, 4_294_967_295)), 20),
+  watchdogIntervalMillis: field(Millis, 5_000),
+  /** Graceful shutdown deletes every protocol-201 route so BIRD's routes take over. */
+  withdrawOnExit: field(Schema.Boolean, true),
+  /** Destination prefixes per site; `{site}`/`{siteHex}` are replaced. */
+  prefixTemplates: field(Schema.Array(NonEmpty), ["10.201.{site}.0/24", "fdac:c9:{siteHex}::/64"]),
+})
+
+export const MetricsStoreSection = Schema.Struct({
+  kind: field(Schema.Literal("prometheus", "victoriametrics"), "prometheus"),
+  url: NonEmpty,
+  timeoutMillis: field(Millis, 2_000),
+  intervalMillis: field(Millis, 15_000),
+})
+
+export const DaemonConfig = Schema.Struct({
+  site: SiteId,
+  /** Overlay addresses: `{site}`, `{siteHex}`, `{role}` (1 router, 4/6 tunnel probe endpoints). */
+  addressTemplate: field(NonEmpty, "10.201.{site}.{role}"),
+  discovery: field(DiscoverySection, Schema.decodeSync(DiscoverySection)({})),
+  controlSocket: field(NonEmpty, "/opt/wg-mesh/net-perf.sock"),
+  probes: field(ProbesConfig, Schema.decodeSync(ProbesConfig)({})),
+  http: field(ListenSection(5120), { port: 5120 }),
+  grpc: field(Schema.Struct({ ...ListenSection(5122).fields, tls: Schema.optional(TlsSection) }), { port: 5122 }),
+  bird: field(BirdSection, Schema.decodeSync(BirdSection)({})),
+  routing: field(RoutingSection, Schema.decodeSync(RoutingSection)({})),
+  kernel: field(KernelSection, Schema.decodeSync(KernelSection)({})),
+  sysctl: field(SysctlConfig, Schema.decodeSync(SysctlConfig)({})),
+  metricsStore: Schema.optional(MetricsStoreSection),
+  logLevel: field(Schema.Literal("debug", "info", "warning", "error"), "info"),
+})
+export type DaemonConfig = typeof DaemonConfig.Type
+export type DaemonConfigInput = typeof DaemonConfig.Encoded
+
+export class ConfigError extends Data.TaggedError("ConfigError")<{
+  readonly source: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `invalid configuration (${this.source}):\n${this.detail}`
+  }
+}
+
+/** Parses a config file's text (YAML is a superset of JSON). */
+export const parseConfigText = (source: string, text: string): Either.Either<unknown, ConfigError> =>
+  Either.try({
+    try: () => parseYaml(text) ?? {},
+    catch: (cause) => new ConfigError({ source, detail: String(cause) }),
+  })
+
+/** Deep merge of plain objects: later layers win; arrays are replaced, not merged. */
+export const mergeLayers = (...layers: ReadonlyArray<unknown>): unknown => {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v)
+  return layers.reduce((acc: unknown, layer) => {
+    if (layer === undefined) return acc
+    if (!isObject(acc) || !isObject(layer)) return layer
+    const out: Record<string, unknown> = { ...acc }
+    for (const [k, v] of Object.entries(layer)) out[k] = k in out ? mergeLayers(out[k], v) : v
+    return out
+  }, {})
+}
+
+/**
+ * Environment overrides: `NETPERF_<PATH>` with `__` between levels, e.g. `NETPERF_SITE=3`,
+ * `NETPERF_ROUTING__ALGORITHM=measured-fastest`, `NETPERF_GRPC__PORT=6122`. Values are YAML
+ * scalars (numbers and booleans come out typed).
+ */
+export const environmentLayer = (env: Readonly<Record<string, string | undefined>>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  const camel = (s: string) => s.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase())
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith("NETPERF_") || value === undefined) continue
+    const path = name.slice("NETPERF_".length).split("__").map(camel)
+    let node = out
+    for (const key of path.slice(0, -1)) {
+      const next = node[key]
+      node = (typeof next === "object" && next !== null ? next : (node[key] = {})) as Record<string, unknown>
+    }
+    node[path[path.length - 1]!] = parseYaml(value)
+  }
+  return out
+}
+
+/** Validates merged input; the error lists every bad field with its path and value. */
+export const decodeConfig = (source: string, input: unknown): Either.Either<DaemonConfig, ConfigError> =>
+  Schema.decodeUnknownEither(DaemonConfig, { errors: "all", onExcessProperty: "error" })(input).pipe(
+    Either.mapLeft((e) => new ConfigError({ source, detail: ParseResult.TreeFormatter.formatErrorSync(e) })),
+  )
+
+export const loadConfig = (options: {
+  readonly file?: string | undefined
+  readonly readFile: (path: string) => Effect.Effect<string, unknown>
+  readonly flags?: unknown
+  readonly env?: Readonly<Record<string, string | undefined>>
+}): Effect.Effect<DaemonConfig, ConfigError> =>
+  Effect.gen(function* () {
+    const fromFile =
+      options.file === undefined
+        ? {}
+        : yield* options.readFile(options.file).pipe(
+            Effect.mapError(
+              (cause) => new ConfigError({ source: options.file!, detail: `cannot read: ${String(cause)}` }),
+            ),
+            Effect.flatMap((text) => parseConfigText(options.file!, text)),
+          )
+    const merged = mergeLayers(fromFile, environmentLayer(options.env ?? {}), options.flags)
+    const sources = [options.file, "environment", "flags"].filter((s) => s !== undefined).join(" + ")
+    return yield* decodeConfig(sources, merged)
+  })
+
+/** Fills `{site}`, `{siteHex}` and `{role}` placeholders. */
+export const fillTemplate = (template: string, site: number, role?: number): string =>
+  template
+    .replaceAll("{siteHex}", site.toString(16))
+    .replaceAll("{site}", String(site))
+    .replaceAll("{role}", String(role ?? 1))
+
+/** Addresses the daemon's HTTP/gRPC servers bind by default: overlay router + loopback. */
+export const defaultListenHosts = (config: DaemonConfig): ReadonlyArray<string> => [
+  fillTemplate(config.addressTemplate, config.site, 1),
+  "127.0.0.1",
+]
