@@ -6,6 +6,7 @@ export { MeasurementMetrics } from "./metrics/Metrics.js"
 // Appended by H7 (BIRD client, kernel route installer, sysctl).
 export { Bird, type BirdOptions, type BirdService, makeBird1, makeBird2 } from "./bird/Bird.js"
 export { type BirdSocket, type BirdSocketOptions, makeBirdSocket } from "./bird/BirdSocket.js"
+export { type BirdTableEvent, watchBgpPaths } from "./bird/BirdWatch.js"
 export { type BirdError, BirdParseError, BirdReplyError, BirdTimeout, BirdUnavailable } from "./bird/Errors.js"
 export { type BirdReply, parseRawReplies, type ReplyEntry } from "./bird/Protocol.js"
 export {
