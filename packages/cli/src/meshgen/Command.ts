@@ -31,7 +31,9 @@ const check = Options.boolean("check").pipe(
 const json = Options.boolean("json").pipe(Options.withDescription("print the summary as JSON on stdout"))
 const rotateKeys = Options.text("rotate-keys").pipe(
   Options.optional,
-  Options.withDescription("new keys for one site (id or name) and its pairs' pre-shared keys, or for every site (all)"),
+  Options.withDescription(
+    "new keys for one site (id or name) and its pairs' pre-shared keys; `all` or no value: every site",
+  ),
 )
 
 export const meshCommand = Command.make(

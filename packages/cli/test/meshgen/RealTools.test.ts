@@ -50,6 +50,11 @@ const generate = (mesh: unknown, dir: string) => {
 
 const tmp = mkdtempSync(join(tmpdir(), "np-meshgen-tools-"))
 let bird1Prefix = ""
+const bird1Sbin = () => {
+  if (bird1Prefix === "")
+    bird1Prefix = execFileSync("bash", [join(repoRoot, "scripts/bird1.sh")], { encoding: "utf8" }).trim()
+  return join(bird1Prefix, "usr/sbin")
+}
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
 describe("generated configs and the real tools", () => {
@@ -63,7 +68,7 @@ describe("generated configs and the real tools", () => {
   const trees: Record<string, string> = {}
 
   beforeAll(async () => {
-    bird1Prefix = execFileSync("bash", [join(repoRoot, "scripts/bird1.sh")], { encoding: "utf8" }).trim()
+    bird1Sbin()
     for (const [name, mesh] of Object.entries(variants)) {
       mkdirSync(join(tmp, name))
       trees[name] = (await generate(mesh, join(tmp, name))).out
@@ -113,163 +118,178 @@ describe("generated configs and the real tools", () => {
   })
 })
 
-/** A live mesh: one namespace per site on a shared underlay bridge, wg-quick + wireguard-go + BIRD 2. */
-describe.skipIf(!isRoot)("a generated 3-site mesh running in namespaces", () => {
-  const prefix = `np${Math.floor(Math.random() * 0xffff)
-    .toString(16)
-    .padStart(4, "0")}`
-  const sites = [
-    { id: 0, name: "ams", endpoints: { v4: "192.0.2.1", v6: "2001:db8:ff::1" }, lans: ["10.0.0.0/16"] },
-    { id: 1, name: "fra", stack: "v4", endpoints: { v4: "192.0.2.2" }, lans: ["10.1.0.0/16"] },
-    { id: 7, name: "sgp", endpoints: { v6: "2001:db8:ff::8" }, lans: ["10.7.0.0/16", "2001:db8:c:100::/56"] },
-  ] as const
-  const underlay = `${prefix}u`
-  const ns = (id: number) => `${prefix}s${id}`
-  const dir = join(tmp, "live")
-  let out = ""
-  const created: Array<string> = []
+/** A live mesh: one namespace per site on a shared underlay bridge, wg-quick + wireguard-go + BIRD. */
+describe.skipIf(!isRoot).each(["2", "1"] as const)(
+  "a generated 3-site mesh running in namespaces with BIRD %s",
+  (flavor) => {
+    const prefix = `np${flavor}${Math.floor(Math.random() * 0xffff)
+      .toString(16)
+      .padStart(4, "0")}`
+    const sites = [
+      { id: 0, name: "ams", endpoints: { v4: "192.0.2.1", v6: "2001:db8:ff::1" }, lans: ["10.0.0.0/16"] },
+      { id: 1, name: "fra", stack: "v4", endpoints: { v4: "192.0.2.2" }, lans: ["10.1.0.0/16"] },
+      { id: 7, name: "sgp", endpoints: { v6: "2001:db8:ff::8" }, lans: ["10.7.0.0/16", "2001:db8:c:100::/56"] },
+    ] as const
+    const underlay = `${prefix}u`
+    const ns = (id: number) => `${prefix}s${id}`
+    const dir = join(tmp, `live${flavor}`)
+    let out = ""
+    const created: Array<string> = []
 
-  const inSite = (id: number, args: ReadonlyArray<string>) => {
-    // Private /var/run/wireguard per site: wireguard-go's sockets would otherwise be shared.
-    const wgRun = join(dir, `run${id}`)
-    return sh("ip", [
-      "netns",
-      "exec",
-      ns(id),
-      "unshare",
-      "--mount",
-      "--propagation",
-      "private",
-      "sh",
-      "-c",
-      'mount --bind "$0" /var/run/wireguard && exec "$@"',
-      wgRun,
-      ...args,
-    ])
-  }
-
-  beforeAll(async () => {
-    mkdirSync(dir, { recursive: true })
-    mkdirSync("/var/run/wireguard", { recursive: true })
-    out = (await generate({ defaults: { bfd: false }, sites, pairs: [{ sites: [0, 7], bfd: true }] }, dir)).out
-    must("ip", ["netns", "add", underlay])
-    created.push(underlay)
-    must("ip", ["-n", underlay, "link", "add", `${prefix}br`, "type", "bridge"])
-    must("ip", ["-n", underlay, "link", "set", `${prefix}br`, "up"])
-    for (const [i, site] of sites.entries()) {
-      must("ip", ["netns", "add", ns(site.id)])
-      created.push(ns(site.id))
-      mkdirSync(join(dir, `run${site.id}`))
-      must("ip", [
-        "link",
-        "add",
-        `${prefix}v${site.id}`,
-        "netns",
-        ns(site.id),
-        "type",
-        "veth",
-        "peer",
-        "name",
-        `${prefix}b${site.id}`,
-        "netns",
-        underlay,
-      ])
-      must("ip", ["-n", underlay, "link", "set", `${prefix}b${site.id}`, "master", `${prefix}br`, "up"])
-      must("ip", ["-n", ns(site.id), "link", "set", "lo", "up"])
-      must("ip", ["-n", ns(site.id), "link", "set", `${prefix}v${site.id}`, "up"])
-      // Every site gets both underlay families on the wire; the mesh file decides what is used.
-      must("ip", ["-n", ns(site.id), "addr", "add", `192.0.2.${i + 1}/24`, "dev", `${prefix}v${site.id}`])
-      must("ip", [
-        "-n",
-        ns(site.id),
-        "addr",
-        "add",
-        `2001:db8:ff::${i === 2 ? 8 : i + 1}/64`,
-        "dev",
-        `${prefix}v${site.id}`,
-        "nodad",
-      ])
-    }
-    // net-perf's own route (protocol 201) must survive BIRD: put one in before BIRD starts.
-    for (const site of sites) {
-      const confs = readFileSync(join(out, site.name, "net-perf.json"), "utf8")
-      for (const t of JSON.parse(confs).tunnels as Array<{ name: string }>) {
-        const up = inSite(site.id, ["wg-quick", "up", join(out, site.name, `${t.name}.conf`)])
-        if (up.code !== 0) throw new Error(`wg-quick up ${site.name}/${t.name} failed: ${up.err}`)
-      }
-    }
-    must("ip", ["-n", ns(0), "route", "add", "10.201.1.0/24", "dev", "wg0.1_v4", "proto", "201"])
-    for (const site of sites) {
-      must("ip", [
+    const inSite = (id: number, args: ReadonlyArray<string>) => {
+      // Private /var/run/wireguard per site: wireguard-go's sockets would otherwise be shared.
+      const wgRun = join(dir, `run${id}`)
+      return sh("ip", [
         "netns",
         "exec",
-        ns(site.id),
-        "bird",
+        ns(id),
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
         "-c",
-        join(out, site.name, "bird.conf"),
-        "-s",
-        join(dir, `bird${site.id}.ctl`),
-        "-P",
-        join(dir, `bird${site.id}.pid`),
+        'mount --bind "$0" /var/run/wireguard && exec "$@"',
+        wgRun,
+        ...args,
       ])
     }
-  })
 
-  afterAll(async () => {
-    const pids = created.flatMap((name) =>
-      sh("ip", ["netns", "pids", name])
-        .out.split("\n")
-        .filter((p) => p !== ""),
-    )
-    for (const pid of pids) sh("kill", [pid])
-    for (const name of created.reverse()) sh("ip", ["netns", "del", name])
-    // wireguard-go needs a few seconds to exit.
-    for (let i = 0; i < 100 && pids.some((p) => existsSync(`/proc/${p}`)); i++)
-      await new Promise((r) => setTimeout(r, 100))
-    for (const pid of pids) if (existsSync(`/proc/${pid}`)) sh("kill", ["-9", pid])
-  })
+    beforeAll(async () => {
+      mkdirSync(dir, { recursive: true })
+      mkdirSync("/var/run/wireguard", { recursive: true })
+      out = (await generate({ defaults: { bfd: false }, sites, pairs: [{ sites: [0, 7], bfd: true }] }, dir)).out
+      must("ip", ["netns", "add", underlay])
+      created.push(underlay)
+      must("ip", ["-n", underlay, "link", "add", `${prefix}br`, "type", "bridge"])
+      must("ip", ["-n", underlay, "link", "set", `${prefix}br`, "up"])
+      for (const [i, site] of sites.entries()) {
+        must("ip", ["netns", "add", ns(site.id)])
+        created.push(ns(site.id))
+        mkdirSync(join(dir, `run${site.id}`))
+        must("ip", [
+          "link",
+          "add",
+          `${prefix}v${site.id}`,
+          "netns",
+          ns(site.id),
+          "type",
+          "veth",
+          "peer",
+          "name",
+          `${prefix}b${site.id}`,
+          "netns",
+          underlay,
+        ])
+        must("ip", ["-n", underlay, "link", "set", `${prefix}b${site.id}`, "master", `${prefix}br`, "up"])
+        must("ip", ["-n", ns(site.id), "link", "set", "lo", "up"])
+        must("ip", ["-n", ns(site.id), "link", "set", `${prefix}v${site.id}`, "up"])
+        // Every site gets both underlay families on the wire; the mesh file decides what is used.
+        must("ip", ["-n", ns(site.id), "addr", "add", `192.0.2.${i + 1}/24`, "dev", `${prefix}v${site.id}`])
+        must("ip", [
+          "-n",
+          ns(site.id),
+          "addr",
+          "add",
+          `2001:db8:ff::${i === 2 ? 8 : i + 1}/64`,
+          "dev",
+          `${prefix}v${site.id}`,
+          "nodad",
+        ])
+      }
+      // net-perf's own route (protocol 201) must survive BIRD: put one in before BIRD starts.
+      for (const site of sites) {
+        const confs = readFileSync(join(out, site.name, "net-perf.json"), "utf8")
+        for (const t of JSON.parse(confs).tunnels as Array<{ name: string }>) {
+          const up = inSite(site.id, ["wg-quick", "up", join(out, site.name, `${t.name}.conf`)])
+          if (up.code !== 0) throw new Error(`wg-quick up ${site.name}/${t.name} failed: ${up.err}`)
+        }
+      }
+      must("ip", ["-n", ns(0), "route", "add", "10.201.1.0/24", "dev", "wg0.1_v4", "proto", "201"])
+      for (const site of sites) {
+        const daemons: Array<[string, string, string]> =
+          flavor === "2"
+            ? [["bird", join(out, site.name, "bird.conf"), `bird${site.id}`]]
+            : [
+                [join(bird1Sbin(), "bird"), join(out, site.name, "bird1/bird.conf"), `bird${site.id}`],
+                [join(bird1Sbin(), "bird6"), join(out, site.name, "bird1/bird6.conf"), `bird6-${site.id}`],
+              ]
+        for (const [binary, conf, name] of daemons) {
+          must("ip", [
+            "netns",
+            "exec",
+            ns(site.id),
+            binary,
+            "-c",
+            conf,
+            "-s",
+            join(dir, `${name}.ctl`),
+            "-P",
+            join(dir, `${name}.pid`),
+          ])
+        }
+      }
+    })
 
-  it("brings every BGP session up and installs the other sites' prefixes", async () => {
-    const bgpStates = (id: number) =>
-      sh("birdc", ["-s", join(dir, `bird${id}.ctl`), "show", "protocols"])
-        .out.split("\n")
-        .filter((l) => /\sBGP\s/.test(l))
-    const deadline = Date.now() + 60_000
-    while (Date.now() < deadline && !sites.every((s) => bgpStates(s.id).every((l) => l.includes("Established")))) {
-      await new Promise((r) => setTimeout(r, 500))
-    }
-    for (const site of sites) {
-      const states = bgpStates(site.id)
-      expect(states.length).toBe(site.id === 1 ? 2 : 3)
-      for (const line of states) expect(line).toContain("Established")
-    }
-    // Converged routes: poll until sgp's prefixes show up at fra (two hops of BGP propagation at most).
-    const routes = (id: number, family: "-4" | "-6") =>
-      sh("ip", [family, "-n", ns(id), "route", "show", "proto", "bird"]).out
-    while (Date.now() < deadline && !routes(1, "-6").includes("fdac:c9:7::/64"))
-      await new Promise((r) => setTimeout(r, 500))
-    const fra4 = routes(1, "-4")
-    expect(fra4).toMatch(/10\.201\.0\.0\/24 via 10\.201\.0\.4 dev wg1\.0_v4 .*metric 4096/)
-    expect(fra4).toMatch(/10\.7\.0\.0\/16 via 10\.201\.7\.4 dev wg1\.7_v4/)
-    expect(routes(1, "-6")).toMatch(/fdac:c9:7::\/64 via fdac:c9:7::4 dev wg1\.7_v4/)
-    expect(routes(0, "-6")).toContain("2001:db8:c:100::/56")
-    // BIRD left net-perf's protocol-201 route alone and sits behind it by metric.
-    const ams = sh("ip", ["-n", ns(0), "route", "show", "10.201.1.0/24"]).out
-    expect(ams).toContain("dev wg0.1_v4 proto 201")
-    expect(ams).toContain("proto bird metric 4096")
-    // The probe addresses answer through the tunnels, over both underlays.
-    expect(sh("ip", ["netns", "exec", ns(0), "ping", "-c1", "-W2", "-I", "10.201.0.4", "10.201.1.4"]).code).toBe(0)
-    expect(sh("ip", ["netns", "exec", ns(0), "ping", "-c1", "-W2", "-I", "10.201.0.6", "10.201.7.6"]).code).toBe(0)
-    // wg-quick applied what the files say (wg setconf on a real interface), ports included.
-    expect(inSite(0, ["wg", "show", "wg0.7_v6", "listen-port"]).out.trim()).toBe(String(51820 + 2 * 7 + 1))
-    expect(inSite(7, ["wg", "show", "wg7.0_v4", "listen-port"]).out.trim()).not.toBe(String(51820 + 1))
-    // BFD runs on the pair that asked for it.
-    expect(sh("birdc", ["-s", join(dir, "bird0.ctl"), "show", "bfd", "sessions"]).out).toMatch(
-      /10\.201\.7\.4\s+wg0\.7_v4\s+Up/,
-    )
-    // The nftables PostUp ran: the tunnels are in the set.
-    expect(sh("ip", ["netns", "exec", ns(0), "nft", "list", "set", "inet", "netperf", "tunnels"]).out).toContain(
-      "wg0.7_v6",
-    )
-  }, 90_000)
-})
+    afterAll(async () => {
+      const pids = created.flatMap((name) =>
+        sh("ip", ["netns", "pids", name])
+          .out.split("\n")
+          .filter((p) => p !== ""),
+      )
+      for (const pid of pids) sh("kill", [pid])
+      for (const name of created.reverse()) sh("ip", ["netns", "del", name])
+      // wireguard-go needs a few seconds to exit.
+      for (let i = 0; i < 100 && pids.some((p) => existsSync(`/proc/${p}`)); i++)
+        await new Promise((r) => setTimeout(r, 100))
+      for (const pid of pids) if (existsSync(`/proc/${pid}`)) sh("kill", ["-9", pid])
+    })
+
+    it("brings every BGP session up and installs the other sites' prefixes", async () => {
+      const sockets = (id: number) => (flavor === "2" ? [`bird${id}`] : [`bird${id}`, `bird6-${id}`])
+      const bgpStates = (id: number) =>
+        sockets(id).flatMap((name) =>
+          sh("birdc", ["-s", join(dir, `${name}.ctl`), "show", "protocols"])
+            .out.split("\n")
+            .filter((l) => /\sBGP\s/.test(l)),
+        )
+      const deadline = Date.now() + 60_000
+      while (Date.now() < deadline && !sites.every((s) => bgpStates(s.id).every((l) => l.includes("Established")))) {
+        await new Promise((r) => setTimeout(r, 500))
+      }
+      for (const site of sites) {
+        const states = bgpStates(site.id)
+        expect(states.length).toBe((site.id === 1 ? 2 : 3) * (flavor === "2" ? 1 : 2))
+        for (const line of states) expect(line).toContain("Established")
+      }
+      // Converged routes: poll until sgp's prefixes show up at fra (two hops of BGP propagation at most).
+      const routes = (id: number, family: "-4" | "-6") =>
+        sh("ip", [family, "-n", ns(id), "route", "show", "proto", "bird"]).out
+      while (Date.now() < deadline && !routes(1, "-6").includes("fdac:c9:7::/64"))
+        await new Promise((r) => setTimeout(r, 500))
+      const fra4 = routes(1, "-4")
+      expect(fra4).toMatch(/10\.201\.0\.0\/24 via 10\.201\.0\.4 dev wg1\.0_v4 .*metric 4096/)
+      expect(fra4).toMatch(/10\.7\.0\.0\/16 via 10\.201\.7\.4 dev wg1\.7_v4/)
+      expect(routes(1, "-6")).toMatch(/fdac:c9:7::\/64 via fdac:c9:7::4 dev wg1\.7_v4/)
+      expect(routes(0, "-6")).toContain("2001:db8:c:100::/56")
+      // BIRD left net-perf's protocol-201 route alone and sits behind it by metric.
+      const ams = sh("ip", ["-n", ns(0), "route", "show", "10.201.1.0/24"]).out
+      expect(ams).toContain("dev wg0.1_v4 proto 201")
+      expect(ams).toContain("proto bird metric 4096")
+      // The probe addresses answer through the tunnels, over both underlays.
+      expect(sh("ip", ["netns", "exec", ns(0), "ping", "-c1", "-W2", "-I", "10.201.0.4", "10.201.1.4"]).code).toBe(0)
+      expect(sh("ip", ["netns", "exec", ns(0), "ping", "-c1", "-W2", "-I", "10.201.0.6", "10.201.7.6"]).code).toBe(0)
+      // wg-quick applied what the files say (wg setconf on a real interface), ports included.
+      expect(inSite(0, ["wg", "show", "wg0.7_v6", "listen-port"]).out.trim()).toBe(String(51820 + 2 * 7 + 1))
+      expect(inSite(7, ["wg", "show", "wg7.0_v4", "listen-port"]).out.trim()).not.toBe(String(51820 + 1))
+      // BFD runs on the pair that asked for it.
+      expect(sh("birdc", ["-s", join(dir, "bird0.ctl"), "show", "bfd", "sessions"]).out).toMatch(
+        /10\.201\.7\.4\s+wg0\.7_v4\s+Up/,
+      )
+      // The nftables PostUp ran: the tunnels are in the set.
+      expect(sh("ip", ["netns", "exec", ns(0), "nft", "list", "set", "inet", "netperf", "tunnels"]).out).toContain(
+        "wg0.7_v6",
+      )
+    }, 90_000)
+  },
+)

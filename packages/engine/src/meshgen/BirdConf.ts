@@ -125,7 +125,8 @@ export const renderBird1Conf = (plan: MeshPlan, site: SitePlan, family: 4 | 6, k
       `  local as ${site.asn};`,
       `  source address ${family === 4 ? t.localProbe4 : t.localProbe6};`,
       `  neighbor ${family === 4 ? t.remoteProbe4 : t.remoteProbe6} as ${t.remoteAsn};`,
-      `  interface "${t.name}";`,
+      // No `interface`: BIRD 1.6 then resets incoming IPv4 connections; the point-to-point
+      // peer address already ties the neighbour to the tunnel.
       "  direct;",
       ...(t.bfd ? ["  bfd on;"] : []),
       "  import filter mesh_import;",
