@@ -48,6 +48,10 @@ export const run = (
       const [file, ...args] = argv
       const r = await execa(file as string, args, {
         cancelSignal: signal,
+        // execa's exit hook (signal-exit) re-raises SIGTERM when it counts as many of its own
+        // subscribers as there are listeners (two children running = Effect's handler looks
+        // like its own), killing us before the scope's teardown; our scopes stop children.
+        cleanup: false,
         timeout: options.timeoutMs ?? 60_000,
         ...(options.input === undefined ? { stdin: "ignore" as const } : { input: options.input }),
         ...(options.env === undefined ? {} : { env: options.env }),

@@ -6,7 +6,7 @@
 import type { Family } from "@net-perf/engine"
 import { Duration, Effect, Schedule, type Scope } from "effect"
 import type { ForwardingSnapshot } from "../analysis/NextHopGraph.js"
-import { isFullyDelivering } from "../analysis/NextHopGraph.js"
+import { isFullyDelivering, sameForwarding } from "../analysis/NextHopGraph.js"
 import { allPairs } from "./Addressing.js"
 import { type AppliedEvent, buildReport, type ImpairmentState, type TwinReport } from "./Report.js"
 import { startPinger, startRouteSampler } from "./Sampler.js"
@@ -59,6 +59,15 @@ const patchState = (
     if (byFamily === undefined) continue
     for (const [f, i] of byFamily) if (family === undefined || f === family) byFamily.set(f, { ...i, ...patch })
   }
+}
+
+/** BGP sessions of a site that can be Established at start: tunnels whose link is not down. */
+const expectedSessionsOf = (s: Scenario, site: number): number => {
+  let n = 0
+  for (let peer = 0; peer < s.sites; peer++)
+    for (const f of s.families)
+      if (peer !== site && !baseImpairment(s, site, peer, f).down && !baseImpairment(s, peer, site, f).down) n++
+  return n
 }
 
 const applyEvent = (twin: Twin, e: ScenarioEvent) => {
@@ -120,14 +129,34 @@ export const runOnTwin = (twin: Twin, options: RunOptions = {}): Effect.Effect<T
       snapshots.push(sampler.snapshot(Date.now()))
     }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(periodMs))), Effect.forkScoped)
 
-    // t0: every site forwards to every other site (BGP converged), or the settle timeout.
+    // t0: every BGP session that can come up is Established, every site reaches every other
+    // site, and forwarding has not changed for two seconds (or the settle timeout passed).
     const settleStart = Date.now()
     const settleDeadline = settleStart + s.settleTimeoutSeconds * 1000
+    const expectedSessions = sites.map((x) => expectedSessionsOf(s, x))
     let initialConvergenceMs: number | null = null
+    let stableSince: { at: number; snap: ForwardingSnapshot } | undefined
+    let lastSessionCheck = 0
+    let sessionsUp = false
     while (Date.now() < settleDeadline) {
-      const snap = sampler.snapshot(Date.now())
-      if (sampler.reporting() === s.sites && isFullyDelivering(snap)) {
-        initialConvergenceMs = Date.now() - settleStart
+      const now = Date.now()
+      const snap = sampler.snapshot(now)
+      if (stableSince === undefined || !sameForwarding(stableSince.snap, snap)) stableSince = { at: now, snap }
+      if (!sessionsUp && now - lastSessionCheck >= 1000) {
+        lastSessionCheck = now
+        const counts = yield* Effect.forEach(
+          sites,
+          (x) =>
+            twin.birdc(x, "show protocols").pipe(
+              Effect.map((out) => (out.match(/Established/g) ?? []).length),
+              Effect.orElseSucceed(() => -1),
+            ),
+          { concurrency: 4 },
+        )
+        sessionsUp = counts.every((c, i) => c >= (expectedSessions[i] as number))
+      }
+      if (sessionsUp && sampler.reporting() === s.sites && isFullyDelivering(snap) && now - stableSince.at >= 2000) {
+        initialConvergenceMs = stableSince.at - settleStart
         break
       }
       yield* Effect.sleep(Duration.millis(periodMs))

@@ -200,7 +200,7 @@ export const parseScenarioText = (text: string, source = "<input>"): Either.Eith
         issues: doc.errors.map((e) => ({
           path: "",
           message: e.message.split("\n")[0] ?? e.message,
-          ...(e.linePos?.[0] === undefined ? {} : { line: e.linePos[0].line }),
+          line: lineCounter.linePos(e.pos[0]).line,
         })),
       }),
     )

@@ -26,7 +26,6 @@ import {
 import {
   type CommandFailed,
   checkPrerequisites,
-  inNs,
   inSite,
   type MissingPackages,
   type NotRoot,
@@ -416,7 +415,8 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
 
     const siteCommand = (site: number, argv: ReadonlyArray<string>) => inSite(nsOf(site), wgDir(site), argv)
     const birdc = (site: number, command: string) =>
-      run(inNs(nsOf(site), ["birdc", "-s", join(siteDir(site), "bird.ctl"), ...command.split(" ")]), {
+      // A unix socket path needs no namespace: birdc runs from here.
+      run(["birdc", "-s", join(siteDir(site), "bird.ctl"), ...command.split(" ")], {
         timeoutMs: 10_000,
       })
     const opFail = (operation: string) => (cause: unknown) => new TwinOperationFailed({ operation, cause })

@@ -1,0 +1,48 @@
+import { fc, test } from "@fast-check/vitest"
+import { describe, expect, it } from "vitest"
+import { nextHopsFromRoutes, parsePingLine } from "../../src/twin/Sampler.js"
+
+describe("route dump parsing", () => {
+  test.prop([
+    fc.dictionary(
+      fc.integer({ min: 0, max: 250 }).map(String),
+      fc.tuple(fc.integer({ min: 1, max: 250 }), fc.constantFrom(4, 6), fc.boolean()),
+    ),
+  ])("the next hop towards each overlay /24 is the tunnel's remote site", (routes) => {
+    const table = [
+      { dst: "10.200.0.0/16", dev: "eth0", protocol: "kernel" },
+      ...Object.entries(routes).map(([dst, [via, f, multipath]]) =>
+        multipath
+          ? { dst: `10.201.${dst}.0/24`, nexthops: [{ gateway: "x", dev: `wg0.${via}_v${f}` }, { dev: "wg0.99_v4" }] }
+          : { dst: `10.201.${dst}.0/24`, gateway: `10.201.${via}.4`, dev: `wg0.${via}_v${f}`, protocol: "bird" },
+      ),
+      { dst: "10.201.9.4", dev: "wg0.9_v4", protocol: "kernel" },
+    ]
+    const hops = nextHopsFromRoutes(JSON.stringify(table))
+    expect(hops?.size).toBe(Object.keys(routes).length)
+    for (const [dst, [via]] of Object.entries(routes)) expect(hops?.get(Number(dst))).toBe(via)
+  })
+
+  it("ignores lines that are not a route dump", () => {
+    expect(nextHopsFromRoutes("Cannot open network namespace")).toBeUndefined()
+  })
+})
+
+describe("ping line parsing", () => {
+  test.prop([
+    fc.integer({ min: 1_600_000_000, max: 1_900_000_000 }),
+    fc.integer({ min: 0, max: 999_999 }),
+    fc.integer({ min: 1, max: 65535 }),
+    fc.double({ min: 0.01, max: 9999, noNaN: true }),
+  ])("replies carry their timestamp and RTT, losses carry null", (sec, usec, seq, rtt) => {
+    const ts = `${sec}.${String(usec).padStart(6, "0")}`
+    const r = parsePingLine(`[${ts}] 64 bytes from 10.201.1.1: icmp_seq=${seq} ttl=63 time=${rtt.toFixed(3)} ms`)
+    expect(r?.rttMs).toBeCloseTo(Number(rtt.toFixed(3)), 6)
+    expect(r?.atMillis).toBe(Math.round(Number(ts) * 1000))
+    expect(parsePingLine(`[${ts}] no answer yet for icmp_seq=${seq}`)).toEqual({
+      atMillis: Math.round(Number(ts) * 1000),
+      rttMs: null,
+    })
+    expect(parsePingLine(`PING 10.201.1.1 (10.201.1.1) from 10.201.0.1 : 56(84) bytes of data.`)).toBeUndefined()
+  })
+})
