@@ -1,0 +1,7 @@
+/** perfc: mesh-wide route overview over each site's ManagementService. */
+export * from "./Command.js"
+export * from "./ManagementClient.js"
+export * from "./Perfc.js"
+export * from "./Render.js"
+export * from "./Snapshot.js"
+export * from "./Targets.js"
