@@ -1,0 +1,213 @@
+/**
+ * Live state of this network namespace: links and addresses from `ip -json`, WireGuard state
+ * from `wg show all dump`, and `ip monitor link address` as a change signal. Only links that `ip`
+ * lists are kept: wireguard-go's control sockets live in a shared /var/run/wireguard, so `wg show`
+ * can list other namespaces' interfaces (see the twin pitfalls). Every command can be prefixed
+ * (e.g. `ip netns exec site3`) so the same code observes a namespace from outside.
+ */
+import { Data, Effect, Either, Option, ParseResult, Schema, type Scope, Stream } from "effect"
+import { execa } from "execa"
+
+export class CommandFailed extends Data.TaggedError("CommandFailed")<{
+  readonly command: string
+  readonly exitCode: number | undefined
+  readonly stderr: string
+}> {}
+
+export class OutputUnparsable extends Data.TaggedError("OutputUnparsable")<{
+  readonly command: string
+  readonly reason: string
+}> {}
+
+export interface CommandConfig {
+  /** Prepended to every command, e.g. ["ip", "netns", "exec", "site3"]. */
+  readonly prefix: ReadonlyArray<string>
+  readonly ip: string
+  readonly wg: string
+}
+
+export const defaultCommandConfig: CommandConfig = { prefix: [], ip: "ip", wg: "wg" }
+
+const run = (config: CommandConfig, command: string, args: ReadonlyArray<string>) => {
+  const argv = [...config.prefix, command, ...args]
+  const text = argv.join(" ")
+  return Effect.tryPromise({
+    try: () => execa(argv[0]!, argv.slice(1), { reject: false, stdin: "ignore", timeout: 10_000 }),
+    catch: (cause) => new CommandFailed({ command: text, exitCode: undefined, stderr: String(cause) }),
+  }).pipe(
+    Effect.flatMap((r) =>
+      r.exitCode === 0
+        ? Effect.succeed(String(r.stdout))
+        : Effect.fail(
+            new CommandFailed({ command: text, exitCode: r.exitCode, stderr: String(r.stderr).slice(0, 300) }),
+          ),
+    ),
+  )
+}
+
+const IpLink = Schema.Struct({
+  ifindex: Schema.Int,
+  ifname: Schema.String,
+  flags: Schema.Array(Schema.String),
+  operstate: Schema.optional(Schema.String),
+  mtu: Schema.optional(Schema.Int),
+})
+const IpAddr = Schema.Struct({
+  ifname: Schema.String,
+  addr_info: Schema.Array(Schema.Struct({ family: Schema.String, local: Schema.String, prefixlen: Schema.Int })),
+})
+
+export interface LiveLink {
+  readonly ifindex: number
+  readonly name: string
+  /** Administratively up (the UP flag): wireguard-go's tun reports operstate UNKNOWN. */
+  readonly up: boolean
+  readonly mtu: number | undefined
+  readonly addresses: ReadonlyArray<string>
+}
+
+const decodeJson = <A, I>(schema: Schema.Schema<A, I>, command: string, text: string) =>
+  Either.try({
+    try: () => JSON.parse(text) as unknown,
+    catch: (e) => new OutputUnparsable({ command, reason: String(e) }),
+  }).pipe(
+    Either.flatMap((json) =>
+      Either.mapLeft(
+        Schema.decodeUnknownEither(schema)(json),
+        (e) => new OutputUnparsable({ command, reason: ParseResult.TreeFormatter.formatErrorSync(e) }),
+      ),
+    ),
+  )
+
+/** Joins `ip -json link` and `ip -json addr` output. */
+export const parseIpOutput = (
+  linkJson: string,
+  addrJson: string,
+): Either.Either<ReadonlyArray<LiveLink>, OutputUnparsable> =>
+  Either.all([
+    decodeJson(Schema.Array(IpLink), "ip -json link", linkJson),
+    decodeJson(Schema.Array(IpAddr), "ip -json addr", addrJson),
+  ]).pipe(
+    Either.map(([links, addrs]) => {
+      const byName = new Map(addrs.map((a) => [a.ifname, a.addr_info.map((x) => x.local)]))
+      return links.map((l) => ({
+        ifindex: l.ifindex,
+        name: l.ifname,
+        up: l.flags.includes("UP"),
+        mtu: l.mtu,
+        addresses: byName.get(l.ifname) ?? [],
+      }))
+    }),
+  )
+
+export interface WgPeerState {
+  readonly publicKey: string
+  readonly endpoint: string | null
+  readonly allowedIps: ReadonlyArray<string>
+  /** Epoch seconds of the latest handshake; null if never. */
+  readonly latestHandshakeSeconds: number | null
+  readonly rxBytes: number
+  readonly txBytes: number
+}
+export interface WgInterfaceState {
+  readonly name: string
+  readonly publicKey: string
+  readonly listenPort: number | null
+  readonly peers: ReadonlyArray<WgPeerState>
+}
+
+const none = (s: string) => (s === "(none)" || s === "off" ? null : s)
+
+/** `wg show all dump`: one tab-separated line per interface (5 fields) and per peer (9 fields). */
+export const parseWgDump = (text: string): Either.Either<ReadonlyArray<WgInterfaceState>, OutputUnparsable> => {
+  const interfaces = new Map<
+    string,
+    { name: string; publicKey: string; listenPort: number | null; peers: Array<WgPeerState> }
+  >()
+  const lines = text.split("\n").filter((l) => l.trim().length > 0)
+  for (const [i, line] of lines.entries()) {
+    const f = line.split("\t")
+    const bad = (reason: string) =>
+      Either.left(new OutputUnparsable({ command: "wg show all dump", reason: `line ${i + 1}: ${reason}` }))
+    const int = (s: string | undefined) => (s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined)
+    if (f.length === 5) {
+      const port = int(f[3])
+      if (port === undefined) return bad(`listen port "${f[3]}"`)
+      interfaces.set(f[0]!, { name: f[0]!, publicKey: f[2]!, listenPort: port === 0 ? null : port, peers: [] })
+    } else if (f.length === 9) {
+      const owner = interfaces.get(f[0]!)
+      const handshake = int(f[5])
+      const rx = int(f[6])
+      const tx = int(f[7])
+      if (owner === undefined) return bad(`peer of unknown interface ${f[0]}`)
+      if (handshake === undefined || rx === undefined || tx === undefined) return bad("non-numeric counters")
+      owner.peers.push({
+        publicKey: f[1]!,
+        endpoint: none(f[3]!),
+        allowedIps: f[4] === "(none)" ? [] : f[4]!.split(","),
+        latestHandshakeSeconds: handshake === 0 ? null : handshake,
+        rxBytes: rx,
+        txBytes: tx,
+      })
+    } else return bad(`${f.length} fields`)
+  }
+  return Either.right([...interfaces.values()])
+}
+
+/** Links and addresses of this namespace. */
+export const readLiveLinks = (config: CommandConfig) =>
+  Effect.gen(function* () {
+    const links = yield* run(config, config.ip, ["-json", "link", "show"])
+    const addrs = yield* run(config, config.ip, ["-json", "addr", "show"])
+    return yield* parseIpOutput(links, addrs)
+  })
+
+/** WireGuard interfaces, restricted to the names in `ownLinks` (our namespace). */
+export const readWgState = (config: CommandConfig, ownLinks: ReadonlySet<string>) =>
+  run(config, config.wg, ["show", "all", "dump"]).pipe(
+    Effect.flatMap((text) => parseWgDump(text)),
+    Effect.map((all) => all.filter((w) => ownLinks.has(w.name))),
+  )
+
+/**
+ * `ip monitor link address` as a stream of changed interface names (iproute2 6.1 prints text
+ * even with -json; only headline lines `N: name…` / `Deleted N: name…` are events). The child
+ * process lives as long as the stream is consumed.
+ */
+export const monitorLinks = (config: CommandConfig): Stream.Stream<string, CommandFailed, Scope.Scope> =>
+  Stream.unwrapScoped(
+    Effect.gen(function* () {
+      const argv = [...config.prefix, config.ip, "monitor", "link", "address"]
+      const child = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          execa(argv[0]!, argv.slice(1), { stdin: "ignore", reject: false, buffer: { stdout: false } }),
+        ),
+        (c) =>
+          Effect.promise(async () => {
+            c.kill("SIGTERM")
+            await c
+          }),
+      )
+      const lines = Stream.fromAsyncIterable(
+        child.iterable({ from: "stdout" }),
+        (cause) => new CommandFailed({ command: argv.join(" "), exitCode: undefined, stderr: String(cause) }),
+      )
+      return lines.pipe(
+        Stream.filterMap((line) => {
+          const m = /^(?:Deleted )?\d+: ([^:@\s]+)/.exec(line)
+          return m === null ? Option.none() : Option.some(m[1]!)
+        }),
+        Stream.concat(
+          Stream.fromEffect(
+            Effect.promise(() => child).pipe(
+              Effect.flatMap((r) =>
+                Effect.fail(
+                  new CommandFailed({ command: argv.join(" "), exitCode: r.exitCode, stderr: String(r.stderr ?? "") }),
+                ),
+              ),
+            ),
+          ),
+        ),
+      )
+    }),
+  )
