@@ -1,5 +1,5 @@
 /** @net-perf/simulator */
-export {}
+
 // Twin analysis (pure): next-hop graphs, loops/blackholes, convergence, flaps, oracle paths.
 export * from "./analysis/NextHopGraph.js"
 export * from "./analysis/Oracle.js"
@@ -16,3 +16,20 @@ export {
   makeLinkEmulator,
   spawnLinkEmulator,
 } from "./linkemu/index.js"
+// Digital twin: everything under `NetLab`; the main entry points flat (see README "Digital twin").
+export * as NetLab from "./twin/index.js"
+export {
+  type EventConvergence as TwinEventConvergence,
+  listRuns,
+  loadScenario,
+  makeTwin,
+  parseScenarioText,
+  residueOf,
+  runOnTwin,
+  runScenario,
+  type Scenario as TwinScenario,
+  type Twin,
+  type TwinOptions,
+  type TwinReport,
+  teardownRun,
+} from "./twin/index.js"
