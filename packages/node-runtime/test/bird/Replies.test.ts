@@ -292,6 +292,6 @@ describe("route parsing properties", () => {
       ),
       "x",
     )
-    expect(Either.isLeft(bad) && bad.left._tag).toBe("BirdParseError")
+    expect(Either.isLeft(bad) && bad.left).toMatchObject({ _tag: "BirdParseError", line: "10.0.0.0/8 [bgp0]" })
   })
 })
