@@ -43,7 +43,7 @@ export interface RoutingView {
   readonly mesh: MeshGraph
   /** Shortest-path tree from self over `mesh` (lazy). */
   readonly tree: () => ShortestPathTree
-  /** Shortest-path tree from another site (lazy, cached per decide). */
+  /** Shortest-path tree from another site, avoiding self (lazy, cached per decide). */
   readonly treeFrom: (site: SiteId) => ShortestPathTree | undefined
   /** BIRD's candidate paths whose origin is the destination (any prefix family). */
   readonly bgpPaths: (destination: SiteId) => ReadonlyArray<BgpPath>
@@ -286,6 +286,12 @@ export interface ChosenRoute {
   readonly sinceMillis: number
   /** The next hop's advertisement that made it feasible (undefined for a direct route). */
   readonly advertised: RouteMetric | undefined
+  /**
+   * A proposal better than the chosen one (or any proposal of an algorithm that fell through)
+   * was refused only because it is not feasible: a seqno request would let us take it once the
+   * destination's new sequence number reaches us (Babel does the same).
+   */
+  readonly betterInfeasible: boolean
 }
 
 const describeRejection = (nextHop: SiteId, e: Eligibility & { eligible: false }): string => {
@@ -309,6 +315,7 @@ export const chooseRoute = (
   stability: Stability.StabilityConfig,
 ): ChosenRoute => {
   const fallbacks: Array<FallbackReason> = []
+  let betterInfeasible = false
   for (const name of chain) {
     const result = algorithms[name].propose(view, destination, previous?.nextHop)
     if (result._tag === "Unavailable") {
@@ -317,11 +324,17 @@ export const chooseRoute = (
     }
     const eligible: Array<{ proposal: Proposal; advertised: RouteMetric | undefined }> = []
     const rejected: Array<string> = []
+    let bestInfeasibleCost = Number.POSITIVE_INFINITY
     for (const p of result.proposals) {
       const e = view.eligibility(p.nextHop, destination)
-      if (e.eligible) eligible.push({ proposal: p, advertised: p.nextHop === destination ? undefined : e.advertised })
-      else if (rejected.length < 3) rejected.push(describeRejection(p.nextHop, e))
+      if (e.eligible) {
+        eligible.push({ proposal: p, advertised: p.nextHop === destination ? undefined : e.advertised })
+        continue
+      }
+      if (e.reason === "not-feasible" && p.costMs < bestInfeasibleCost) bestInfeasibleCost = p.costMs
+      if (rejected.length < 3) rejected.push(describeRejection(p.nextHop, e))
     }
+    if (bestInfeasibleCost < Number.POSITIVE_INFINITY && eligible.length === 0) betterInfeasible = true
     if (eligible.length === 0) {
       fallbacks.push({ algorithm: name, reason: `no feasible next hop: ${rejected.join("; ")}` })
       continue
@@ -347,6 +360,7 @@ export const chooseRoute = (
       stability: decision.reason,
       sinceMillis: decision.choice!.sinceMillis,
       advertised: chosen.advertised,
+      betterInfeasible: betterInfeasible || bestInfeasibleCost < chosen.proposal.costMs,
     }
   }
   return {
@@ -357,5 +371,6 @@ export const chooseRoute = (
     stability: "none",
     sinceMillis: view.nowMillis,
     advertised: undefined,
+    betterInfeasible,
   }
 }

@@ -43,6 +43,12 @@ export type Eligibility =
 /**
  * The feasibility gate for one (neighbour, destination). The destination itself is always
  * eligible over a live link: it delivers locally and forwards the packet nowhere.
+ *
+ * `isCurrentNextHop`: the neighbour we already forward to stays eligible while it advertises a
+ * finite route, even one that is no longer feasible (its distance grew). That is safe: the
+ * advertisement that made it feasible when we chose it is still a witness (README, "Loop
+ * freedom"), as long as what we advertise is computed from its latest advertisement. It keeps
+ * Stability in charge of small metric changes instead of forcing a switch on every increase.
  */
 export const eligibility = (
   neighbour: SiteId,
@@ -50,12 +56,13 @@ export const eligibility = (
   linkCostMs: number,
   advertised: RouteMetric | undefined,
   fd: RouteMetric | undefined,
+  isCurrentNextHop = false,
 ): Eligibility => {
   if (!(linkCostMs < Number.POSITIVE_INFINITY)) return { eligible: false, reason: "link-down", advertised }
   if (neighbour === destination) return { eligible: true, advertised }
   if (advertised === undefined) return { eligible: false, reason: "no-advertisement", advertised }
   if (!(advertised.distanceMs < Number.POSITIVE_INFINITY)) return { eligible: false, reason: "unreachable", advertised }
-  if (!isFeasible(advertised, fd)) return { eligible: false, reason: "not-feasible", advertised }
+  if (!isCurrentNextHop && !isFeasible(advertised, fd)) return { eligible: false, reason: "not-feasible", advertised }
   return { eligible: true, advertised }
 }
 

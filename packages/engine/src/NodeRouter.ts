@@ -325,12 +325,14 @@ export class NodeRouter {
       this.ownLink(neighbour).costMs,
       this.store.advertised(neighbour, destination),
       this.fd.get(destination),
+      this.memory.get(destination)?.nextHop === neighbour,
     )
   }
 
   private view(nowMillis: number): RoutingView {
     let tree: ShortestPathTree | undefined
     const trees = new Map<number, ShortestPathTree | undefined>()
+    let bannedSelf: Uint8Array | undefined
     const self = this.config.self
     const graph = this.mesh.indexed()
     return {
@@ -344,7 +346,11 @@ export class NodeRouter {
       treeFrom: (site) => {
         if (!trees.has(site)) {
           const i = graph.indexOf.get(site)
-          trees.set(site, i === undefined ? undefined : dijkstra(graph, i))
+          if (bannedSelf === undefined) {
+            bannedSelf = new Uint8Array(graph.sites.length)
+            bannedSelf[graph.indexOf.get(self)!] = 1
+          }
+          trees.set(site, i === undefined ? undefined : dijkstra(graph, i, { bannedNodes: bannedSelf }))
         }
         return trees.get(site)
       },
@@ -392,6 +398,7 @@ export class NodeRouter {
       }
       const nextHop = chosen.nextHop
       this.memory.set(destination, { nextHop, sinceMillis: chosen.sinceMillis })
+      if (chosen.betterInfeasible) this.requestSeqno(destination, nowMillis)
       const link = this.ownLink(nextHop)
       const linkMetric = Math.max(link.costMs, this.config.minLinkMetricMs)
       const advertised = chosen.advertised

@@ -1,0 +1,265 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as fc from "fast-check"
+import { PathSample, SiteId } from "../src/Domain.js"
+import { desiredRoutes, type NodeRouterConfigInput } from "../src/NodeRouter.js"
+import { linkKey, World } from "./routingWorld.js"
+
+const s = (n: number) => SiteId.make(n)
+
+/** 0–1 10 ms, 1–2 10 ms, 0–2 50 ms (IPv4 tunnels): the two-hop path is cheaper than the direct one. */
+const triangle = (config: (self: number) => Omit<NodeRouterConfigInput, "self"> = () => ({})) =>
+  new World(
+    3,
+    [
+      { a: 0, b: 1, family: 4, rttMs: 10 },
+      { a: 1, b: 2, family: 4, rttMs: 10 },
+      { a: 0, b: 2, family: 4, rttMs: 50 },
+    ],
+    // No hold-down and a short dwell: the first choice is made on a partial view (no link state
+    // yet), and the tests want to see the informed one soon after.
+    (self) => ({ startupHoldDownMillis: 0, stability: { dwellMillis: 1000 }, ...config(self) }),
+  )
+
+const routeAt = (w: World, site: number, destination: number) =>
+  w.routers[site]!.lastDecision!.byDestination.get(destination)!
+
+const setBoth = (w: World, a: number, b: number, rttMs: number | null) => {
+  w.rtt.set(linkKey(a, b, 4), rttMs)
+  w.rtt.set(linkKey(b, a, 4), rttMs)
+}
+
+describe("NodeRouter", () => {
+  it("graph-least-cost takes the cheaper two-hop path and maps it to kernel routes", () => {
+    const w = triangle()
+    w.settle(4, 1000)
+    const r = routeAt(w, 0, 2)
+    expect(r.nextHop).toBe(1)
+    expect(r.path).toEqual([0, 1, 2])
+    expect(r.algorithm).toBe("graph-least-cost")
+    expect(r.fallbacks).toEqual([])
+    expect(r.costMs).toBeCloseTo(20, 0)
+    expect(r.interfaceName).toBe("wg0.1_v4")
+    expect(desiredRoutes(w.routers[0]!.lastDecision!)).toEqual([
+      { prefix: "10.201.1.0/24", device: "wg0.1_v4", metric: 10, protocol: 201 },
+      { prefix: "fdac:c9:1::/64", device: "wg0.1_v4", metric: 10, protocol: 201 },
+      { prefix: "10.201.2.0/24", device: "wg0.1_v4", metric: 10, protocol: 201 },
+      { prefix: "fdac:c9:2::/64", device: "wg0.1_v4", metric: 10, protocol: 201 },
+    ])
+    expect(w.findLoop()).toBeUndefined()
+  })
+
+  it("the BGP algorithms: fewest AS hops goes direct, least measured cost goes via 1", () => {
+    for (const [algorithm, nextHop] of [
+      ["shortest-bgp", 2],
+      ["least-cost-bgp", 1],
+    ] as const) {
+      const w = triangle(() => ({ algorithm }))
+      for (let site = 0; site < 3; site++) w.routers[site]!.setBgpPaths(w.bgpPathsOf(site, 2))
+      w.settle(4, 1000)
+      const r = routeAt(w, 0, 2)
+      expect(r.algorithm, algorithm).toBe(algorithm)
+      expect(r.nextHop, algorithm).toBe(nextHop)
+      expect(r.fallbacks).toEqual([])
+    }
+  })
+
+  it("measured-fastest believes pathping over the graph, and asks to verify its candidates", () => {
+    const w = triangle(() => ({ algorithm: "measured-fastest" }))
+    w.settle(3, 1000)
+    const requests = w.routers[0]!.pathProbeRequests(w.nowMillis)
+    const toTwo = requests.filter((q) => q.destination === 2).map((q) => q.path)
+    expect(toTwo).toContainEqual([0, 1, 2, 1, 0])
+    expect(toTwo).toContainEqual([0, 2, 0])
+    for (const q of requests) expect(q.families.length).toBe(q.path.length - 1)
+    // The relay is slow in reality (say, CPU-bound): 120 ms measured vs 50 ms direct.
+    const at = w.nowMillis
+    w.routers[0]!.observe(
+      new PathSample({
+        path: [s(0), s(1), s(2), s(1), s(0)],
+        families: [4, 4, 4, 4],
+        atMillis: at,
+        rttMs: 120,
+        sent: 10,
+        received: 10,
+      }),
+    )
+    w.routers[0]!.observe(
+      new PathSample({ path: [s(0), s(2), s(0)], families: [4, 4], atMillis: at, rttMs: 50, sent: 10, received: 10 }),
+    )
+    w.routers[0]!.decide(w.nowMillis)
+    const r = routeAt(w, 0, 2)
+    expect(r.algorithm).toBe("measured-fastest")
+    expect(r.nextHop).toBe(2)
+    expect(r.costMs).toBe(50)
+    // Destination 1 has no measurement: the fallback chain routes it and says why.
+    const r1 = routeAt(w, 0, 1)
+    expect(r1.algorithm).toBe("graph-least-cost")
+    expect(r1.fallbacks).toEqual([
+      { algorithm: "measured-fastest", reason: "no fresh pathping measurement to the destination yet" },
+    ])
+  })
+
+  it("the fallback chain reports why each earlier algorithm could not route", () => {
+    const w = triangle(() => ({ algorithm: "shortest-bgp", fallback: ["least-cost-bgp", "graph-least-cost"] }))
+    w.settle(3, 1000)
+    const r = routeAt(w, 0, 2)
+    expect(r.algorithm).toBe("graph-least-cost")
+    expect(r.fallbacks).toEqual([
+      { algorithm: "shortest-bgp", reason: "no BGP path to the destination from BIRD" },
+      { algorithm: "least-cost-bgp", reason: "no BGP path to the destination from BIRD" },
+    ])
+    // Nothing can route an isolated site: every algorithm says why and the route is null.
+    setBoth(w, 0, 1, null)
+    setBoth(w, 0, 2, null)
+    w.settle(2, 1000)
+    const none = routeAt(w, 0, 2)
+    expect(none.nextHop).toBeNull()
+    expect(none.algorithm).toBeNull()
+    expect(none.fallbacks.map((f) => f.algorithm)).toEqual(["shortest-bgp", "least-cost-bgp", "graph-least-cost"])
+    expect(desiredRoutes(w.routers[0]!.lastDecision!)).toEqual([])
+  })
+
+  it("least-cost-bgp drops paths over a dead link and says so when none is left", () => {
+    const w = triangle((self) => (self === 0 ? { algorithm: "least-cost-bgp", fallback: [] } : {}))
+    w.routers[0]!.setBgpPaths(w.bgpPathsOf(0, 2).filter((p) => p.asPath.length === 2))
+    w.settle(3, 1000)
+    expect(routeAt(w, 0, 2).nextHop).toBe(1)
+    setBoth(w, 1, 2, null)
+    w.settle(2, 1000)
+    const r = routeAt(w, 0, 2)
+    expect(r.nextHop).toBeNull()
+    expect(r.fallbacks).toEqual([
+      { algorithm: "least-cost-bgp", reason: "all 1 BGP paths cross a dead or unmeasured link" },
+    ])
+  })
+
+  it("stays inside the margins, waits out the dwell time, and leaves a dead path at once", () => {
+    const dwellMillis = 30_000
+    const w = triangle(() => ({ stability: { dwellMillis } }))
+    setBoth(w, 1, 2, 100)
+    w.settle(12, 5000)
+    expect(routeAt(w, 0, 2).nextHop).toBe(2)
+    // Via 1 becomes 10 + 38 = 48 ms vs 50 direct: a 2 ms gain is inside the 5 ms margin.
+    setBoth(w, 1, 2, 38)
+    w.settle(20, 5000)
+    expect(routeAt(w, 0, 2).nextHop).toBe(2)
+    expect(routeAt(w, 0, 2).stability).toBe("within-margin")
+    // Then 1–2 swings to 1 ms and back to 100 ms: record every decision, a second apart.
+    const series: Array<{ at: number; nextHop: number | null; stability: string }> = []
+    const run = (seconds: number) => {
+      for (let i = 0; i < seconds; i++) {
+        w.settle(1, 1000)
+        const r = routeAt(w, 0, 2)
+        series.push({ at: w.nowMillis, nextHop: r.nextHop, stability: r.stability })
+      }
+    }
+    setBoth(w, 1, 2, 1)
+    for (let i = 0; i < 30 && series[series.length - 1]?.nextHop !== 1; i++) run(1)
+    const switchedAt = series.findIndex((x) => x.nextHop === 1)
+    expect(switchedAt).toBeGreaterThan(0)
+    expect(series[switchedAt]!.stability).toBe("better")
+    setBoth(w, 1, 2, 100)
+    run(60)
+    // The way back is clearly better before the dwell time since the switch has passed.
+    expect(series.some((x) => x.stability === "dwell" && x.nextHop === 1)).toBe(true)
+    const back = series.findIndex((x, i) => i > switchedAt && x.nextHop === 2)
+    expect(back).toBeGreaterThan(switchedAt)
+    expect(series[back]!.stability).toBe("better")
+    expect(series[back]!.at - series[switchedAt]!.at).toBeGreaterThanOrEqual(dwellMillis)
+    // A dead path is left at once, dwell or not.
+    setBoth(w, 1, 2, 1)
+    run(40)
+    expect(routeAt(w, 0, 2).nextHop).toBe(1)
+    setBoth(w, 0, 1, null)
+    w.tick(100)
+    w.routers[0]!.decide(w.nowMillis)
+    expect(routeAt(w, 0, 2).nextHop).toBe(2)
+    expect(routeAt(w, 0, 2).stability).toBe("left-dead")
+  })
+
+  it("no switch inside the margins: link RTTs moving by ≤ 0.5 ms never move a settled route", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 5, max: 80 }), { minLength: 6, maxLength: 6 }),
+        fc.array(fc.double({ min: -0.5, max: 0.5, noNaN: true }), { minLength: 6, maxLength: 6 }),
+        (rtts, deltas) => {
+          const pairs = [
+            [0, 1],
+            [0, 2],
+            [0, 3],
+            [1, 2],
+            [1, 3],
+            [2, 3],
+          ] as const
+          const w = new World(
+            4,
+            pairs.map(([a, b], i) => ({ a, b, family: 4 as const, rttMs: rtts[i]! })),
+            () => ({ startupHoldDownMillis: 0 }),
+          )
+          w.settle(12, 5000)
+          // Routes whose incumbent is the best now: a path (≤ 3 links) moves by ≤ 1.5 ms, so no
+          // challenger can gain more than 3 ms, inside the 5 ms margin.
+          const settled = [0, 1, 2, 3].flatMap((a) =>
+            [0, 1, 2, 3]
+              .filter((d) => d !== a && routeAt(w, a, d).stability === "incumbent-best")
+              .map((d) => ({ a, d, nextHop: w.nextHop(a, d) })),
+          )
+          pairs.forEach(([a, b], i) => {
+            setBoth(w, a, b, rtts[i]! + deltas[i]!)
+          })
+          for (let round = 0; round < 30; round++) {
+            w.settle(1, 5000)
+            for (const x of settled) expect(w.nextHop(x.a, x.d), `${x.a} → ${x.d}`).toBe(x.nextHop)
+          }
+        },
+      ),
+      { numRuns: 60 },
+    )
+  })
+
+  it("installs nothing during the start-up hold-down and says so", () => {
+    const w = triangle(() => ({ startupHoldDownMillis: 10_000 }))
+    w.settle(3, 1000)
+    const r = routeAt(w, 0, 2)
+    expect(r.nextHop).toBeNull()
+    expect(r.stability).toBe("hold-down")
+    w.settle(10, 1000)
+    expect(routeAt(w, 0, 2).nextHop).toBe(1)
+  })
+
+  it("a silent peer ages out: its links become unknown, never good", () => {
+    const w = triangle(() => ({ linkStateMaxAgeMillis: 10_000 }))
+    w.settle(3, 1000)
+    expect(routeAt(w, 0, 2).nextHop).toBe(1)
+    // Site 1 goes silent (its messages stop) while its tunnels still answer probes.
+    for (let i = 0; i < 4; i++) {
+      w.tick(5000)
+      for (const site of [0, 2]) w.routers[site]!.decide(w.nowMillis)
+      for (const site of [0, 2]) w.advertise(site)
+      w.deliverAll()
+    }
+    const r = routeAt(w, 0, 2)
+    expect(r.nextHop).toBe(2)
+    expect(w.routers[0]!.graph.linkCost(s(1), s(2))).toBe(Number.POSITIVE_INFINITY)
+  })
+
+  it("advertises its routes with feasible distances that only improve", () => {
+    const w = triangle()
+    w.settle(3, 1000)
+    const msg = w.routers[0]!.advertise(w.nowMillis)
+    expect(msg.origin).toBe(0)
+    expect(msg.distances.find((d) => d.destination === 0)).toEqual({
+      destination: 0,
+      seqno: 0,
+      distanceMs: 0,
+      nextHop: null,
+    })
+    const to2 = msg.distances.find((d) => d.destination === 2)!
+    expect(to2.nextHop).toBe(1)
+    expect(to2.distanceMs).toBeGreaterThan(19)
+    expect(w.routers[0]!.feasibleDistance(s(2))).toEqual({ seqno: to2.seqno, distanceMs: to2.distanceMs })
+    expect(msg.tunnels.map((t) => `${t.remote}/${t.family}`)).toEqual(["1/4", "2/4"])
+    const next = w.routers[0]!.advertise(w.nowMillis)
+    expect(next.seq).toBe(msg.seq + 1)
+  })
+})
