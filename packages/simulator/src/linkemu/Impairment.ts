@@ -113,6 +113,11 @@ export const DirectionStats = Schema.Struct({
   droppedQueue: Schema.Number,
   sendErrors: Schema.Number,
   inFlight: Schema.Number,
+  /** Sum, over released datagrams, of how late the relay released them after their due time. */
+  releaseLatenessTotalMs: Schema.Number,
+  releaseLatenessMaxMs: Schema.Number,
+  /** Datagrams the relay released more than 1 ms after their due time (scheduling stalls). */
+  releasedLateOver1Ms: Schema.Number,
   impairment: Impairment,
 })
 export type DirectionStats = typeof DirectionStats.Type

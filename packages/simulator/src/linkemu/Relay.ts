@@ -62,6 +62,9 @@ interface Counters {
   droppedQueue: number
   sendErrors: number
   inFlight: number
+  releaseLatenessTotalMs: number
+  releaseLatenessMaxMs: number
+  releasedLateOver1Ms: number
 }
 
 interface DirectionRuntime {
@@ -103,6 +106,9 @@ const zeroCounters = (): Counters => ({
   droppedQueue: 0,
   sendErrors: 0,
   inFlight: 0,
+  releaseLatenessTotalMs: 0,
+  releaseLatenessMaxMs: 0,
+  releasedLateOver1Ms: 0,
 })
 
 export class Relay {
@@ -190,9 +196,15 @@ export class Relay {
       return
     }
     c.inFlight++
-    this.releaser.schedule(admission.dueMs, () => {
+    const dueMs = admission.dueMs
+    this.releaser.schedule(dueMs, () => {
       c.inFlight--
       if (pair.closed) return
+      // How late the relay itself was: the emulator's own error, apart from the endpoints'.
+      const latenessMs = Math.max(0, nowMs() - dueMs)
+      c.releaseLatenessTotalMs += latenessMs
+      if (latenessMs > c.releaseLatenessMaxMs) c.releaseLatenessMaxMs = latenessMs
+      if (latenessMs > 1) c.releasedLateOver1Ms++
       pair.socket.send(msg, dir.dest.port, dir.dest.address, (err) => {
         if (err) c.sendErrors++
         else {

@@ -1,0 +1,225 @@
+/**
+ * Model-simulator bench: many engines under simulated time at N = 50 and N = 200, every engine
+ * configuration side by side with the legacy row, the adversarial scenarios, and a loop-freedom
+ * run over many small random scenarios. Prints readable tables, or one JSON document with
+ * `--json`. Wall-clock times are measured here (performance.now), never inside the simulator.
+ *
+ *   npm run bench:model -w packages/simulator -- [--json] [--quick] [--loop-runs=10000]
+ *        [--sections=scale,adversarial,loops] [--sizes=50,200] [--measured-seconds=600] [--seeds=2]
+ */
+import {
+  aggregate,
+  type AggregateReport,
+  defaultEngineSettings,
+  delayedLinkStateScenario,
+  type EngineSettings,
+  flappingLinkScenario,
+  formatTable,
+  legacyEngineSettings,
+  nearEqualPathsScenario,
+  randomScenario,
+  randomSmallScenario,
+  type RunReport,
+  runScenario,
+  type Scenario,
+  slowOscillationScenario,
+  toJson,
+} from "../src/model/index.js"
+
+const args = new Map(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, "").split("=")
+    return [k ?? "", v ?? "true"] as const
+  }),
+)
+const json = args.has("json")
+const quick = args.has("quick")
+const sections = new Set((args.get("sections") ?? "scale,adversarial,loops").split(","))
+const sizes = (args.get("sizes") ?? "50,200").split(",").map(Number)
+const measuredSeconds = Number(args.get("measured-seconds") ?? (quick ? 120 : 600))
+const seedsPerRow = Number(args.get("seeds") ?? (quick ? 1 : 2))
+const loopRuns = Number(args.get("loop-runs") ?? (quick ? 200 : 10_000))
+const rowFilter = args.get("rows")?.split(",")
+
+const log = (line: string) => {
+  if (!json) process.stdout.write(`${line}\n`)
+  else process.stderr.write(`${line}\n`)
+}
+
+const allRows: ReadonlyArray<EngineSettings> = [
+  defaultEngineSettings,
+  { label: "graph-least-cost, no hysteresis", algorithm: "graph-least-cost", stability: "none", costModel: "default" },
+  { label: "least-cost-bgp", algorithm: "least-cost-bgp", stability: "default", costModel: "default" },
+  { label: "shortest-bgp", algorithm: "shortest-bgp", stability: "default", costModel: "default" },
+  { label: "measured-fastest", algorithm: "measured-fastest", stability: "default", costModel: "default" },
+  legacyEngineSettings,
+]
+const rows = allRows.filter((r) => rowFilter === undefined || rowFilter.some((f) => r.label.startsWith(f)))
+
+interface Timed {
+  readonly report: RunReport
+  readonly realMillis: number
+}
+
+const timed = (scenario: Scenario, settings: EngineSettings): Timed => {
+  const t0 = performance.now()
+  const report = runScenario(scenario, settings, true)
+  return { report, realMillis: performance.now() - t0 }
+}
+
+interface Row {
+  readonly section: string
+  readonly aggregate: AggregateReport
+  readonly scenariosPerSecond: number
+  readonly realSecondsPerScenario: number
+  readonly simulatedSecondsPerScenario: number
+}
+
+const runRow = (section: string, label: string, scenarios: ReadonlyArray<Scenario>, settings: EngineSettings): Row => {
+  const results = scenarios.map((s) => {
+    const r = timed(s, settings)
+    log(`  ${section} | ${label} | ${s.name}: ${(r.realMillis / 1000).toFixed(1)} s real`)
+    return r
+  })
+  const realMillis = results.reduce((a, r) => a + r.realMillis, 0)
+  return {
+    section,
+    aggregate: aggregate(label, results.map((r) => r.report)),
+    scenariosPerSecond: results.length / (realMillis / 1000),
+    realSecondsPerScenario: realMillis / 1000 / results.length,
+    simulatedSecondsPerScenario: (scenarios[0]?.durationMillis ?? 0) / 1000,
+  }
+}
+
+const printRows = (title: string, section: ReadonlyArray<Row>) => {
+  log(`\n${title}`)
+  log(formatTable(section.map((r) => r.aggregate)))
+  log(
+    section
+      .map(
+        (r) =>
+          `  ${r.aggregate.label}: ${r.scenariosPerSecond.toFixed(3)} scenarios/s (${r.realSecondsPerScenario.toFixed(1)} s real per ${r.simulatedSecondsPerScenario} s simulated)`,
+      )
+      .join("\n"),
+  )
+}
+
+const out: Record<string, unknown> = {
+  machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
+  parameters: { measuredSeconds, seedsPerRow, loopRuns, sizes, quick },
+}
+
+// --- Scale: N = 50 full mesh and N = 200 partial mesh, every configuration. ----------------
+if (sections.has("scale")) {
+  const scale: Row[] = []
+  for (const n of sizes) {
+    const topology = n <= 50 ? ("full" as const) : ("partial" as const)
+    const scenarios = Array.from({ length: seedsPerRow }, (_, i) =>
+      randomScenario({
+        sites: n,
+        topology,
+        degree: 8,
+        seed: 1000 + i,
+        measuredMillis: measuredSeconds * 1000,
+        hardFailures: Math.max(4, Math.round(measuredSeconds / 60)),
+        latencySteps: Math.max(2, Math.round(measuredSeconds / 120)),
+        stretchSampleMillis: n >= 200 ? 30_000 : 10_000,
+      }),
+    )
+    for (const settings of rows) {
+      if (n >= 200 && settings.algorithm === "measured-fastest" && !args.has("all-rows")) continue
+      scale.push(runRow(`N=${n} ${topology}`, `${settings.label} N=${n}`, scenarios, settings))
+    }
+    printRows(`Scale: N=${n} ${topology} mesh, ${measuredSeconds} s measured after 60 s warm-up`, scale.filter((r) => r.aggregate.sites === n))
+  }
+  out.scale = scale
+}
+
+// --- Adversarial scenarios, default vs legacy. ----------------------------------------------
+if (sections.has("adversarial")) {
+  const adversarial: Row[] = []
+  const seeds = Array.from({ length: seedsPerRow }, (_, i) => 2000 + i)
+  const sets: ReadonlyArray<readonly [string, ReadonlyArray<Scenario>]> = [
+    ["near-equal paths (flap test)", seeds.map((s) => nearEqualPathsScenario(s, 10, measuredSeconds * 1000))],
+    ["slow oscillation", seeds.map((s) => slowOscillationScenario(s, 12, 2 * measuredSeconds * 1000))],
+    ["link flapping every 1 s", seeds.map((s) => flappingLinkScenario(s, 10, measuredSeconds * 1000))],
+    ["link state delayed 1-5 s", seeds.map((s) => delayedLinkStateScenario(s, 20, measuredSeconds * 1000))],
+  ]
+  for (const [name, scenarios] of sets)
+    for (const settings of [defaultEngineSettings, legacyEngineSettings])
+      adversarial.push(runRow(name, `${name}: ${settings.label}`, scenarios, settings))
+  printRows("Adversarial scenarios", adversarial)
+  out.adversarial = adversarial
+}
+
+// --- Loop freedom over many small random scenarios. ------------------------------------------
+if (sections.has("loops")) {
+  const t0 = performance.now()
+  let loops = 0
+  let loopPairSeconds = 0
+  let unresolvedHard = 0
+  const loopSeeds: Array<{ seed: number; samples: RunReport["loopSamples"] }> = []
+  for (let i = 0; i < loopRuns; i++) {
+    const seed = 100_000 + i
+    const r = runScenario(randomSmallScenario(seed, 20_000), defaultEngineSettings)
+    loops += r.loops.count
+    loopPairSeconds += r.loops.pairSeconds
+    unresolvedHard += r.hardFailures.unresolved
+    if (r.loops.count > 0 && loopSeeds.length < 20) loopSeeds.push({ seed, samples: r.loopSamples })
+    if ((i + 1) % 500 === 0) log(`  loop-freedom: ${i + 1}/${loopRuns} scenarios, ${loops} loops so far`)
+  }
+  const realSeconds = (performance.now() - t0) / 1000
+  const loopResult = {
+    scenarios: loopRuns,
+    loops,
+    loopPairSeconds,
+    unresolvedHardFailures: unresolvedHard,
+    scenariosPerSecond: loopRuns / realSeconds,
+    realSeconds,
+    loopSeeds,
+  }
+  log(
+    `\nLoop freedom: ${loopRuns} random small scenarios (4-10 sites, failures, steps, delayed/lossy/reordered link state): ${loops} loops (${loopPairSeconds.toFixed(1)} pair·s), ${loopResult.scenariosPerSecond.toFixed(1)} scenarios/s`,
+  )
+  if (loopSeeds.length > 0) log(`  reproduce with seeds: ${loopSeeds.map((l) => l.seed).join(", ")}`)
+  out.loops = loopResult
+}
+
+// --- Goals. -------------------------------------------------------------------------------
+const goals: Array<{ goal: string; value: string; met: boolean }> = []
+const scaleRows = (out.scale as Row[] | undefined) ?? []
+for (const r of scaleRows.filter((x) => x.aggregate.label.startsWith(defaultEngineSettings.label))) {
+  const a = r.aggregate
+  goals.push({ goal: `${a.label}: 0 loops`, value: String(a.loops), met: a.loops === 0 })
+  goals.push({ goal: `${a.label}: mean stretch ≤ 1.05`, value: (a.stretchMean ?? Number.NaN).toFixed(4), met: (a.stretchMean ?? 9) <= 1.05 })
+  const p95 = a.hardFailures.reactionMillis.p95
+  goals.push({ goal: `${a.label}: hard-failure reaction p95 ≤ 3 s`, value: p95 === null ? "-" : `${(p95 / 1000).toFixed(2)} s`, met: p95 !== null && p95 <= 3000 })
+  if (a.sites >= 200)
+    goals.push({
+      goal: `${a.label}: 10 min simulated in < 60 s real`,
+      value: `${((r.realSecondsPerScenario * 600) / r.simulatedSecondsPerScenario).toFixed(1)} s per 600 s simulated`,
+      met: (r.realSecondsPerScenario * 600) / r.simulatedSecondsPerScenario < 60,
+    })
+}
+const adv = (out.adversarial as Row[] | undefined) ?? []
+const flap = adv.find((r) => r.aggregate.label.startsWith("near-equal") && r.aggregate.label.endsWith(defaultEngineSettings.label))
+if (flap !== undefined)
+  goals.push({
+    goal: "0 flaps among near-equal paths",
+    value: `${flap.aggregate.switchesPerPairPerHour.toFixed(3)} switches/pair/h`,
+    met: flap.aggregate.switchesPerPairPerHour === 0,
+  })
+const loopResult = out.loops as { loops: number; scenarios: number } | undefined
+if (loopResult !== undefined)
+  goals.push({ goal: `0 loops in ${loopResult.scenarios} random scenarios`, value: String(loopResult.loops), met: loopResult.loops === 0 })
+out.goals = goals
+log("\nGoals")
+for (const g of goals) log(`  ${g.met ? "met    " : "NOT met"}  ${g.goal}: ${g.value}`)
+
+if (json) {
+  const strip = (rows: Row[] | undefined) => rows?.map((r) => ({ ...r }))
+  process.stdout.write(
+    `${JSON.stringify({ ...out, scale: strip(out.scale as Row[] | undefined), adversarial: strip(out.adversarial as Row[] | undefined) }, null, 2)}\n`,
+  )
+}
+void toJson
