@@ -249,7 +249,18 @@ export const runMeshGen = (options: MeshGenOptions) =>
     const files: Array<FileAction> = []
     let drift: ReadonlyArray<MeshGen.Drift> = []
     if (options.check) {
-      drift = MeshGen.diffTrees(generated.files, yield* readTree(options.outDir))
+      const found = [...MeshGen.diffTrees(generated.files, yield* readTree(options.outDir))]
+      // Content can match while the private keys are exposed: that is drift too.
+      for (const [site, siteFiles] of generated.files) {
+        for (const name of siteFiles.keys()) {
+          const target = path.join(options.outDir, site, name)
+          if (!MeshGen.isSecretFile(name) || !(yield* fs.exists(target).pipe(Effect.orElseSucceed(() => false))))
+            continue
+          const info = yield* fs.stat(target).pipe(Effect.mapError(fail(target, "stat")))
+          if ((info.mode & 0o077) !== 0) found.push({ site, file: name, kind: "mode", lines: [] })
+        }
+      }
+      drift = found
     } else {
       yield* fs.makeDirectory(options.outDir, { recursive: true }).pipe(Effect.mapError(fail(options.outDir, "create")))
       const present = yield* readTree(options.outDir)

@@ -172,6 +172,9 @@ describe("net-perf-mesh I/O", () => {
       ])
       expect(dirty.drift[0]?.lines).toEqual([{ line: 6, expected: "MTU = 1400", actual: "MTU = 1280" }])
       expect(treeOf(ws.out)).toEqual(before)
+      chmodSync(join(ws.out, "sgp/wg7.0_v6.conf"), 0o644)
+      const exposed = yield* run({ meshPath: ws.meshPath, outDir: ws.out, check: true })
+      expect(exposed.drift.map((d) => `${d.kind} ${d.site}/${d.file}`)).toContain("mode sgp/wg7.0_v6.conf")
       // Through the command: drift fails with DriftFound (the bin maps it to exit code 1).
       const args = ["node", "net-perf-mesh", "--mesh", ws.meshPath, "--out", ws.out, "--check", "--json"]
       const failure = yield* Effect.flip(runMeshCommand(args).pipe(Effect.provide(NodeContext.layer)))

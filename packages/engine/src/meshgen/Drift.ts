@@ -5,7 +5,8 @@
  */
 import type { MeshFiles } from "./Generate.js"
 
-export type DriftKind = "missing" | "changed" | "unexpected" | "unexpected-site" | "missing-site"
+/** `mode`: a file holding private keys is readable by group or others (found by the CLI, not by `diffTrees`). */
+export type DriftKind = "missing" | "changed" | "unexpected" | "unexpected-site" | "missing-site" | "mode"
 
 export interface Drift {
   readonly site: string

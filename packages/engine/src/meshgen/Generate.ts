@@ -8,7 +8,7 @@ import { renderBird1Conf, renderBird2Conf } from "./BirdConf.js"
 import { renderDaemonConfig } from "./DaemonConf.js"
 import type { Mesh, Secrets } from "./MeshFile.js"
 import { type MeshPlan, planMesh, type SkippedTunnel } from "./Plan.js"
-import { requiredSecrets } from "./Secrets.js"
+import { requiredSecretsOfPlan } from "./Secrets.js"
 import { renderWireGuardConf } from "./WireGuardConf.js"
 
 /** Site name → (path relative to the site folder → file contents). */
@@ -44,7 +44,8 @@ export const generateMesh = (
   secrets: Secrets,
   options: GenerateOptions = {},
 ): Either.Either<GeneratedMesh, MissingSecrets> => {
-  const required = requiredSecrets(mesh)
+  const plan = planMesh(mesh)
+  const required = requiredSecretsOfPlan(plan)
   const missing = [
     ...required.siteKeys
       .filter(({ site, family }) => secrets.sites[String(site)]?.[family === 4 ? "v4" : "v6"] === undefined)
@@ -54,7 +55,6 @@ export const generateMesh = (
       .map((n) => `pre-shared key ${n}`),
   ]
   if (missing.length > 0) return Either.left(new MissingSecrets({ missing }))
-  const plan = planMesh(mesh)
   const { defaults } = mesh
   const withBird1 = options.bird1 ?? defaults.bird1
   const keyPair = (site: number, family: 4 | 6) => secrets.sites[String(site)]?.[family === 4 ? "v4" : "v6"]

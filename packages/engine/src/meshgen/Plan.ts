@@ -79,8 +79,8 @@ const hasFamily = (site: Site, family: Family): boolean => site.stack === "dual"
 const endpointOf = (site: Site, family: Family): string | undefined =>
   family === 4 ? site.endpoints.v4 : site.endpoints.v6
 
-const formatEndpoint = (host: string, port: number): string =>
-  parseAddress(host)?.family === 6 ? `[${host}]:${port}` : `${host}:${port}`
+/** `host` as it goes before `:port` (IPv6 literals in brackets). */
+const endpointHost = (host: string): string => (parseAddress(host)?.family === 6 ? `[${host}]` : host)
 
 const pairKey = (a: number, b: number): string => `${Math.min(a, b)}-${Math.max(a, b)}`
 
@@ -101,11 +101,25 @@ export const planMesh = (mesh: Mesh): MeshPlan => {
   const site4 = (id: number) => subnet(overlayV4, 24, id)
   // fdac:c9:X::/64: the X-th /48, narrowed to its first /64.
   const site6 = (id: number) => ({ ...subnet(overlayV6, 48, id), length: 64 })
-  const probe4 = (id: number, family: Family) =>
-    hostAddress(site4(id), family === 4 ? plan.probeHostV4Tunnel : plan.probeHostV6Tunnel)
-  const probe6 = (id: number, family: Family) =>
-    hostAddress(site6(id), family === 4 ? plan.probeHostV4Tunnel : plan.probeHostV6Tunnel)
+  // Addresses per (site, family), computed once: bigint formatting dominates large meshes otherwise.
+  const probes = new Map<number, { 4: readonly [string, string]; 6: readonly [string, string] }>(
+    sites.map((s) => {
+      const at = (cidr: Cidr, family: Family) =>
+        hostAddress(cidr, family === 4 ? plan.probeHostV4Tunnel : plan.probeHostV6Tunnel)
+      const v4 = site4(s.id)
+      const v6 = site6(s.id)
+      return [s.id, { 4: [at(v4, 4), at(v6, 4)], 6: [at(v4, 6), at(v6, 6)] }] as const
+    }),
+  )
+  const probe4 = (id: number, family: Family) => probes.get(id)?.[family][0] ?? ""
+  const probe6 = (id: number, family: Family) => probes.get(id)?.[family][1] ?? ""
 
+  const endpointHosts = new Map(
+    sites.map((s) => {
+      const of = (host: string | undefined) => (host === undefined ? undefined : endpointHost(host))
+      return [s.id, { 4: of(s.endpoints.v4), 6: of(s.endpoints.v6) }] as const
+    }),
+  )
   const skipped: Array<SkippedTunnel> = []
   const tunnelsOf = new Map<number, Array<TunnelPlan>>(sites.map((s) => [s.id, []]))
   for (const [i, a] of sites.entries()) {
@@ -146,7 +160,7 @@ export const planMesh = (mesh: Mesh): MeshPlan => {
           [b, a],
         ] as const) {
           const localEndpoint = endpointOf(local, family)
-          const remoteEndpoint = endpointOf(remote, family)
+          const remoteEndpoint = endpointHosts.get(remote.id)?.[family]
           const id = tunnelId(local.id, remote.id, family)
           tunnelsOf.get(local.id)?.push({
             id,
@@ -161,7 +175,7 @@ export const planMesh = (mesh: Mesh): MeshPlan => {
             endpoint:
               remoteEndpoint === undefined
                 ? undefined
-                : formatEndpoint(remoteEndpoint, listenPortFor(remote.basePort ?? defaults.basePort, local.id, family)),
+                : `${remoteEndpoint}:${listenPortFor(remote.basePort ?? defaults.basePort, local.id, family)}`,
             mtu,
             keepaliveSeconds,
             bfd,

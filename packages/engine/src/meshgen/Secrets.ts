@@ -5,7 +5,7 @@
  */
 import type { Family } from "../Domain.js"
 import type { KeyPair, Mesh, Secrets } from "./MeshFile.js"
-import { planMesh } from "./Plan.js"
+import { type MeshPlan, planMesh } from "./Plan.js"
 
 export interface KeyGenerator {
   /** A fresh X25519 pair, base64 as WireGuard prints it. */
@@ -20,8 +20,9 @@ export interface RequiredSecrets {
 }
 
 /** Key pairs and PSKs the mesh's tunnels use (sorted, deduplicated). */
-export const requiredSecrets = (mesh: Mesh): RequiredSecrets => {
-  const plan = planMesh(mesh)
+export const requiredSecrets = (mesh: Mesh): RequiredSecrets => requiredSecretsOfPlan(planMesh(mesh))
+
+export const requiredSecretsOfPlan = (plan: MeshPlan): RequiredSecrets => {
   const siteKeys = new Map<string, { site: number; family: Family }>()
   const psks = new Set<string>()
   for (const site of plan.sites) {
