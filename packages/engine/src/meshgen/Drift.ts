@@ -23,17 +23,50 @@ const maxLinesShown = 5
 export const redactLine = (line: string): string =>
   line.replace(/^(\s*(PrivateKey|PresharedKey)\s*=\s*).*$/, "$1<redacted>")
 
+/**
+ * The first differing lines, aligned by a longest-common-subsequence diff so that one inserted
+ * or deleted line is reported as such instead of shifting every following line. `line` is the
+ * 1-based line in the expected file (where the actual file deviates); `<absent>` marks a side
+ * without the line. Files larger than 4000 lines fall back to a positional comparison.
+ */
 const changedLines = (expected: string, actual: string): Drift["lines"] => {
   const e = expected.split("\n")
   const a = actual.split("\n")
   const out: Array<{ line: number; expected: string; actual: string }> = []
-  for (let i = 0; i < Math.max(e.length, a.length) && out.length < maxLinesShown; i++) {
-    if (e[i] !== a[i]) {
-      out.push({
-        line: i + 1,
-        expected: redactLine(e[i] ?? "<end of file>"),
-        actual: redactLine(a[i] ?? "<end of file>"),
-      })
+  const push = (line: number, exp: string | undefined, act: string | undefined) => {
+    if (out.length < maxLinesShown) {
+      out.push({ line, expected: redactLine(exp ?? "<absent>"), actual: redactLine(act ?? "<absent>") })
+    }
+  }
+  if (e.length > 4000 || a.length > 4000) {
+    for (let i = 0; i < Math.max(e.length, a.length); i++) if (e[i] !== a[i]) push(i + 1, e[i], a[i])
+    return out
+  }
+  // lcs[i][j] = length of the LCS of e[i..] and a[j..].
+  const lcs = Array.from({ length: e.length + 1 }, () => new Uint16Array(a.length + 1))
+  for (let i = e.length - 1; i >= 0; i--) {
+    const row = lcs[i] as Uint16Array
+    const next = lcs[i + 1] as Uint16Array
+    for (let j = a.length - 1; j >= 0; j--) {
+      row[j] = e[i] === a[j] ? (next[j + 1] ?? 0) + 1 : Math.max(next[j] ?? 0, row[j + 1] ?? 0)
+    }
+  }
+  let i = 0
+  let j = 0
+  while ((i < e.length || j < a.length) && out.length < maxLinesShown) {
+    if (i < e.length && j < a.length && e[i] === a[j]) {
+      i++
+      j++
+    } else if (i < e.length && j < a.length && (lcs[i + 1]?.[j + 1] ?? 0) === (lcs[i]?.[j] ?? 0)) {
+      push(i + 1, e[i], a[j]) // a changed line
+      i++
+      j++
+    } else if (j < a.length && (i >= e.length || (lcs[i]?.[j + 1] ?? 0) >= (lcs[i + 1]?.[j] ?? 0))) {
+      push(i + 1, undefined, a[j]) // an inserted line
+      j++
+    } else {
+      push(i + 1, e[i], undefined) // a deleted line
+      i++
     }
   }
   return out

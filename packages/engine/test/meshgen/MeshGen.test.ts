@@ -353,6 +353,33 @@ describe("meshgen schema", () => {
 })
 
 describe("meshgen drift", () => {
+  it("aligns lines: one inserted line is one difference", () => {
+    const expected = new Map([["a", new Map([["f", "one\ntwo\nthree\nfour\n"]])]])
+    const inserted = new Map([["a", new Map([["f", "one\nextra\ntwo\nthree\nfour\n"]])]])
+    const changed = new Map([["a", new Map([["f", "one\nTWO\nthree\nfour\n"]])]])
+    const deleted = new Map([["a", new Map([["f", "one\nthree\nfour\n"]])]])
+    expect(diffTrees(expected, inserted)[0]?.lines).toEqual([{ line: 2, expected: "<absent>", actual: "extra" }])
+    expect(diffTrees(expected, changed)[0]?.lines).toEqual([{ line: 2, expected: "two", actual: "TWO" }])
+    expect(diffTrees(expected, deleted)[0]?.lines).toEqual([{ line: 2, expected: "two", actual: "<absent>" }])
+  })
+
+  it("finds a difference whenever two files differ (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom("a", "b", "c", "")),
+        fc.array(fc.constantFrom("a", "b", "c", "")),
+        (x, y) => {
+          const drift = diffTrees(
+            new Map([["s", new Map([["f", x.join("\n")]])]]),
+            new Map([["s", new Map([["f", y.join("\n")]])]]),
+          )
+          expect(drift.length).toBe(x.join("\n") === y.join("\n") ? 0 : 1)
+          if (drift.length === 1) expect(drift[0]?.lines.length).toBeGreaterThan(0)
+        },
+      ),
+    )
+  })
+
   it("reports missing, changed and unexpected files with keys redacted", () => {
     const mesh = decode(example)
     const secrets = fillSecrets(mesh, emptySecrets, counterKeys()).secrets
