@@ -13,7 +13,9 @@ import { Effect } from "effect"
 import { execa } from "execa"
 import { addAddress, type Child, netns, runPrefix, stopProcess, veth, waitForUnixSocket } from "../kernel/Netns.js"
 
-export type BirdFlavour = { readonly kind: "bird2" } | { readonly kind: "bird1"; readonly prefix: string }
+export type BirdFlavour =
+  /** `kernelExport`: BIRD also installs its best routes in the kernel (protocol bird, metric 32). */
+  { readonly kind: "bird2"; readonly kernelExport?: boolean } | { readonly kind: "bird1"; readonly prefix: string }
 
 export interface LabSite {
   readonly site: 1 | 2
@@ -53,14 +55,17 @@ const exportFilter = (site: 1 | 2, link: number, family: 4 | 6) => {
 const exportFilters = (site: 1 | 2, families: ReadonlyArray<4 | 6>) =>
   families.flatMap((f) => [exportFilter(site, 1, f), exportFilter(site, 2, f)]).join("")
 
-const bird2Config = (site: 1 | 2) => {
+const bird2Config = (site: 1 | 2, kernelExport: boolean) => {
   const peer = peerOf(site)
   const statics4 = [`route 10.201.${site}.0/24 blackhole;`, ...(site === 2 ? ["route 10.202.2.0/24 blackhole;"] : [])]
   const sessions = [1, 2].flatMap((link) => [
     `protocol bgp l${link}v4 { local as ${asn(site)}; neighbor ${v4(link, peer)} as ${asn(peer)}; ${timers} ipv4 { import all; export filter export_l${link}_v4; }; }`,
     `protocol bgp l${link}v6 { local as ${asn(site)}; neighbor ${v6(link, peer)} as ${asn(peer)}; ${timers} ipv6 { import all; export filter export_l${link}_v6; }; }`,
   ])
-  return `${common(site)}protocol static st4 { ipv4; ${statics4.join(" ")} }
+  const kernel = kernelExport
+    ? "protocol kernel kv4 { ipv4 { export where source = RTS_BGP; }; }\nprotocol kernel kv6 { ipv6 { export where source = RTS_BGP; }; }\n"
+    : ""
+  return `${common(site)}${kernel}protocol static st4 { ipv4; ${statics4.join(" ")} }
 protocol static st6 { ipv6; route fdac:c9:${site}::/64 blackhole; }
 ${exportFilters(site, [4, 6])}${sessions.join("\n")}
 `
@@ -116,7 +121,8 @@ export const makeBirdLab = (flavour: BirdFlavour) =>
 
     for (const s of sites) {
       if (flavour.kind === "bird2") {
-        yield* Effect.promise(() => writeFile(join(s.dir, "bird.conf"), bird2Config(s.site)))
+        const conf = bird2Config(s.site, flavour.kernelExport ?? false)
+        yield* Effect.promise(() => writeFile(join(s.dir, "bird.conf"), conf))
       } else {
         yield* Effect.promise(() => writeFile(join(s.dir, "bird.conf"), bird1Config(s.site, 4)))
         yield* Effect.promise(() => writeFile(join(s.dir, "bird6.conf"), bird1Config(s.site, 6)))
