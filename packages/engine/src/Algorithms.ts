@@ -233,13 +233,18 @@ const treeOnwards = (view: RoutingView, from: SiteId, destination: SiteId) => {
 /**
  * 4. The fastest verified path: pathping measurements of forward paths whose links are all
  * still usable; the lowest measured cost wins. Which paths to verify is `probeRequests`' job.
+ * A pathping burst (10 probes) sees little of a few-percent loss, so each path also pays its
+ * links' penalties from the aggregated stats (cost − RTT: loss, jitter, availability), which
+ * have a long memory; the latency part is the measured one.
  */
 export const measuredFastest: Algorithm = {
   name: "measured-fastest",
   propose: (view, destination) => {
     const measured = view.measuredPaths(destination)
     if (measured.length === 0) return unavailable("no fresh pathping measurement to the destination yet")
-    const alive = measured.filter((m) => meshPathCost(view, m.sites) < Number.POSITIVE_INFINITY)
+    const alive = measured
+      .map((m) => ({ ...m, costMs: m.costMs + view.mesh.pathPenalty(m.sites) }))
+      .filter((m) => m.costMs < Number.POSITIVE_INFINITY)
     if (alive.length === 0) return unavailable(`all ${measured.length} measured paths cross a dead link now`)
     const sorted = [...alive].sort(
       (a, b) => a.costMs - b.costMs || a.sites.length - b.sites.length || lexicographic(a.sites, b.sites),

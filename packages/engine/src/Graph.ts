@@ -23,6 +23,8 @@ export interface LinkAttributes {
   readonly costMs: number
   /** Underlay family of the tunnel the cost belongs to. */
   readonly family: Family
+  /** The link's smoothed RTT when known: costMs − rttMs is its loss/jitter/availability penalty. */
+  readonly rttMs?: number
 }
 
 /** A path through the mesh with its summed cost. */
@@ -59,7 +61,7 @@ export class MeshGraph {
   }
 
   /** Sets the cost of link from → to; an unusable cost removes the link. */
-  setLink(from: SiteId, to: SiteId, costMs: number, family: Family): void {
+  setLink(from: SiteId, to: SiteId, costMs: number, family: Family, rttMs?: number): void {
     if (from === to) return
     const key = edgeKey(from, to)
     if (!usableCost(costMs)) {
@@ -71,12 +73,15 @@ export class MeshGraph {
     }
     this.addSite(from)
     this.addSite(to)
+    const attrs: LinkAttributes = rttMs === undefined ? { costMs, family } : { costMs, family, rttMs }
     if (this.graph.hasEdge(key)) {
       const old = this.graph.getEdgeAttributes(key)
-      if (old.costMs === costMs && old.family === family) return
-      this.graph.replaceEdgeAttributes(key, { costMs, family })
+      if (old.costMs === costMs && old.family === family && old.rttMs === rttMs) return
+      this.graph.replaceEdgeAttributes(key, attrs)
+      // Only a cost change alters the indexed view.
+      if (old.costMs === costMs) return
     } else {
-      this.graph.addDirectedEdgeWithKey(key, String(from), String(to), { costMs, family })
+      this.graph.addDirectedEdgeWithKey(key, String(from), String(to), attrs)
     }
     this.snapshot = undefined
   }
@@ -98,6 +103,18 @@ export class MeshGraph {
   linkFamily(from: SiteId, to: SiteId): Family | undefined {
     const key = edgeKey(from, to)
     return this.graph.hasEdge(key) ? this.graph.getEdgeAttributes(key).family : undefined
+  }
+
+  /** Σ (cost − RTT) along a path: what its links' loss, jitter and availability add to latency. */
+  pathPenalty(sites: ReadonlyArray<SiteId>): number {
+    let total = 0
+    for (let i = 0; i + 1 < sites.length; i++) {
+      const key = edgeKey(sites[i]!, sites[i + 1]!)
+      if (!this.graph.hasEdge(key)) return Number.POSITIVE_INFINITY
+      const a = this.graph.getEdgeAttributes(key)
+      if (a.rttMs !== undefined && a.costMs > a.rttMs) total += a.costMs - a.rttMs
+    }
+    return total
   }
 
   /** Cost of a path given as sites (+Infinity if any link is missing; 0 for one site). */

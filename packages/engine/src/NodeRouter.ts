@@ -239,14 +239,14 @@ export class NodeRouter {
 
   private updateLinksOf(message: LinkStateMessage): void {
     const origin = message.origin
-    const best = new Map<number, { costMs: number; family: Family; selected: boolean }>()
+    const best = new Map<number, { costMs: number; family: Family; selected: boolean; rttMs: number | null }>()
     for (const t of message.tunnels) {
       if (t.remote === origin) continue
       const c = t.costMs ?? Number.POSITIVE_INFINITY
       const old = best.get(t.remote)
       // The family the origin routes over wins; otherwise the cheaper one.
       if (old === undefined || (t.selected && !old.selected) || (t.selected === old.selected && c < old.costMs)) {
-        best.set(t.remote, { costMs: c, family: t.family, selected: t.selected })
+        best.set(t.remote, { costMs: c, family: t.family, selected: t.selected, rttMs: t.stats.rttMs })
       }
     }
     const key = String(origin)
@@ -258,7 +258,7 @@ export class NodeRouter {
     this.mesh.addSite(origin)
     for (const [remote, l] of best) {
       if (remote === this.config.self) this.mesh.addSite(remote as SiteId)
-      this.mesh.setLink(origin, remote as SiteId, l.costMs, l.family)
+      this.mesh.setLink(origin, remote as SiteId, l.costMs, l.family, l.rttMs ?? undefined)
     }
   }
 
@@ -296,7 +296,7 @@ export class NodeRouter {
       const family = decision.choice?.key ?? 4
       const link: OwnLink = { costMs: decision.cost, noiseMs: stats[family]?.jitterMs ?? 0, family }
       links.set(remote, link)
-      this.mesh.setLink(this.config.self, remote as SiteId, link.costMs, family)
+      this.mesh.setLink(this.config.self, remote as SiteId, link.costMs, family, stats[family]?.rttMs ?? undefined)
     }
     for (const remote of this.ownLinks.keys()) {
       if (!links.has(remote)) this.mesh.setLink(this.config.self, remote as SiteId, Number.POSITIVE_INFINITY, 4)
