@@ -62,7 +62,18 @@ describe("generated configs and the real tools", () => {
   // Every option that changes the output: bird1, BFD, iptables, hooks, NAT sites, LANs of both families.
   const variants = {
     example: exampleMesh,
-    iptables: { ...exampleMesh, defaults: { ...exampleMesh.defaults, firewall: "iptables", bfd: true } },
+    iptables: {
+      ...exampleMesh,
+      defaults: {
+        ...exampleMesh.defaults,
+        firewall: "iptables",
+        bfd: true,
+        bfdIntervalMs: 100,
+        bfdMultiplier: 3,
+        birdLog: join(tmp, "bird.log"),
+        bgp: { holdTimeSeconds: 9, connectDelaySeconds: 1, connectRetrySeconds: 2, errorWaitSeconds: [1, 5] },
+      },
+    },
     none: { ...exampleMesh, defaults: { firewall: "none", keepaliveSeconds: 0 } },
   }
   const trees: Record<string, string> = {}

@@ -12,6 +12,7 @@
  * never touches net-perf's protocol-201 routes, and writes its own with a metric above them.
  * `local as N;` is on its own line because net-perf reads it with /local\s+as\s+(\d+)/.
  */
+import type { Defaults } from "./MeshFile.js"
 import type { MeshPlan, SitePlan, TunnelPlan } from "./Plan.js"
 
 const header = (site: SitePlan, what: string): Array<string> => [
@@ -25,13 +26,36 @@ const protocolName = (tunnel: TunnelPlan): string => `wg${tunnel.id.local}_${tun
 const prefixSet = (prefixes: ReadonlyArray<string>, orLonger: boolean): string =>
   `[ ${prefixes.map((p) => (orLonger ? `${p}+` : p)).join(", ")} ]`
 
-const bfdBlock = (site: SitePlan): Array<string> =>
+const logLine = (target: string): string =>
+  target === "syslog" || target === "stderr" ? `log ${target} all;` : `log "${target}" all;`
+
+/** BGP timer lines shared by every session (none: BIRD's defaults). */
+const timerLines = (defaults: Defaults): Array<string> => {
+  const t = defaults.bgp
+  const lines: Array<string> = []
+  if (t.holdTimeSeconds !== undefined) {
+    lines.push(`  hold time ${t.holdTimeSeconds};`)
+    lines.push(`  keepalive time ${t.keepaliveSeconds ?? Math.max(1, Math.floor(t.holdTimeSeconds / 3))};`)
+  } else if (t.keepaliveSeconds !== undefined) lines.push(`  keepalive time ${t.keepaliveSeconds};`)
+  if (t.connectDelaySeconds !== undefined) lines.push(`  connect delay time ${t.connectDelaySeconds};`)
+  if (t.connectRetrySeconds !== undefined) lines.push(`  connect retry time ${t.connectRetrySeconds};`)
+  if (t.errorWaitSeconds !== undefined)
+    lines.push(`  error wait time ${t.errorWaitSeconds[0]}, ${t.errorWaitSeconds[1]};`)
+  return lines
+}
+
+const bfdBlock = (site: SitePlan, defaults: Defaults): Array<string> =>
   site.tunnels.some((t) => t.bfd)
     ? [
         "",
         "# BFD on the tunnels whose pair enables it: a dead tunnel drops its session in about a second.",
         "protocol bfd {",
-        ...site.tunnels.filter((t) => t.bfd).map((t) => `  interface "${t.name}" { interval 200 ms; multiplier 5; };`),
+        ...site.tunnels
+          .filter((t) => t.bfd)
+          .map(
+            (t) =>
+              `  interface "${t.name}" { interval ${defaults.bfdIntervalMs} ms; multiplier ${defaults.bfdMultiplier}; };`,
+          ),
         "}",
       ]
     : []
@@ -44,12 +68,14 @@ const statics = (name: string, channel: string, prefixes: ReadonlyArray<string>)
 ]
 
 /** BIRD 2: `bird.conf`. */
-export const renderBird2Conf = (plan: MeshPlan, site: SitePlan, kernelMetric: number): string => {
+export const renderBird2Conf = (plan: MeshPlan, site: SitePlan): string => {
+  const { defaults } = plan.mesh
+  const kernelMetric = defaults.birdKernelMetric
   const own4 = [site.overlay4, ...site.lans4]
   const own6 = [site.overlay6, ...site.lans6]
   const lines = [
     ...header(site, "BIRD 2 configuration (IPv4 and IPv6 in one daemon)"),
-    "log syslog all;",
+    logLine(defaults.birdLog),
     `router id ${site.router4};`,
     "",
     "# Every site's overlay and LAN prefixes: the only routes BGP carries.",
@@ -73,7 +99,7 @@ export const renderBird2Conf = (plan: MeshPlan, site: SitePlan, kernelMetric: nu
     "# keeps BIRD's routes behind them.",
     `protocol kernel kernel4 { ipv4 { import none; export where source = RTS_BGP; }; learn off; metric ${kernelMetric}; }`,
     `protocol kernel kernel6 { ipv6 { import none; export where source = RTS_BGP; }; learn off; metric ${kernelMetric}; }`,
-    ...bfdBlock(site),
+    ...bfdBlock(site, defaults),
   ]
   for (const t of site.tunnels) {
     lines.push(
@@ -85,6 +111,7 @@ export const renderBird2Conf = (plan: MeshPlan, site: SitePlan, kernelMetric: nu
       `  neighbor ${t.remoteProbe4} as ${t.remoteAsn};`,
       `  interface "${t.name}";`,
       "  direct;",
+      ...timerLines(defaults),
       ...(t.bfd ? ["  bfd on;"] : []),
       "  ipv4 { import filter mesh_import4; export filter mesh_export4; next hop self; };",
       `  ipv6 { import filter mesh_import6; export filter mesh_export6; next hop address ${t.localProbe6}; };`,
@@ -95,12 +122,14 @@ export const renderBird2Conf = (plan: MeshPlan, site: SitePlan, kernelMetric: nu
 }
 
 /** BIRD 1.x: `bird.conf` (family 4) or `bird6.conf` (family 6). */
-export const renderBird1Conf = (plan: MeshPlan, site: SitePlan, family: 4 | 6, kernelMetric: number): string => {
+export const renderBird1Conf = (plan: MeshPlan, site: SitePlan, family: 4 | 6): string => {
+  const { defaults } = plan.mesh
+  const kernelMetric = defaults.birdKernelMetric
   const own = family === 4 ? [site.overlay4, ...site.lans4] : [site.overlay6, ...site.lans6]
   const mesh = family === 4 ? plan.meshPrefixes4 : plan.meshPrefixes6
   const lines = [
     ...header(site, `BIRD 1.x IPv${family} configuration (${family === 4 ? "bird" : "bird6"})`),
-    "log syslog all;",
+    logLine(defaults.birdLog),
     `router id ${site.router4};`,
     "",
     `define MESH = ${prefixSet(mesh, true)};`,
@@ -115,7 +144,7 @@ export const renderBird1Conf = (plan: MeshPlan, site: SitePlan, family: 4 | 6, k
     "",
     `# learn off: net-perf's protocol-201 routes are left alone; metric ${kernelMetric} keeps BIRD's routes behind them.`,
     `protocol kernel { import none; export where source = RTS_BGP; learn off; metric ${kernelMetric}; }`,
-    ...bfdBlock(site),
+    ...bfdBlock(site, defaults),
   ]
   for (const t of site.tunnels) {
     lines.push(
@@ -128,6 +157,7 @@ export const renderBird1Conf = (plan: MeshPlan, site: SitePlan, family: 4 | 6, k
       // No `interface`: BIRD 1.6 then resets incoming IPv4 connections; the point-to-point
       // peer address already ties the neighbour to the tunnel.
       "  direct;",
+      ...timerLines(defaults),
       ...(t.bfd ? ["  bfd on;"] : []),
       "  import filter mesh_import;",
       "  export filter mesh_export;",

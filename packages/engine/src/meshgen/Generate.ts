@@ -75,10 +75,10 @@ export const generateMesh = (
         ),
       )
     }
-    siteFiles.set(bird2ConfPath, renderBird2Conf(plan, site, defaults.birdKernelMetric))
+    siteFiles.set(bird2ConfPath, renderBird2Conf(plan, site))
     if (withBird1) {
-      siteFiles.set(bird1ConfPaths[4], renderBird1Conf(plan, site, 4, defaults.birdKernelMetric))
-      siteFiles.set(bird1ConfPaths[6], renderBird1Conf(plan, site, 6, defaults.birdKernelMetric))
+      siteFiles.set(bird1ConfPaths[4], renderBird1Conf(plan, site, 4))
+      siteFiles.set(bird1ConfPaths[6], renderBird1Conf(plan, site, 6))
     }
     siteFiles.set(daemonConfigPath, renderDaemonConfig(site, { ...defaults, bird1: withBird1 }))
     files.set(site.site.name, siteFiles)

@@ -56,6 +56,19 @@ export const EndpointHost = Schema.String.pipe(
   ),
 )
 
+/** `host:port` a WireGuard peer is dialled at (`[v6]:port` for IPv6 literals). */
+export const DialEndpoint = Schema.String.pipe(
+  Schema.filter((text) => {
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text)
+    const port = Number(m?.[3])
+    const host = m?.[1] ?? m?.[2]
+    const hostOk = m?.[1] !== undefined ? parseAddress(m[1])?.family === 6 : host !== undefined
+    return m !== null && hostOk && port >= 1 && port <= 65535
+      ? undefined
+      : `expected host:port or [IPv6]:port, got ${JSON.stringify(text)}`
+  }),
+)
+
 /** One shell command line for wg-quick hooks (no line breaks: each becomes one `PostUp =` line). */
 export const HookCommand = Schema.String.pipe(
   Schema.nonEmptyString(),
@@ -120,6 +133,15 @@ export const PairOverride = Schema.Struct({
   mtu: Schema.optional(Mtu),
   keepaliveSeconds: Schema.optional(KeepaliveSeconds),
   bfd: Schema.optional(Schema.Boolean),
+  /**
+   * Where a site dials the other over a family, replacing the peer's endpoint (e.g. a relay or
+   * NAT forward in front of it). A dial override also makes a tunnel possible when neither site
+   * has an endpoint in that family.
+   */
+  dial: Schema.optionalWith(
+    Schema.Array(Schema.Struct({ from: SiteId, family: Schema.Literal(4, 6), endpoint: DialEndpoint })),
+    { default: () => [] },
+  ),
 })
 export type PairOverride = typeof PairOverride.Type
 
@@ -149,12 +171,39 @@ export const DaemonDefaults = Schema.Struct({
 })
 export type DaemonDefaults = typeof DaemonDefaults.Type
 
+const Seconds = Schema.Int.pipe(Schema.between(1, 65535))
+
+export const BgpTimers = Schema.Struct({
+  /** Hold time (3..65535 s); keepalive is a third of it unless given. */
+  holdTimeSeconds: Schema.optional(Schema.Int.pipe(Schema.between(3, 65535))),
+  keepaliveSeconds: Schema.optional(Seconds),
+  connectDelaySeconds: Schema.optional(Seconds),
+  connectRetrySeconds: Schema.optional(Seconds),
+  /** Wait after an error: [minimum, maximum] seconds (BIRD doubles it up to the maximum). */
+  errorWaitSeconds: Schema.optional(Schema.Tuple(Seconds, Seconds)),
+})
+export type BgpTimers = typeof BgpTimers.Type
+
+export const BirdLog = Schema.String.pipe(
+  Schema.filter((text) =>
+    text === "syslog" || text === "stderr" || /^\/[^"\r\n]*$/.test(text)
+      ? undefined
+      : `expected syslog, stderr or an absolute file path without quotes, got ${JSON.stringify(text)}`,
+  ),
+)
+
 export const Defaults = Schema.Struct({
   /** Site S listens for peer P on basePort + 2·P (+1 for the IPv6 tunnel). */
   basePort: Schema.optionalWith(Port, { default: () => 51820 }),
   mtu: Schema.optionalWith(Mtu, { default: () => 1420 }),
   keepaliveSeconds: Schema.optionalWith(KeepaliveSeconds, { default: () => 25 }),
   bfd: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  bfdIntervalMs: Schema.optionalWith(Schema.Int.pipe(Schema.between(10, 60000)), { default: () => 200 }),
+  bfdMultiplier: Schema.optionalWith(Schema.Int.pipe(Schema.between(2, 255)), { default: () => 5 }),
+  /** BGP timers; each one absent leaves BIRD's default. */
+  bgp: Schema.optionalWith(BgpTimers, { default: () => ({}) }),
+  /** BIRD log target: `syslog`, `stderr` or a file path. */
+  birdLog: Schema.optionalWith(BirdLog, { default: () => "syslog" }),
   firewall: Schema.optionalWith(Firewall, { default: () => "nftables" as const }),
   asnBase: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 4294967294)), { default: () => 64512 }),
   /** Metric of the routes BIRD writes to the kernel; net-perf's proto-201 routes must stay below it. */
@@ -291,6 +340,14 @@ const meshIssues = (mesh: typeof MeshFields.Type): Array<Schema.FilterIssue> => 
     for (const [k, id] of [a, b].entries()) {
       if (!byId.has(id)) issues.push({ path: ["pairs", i, "sites", k], message: `no site has id ${id}` })
     }
+    pair.dial.forEach((d, k) => {
+      if (d.from !== a && d.from !== b) {
+        issues.push({
+          path: ["pairs", i, "dial", k, "from"],
+          message: `site ${d.from} is not one of this pair's sites`,
+        })
+      }
+    })
     const key = `${Math.min(a, b)}-${Math.max(a, b)}`
     const same = seenPairs.get(key)
     if (same !== undefined)

@@ -140,7 +140,13 @@ export const planMesh = (mesh: Mesh): MeshPlan => {
           skip(`${missing.name} has no IPv${family} underlay (stack: ${missing.stack})`)
           continue
         }
-        if (endpointOf(a, family) === undefined && endpointOf(b, family) === undefined) {
+        const dialOf = (from: number) => override?.dial.find((d) => d.from === from && d.family === family)?.endpoint
+        if (
+          endpointOf(a, family) === undefined &&
+          endpointOf(b, family) === undefined &&
+          dialOf(a.id) === undefined &&
+          dialOf(b.id) === undefined
+        ) {
           skip(`neither site has an IPv${family} endpoint (both behind NAT)`)
           continue
         }
@@ -168,14 +174,16 @@ export const planMesh = (mesh: Mesh): MeshPlan => {
             localName: local.name,
             remoteName: remote.name,
             remoteAsn: defaults.asnBase + remote.id,
+            // A site listens when peers can reach it: its own endpoint, or a dial override towards it.
             listenPort:
-              localEndpoint === undefined
+              localEndpoint === undefined && dialOf(remote.id) === undefined
                 ? undefined
                 : listenPortFor(local.basePort ?? defaults.basePort, remote.id, family),
             endpoint:
-              remoteEndpoint === undefined
+              dialOf(local.id) ??
+              (remoteEndpoint === undefined
                 ? undefined
-                : `${remoteEndpoint}:${listenPortFor(remote.basePort ?? defaults.basePort, local.id, family)}`,
+                : `${remoteEndpoint}:${listenPortFor(remote.basePort ?? defaults.basePort, local.id, family)}`),
             mtu,
             keepaliveSeconds,
             bfd,

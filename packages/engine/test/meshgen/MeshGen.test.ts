@@ -127,6 +127,30 @@ describe("meshgen plan", () => {
     ])
   })
 
+  it("dial overrides replace the endpoint, make the dialled side listen, and rescue NAT-NAT pairs", () => {
+    const plan = planMesh(
+      decode({
+        sites: [
+          { id: 2, name: "a", stack: "v4" },
+          { id: 5, name: "b", stack: "v4" },
+          { id: 9, name: "c", stack: "v4", endpoints: { v4: "192.0.2.9" } },
+        ],
+        pairs: [
+          { sites: [2, 5], dial: [{ from: 2, family: 4, endpoint: "relay.example:30005" }] },
+          { sites: [2, 9], dial: [{ from: 9, family: 4, endpoint: "[2001:db8::1]:30002" }] },
+        ],
+      }),
+    )
+    const tunnel = (name: string) => plan.sites.flatMap((s) => s.tunnels).find((t) => t.name === name)
+    expect(tunnel("wg2.5_v4")?.endpoint).toBe("relay.example:30005")
+    expect(tunnel("wg5.2_v4")?.endpoint).toBeUndefined()
+    expect(tunnel("wg5.2_v4")?.listenPort).toBe(51820 + 2 * 2)
+    expect(tunnel("wg2.5_v4")?.listenPort).toBeUndefined()
+    expect(tunnel("wg9.2_v4")?.endpoint).toBe("[2001:db8::1]:30002")
+    expect(tunnel("wg2.9_v4")?.endpoint).toBe("192.0.2.9:51824")
+    expect(plan.skipped.filter((s) => s.family === 4)).toEqual([])
+  })
+
   it("gives every site distinct listen ports that match what its peers dial", () => {
     fc.assert(
       fc.property(sitesArb(12), (sites) => {
@@ -243,6 +267,32 @@ describe("meshgen generate", () => {
     expect(JSON.parse(files.get("sgp")?.get("net-perf.json") ?? "").tunnels).toHaveLength(3)
   })
 
+  it("writes BGP timers, BFD timing and the log target when given", () => {
+    const mesh = decode({
+      ...example,
+      defaults: {
+        bfd: true,
+        bfdIntervalMs: 100,
+        bfdMultiplier: 3,
+        birdLog: "/var/log/bird-net-perf.log",
+        bgp: { holdTimeSeconds: 9, connectRetrySeconds: 2, errorWaitSeconds: [1, 5] },
+        bird1: true,
+      },
+    })
+    const files = generate(mesh, fillSecrets(mesh, emptySecrets, counterKeys()).secrets)
+    for (const path of ["bird.conf", "bird1/bird.conf", "bird1/bird6.conf"]) {
+      const conf = files.get("ams")?.get(path) ?? ""
+      expect(conf).toContain('log "/var/log/bird-net-perf.log" all;')
+      expect(conf).toContain("  hold time 9;\n  keepalive time 3;\n  connect retry time 2;\n  error wait time 1, 5;\n")
+      expect(conf).toContain('interface "wg0.7_v6" { interval 100 ms; multiplier 3; };')
+    }
+    expect(
+      generate(decode(example), fillSecrets(decode(example), emptySecrets, counterKeys()).secrets)
+        .get("ams")
+        ?.get("bird.conf"),
+    ).not.toContain("hold time")
+  })
+
   it("names the missing secrets, never their values", () => {
     const mesh = decode(example)
     const { secrets } = fillSecrets(mesh, emptySecrets, counterKeys())
@@ -331,6 +381,30 @@ describe("meshgen schema", () => {
       "daemon's UDP port 5121",
     ],
     [{ sites: [{ id: 0, name: "a" }], pairs: [{ sites: [0, 9] }] }, "no site has id 9"],
+    [
+      {
+        sites: [
+          { id: 0, name: "a" },
+          { id: 1, name: "b" },
+        ],
+        pairs: [{ sites: [0, 1], dial: [{ from: 3, family: 4, endpoint: "h:1" }] }],
+      },
+      "pairs[0].dial[0].from: site 3 is not one of this pair's sites",
+    ],
+    [
+      {
+        sites: [
+          { id: 0, name: "a" },
+          { id: 1, name: "b" },
+        ],
+        pairs: [{ sites: [0, 1], dial: [{ from: 0, family: 4, endpoint: "2001:db8::1:80" }] }],
+      },
+      'pairs[0].dial[0].endpoint: expected host:port or [IPv6]:port, got "2001:db8::1:80"',
+    ],
+    [
+      { sites: [{ id: 0, name: "a" }], defaults: { birdLog: 'x"y' } },
+      "defaults.birdLog: expected syslog, stderr or an absolute file path",
+    ],
     [{ sites: [{ id: 0, name: "a" }], unknownKey: 1 }, "unknownKey: is unexpected"],
     [{ sites: [{ id: 0, name: "a", stack: "v5" }] }, 'sites[0].stack: expected "dual", "v4" or "v6", got "v5"'],
     [{ sites: [{ id: 0, name: "a", hooks: { postUp: ["a\nb"] } }] }, "single line"],
