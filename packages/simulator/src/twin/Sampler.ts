@@ -102,6 +102,7 @@ export const startRouteSampler = (
 
 export interface RttSampleLine {
   readonly atMillis: number
+  readonly seq: number
   readonly rttMs: number | null
 }
 
@@ -111,13 +112,17 @@ const lostPattern = /^\[(\d+\.\d+)\] no answer yet for icmp_seq=(\d+)/
 /** Parses one line of `ping -n -O -D`; undefined for lines that are neither a reply nor a loss. */
 export const parsePingLine = (line: string): RttSampleLine | undefined => {
   const r = replyPattern.exec(line)
-  if (r !== null) return { atMillis: Math.round(Number(r[1]) * 1000), rttMs: Number(r[3]) }
+  if (r !== null) return { atMillis: Math.round(Number(r[1]) * 1000), seq: Number(r[2]), rttMs: Number(r[3]) }
   const l = lostPattern.exec(line)
-  if (l !== null) return { atMillis: Math.round(Number(l[1]) * 1000), rttMs: null }
+  if (l !== null) return { atMillis: Math.round(Number(l[1]) * 1000), seq: Number(l[2]), rttMs: null }
   return undefined
 }
 
-/** Pings b's router address from a's, every `intervalMs`; samples accumulate in the returned array. */
+/**
+ * Pings b's router address from a's, every `intervalMs`; samples accumulate in the returned
+ * array, one per sequence number. `-O` reports a probe as unanswered when the next one is sent;
+ * a reply that still arrives later replaces that entry, so only real losses stay null.
+ */
 export const startPinger = (
   a: number,
   b: number,
@@ -126,6 +131,7 @@ export const startPinger = (
 ): Effect.Effect<ReadonlyArray<RttSampleLine>, never, Scope.Scope> =>
   Effect.gen(function* () {
     const samples: RttSampleLine[] = []
+    const indexOfSeq = new Map<number, number>()
     yield* spawnLines(
       inNs(nsOf(a), [
         "ping",
@@ -142,7 +148,12 @@ export const startPinger = (
       ]),
       (line) => {
         const s = parsePingLine(line)
-        if (s !== undefined) samples.push(s)
+        if (s === undefined) return
+        const i = indexOfSeq.get(s.seq)
+        if (i === undefined) {
+          indexOfSeq.set(s.seq, samples.length)
+          samples.push(s)
+        } else if (s.rttMs !== null) samples[i] = { ...(samples[i] as RttSampleLine), rttMs: s.rttMs }
       },
     )
     return samples

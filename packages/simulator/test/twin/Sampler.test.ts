@@ -41,6 +41,7 @@ describe("ping line parsing", () => {
     expect(r?.atMillis).toBe(Math.round(Number(ts) * 1000))
     expect(parsePingLine(`[${ts}] no answer yet for icmp_seq=${seq}`)).toEqual({
       atMillis: Math.round(Number(ts) * 1000),
+      seq,
       rttMs: null,
     })
     expect(parsePingLine(`PING 10.201.1.1 (10.201.1.1) from 10.201.0.1 : 56(84) bytes of data.`)).toBeUndefined()
