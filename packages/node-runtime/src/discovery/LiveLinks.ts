@@ -5,7 +5,8 @@
  * can list other namespaces' interfaces (see the twin pitfalls). Every command can be prefixed
  * (e.g. `ip netns exec site3`) so the same code observes a namespace from outside.
  */
-import { Data, Effect, Either, Option, ParseResult, Schema, type Scope, Stream } from "effect"
+import { createInterface } from "node:readline"
+import { Data, Effect, Either, ParseResult, Schema, Stream } from "effect"
 import { execa } from "execa"
 
 export class CommandFailed extends Data.TaggedError("CommandFailed")<{
@@ -174,40 +175,28 @@ export const readWgState = (config: CommandConfig, ownLinks: ReadonlySet<string>
  * even with -json; only headline lines `N: name…` / `Deleted N: name…` are events). The child
  * process lives as long as the stream is consumed.
  */
-export const monitorLinks = (config: CommandConfig): Stream.Stream<string, CommandFailed, Scope.Scope> =>
-  Stream.unwrapScoped(
+export const monitorLinks = (config: CommandConfig): Stream.Stream<string, CommandFailed> =>
+  Stream.asyncScoped<string, CommandFailed>((emit) =>
     Effect.gen(function* () {
       const argv = [...config.prefix, config.ip, "monitor", "link", "address"]
+      const command = argv.join(" ")
       const child = yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          execa(argv[0]!, argv.slice(1), { stdin: "ignore", reject: false, buffer: { stdout: false } }),
-        ),
+        Effect.sync(() => execa(argv[0]!, argv.slice(1), { stdin: "ignore", reject: false, buffer: false })),
         (c) =>
           Effect.promise(async () => {
             c.kill("SIGTERM")
             await c
           }),
       )
-      const lines = Stream.fromAsyncIterable(
-        child.iterable({ from: "stdout" }),
-        (cause) => new CommandFailed({ command: argv.join(" "), exitCode: undefined, stderr: String(cause) }),
-      )
-      return lines.pipe(
-        Stream.filterMap((line) => {
-          const m = /^(?:Deleted )?\d+: ([^:@\s]+)/.exec(line)
-          return m === null ? Option.none() : Option.some(m[1]!)
-        }),
-        Stream.concat(
-          Stream.fromEffect(
-            Effect.promise(() => child).pipe(
-              Effect.flatMap((r) =>
-                Effect.fail(
-                  new CommandFailed({ command: argv.join(" "), exitCode: r.exitCode, stderr: String(r.stderr ?? "") }),
-                ),
-              ),
-            ),
-          ),
-        ),
+      // readline, not an async iterator: a pending iterator read would block interruption until
+      // the next event, and `ip monitor` may stay silent for hours.
+      const lines = createInterface({ input: child.stdout })
+      lines.on("line", (line) => {
+        const m = /^(?:Deleted )?\d+: ([^:@\s]+)/.exec(line)
+        if (m !== null) void emit.single(m[1]!)
+      })
+      void child.then((r) =>
+        emit.fail(new CommandFailed({ command, exitCode: r.exitCode, stderr: String(r.stderr ?? "") })),
       )
     }),
   )

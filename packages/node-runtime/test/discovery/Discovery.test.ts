@@ -1,0 +1,140 @@
+import { describe, expect, it } from "@effect/vitest"
+import { tunnelId } from "@net-perf/engine"
+import { Duration, Effect, Either, Stream, SubscriptionRef } from "effect"
+import { execa } from "execa"
+import * as fc from "fast-check"
+import { makeDiscovery, makeTunnelNameParser, reconcile } from "../../src/discovery/Discovery.js"
+import { type LiveLink, parseIpOutput, parseWgDump, readLiveLinks } from "../../src/discovery/LiveLinks.js"
+import { MeasurementMetrics } from "../../src/metrics/Metrics.js"
+
+const isRoot = process.getuid?.() === 0
+const link = (name: string, up: boolean): LiveLink => ({ ifindex: 1, name, up, mtu: 1420, addresses: [] })
+const noAdmin = { disabled: new Set<string>(), generations: new Map<string, number>() }
+
+describe("live state parsers", () => {
+  it.effect("parses this host's real `ip -json link`/`addr` output", () =>
+    Effect.gen(function* () {
+      const links = yield* readLiveLinks({ prefix: [], ip: "ip", wg: "wg" })
+      const lo = links.find((l) => l.name === "lo")
+      expect(lo?.up).toBe(true)
+      expect(lo?.addresses).toContain("127.0.0.1")
+    }),
+  )
+
+  it("rejects malformed ip JSON with a typed error", () => {
+    expect(Either.isLeft(parseIpOutput("{", "[]"))).toBe(true)
+    expect(Either.isLeft(parseIpOutput('[{"ifname":"x"}]', "[]"))).toBe(true)
+  })
+
+  it("parses `wg show all dump` and never throws on garbage", () => {
+    const dump = [
+      "wg1.2_v4\tPRIV\tPUB1\t51820\toff",
+      "wg1.2_v4\tPEER2\t(none)\t192.0.2.2:51820\t0.0.0.0/0,::/0\t1795700000\t1234\t5678\t25",
+      "wg1.3_v4\tPRIV\tPUB1\t0\toff",
+      "wg1.3_v4\tPEER3\t(none)\t(none)\t(none)\t0\t0\t0\toff",
+    ].join("\n")
+    const parsed = Either.getOrThrow(parseWgDump(dump))
+    expect(parsed.map((w) => [w.name, w.listenPort])).toEqual([
+      ["wg1.2_v4", 51820],
+      ["wg1.3_v4", null],
+    ])
+    expect(parsed[0]?.peers[0]).toEqual({
+      publicKey: "PEER2",
+      endpoint: "192.0.2.2:51820",
+      allowedIps: ["0.0.0.0/0", "::/0"],
+      latestHandshakeSeconds: 1795700000,
+      rxBytes: 1234,
+      txBytes: 5678,
+    })
+    expect(parsed[1]?.peers[0]?.latestHandshakeSeconds).toBeNull()
+    fc.assert(fc.property(fc.string(), (s) => Either.isLeft(parseWgDump(s)) || Either.isRight(parseWgDump(s))))
+  })
+})
+
+describe("reconciliation", () => {
+  it("a tunnel is active iff its link is here, up and not disabled; foreign wg state is dropped", () => {
+    const names = fc.constantFrom<string>("wg1.2_v4", "wg1.2_v6", "wg1.3_v4", "eth0", "wg1.1_v4")
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.tuple(names, fc.boolean()), { selector: ([n]) => n }),
+        fc.uniqueArray(names),
+        fc.uniqueArray(names),
+        fc.uniqueArray(names),
+        (links, confNames, wgNames, disabledNames) => {
+          const out = reconcile(
+            makeTunnelNameParser(undefined),
+            {
+              links: links.map(([n, up]) => link(n, up)),
+              confs: confNames.map((n) => ({
+                file: `/c/${n}.conf`,
+                interfaceName: n,
+                privateKey: "k" as never,
+                peers: [],
+              })),
+              wg: wgNames.map((n) => ({ name: n, publicKey: "p", listenPort: 1, peers: [] })),
+            },
+            { disabled: new Set(disabledNames), generations: new Map() },
+          )
+          for (const [name, t] of out) {
+            const l = links.find(([n]) => n === name)
+            expect(t.active).toBe(l !== undefined && l[1] && !disabledNames.includes(name))
+            expect(t.wg === null).toBe(!(wgNames.includes(name) && l !== undefined))
+            expect(t.conf === null).toBe(!confNames.includes(name))
+          }
+          expect(out.has("eth0")).toBe(false)
+          expect(out.has("wg1.1_v4")).toBe(false)
+        },
+      ),
+    )
+  })
+
+  it("accepts a configured name pattern", () => {
+    const parse = makeTunnelNameParser("^tun-(?<local>\\d+)-(?<remote>\\d+)-(?<family>[46])$")
+    expect(parse("tun-3-7-6")).toEqual(tunnelId(3, 7, 6))
+    expect(parse("tun-3-3-6")).toBeUndefined()
+    expect(parse("wg3.7_v6")).toBeUndefined()
+    expect(
+      reconcile(parse, { links: [link("tun-1-2-4", true)], confs: [], wg: [] }, noAdmin).get("tun-1-2-4")?.key,
+    ).toBe("wg1.2_v4")
+  })
+})
+
+describe.skipIf(!isRoot)("discovery in a namespace", () => {
+  it.scopedLive("follows `ip monitor` events without waiting for the periodic rescan", () =>
+    Effect.gen(function* () {
+      const ns = `np${Math.floor(Math.random() * 0xffff).toString(16)}d`
+      yield* Effect.acquireRelease(
+        Effect.promise(() => execa("ip", ["netns", "add", ns])),
+        () => Effect.promise(() => execa("ip", ["netns", "del", ns], { reject: false })),
+      )
+      yield* Effect.promise(() =>
+        execa("ip", ["-n", ns, "link", "add", "wg1.2_v4", "type", "veth", "peer", "name", "wg1.3_v4"]),
+      )
+      const discovery = yield* makeDiscovery({
+        confDir: "/nonexistent",
+        namePattern: undefined,
+        commands: { prefix: ["ip", "netns", "exec", ns], ip: "ip", wg: "wg" },
+        rescanIntervalMillis: 600_000,
+        debounceMillis: 50,
+        monitor: true,
+      })
+      const first = yield* SubscriptionRef.get(discovery.tunnels)
+      expect([...first.keys()]).toEqual(["wg1.2_v4", "wg1.3_v4"])
+      expect(first.get("wg1.2_v4")?.active).toBe(false)
+      // Give the monitor process a moment to subscribe, then change the link.
+      yield* Effect.sleep(Duration.millis(300))
+      yield* Effect.promise(() => execa("ip", ["-n", ns, "link", "set", "wg1.2_v4", "up"]))
+      const active = yield* discovery.tunnels.changes.pipe(
+        Stream.filter((t) => t.get("wg1.2_v4")?.active === true),
+        Stream.runHead,
+        Effect.timeout(Duration.seconds(5)),
+      )
+      expect(active._tag).toBe("Some")
+      yield* discovery.remove("wg1.2_v4")
+      expect((yield* SubscriptionRef.get(discovery.tunnels)).get("wg1.2_v4")?.active).toBe(false)
+      yield* discovery.add("wg1.2_v4")
+      expect((yield* SubscriptionRef.get(discovery.tunnels)).get("wg1.2_v4")?.active).toBe(true)
+      expect(Either.isLeft(yield* Effect.either(discovery.add("eth0")))).toBe(true)
+    }).pipe(Effect.provide(MeasurementMetrics.Default)),
+  )
+})
