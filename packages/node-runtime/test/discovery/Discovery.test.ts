@@ -77,7 +77,7 @@ describe("reconciliation", () => {
           )
           for (const [name, t] of out) {
             const l = links.find(([n]) => n === name)
-            expect(t.active).toBe(l !== undefined && l[1] && !disabledNames.includes(name))
+            expect(t.active).toBe((l?.[1] ?? false) && !disabledNames.includes(name))
             expect(t.wg === null).toBe(!(wgNames.includes(name) && l !== undefined))
             expect(t.conf === null).toBe(!confNames.includes(name))
           }
