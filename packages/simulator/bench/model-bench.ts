@@ -8,8 +8,8 @@
  *        [--sections=scale,adversarial,loops] [--sizes=50,200] [--measured-seconds=600] [--seeds=2]
  */
 import {
-  aggregate,
   type AggregateReport,
+  aggregate,
   defaultEngineSettings,
   delayedLinkStateScenario,
   type EngineSettings,
@@ -17,9 +17,9 @@ import {
   formatTable,
   legacyEngineSettings,
   nearEqualPathsScenario,
+  type RunReport,
   randomScenario,
   randomSmallScenario,
-  type RunReport,
   runScenario,
   type Scenario,
   slowOscillationScenario,
@@ -40,6 +40,14 @@ const measuredSeconds = Number(args.get("measured-seconds") ?? (quick ? 120 : 60
 const seedsPerRow = Number(args.get("seeds") ?? (quick ? 1 : 2))
 const loopRuns = Number(args.get("loop-runs") ?? (quick ? 200 : 10_000))
 const rowFilter = args.get("rows")?.split(",")
+// Probe and exchange settings applied to every scenario (defaults: the daemon's prober, 1 s adverts).
+const lossTimeoutMillis = args.has("loss-timeout-ms") ? Number(args.get("loss-timeout-ms")) : undefined
+const advertiseIntervalMillis = args.has("advertise-ms") ? Number(args.get("advertise-ms")) : undefined
+const tuned = (s: Scenario): Scenario => ({
+  ...s,
+  ...(lossTimeoutMillis === undefined ? {} : { probe: { ...s.probe, lossTimeoutMillis } }),
+  ...(advertiseIntervalMillis === undefined ? {} : { exchange: { ...s.exchange, advertiseIntervalMillis } }),
+})
 
 const log = (line: string) => {
   if (!json) process.stdout.write(`${line}\n`)
@@ -77,14 +85,17 @@ interface Row {
 
 const runRow = (section: string, label: string, scenarios: ReadonlyArray<Scenario>, settings: EngineSettings): Row => {
   const results = scenarios.map((s) => {
-    const r = timed(s, settings)
+    const r = timed(tuned(s), settings)
     log(`  ${section} | ${label} | ${s.name}: ${(r.realMillis / 1000).toFixed(1)} s real`)
     return r
   })
   const realMillis = results.reduce((a, r) => a + r.realMillis, 0)
   return {
     section,
-    aggregate: aggregate(label, results.map((r) => r.report)),
+    aggregate: aggregate(
+      label,
+      results.map((r) => r.report),
+    ),
     scenariosPerSecond: results.length / (realMillis / 1000),
     realSecondsPerScenario: realMillis / 1000 / results.length,
     simulatedSecondsPerScenario: (scenarios[0]?.durationMillis ?? 0) / 1000,
@@ -106,7 +117,7 @@ const printRows = (title: string, section: ReadonlyArray<Row>) => {
 
 const out: Record<string, unknown> = {
   machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
-  parameters: { measuredSeconds, seedsPerRow, loopRuns, sizes, quick },
+  parameters: { measuredSeconds, seedsPerRow, loopRuns, sizes, quick, lossTimeoutMillis, advertiseIntervalMillis },
 }
 
 // --- Scale: N = 50 full mesh and N = 200 partial mesh, every configuration. ----------------
@@ -130,7 +141,10 @@ if (sections.has("scale")) {
       if (n >= 200 && settings.algorithm === "measured-fastest" && !args.has("all-rows")) continue
       scale.push(runRow(`N=${n} ${topology}`, `${settings.label} N=${n}`, scenarios, settings))
     }
-    printRows(`Scale: N=${n} ${topology} mesh, ${measuredSeconds} s measured after 60 s warm-up`, scale.filter((r) => r.aggregate.sites === n))
+    printRows(
+      `Scale: N=${n} ${topology} mesh, ${measuredSeconds} s measured after 60 s warm-up`,
+      scale.filter((r) => r.aggregate.sites === n),
+    )
   }
   out.scale = scale
 }
@@ -158,14 +172,18 @@ if (sections.has("loops")) {
   let loops = 0
   let loopPairSeconds = 0
   let unresolvedHard = 0
-  const loopSeeds: Array<{ seed: number; samples: RunReport["loopSamples"] }> = []
+  const loopSeeds: Array<{ seed: number; settings: string; samples: RunReport["loopSamples"] }> = []
+  // Every configuration takes its turn; a short start-up hold-down keeps each scenario small.
+  const loopRows = allRows.map((r) => ({ ...r, extra: { ...r.extra, startupHoldDownMillis: 2_000 } }))
   for (let i = 0; i < loopRuns; i++) {
     const seed = 100_000 + i
-    const r = runScenario(randomSmallScenario(seed, 20_000), defaultEngineSettings)
+    const settings = loopRows[i % loopRows.length]!
+    const r = runScenario(tuned(randomSmallScenario(seed, 20_000, 8_000)), settings)
     loops += r.loops.count
     loopPairSeconds += r.loops.pairSeconds
     unresolvedHard += r.hardFailures.unresolved
-    if (r.loops.count > 0 && loopSeeds.length < 20) loopSeeds.push({ seed, samples: r.loopSamples })
+    if (r.loops.count > 0 && loopSeeds.length < 20)
+      loopSeeds.push({ seed, settings: settings.label, samples: r.loopSamples })
     if ((i + 1) % 500 === 0) log(`  loop-freedom: ${i + 1}/${loopRuns} scenarios, ${loops} loops so far`)
   }
   const realSeconds = (performance.now() - t0) / 1000
@@ -179,21 +197,29 @@ if (sections.has("loops")) {
     loopSeeds,
   }
   log(
-    `\nLoop freedom: ${loopRuns} random small scenarios (4-10 sites, failures, steps, delayed/lossy/reordered link state): ${loops} loops (${loopPairSeconds.toFixed(1)} pair·s), ${loopResult.scenariosPerSecond.toFixed(1)} scenarios/s`,
+    `\nLoop freedom: ${loopRuns} random small scenarios (4-10 sites, failures, steps, delayed/lossy/reordered link state; every configuration in turn): ${loops} loops (${loopPairSeconds.toFixed(1)} pair·s), ${loopResult.scenariosPerSecond.toFixed(1)} scenarios/s`,
   )
-  if (loopSeeds.length > 0) log(`  reproduce with seeds: ${loopSeeds.map((l) => l.seed).join(", ")}`)
+  for (const l of loopSeeds) log(`  loop: seed ${l.seed} (${l.settings}): ${JSON.stringify(l.samples.slice(0, 3))}`)
   out.loops = loopResult
 }
 
 // --- Goals. -------------------------------------------------------------------------------
 const goals: Array<{ goal: string; value: string; met: boolean }> = []
 const scaleRows = (out.scale as Row[] | undefined) ?? []
-for (const r of scaleRows.filter((x) => x.aggregate.label.startsWith(defaultEngineSettings.label))) {
+for (const r of scaleRows.filter((x) => x.aggregate.label.startsWith(`${defaultEngineSettings.label} N=`))) {
   const a = r.aggregate
   goals.push({ goal: `${a.label}: 0 loops`, value: String(a.loops), met: a.loops === 0 })
-  goals.push({ goal: `${a.label}: mean stretch ≤ 1.05`, value: (a.stretchMean ?? Number.NaN).toFixed(4), met: (a.stretchMean ?? 9) <= 1.05 })
+  goals.push({
+    goal: `${a.label}: mean stretch ≤ 1.05`,
+    value: (a.stretchMean ?? Number.NaN).toFixed(4),
+    met: (a.stretchMean ?? 9) <= 1.05,
+  })
   const p95 = a.hardFailures.reactionMillis.p95
-  goals.push({ goal: `${a.label}: hard-failure reaction p95 ≤ 3 s`, value: p95 === null ? "-" : `${(p95 / 1000).toFixed(2)} s`, met: p95 !== null && p95 <= 3000 })
+  goals.push({
+    goal: `${a.label}: hard-failure reaction p95 ≤ 3 s`,
+    value: p95 === null ? "-" : `${(p95 / 1000).toFixed(2)} s`,
+    met: p95 !== null && p95 <= 3000,
+  })
   if (a.sites >= 200)
     goals.push({
       goal: `${a.label}: 10 min simulated in < 60 s real`,
@@ -202,7 +228,9 @@ for (const r of scaleRows.filter((x) => x.aggregate.label.startsWith(defaultEngi
     })
 }
 const adv = (out.adversarial as Row[] | undefined) ?? []
-const flap = adv.find((r) => r.aggregate.label.startsWith("near-equal") && r.aggregate.label.endsWith(defaultEngineSettings.label))
+const flap = adv.find(
+  (r) => r.aggregate.label.startsWith("near-equal") && r.aggregate.label.endsWith(defaultEngineSettings.label),
+)
 if (flap !== undefined)
   goals.push({
     goal: "0 flaps among near-equal paths",
@@ -211,7 +239,11 @@ if (flap !== undefined)
   })
 const loopResult = out.loops as { loops: number; scenarios: number } | undefined
 if (loopResult !== undefined)
-  goals.push({ goal: `0 loops in ${loopResult.scenarios} random scenarios`, value: String(loopResult.loops), met: loopResult.loops === 0 })
+  goals.push({
+    goal: `0 loops in ${loopResult.scenarios} random scenarios`,
+    value: String(loopResult.loops),
+    met: loopResult.loops === 0,
+  })
 out.goals = goals
 log("\nGoals")
 for (const g of goals) log(`  ${g.met ? "met    " : "NOT met"}  ${g.goal}: ${g.value}`)

@@ -16,6 +16,15 @@ export {
   makeLinkEmulator,
   spawnLinkEmulator,
 } from "./linkemu/index.js"
+// Model simulator (pure): many engines under simulated time; everything under `Model`, main entry points flat.
+export * as Model from "./model/index.js"
+export {
+  type RunConfig as ModelRunConfig,
+  type RunReport as ModelRunReport,
+  runModel,
+  runScenario as runModelScenario,
+  type Scenario as ModelScenario,
+} from "./model/index.js"
 // Digital twin: everything under `NetLab`; the main entry points flat (see README "Digital twin").
 export * as NetLab from "./twin/index.js"
 export {

@@ -1,0 +1,12 @@
+/** Model simulator (pure, no I/O): a model mesh under simulated time driving one engine per site. */
+export * from "./EngineRouters.js"
+export * from "./EventQueue.js"
+export * from "./Forwarding.js"
+export * from "./LinkTimeline.js"
+export * from "./Mesh.js"
+export * from "./ModelNetwork.js"
+export * from "./ModelRun.js"
+export * from "./Prng.js"
+export * from "./ProbeModel.js"
+export * from "./Report.js"
+export * from "./Scenarios.js"
