@@ -1,0 +1,2 @@
+/** net-perf-analyse: per-link latency estimates from pathping measurements. */
+export * from "./Analyse.js"
