@@ -225,8 +225,6 @@ const MeshFields = Schema.Struct({
 /** IFNAMSIZ - 1: Linux interface names are at most 15 bytes. */
 export const maxInterfaceNameLength = 15
 
-const digits = (n: number): number => String(n).length
-
 /** Every cross-field rule of a mesh; each issue carries the path of the offending value. */
 const meshIssues = (mesh: typeof MeshFields.Type): Array<Schema.FilterIssue> => {
   const issues: Array<Schema.FilterIssue> = []
@@ -302,7 +300,7 @@ const meshIssues = (mesh: typeof MeshFields.Type): Array<Schema.FilterIssue> => 
         })
       }
       const nameLength = `wg${site.id}.${highestPeer}_v4`.length
-      if (digits(site.id) + digits(highestPeer) + 5 > maxInterfaceNameLength) {
+      if (nameLength > maxInterfaceNameLength) {
         issues.push({
           path: at("id"),
           message: `interface name wg${site.id}.${highestPeer}_v4 is ${nameLength} bytes, over Linux's ${maxInterfaceNameLength}`,

@@ -315,6 +315,18 @@ describe("meshgen generate", () => {
 })
 
 describe("meshgen schema", () => {
+  it("accepts the longest interface names Linux allows (15 bytes)", () => {
+    const mesh = decode({
+      sites: [
+        { id: 1000, name: "a", endpoints: { v4: "192.0.2.1", v6: "2001:db8::1" } },
+        { id: 10000, name: "b" },
+      ],
+      defaults: { basePort: 30000, addressPlan: { overlayV4: "10.0.0.0/8" } },
+    })
+    expect(planMesh(mesh).sites[1]?.tunnels.map((t) => t.name)).toEqual(["wg10000.1000_v4", "wg10000.1000_v6"])
+    expect(planMesh(mesh).sites[1]?.overlay4).toBe("10.39.16.0/24")
+  })
+
   it("applies defaults", () => {
     const mesh = decode(example)
     expect(mesh.defaults.basePort).toBe(51820)
@@ -381,6 +393,16 @@ describe("meshgen schema", () => {
       "daemon's UDP port 5121",
     ],
     [{ sites: [{ id: 0, name: "a" }], pairs: [{ sites: [0, 9] }] }, "no site has id 9"],
+    [
+      {
+        sites: [
+          { id: 10000, name: "a" },
+          { id: 10001, name: "b" },
+        ],
+        defaults: { basePort: 30000, addressPlan: { overlayV4: "10.0.0.0/8" } },
+      },
+      "interface name wg10000.10001_v4 is 16 bytes, over Linux's 15",
+    ],
     [
       {
         sites: [
