@@ -4,7 +4,7 @@ export {}
 export * as Management from "./gen/netperf/management/v1/management.js"
 export { MeasurementMetrics } from "./metrics/Metrics.js"
 // Appended by H7 (BIRD client, kernel route installer, sysctl).
-export { Bird, type BirdOptions, type BirdService, makeBird1, makeBird2 } from "./bird/Bird.js"
+export { Bird, BirdConfig, type BirdOptions, type BirdService, makeBird1, makeBird2 } from "./bird/Bird.js"
 export { type BirdSocket, type BirdSocketOptions, makeBirdSocket } from "./bird/BirdSocket.js"
 export { type BirdTableEvent, watchBgpPaths } from "./bird/BirdWatch.js"
 export { type BirdError, BirdParseError, BirdReplyError, BirdTimeout, BirdUnavailable } from "./bird/Errors.js"
@@ -31,10 +31,12 @@ export {
 } from "./kernel/Ip.js"
 export { canonicalIpv6, isUsableLink, normalisePrefix, normaliseRoute } from "./kernel/KernelTable.js"
 export {
+  installerOptionsFromConfig,
   makeRouteInstaller,
   type ReconcileReport,
   type RefusedRoute,
   RouteInstaller,
+  RouteInstallerConfig,
   type RouteInstallerError,
   type RouteInstallerOptions,
   type RouteInstallerService,

@@ -5,7 +5,7 @@
  * Pick the generation with the layer (`Bird.bird2` / `Bird.bird1`); callers see one API.
  */
 import type { BgpPath } from "@net-perf/engine"
-import { Context, Effect, Either, Layer, type Scope } from "effect"
+import { Context, Effect, Either, Layer, Schedule, Schema, type Scope } from "effect"
 import { type BirdSocket, type BirdSocketOptions, makeBirdSocket } from "./BirdSocket.js"
 import type { BirdError } from "./Errors.js"
 import type { BirdReply } from "./Protocol.js"
@@ -34,9 +34,34 @@ export interface BirdService {
   readonly versions: Effect.Effect<ReadonlyArray<string | undefined>>
 }
 
+/** The daemon's BIRD settings, for its config file (validated at start; errors name the field). */
+export const BirdConfig = Schema.Struct({
+  generation: Schema.optionalWith(Schema.Literal("bird2", "bird1"), { default: () => "bird2" as const }),
+  socket: Schema.optionalWith(Schema.NonEmptyString, { default: () => "/run/bird/bird.ctl" }),
+  /** BIRD 1.x only. */
+  socket6: Schema.optionalWith(Schema.NonEmptyString, { default: () => "/run/bird/bird6.ctl" }),
+  requestTimeoutMillis: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 10_000 }),
+  /** First reconnect delay; doubles up to `reconnectAttempts` times within one request. */
+  reconnectBaseMillis: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 50 }),
+  reconnectAttempts: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 5 }),
+})
+export type BirdConfig = typeof BirdConfig.Type
+
 export class Bird extends Context.Tag("@net-perf/node-runtime/Bird")<Bird, BirdService>() {
   static readonly bird2 = (options: BirdOptions = {}): Layer.Layer<Bird> => Layer.scoped(Bird, makeBird2(options))
   static readonly bird1 = (options: BirdOptions = {}): Layer.Layer<Bird> => Layer.scoped(Bird, makeBird1(options))
+  /** The Layer a decoded `BirdConfig` asks for. */
+  static readonly fromConfig = (config: BirdConfig): Layer.Layer<Bird> => {
+    const options: BirdOptions = {
+      socket: config.socket,
+      socket6: config.socket6,
+      requestTimeout: `${config.requestTimeoutMillis} millis`,
+      reconnect: Schedule.exponential(`${config.reconnectBaseMillis} millis`, 2).pipe(
+        Schedule.intersect(Schedule.recurs(config.reconnectAttempts)),
+      ),
+    }
+    return config.generation === "bird2" ? Bird.bird2(options) : Bird.bird1(options)
+  }
 }
 
 const socketOptions = (options: BirdOptions, socket: string): BirdSocketOptions => ({

@@ -34,6 +34,23 @@ export interface RouteInstallerOptions {
   readonly onReport?: (report: ReconcileReport) => Effect.Effect<void>
 }
 
+/** The daemon's installer settings, for its config file. The metric lives in the engine's `desiredRoutes`. */
+export const RouteInstallerConfig = Schema.Struct({
+  watchdogIntervalMillis: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 5_000 }),
+  onlinkGateways: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  withdrawOnShutdown: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  /** Run `ip` against this namespace (`ip -n`); absent = the daemon's own. */
+  namespace: Schema.optional(Schema.NonEmptyString),
+})
+export type RouteInstallerConfig = typeof RouteInstallerConfig.Type
+
+/** Installer options from a decoded `RouteInstallerConfig` (pair with `Ip.layer({ namespace })`). */
+export const installerOptionsFromConfig = (config: RouteInstallerConfig): RouteInstallerOptions => ({
+  watchdogInterval: `${config.watchdogIntervalMillis} millis`,
+  onlinkGateways: config.onlinkGateways,
+  withdrawOnClose: config.withdrawOnShutdown,
+})
+
 export interface RefusedRoute {
   readonly route: KernelRoute
   readonly reason: "device-missing" | "device-down"

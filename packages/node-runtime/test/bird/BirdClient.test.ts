@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { expect, it } from "@effect/vitest"
-import { Effect, Exit, Schedule } from "effect"
+import { Effect, Either, Exit, Schedule, Schema } from "effect"
 import { afterAll, describe } from "vitest"
-import { Bird, makeBird1, makeBird2 } from "../../src/bird/Bird.js"
+import { Bird, BirdConfig, makeBird1, makeBird2 } from "../../src/bird/Bird.js"
 import { makeBirdSocket } from "../../src/bird/BirdSocket.js"
 import { type FakeBirdOptions, makeFakeBird } from "../../src/bird/testing/FakeBird.js"
 import { loadFixture } from "./fixtures.js"
@@ -277,6 +277,30 @@ describe("Bird over two fake BIRD 1.6 daemons", () => {
       const f6 = yield* fake({ welcome: v6.welcome, replies: () => ({ _tag: "Hang" }) })
       const bird = yield* makeBird1({ socket: f4.path, socket6: f6.path, ...fast })
       expect(failure(yield* Effect.exit(bird.showRoutes))).toMatchObject({ _tag: "BirdTimeout", socket: f6.path })
+    }),
+  )
+})
+
+describe("BirdConfig", () => {
+  it.scopedLive("decodes with defaults, names a bad field, and builds the matching Layer", () =>
+    Effect.gen(function* () {
+      expect(Schema.decodeUnknownSync(BirdConfig)({})).toMatchObject({
+        generation: "bird2",
+        socket: "/run/bird/bird.ctl",
+        requestTimeoutMillis: 10_000,
+      })
+      const bad = Schema.decodeUnknownEither(BirdConfig)({ generation: "bird3" })
+      expect(Either.isLeft(bad) && String(bad.left)).toMatch(/generation/)
+      const v4 = loadFixture("bird1", "bird")
+      const v6 = loadFixture("bird1", "bird6")
+      const f4 = yield* fake({ welcome: v4.welcome, replies: v4.replies })
+      const f6 = yield* fake({ welcome: v6.welcome, replies: v6.replies })
+      const config = Schema.decodeUnknownSync(BirdConfig)({ generation: "bird1", socket: f4.path, socket6: f6.path })
+      const [generation, paths] = yield* Effect.flatMap(Bird, (bird) =>
+        Effect.map(bird.bgpPaths, (p) => [bird.generation, p] as const),
+      ).pipe(Effect.provide(Bird.fromConfig(config)))
+      expect(generation).toBe("bird1")
+      expect(paths).toHaveLength(6)
     }),
   )
 })
