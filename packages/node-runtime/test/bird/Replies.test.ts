@@ -295,3 +295,66 @@ describe("route parsing properties", () => {
     expect(Either.isLeft(bad) && bad.left).toMatchObject({ _tag: "BirdParseError", line: "10.0.0.0/8 [bgp0]" })
   })
 })
+
+describe("layout variants BIRD prints in other configurations", () => {
+  it("multipath next hops, device routes, `from` in the source column, long time formats", () => {
+    const raw = [
+      "1007-Table master4:",
+      " 10.0.0.0/24          unicast [bgp1 2026-11-26 14:55:08 from 10.9.9.9] * (100/20) [AS65001i]",
+      " \tvia 10.1.0.1 on eth0 weight 1",
+      " \tvia 10.2.0.1 on eth1 weight 3",
+      "1008-\tType: BGP univ",
+      "1012-\tBGP.origin: IGP",
+      " \tBGP.as_path: 65001",
+      " \tBGP.next_hop: 10.9.9.9",
+      " \tBGP.community: (65000,1) (65000,2)",
+      " \t\t(65000,3)",
+      "1007-10.99.0.0/30         unicast [direct1 14:55:08.071] * (240)",
+      " \tdev wg1.2_v4",
+      "1008-\tType: device univ",
+      "0000 ",
+    ].join("\n")
+    const routes = right(parseRoutes(reply(`${raw}\n`), "show route all"))
+    expect(routes[0]).toMatchObject({
+      protocol: "bgp1",
+      since: "2026-11-26 14:55:08",
+      from: "10.9.9.9",
+      igpMetric: "20",
+      nextHops: [
+        { gateway: "10.1.0.1", interface: "eth0", weight: 1 },
+        { gateway: "10.2.0.1", interface: "eth1", weight: 3 },
+      ],
+    })
+    expect(routes[0]!.attributes["BGP.community"]).toBe("(65000,1) (65000,2) (65000,3)")
+    expect(routes[1]).toMatchObject({ type: "device", nextHops: [{ gateway: null, interface: "wg1.2_v4" }] })
+    expect(toBgpPaths(routes)).toEqual([
+      {
+        prefix: "10.0.0.0/24",
+        prefixFamily: 4,
+        asPath: [65001],
+        nextHop: "10.1.0.1",
+        interface: "eth0",
+        primary: true,
+      },
+    ])
+    const protocols = right(
+      parseProtocols(
+        reply("1002-bgp1       BGP        ---        up     2026-11-26 14:55:08  Established   \n0000 \n"),
+        "show protocols",
+        null,
+      ),
+    )
+    expect(protocols[0]).toMatchObject({ since: "2026-11-26 14:55:08", info: "Established" })
+    const down = right(
+      parseProtocols(
+        reply(
+          "1002-bgp2       BGP        ---        start  14:55:08.071  Active        Socket: Connection refused\n0000 \n",
+        ),
+        "show protocols",
+        null,
+      ),
+    )
+    expect(down[0]).toMatchObject({ state: "start", info: "Active Socket: Connection refused" })
+    expect(isEstablished(down[0]!)).toBe(false)
+  })
+})
