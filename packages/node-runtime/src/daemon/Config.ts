@@ -162,10 +162,25 @@ export const environmentLayer = (env: Readonly<Record<string, string | undefined
   return out
 }
 
+/** One line per bad field: `routing.algorithm: Expected …, actual "nope"` (union branches merged). */
+const formatIssues = (error: ParseResult.ParseError): string => {
+  const byPath = new Map<string, Array<string>>()
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  // An optional field's "or undefined" branch repeats every real issue: keep only the real ones.
+  const real = issues.filter((i) => !i.message.startsWith("Expected undefined"))
+  for (const issue of real.length > 0 ? real : issues) {
+    const path = issue.path.length === 0 ? "(root)" : issue.path.map(String).join(".")
+    const messages = byPath.get(path) ?? []
+    if (!messages.includes(issue.message)) messages.push(issue.message)
+    byPath.set(path, messages)
+  }
+  return [...byPath].map(([path, messages]) => `  - ${path}: ${messages.join("; ")}`).join("\n")
+}
+
 /** Validates merged input; the error lists every bad field with its path and value. */
 export const decodeConfig = (source: string, input: unknown): Either.Either<DaemonConfig, ConfigError> =>
   Schema.decodeUnknownEither(DaemonConfig, { errors: "all", onExcessProperty: "error" })(input).pipe(
-    Either.mapLeft((e) => new ConfigError({ source, detail: ParseResult.TreeFormatter.formatErrorSync(e) })),
+    Either.mapLeft((e) => new ConfigError({ source, detail: formatIssues(e) })),
   )
 
 export const loadConfig = (options: {

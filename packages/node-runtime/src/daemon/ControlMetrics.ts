@@ -1,0 +1,73 @@
+/**
+ * Control-plane metrics (routes, link state, BIRD, kernel), registered on the measurement plane's
+ * registry so one `/metrics` page shows the whole daemon. Base units, counters end in `_total`.
+ */
+import { Counter, Gauge, type Registry } from "prom-client"
+
+export const makeControlMetrics = (registry: Registry) => {
+  const registers = [registry]
+  return {
+    routeSwitches: new Counter({
+      name: "netperf_route_switches_total",
+      help: "Next-hop changes of managed routes, per destination site",
+      labelNames: ["destination"],
+      registers,
+    }),
+    routeAlgorithm: new Gauge({
+      name: "netperf_route_info",
+      help: "1 for the algorithm currently producing the route to a destination (0 = none could)",
+      labelNames: ["destination", "algorithm", "next_hop"],
+      registers,
+    }),
+    routeCost: new Gauge({
+      name: "netperf_route_cost",
+      help: "Cost (ms-equivalent) of the route in force per destination; +Inf when none",
+      labelNames: ["destination"],
+      registers,
+    }),
+    fallbacks: new Counter({
+      name: "netperf_route_fallbacks_total",
+      help: "Decisions where the configured algorithm could not route a destination and a fallback did",
+      labelNames: ["algorithm"],
+      registers,
+    }),
+    decisions: new Counter({ name: "netperf_decisions_total", help: "Routing decisions computed", registers }),
+    managedRoutes: new Gauge({
+      name: "netperf_kernel_managed_routes",
+      help: "Protocol-201 routes in the kernel after the last reconcile",
+      registers,
+    }),
+    kernelOps: new Counter({
+      name: "netperf_kernel_route_operations_total",
+      help: "Route add/replace/delete operations sent to the kernel",
+      labelNames: ["op", "result"],
+      registers,
+    }),
+    linkStateAge: new Gauge({
+      name: "netperf_linkstate_age_seconds",
+      help: "Time since the last link-state message from each origin",
+      labelNames: ["origin"],
+      registers,
+    }),
+    linkStateMessages: new Counter({
+      name: "netperf_linkstate_messages_total",
+      help: "Link-state messages by outcome (accepted, duplicate, invalid, sent)",
+      labelNames: ["outcome"],
+      registers,
+    }),
+    peerConnected: new Gauge({
+      name: "netperf_linkstate_peer_connected",
+      help: "1 when the link-state stream to a peer is open",
+      labelNames: ["peer"],
+      registers,
+    }),
+    birdUp: new Gauge({ name: "netperf_bird_up", help: "1 when BIRD's control socket answers", registers }),
+    bgpPaths: new Gauge({ name: "netperf_bgp_paths", help: "BGP paths read from BIRD", registers }),
+    metricsStoreUp: new Gauge({
+      name: "netperf_metrics_store_up",
+      help: "1 when the optional metrics store answered its last query (absent when not configured)",
+      registers,
+    }),
+  }
+}
+export type ControlMetrics = ReturnType<typeof makeControlMetrics>

@@ -1,0 +1,358 @@
+/**
+ * The `net-perf` daemon: measurement plane + link-state exchange + engine + BIRD + kernel routes.
+ *
+ * Decision a reader must know: one fiber owns the engine (`NodeRouter`, deterministic, no I/O).
+ * Samples, link-state messages and BGP paths are fed to it as they arrive; a decision runs at
+ * once when something that can change forwarding happens (a lost probe, a tunnel answering again,
+ * a peer's message, new BGP paths) and at least every `decideIntervalMillis`. A decision is
+ * installed before it is advertised, so a neighbour never counts on a route we have not yet
+ * installed. Closing the daemon's scope (SIGTERM/SIGINT) withdraws every protocol-201 route so
+ * BIRD's routes take over.
+ */
+import {
+  type BgpPath,
+  desiredRoutes,
+  type KernelRoute,
+  linkCost,
+  NodeRouter,
+  type RoutingDecision,
+  type Sample,
+  SiteId,
+  tunnelKey,
+} from "@net-perf/engine"
+import { Effect, Layer, Queue, Schema, Stream } from "effect"
+import { Bird } from "../bird/Bird.js"
+import { watchBgpPaths } from "../bird/BirdWatch.js"
+import * as linkstatePb from "../gen/netperf/linkstate/v1/linkstate.js"
+import * as managementPb from "../gen/netperf/management/v1/management.js"
+import { serveGrpc } from "../grpc/GrpcServer.js"
+import { Ip, makeIp } from "../kernel/Ip.js"
+import { RouteInstaller } from "../kernel/RouteInstaller.js"
+import { makeLinkStateExchange } from "../linkstate/LinkStateExchange.js"
+import { MeasurementPlane, MeasurementPlaneConfig, MeasurementPlaneLive } from "../MeasurementPlane.js"
+import { type ManagementSource, makeManagementHandler } from "../management/ManagementServer.js"
+import { MeasurementMetrics } from "../metrics/Metrics.js"
+import { makeSysctl } from "../sysctl/Sysctl.js"
+import { type DaemonConfig, defaultListenHosts, fillTemplate } from "./Config.js"
+import { makeControlMetrics } from "./ControlMetrics.js"
+
+export interface DaemonOptions {
+  readonly version: string
+  /** Run kernel commands in this namespace (`ip -n`); default: the daemon's own. */
+  readonly namespace?: string
+}
+
+/** The measurement plane's settings, derived from the daemon's config. */
+export const planeConfigOf = (config: DaemonConfig): MeasurementPlaneConfig =>
+  Schema.decodeSync(MeasurementPlaneConfig)({
+    localSite: config.site,
+    addressTemplate: config.addressTemplate,
+    discovery: {
+      confDir: config.discovery.confDir,
+      ...(config.discovery.namePattern === undefined ? {} : { namePattern: config.discovery.namePattern }),
+      rescanIntervalMillis: config.discovery.rescanIntervalMillis,
+      monitor: config.discovery.monitor,
+    },
+    control: { path: config.controlSocket },
+    http: { host: config.http.hosts?.[0] ?? defaultListenHosts(config)[0]!, port: config.http.port },
+    probes: config.probes,
+  })
+
+/** Drops keys whose value is undefined (exactOptionalPropertyTypes). */
+const definedOnly = <A extends object>(a: A): { [K in keyof A]: Exclude<A[K], undefined> } =>
+  Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined)) as {
+    [K in keyof A]: Exclude<A[K], undefined>
+  }
+
+const isV6 = (prefix: string) => prefix.includes(":")
+
+/** Kernel routes for a decision: the engine's per-destination choice + our source addresses. */
+export const kernelRoutesOf = (config: DaemonConfig, decision: RoutingDecision): ReadonlyArray<KernelRoute> => {
+  const sourceV4 = fillTemplate(config.addressTemplate, config.site, 1)
+  const sourceV6 = `fdac:c9:${config.site.toString(16)}::1`
+  return desiredRoutes(decision, {
+    metric: config.kernel.metric,
+    prefixesOf: (site) => config.kernel.prefixTemplates.map((t) => fillTemplate(t, site)),
+  }).map((r) => ({ ...r, source: isV6(r.prefix) ? sourceV6 : sourceV4 }))
+}
+
+const routeKey = (routes: ReadonlyArray<KernelRoute>) =>
+  routes
+    .map((r) => `${r.prefix} ${r.device} ${r.metric} ${r.source ?? ""}`)
+    .sort()
+    .join("\n")
+
+const distancesKey = (d: RoutingDecision) =>
+  d.routes.map((r) => `${r.destination}:${r.nextHop ?? "-"}:${r.seqno}:${Math.round(r.metricMs * 10)}`).join(",")
+
+export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
+  Effect.gen(function* () {
+    const startedAtMillis = Date.now()
+    const self = SiteId.make(config.site)
+    const plane = yield* MeasurementPlane
+    const metrics = yield* MeasurementMetrics
+    const bird = yield* Bird
+    const installer = yield* RouteInstaller
+    const control = makeControlMetrics(metrics.registry)
+    const hosts = config.grpc.hosts ?? defaultListenHosts(config)
+
+    if (config.sysctl.enabled) {
+      const sysctl = makeSysctl(config.sysctl)
+      const results = yield* sysctl.apply()
+      const changed = results.filter((r) => r.outcome === "changed")
+      yield* Effect.logInfo(
+        `sysctl: ${changed.length} value(s) changed, ${results.length - changed.length} unchanged or failed`,
+      )
+    }
+
+    const router = NodeRouter.make({
+      self,
+      algorithm: config.routing.algorithm,
+      ...(config.routing.fallback === undefined ? {} : { fallback: config.routing.fallback }),
+      ...(config.routing.stability === undefined ? {} : { stability: definedOnly(config.routing.stability) }),
+      linkStateMaxAgeMillis: config.routing.linkStateMaxAgeMillis,
+      startupHoldDownMillis: config.routing.startupHoldDownMillis,
+      incarnation: startedAtMillis,
+    })
+
+    const exchange = yield* makeLinkStateExchange({
+      self,
+      onInvalid: (peer, error) => {
+        control.linkStateMessages.inc({ outcome: "invalid" })
+        Effect.runFork(Effect.logWarning(`invalid link-state message from ${peer}`, error))
+      },
+    })
+    const management = yield* makeManagementHandler(managementSource())
+    for (const host of hosts) {
+      yield* serveGrpc({
+        host,
+        port: config.grpc.port,
+        services: [
+          { definition: linkstatePb.LinkStateServiceService, implementation: exchange.handler },
+          { definition: managementPb.ManagementServiceService, implementation: management },
+        ],
+      })
+    }
+
+    // --- the engine's inputs -------------------------------------------------------------------
+    const wake = yield* Queue.sliding<void>(1)
+    const trigger = Queue.offer(wake, undefined)
+    const lossStreak = new Map<string, boolean>()
+    const onSample = (s: Sample) =>
+      Effect.suspend(() => {
+        router.observe(s)
+        if (s._tag !== "RttSample") return Effect.void
+        const key = tunnelKey(s.tunnel)
+        const lost = s.rttMs === null
+        const wasLost = lossStreak.get(key) ?? false
+        lossStreak.set(key, lost)
+        // A loss may kill a tunnel; the first reply after losses may revive it.
+        return lost || wasLost ? trigger : Effect.void
+      })
+    const samples = yield* plane.subscribe
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(samples), onSample)))
+
+    const lastHeard = new Map<number, number>()
+    yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.flatMap(Queue.take(exchange.received), (message) =>
+          Effect.suspend(() => {
+            const now = Date.now()
+            lastHeard.set(message.origin, now)
+            control.linkStateMessages.inc({ outcome: "accepted" })
+            router.receiveLinkState(message, now)
+            return trigger
+          }),
+        ),
+      ),
+    )
+
+    let bgpPathCount = 0
+    yield* Effect.forkScoped(
+      Stream.runForEach(watchBgpPaths(bird, `${config.bird.pollIntervalMillis} millis`), (event) =>
+        Effect.suspend(() => {
+          if (event._tag === "Paths") {
+            control.birdUp.set(1)
+            bgpPathCount = event.paths.length
+            control.bgpPaths.set(bgpPathCount)
+            router.setBgpPaths(event.paths as ReadonlyArray<BgpPath>)
+            return trigger
+          }
+          control.birdUp.set(0)
+          return Effect.logWarning("BIRD unavailable; routing continues on measured link state", event.error)
+        }),
+      ),
+    )
+
+    // Peers to stream link state to: every remote site we have a tunnel to.
+    const peerHost = (site: number) => fillTemplate(config.addressTemplate, site, 1)
+    yield* Effect.forkScoped(
+      Stream.runForEach(plane.discovery.tunnels.changes, (table) => {
+        const remotes = new Set<number>()
+        for (const t of table.values()) if (t.id.local === self) remotes.add(t.id.remote)
+        return exchange.setPeers(
+          [...remotes]
+            .sort((a, b) => a - b)
+            .map((site) => ({ site: SiteId.make(site), host: peerHost(site), port: config.grpc.port })),
+        )
+      }),
+    )
+
+    // --- decide → install → advertise -------------------------------------------------------------
+    let installedKey: string | undefined
+    let advertisedKey: string | undefined
+    let lastAdvertMillis = 0
+    let previous: RoutingDecision | undefined
+    const step = Effect.gen(function* () {
+      const now = Date.now()
+      const decision = router.decide(now)
+      control.decisions.inc()
+      for (const r of decision.routes) {
+        const before = previous?.byDestination.get(r.destination)
+        const destination = String(r.destination)
+        if (before !== undefined && before.nextHop !== r.nextHop) control.routeSwitches.inc({ destination })
+        if (before === undefined || before.algorithm !== r.algorithm || before.nextHop !== r.nextHop) {
+          control.routeAlgorithm.reset()
+        }
+        if (r.algorithm !== null && r.algorithm !== config.routing.algorithm)
+          control.fallbacks.inc({ algorithm: r.algorithm })
+        control.routeCost.set({ destination }, r.costMs)
+      }
+      for (const r of decision.routes)
+        control.routeAlgorithm.set(
+          {
+            destination: String(r.destination),
+            algorithm: r.algorithm ?? "none",
+            next_hop: String(r.nextHop ?? "none"),
+          },
+          1,
+        )
+      previous = decision
+      const routes = kernelRoutesOf(config, decision)
+      const key = routeKey(routes)
+      if (key !== installedKey) {
+        const report = yield* installer.setDesired(routes).pipe(Effect.either)
+        if (report._tag === "Left") {
+          yield* Effect.logError("installing routes failed; will retry", report.left)
+        } else {
+          installedKey = key
+          control.managedRoutes.set(report.right.installed.length)
+          for (const op of report.right.applied) control.kernelOps.inc({ op: op._tag, result: "ok" })
+          for (const f of report.right.failed) control.kernelOps.inc({ op: f.op._tag, result: "failed" })
+          for (const r of report.right.refused)
+            yield* Effect.logWarning(`not installing ${r.route.prefix} via ${r.route.device}: ${r.reason}`)
+        }
+      }
+      const dKey = distancesKey(decision)
+      if (dKey !== advertisedKey || now - lastAdvertMillis >= config.routing.advertiseIntervalMillis) {
+        yield* exchange.publish(router.advertise(now))
+        control.linkStateMessages.inc({ outcome: "sent" })
+        advertisedKey = dKey
+        lastAdvertMillis = now
+      }
+      for (const [origin, at] of lastHeard) control.linkStateAge.set({ origin: String(origin) }, (now - at) / 1000)
+      for (const p of exchange.peers()) control.peerConnected.set({ peer: String(p.site) }, p.connected ? 1 : 0)
+    })
+    yield* Effect.forkScoped(
+      Effect.forever(
+        Queue.take(wake).pipe(
+          Effect.timeout(`${config.routing.decideIntervalMillis} millis`),
+          Effect.option,
+          Effect.zipRight(step),
+          Effect.catchAllCause((cause) => Effect.logError("routing step failed", cause)),
+        ),
+      ),
+    )
+
+    // --- measured-fastest: verify candidate paths with pathping ------------------------------------
+    const inFlight = new Set<string>()
+    yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.gen(function* () {
+          yield* Effect.sleep("1 second")
+          const now = Date.now()
+          for (const request of router.pathProbeRequests(now)) {
+            const key = request.path.join(">")
+            if (request.notBeforeMillis > now || inFlight.has(key)) continue
+            inFlight.add(key)
+            yield* Effect.forkScoped(
+              plane.measurePath(request.path, request.families).pipe(
+                Effect.tap((result) => onSample(result.sample)),
+                Effect.catchAll((e) => Effect.logDebug(`pathping ${key} failed`, e)),
+                Effect.ensuring(Effect.sync(() => inFlight.delete(key))),
+              ),
+            )
+          }
+        }),
+      ),
+    )
+
+    yield* Effect.logInfo(
+      `net-perf ${options.version} site ${self}: gRPC on ${hosts.map((h) => `${h}:${config.grpc.port}`).join(", ")}, algorithm ${config.routing.algorithm}`,
+    )
+
+    function managementSource(): ManagementSource {
+      return {
+        site: self,
+        configuredAlgorithm: config.routing.algorithm,
+        decision: Effect.sync(() => router.lastDecision),
+        perAlgorithm: () => Effect.succeed([]),
+        kernelRoutes: installer.installed,
+        tunnels: Effect.map(plane.linkStats, (stats) =>
+          stats.map((s) => ({
+            interfaceName: tunnelKey(s.tunnel),
+            stats: s,
+            costMs: linkCost(s),
+            selected:
+              router.lastDecision?.routes.some(
+                (r) => r.tunnel !== null && tunnelKey(r.tunnel) === tunnelKey(s.tunnel),
+              ) ?? false,
+          })),
+        ),
+        peers: Effect.sync(() => {
+          const connections = new Map(exchange.peers().map((p) => [p.site as number, p]))
+          const origins = new Set<number>([...connections.keys(), ...lastHeard.keys()])
+          return [...origins]
+            .sort((a, b) => a - b)
+            .map((site) => {
+              const heard = lastHeard.get(site)
+              return {
+                site: SiteId.make(site),
+                live: heard !== undefined && Date.now() - heard <= config.routing.linkStateMaxAgeMillis,
+                lastHeardAtMillis: heard,
+                seq: 0,
+                incarnation: 0,
+                connected: connections.get(site)?.connected ?? false,
+              }
+            })
+        }),
+        configJson: Effect.sync(() => JSON.stringify(config, null, 2)),
+        version: options.version,
+        startedAtMillis,
+        now: Date.now,
+      }
+    }
+    return { router, exchange }
+  })
+
+/** Every service the daemon needs, from its config. */
+export const daemonLayer = (config: DaemonConfig, options: DaemonOptions) => {
+  const birdOptions = {
+    socket: config.bird.socket,
+    socket6: config.bird.socket6,
+    requestTimeout: `${config.bird.requestTimeoutMillis} millis` as const,
+  }
+  const bird = config.bird.generation === "bird1" ? Bird.bird1(birdOptions) : Bird.bird2(birdOptions)
+  const ip = Layer.succeed(Ip, makeIp(options.namespace === undefined ? {} : { namespace: options.namespace }))
+  const installer = RouteInstaller.layer({
+    watchdogInterval: `${config.kernel.watchdogIntervalMillis} millis`,
+    withdrawOnClose: config.kernel.withdrawOnExit,
+  }).pipe(Layer.provide(ip))
+  return Layer.mergeAll(MeasurementPlaneLive(planeConfigOf(config)), bird, installer)
+}
+
+/** Runs the daemon until interrupted; the scope's finalizers withdraw routes and close sockets. */
+export const daemonProgram = (config: DaemonConfig, options: DaemonOptions) =>
+  Effect.scoped(Effect.zipRight(runDaemon(config, options), Effect.never)).pipe(
+    Effect.provide(daemonLayer(config, options)),
+  )
