@@ -132,13 +132,18 @@ export const parseConfigText = (source: string, text: string): Either.Either<unk
 export const mergeLayers = (...layers: ReadonlyArray<unknown>): unknown => {
   const isObject = (v: unknown): v is Record<string, unknown> =>
     typeof v === "object" && v !== null && !Array.isArray(v)
-  return layers.reduce((acc: unknown, layer) => {
-    if (layer === undefined) return acc
-    if (!isObject(acc) || !isObject(layer)) return layer
-    const out: Record<string, unknown> = { ...acc }
+  let merged: unknown = {}
+  for (const layer of layers) {
+    if (layer === undefined) continue
+    if (!isObject(merged) || !isObject(layer)) {
+      merged = layer
+      continue
+    }
+    const out: Record<string, unknown> = { ...merged }
     for (const [k, v] of Object.entries(layer)) out[k] = k in out ? mergeLayers(out[k], v) : v
-    return out
-  }, {})
+    merged = out
+  }
+  return merged
 }
 
 /**
@@ -154,8 +159,8 @@ export const environmentLayer = (env: Readonly<Record<string, string | undefined
     const path = name.slice("NETPERF_".length).split("__").map(camel)
     let node = out
     for (const key of path.slice(0, -1)) {
-      const next = node[key]
-      node = (typeof next === "object" && next !== null ? next : (node[key] = {})) as Record<string, unknown>
+      if (typeof node[key] !== "object" || node[key] === null) node[key] = {}
+      node = node[key] as Record<string, unknown>
     }
     node[path[path.length - 1]!] = parseYaml(value)
   }
