@@ -1,6 +1,6 @@
 /**
- * One site's view over the daemon's ManagementService (gRPC, plaintext like the daemon's
- * listener): routes in force and per algorithm, tunnel stats and version, fetched concurrently
+ * One site's view over the daemon's ManagementService (gRPC; plaintext unless TLS files are
+ * given, matching the daemon's optional `grpc.tls`): routes in force and per algorithm, tunnel stats and version, fetched concurrently
  * under one deadline. Every failure becomes `SiteUnreachable` naming the site, its address and the
  * gRPC status, so callers show the other sites and say which ones failed.
  */
@@ -32,8 +32,17 @@ export interface SiteReplies {
   readonly elapsedMillis: number
 }
 
+/** PEM contents for a TLS channel (the daemon's `grpc.tls`); absent: plaintext. */
+export interface ClientTls {
+  readonly ca: Buffer
+  /** Client certificate and key, for daemons that require them (mutual TLS). */
+  readonly cert: Buffer | undefined
+  readonly key: Buffer | undefined
+}
+
 export interface FetchOptions {
   readonly timeoutMillis: number
+  readonly tls?: ClientTls | undefined
   /** Empty: only the routes in force. */
   readonly algorithms: ReadonlyArray<string>
 }
@@ -43,6 +52,11 @@ const codeName = (code: number | undefined): string =>
 
 const isServiceError = (e: unknown): e is ServiceError =>
   typeof e === "object" && e !== null && "code" in e && typeof (e as { code: unknown }).code === "number"
+
+const credentialsOf = (tls: ClientTls | undefined): ChannelCredentials =>
+  tls === undefined
+    ? ChannelCredentials.createInsecure()
+    : ChannelCredentials.createSsl(tls.ca, tls.key ?? null, tls.cert ?? null)
 
 type Unary<Req, Res> = (
   request: Req,
@@ -67,7 +81,7 @@ export const fetchSite = (target: SiteTarget, options: FetchOptions) =>
     const client = yield* Effect.acquireRelease(
       Effect.sync(
         () =>
-          new Management.ManagementServiceClient(target.address, ChannelCredentials.createInsecure(), {
+          new Management.ManagementServiceClient(target.address, credentialsOf(options.tls), {
             // A down site must fail fast instead of retrying the connection until the deadline.
             "grpc.initial_reconnect_backoff_ms": 200,
             "grpc.max_reconnect_backoff_ms": 1000,

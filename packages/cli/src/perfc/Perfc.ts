@@ -4,7 +4,7 @@
  * and from none at all (3).
  */
 import { Effect } from "effect"
-import { fetchSite } from "./ManagementClient.js"
+import { type ClientTls, fetchSite } from "./ManagementClient.js"
 import { buildMeshView, type MeshView, type SiteResult } from "./Snapshot.js"
 import type { SiteTarget } from "./Targets.js"
 
@@ -13,6 +13,7 @@ export const exitCodes = { complete: 0, usage: 1, partial: 2, none: 3 } as const
 export interface CollectOptions {
   readonly timeoutMillis: number
   readonly algorithms: ReadonlyArray<string>
+  readonly tls?: ClientTls | undefined
 }
 
 /** Every site's replies, or its error; never fails. */

@@ -78,7 +78,7 @@ const siteBlock = (s: SiteView): ReadonlyArray<string> => {
     `Source: ${siteLabel(s)}`,
     `Configured Algorithm: ${s.configuredAlgorithm || "-"}`,
     `Update Method: ${updateMethod(s.routes)}`,
-    `Updated at: ${new Date(s.updatedAtMillis).toISOString()}`,
+    `Updated at: ${s.updatedAtMillis > 0 ? new Date(s.updatedAtMillis).toISOString() : "never (no routing decision yet)"}`,
     `Daemon: ${s.version ?? "?"}${s.node === null ? "" : ` on ${s.node}`} (answered in ${s.elapsedMillis} ms)`,
   ]
   if (s.perAlgorithm.length === 0) return [...lines, ...routeTable(s.routes, "  ")]
@@ -112,7 +112,9 @@ export const renderJson = (view: MeshView, pretty: boolean): string =>
     {
       at: new Date(view.atMillis).toISOString(),
       ...view,
-      sites: view.sites.map((s) => (s.ok ? { ...s, updatedAt: new Date(s.updatedAtMillis).toISOString() } : s)),
+      sites: view.sites.map((s) =>
+        s.ok ? { ...s, updatedAt: s.updatedAtMillis > 0 ? new Date(s.updatedAtMillis).toISOString() : null } : s,
+      ),
     },
     null,
     pretty ? 2 : undefined,

@@ -5,7 +5,7 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Config, Console, Data, Duration, Effect, Option, Ref } from "effect"
-import { siteOptions } from "../perfc/Command.js"
+import { loadClientTls, siteOptions } from "../perfc/Command.js"
 import { resolveTargets } from "../perfc/Targets.js"
 import { defaultRetryPolicy, type ElasticOptions, ensureIndex, makeClient, seedLastPaths } from "./Elastic.js"
 import { exportLoop, exportRound, formatRound } from "./Perfe.js"
@@ -82,6 +82,7 @@ export const perfeCommand = Command.make("perfe", perfeOptions, (flags) =>
       targets,
       timeoutMillis: flags.timeoutMillis,
       printRoutes: flags.printRoutes,
+      grpcTls: yield* loadClientTls(flags),
       retry: { ...defaultRetryPolicy, maxRetries: flags.maxRetries, initialBackoffMillis: flags.initialBackoffMillis },
     })
     if (!flags.once) return yield* exportLoop(round, Duration.seconds(Math.max(1, flags.intervalSeconds)))

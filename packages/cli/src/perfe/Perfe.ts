@@ -6,6 +6,7 @@
 import type { Client } from "@elastic/elasticsearch"
 import { algorithmNames } from "@net-perf/engine"
 import { Console, type Duration, Effect, Ref, Schedule } from "effect"
+import type { ClientTls } from "../perfc/ManagementClient.js"
 import { collectMeshView } from "../perfc/Perfc.js"
 import { renderTable } from "../perfc/Render.js"
 import type { SiteTarget } from "../perfc/Targets.js"
@@ -26,6 +27,7 @@ export interface RoundOptions {
   readonly timeoutMillis: number
   readonly printRoutes: boolean
   readonly retry: RetryPolicy
+  readonly grpcTls: ClientTls | undefined
 }
 
 /** One export: every site's routes (and each algorithm's own path) → one document per pair. */
@@ -39,6 +41,7 @@ export const exportRound = (
     const view = yield* collectMeshView(options.targets, {
       timeoutMillis: options.timeoutMillis,
       algorithms: [...algorithmNames],
+      tls: options.grpcTls,
     })
     if (options.printRoutes) yield* Console.log(renderTable(view))
     for (const site of view.sites) {

@@ -202,13 +202,24 @@ const implementation = (fixture: SiteFixture, calls: RunningServer["calls"], han
 }
 
 /** Starts one server per fixture (scoped: shut down at scope end). */
-export const startServer = (fixture: SiteFixture, options: { hang?: boolean } = {}) =>
+export const startServer = (
+  fixture: SiteFixture,
+  options: { hang?: boolean; tls?: { ca: Buffer; cert: Buffer; key: Buffer } } = {},
+) =>
   Effect.acquireRelease(
     Effect.async<{ server: Server; running: RunningServer }, Error>((resume) => {
       const server = new Server()
       const calls: RunningServer["calls"] = []
       server.addService(Management.ManagementServiceService, implementation(fixture, calls, options.hang ?? false))
-      server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, port) => {
+      const credentials =
+        options.tls === undefined
+          ? ServerCredentials.createInsecure()
+          : ServerCredentials.createSsl(
+              options.tls.ca,
+              [{ private_key: options.tls.key, cert_chain: options.tls.cert }],
+              false,
+            )
+      server.bindAsync("127.0.0.1:0", credentials, (error, port) => {
         if (error !== null) resume(Effect.fail(error))
         else resume(Effect.succeed({ server, running: { site: fixture.site, address: `127.0.0.1:${port}`, calls } }))
       })

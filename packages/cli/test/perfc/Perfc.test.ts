@@ -1,3 +1,6 @@
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
@@ -160,6 +163,78 @@ describe("perfc against real gRPC servers", () => {
       expect(text).toContain("0 of 2 sites answered; unreachable: 0, 1.")
       expect(elapsedMs).toBeGreaterThanOrEqual(400)
       expect(elapsedMs).toBeLessThan(3000)
+    }),
+  )
+
+  it.scoped("--tls-ca talks TLS to a daemon with grpc.tls; plaintext to it fails", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(tmpdir(), "np-perfc-tls-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      const openssl = (...args: Array<string>) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" })
+      openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=np-test-ca",
+      )
+      openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "site.key",
+        "-out",
+        "site.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+      )
+      writeFileSync(join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1\n")
+      openssl(
+        "x509",
+        "-req",
+        "-in",
+        "site.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "site.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+      )
+      const pem = (name: string) => readFileSync(join(dir, name))
+      const server = yield* startServer(meshFixture[1] as (typeof meshFixture)[1], {
+        tls: { ca: pem("ca.pem"), cert: pem("site.pem"), key: pem("site.key") },
+      })
+      const secure = yield* perfc(["--target", `1=${server.address}`, "--tls-ca", join(dir, "ca.pem"), "--json"])
+      expect(secure.exit).toBe(0)
+      expect(JSON.parse(secure.text).sites[0]).toMatchObject({ ok: true, site: 1, version: "0.1.0-test" })
+      const plain = yield* perfc(["--target", `1=${server.address}`, "--timeout", "1000"])
+      expect(plain.exit).toBe(3)
+      expect(plain.text).toMatch(/ERROR: unreachable: (UNAVAILABLE|DEADLINE_EXCEEDED)/)
+      const halfClient = yield* perfc([
+        "--target",
+        `1=${server.address}`,
+        "--tls-ca",
+        join(dir, "ca.pem"),
+        "--tls-cert",
+        join(dir, "site.pem"),
+      ])
+      expect(halfClient.exit).toBe(-1)
     }),
   )
 
