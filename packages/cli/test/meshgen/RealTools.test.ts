@@ -119,6 +119,64 @@ describe("generated configs and the real tools", () => {
     }
   })
 
+  it.skipIf(!isRoot)("every stripped conf is accepted by `wg setconf` on a real wireguard-go interface", async () => {
+    const ns = `np${Math.floor(Math.random() * 0xffff)
+      .toString(16)
+      .padStart(4, "0")}w`
+    const wgRun = join(tmp, "setconf-run")
+    mkdirSync(wgRun, { recursive: true })
+    mkdirSync("/var/run/wireguard", { recursive: true })
+    const inNs = (args: ReadonlyArray<string>, input?: string) =>
+      sh(
+        "ip",
+        [
+          "netns",
+          "exec",
+          ns,
+          "unshare",
+          "--mount",
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          'mount --bind "$0" /var/run/wireguard && exec "$@"',
+          wgRun,
+          ...args,
+        ],
+        input,
+      )
+    must("ip", ["netns", "add", ns])
+    try {
+      expect(inNs(["wireguard-go", "wgtest0"]).code).toBe(0)
+      let checked = 0
+      for (const name of Object.keys(variants)) {
+        for (const conf of files(name, /\/wg\d+\.\d+_v[46]\.conf$/)) {
+          const stripped = join(tmp, "stripped.conf")
+          writeFileSync(stripped, sh("wg-quick", ["strip", conf]).out, { mode: 0o600 })
+          const set = inNs(["wg", "setconf", "wgtest0", stripped])
+          expect(set.err).toBe("")
+          expect(set.code).toBe(0)
+          // The device now holds exactly the file's peer and listen port.
+          const dump = inNs(["wg", "show", "wgtest0", "dump"]).out.trim().split("\n")
+          expect(dump).toHaveLength(2)
+          const port = /^ListenPort = (\d+)$/m.exec(readFileSync(conf, "utf8"))?.[1]
+          if (port !== undefined) expect(dump[0]?.split("\t")[2]).toBe(port)
+          expect(dump[1]?.split("\t")[2]).toBe(/^Endpoint = (.*)$/m.exec(readFileSync(conf, "utf8"))?.[1] ?? "(none)")
+          checked++
+        }
+      }
+      expect(checked).toBe(24)
+    } finally {
+      const pids = sh("ip", ["netns", "pids", ns])
+        .out.split("\n")
+        .filter((p) => p !== "")
+      for (const pid of pids) sh("kill", [pid])
+      sh("ip", ["netns", "del", ns])
+      for (let i = 0; i < 100 && pids.some((p) => existsSync(`/proc/${p}`)); i++)
+        await new Promise((r) => setTimeout(r, 100))
+    }
+  })
+
   it("a broken config is rejected by the same checks (the checks can fail)", () => {
     const broken = join(tmp, "broken.conf")
     writeFileSync(broken, "[Interface]\nPrivateKey = nope\n")
