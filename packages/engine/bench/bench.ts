@@ -52,6 +52,11 @@ const median = (xs: ReadonlyArray<number>): number => {
   return s[(s.length - 1) >> 1]!
 }
 const gc = (globalThis as { gc?: () => void }).gc
+/** V8 heap plus typed-array backing stores (which live outside the heap). */
+const memoryBytes = () => {
+  const m = process.memoryUsage()
+  return m.heapUsed + m.arrayBuffers
+}
 /**
  * CPU time of the call (process.cpuUsage: user + system, µs resolution). On this shared 2-core
  * machine (load average ≈ 10 while others test) wall time mostly measures waiting for a core;
@@ -236,7 +241,7 @@ const measure = (n: number): SizeFigures => {
   let oneNodeHeapMiB = 0
   for (const algorithm of algorithms) {
     gc?.()
-    const heapBefore = process.memoryUsage().heapUsed
+    const heapBefore = memoryBytes()
     let router: NodeRouter | undefined
     const buildMs = timeIt(() => {
       router = buildRouter(m, 0, messages, now, algorithm)
@@ -267,7 +272,7 @@ const measure = (n: number): SizeFigures => {
       oneNodeFirstDecideMs = first
       oneNodeBuildMs = buildMs
       gc?.()
-      oneNodeHeapMiB = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20
+      oneNodeHeapMiB = (memoryBytes() - heapBefore) / 2 ** 20
     }
     const times: Array<number> = []
     gc?.()
@@ -350,7 +355,7 @@ for (const n of sizes) {
           .join("  ")}`,
         `  one node first decide ${f(r.oneNodeFirstDecideMs)} ms   view build (N-1 messages + own probes) ${f(r.oneNodeBuildMs)} ms`,
         `  one node refresh (N-1 new messages) ${f(r.oneNodeRefreshMs)} ms   refresh + decide ${f(r.oneNodeRefreshAndDecideMs)} ms`,
-        `  one node pathProbeRequests() ${f(r.oneNodePathProbeRequestsMs)} ms   heap of one view ≈ ${r.oneNodeHeapMiB.toFixed(1)} MiB`,
+        `  one node pathProbeRequests() ${f(r.oneNodePathProbeRequestsMs)} ms   memory of one view ≈ ${r.oneNodeHeapMiB.toFixed(1)} MiB`,
         `  all nodes decide() (sum over ${r.n} nodes): ${r.allNodesDecideMs === null ? "skipped" : `${f(r.allNodesDecideMs)} ms`}`,
         "",
       ].join("\n"),

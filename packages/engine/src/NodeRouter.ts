@@ -249,11 +249,8 @@ export class NodeRouter {
         best.set(t.remote, { costMs: c, family: t.family, selected: t.selected, rttMs: t.stats.rttMs })
       }
     }
-    const key = String(origin)
-    if (this.mesh.graph.hasNode(key)) {
-      for (const target of this.mesh.graph.outNeighbors(key)) {
-        if (!best.has(Number(target))) this.mesh.setLink(origin, Number(target) as SiteId, Number.POSITIVE_INFINITY, 4)
-      }
+    for (const target of this.mesh.linksFrom(origin)) {
+      if (!best.has(target)) this.mesh.setLink(origin, target, Number.POSITIVE_INFINITY, 4)
     }
     this.mesh.addSite(origin)
     for (const [remote, l] of best) {
@@ -305,10 +302,7 @@ export class NodeRouter {
   }
 
   private destinations(): Array<SiteId> {
-    const all = new Set<number>()
-    this.mesh.graph.forEachNode((_k, a) => {
-      all.add(a.site)
-    })
+    const all = new Set<number>(this.mesh.sites())
     for (const o of this.bgpByOrigin.keys()) all.add(o)
     all.delete(this.config.self)
     return [...all].sort((a, b) => a - b) as Array<SiteId>
