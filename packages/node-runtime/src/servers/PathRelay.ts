@@ -7,7 +7,7 @@
  * out, sources on the allow list only: the relay cannot amplify or reach outside the mesh.
  */
 import type * as dgram from "node:dgram"
-import { Duration, Effect, Either, Option, Schedule, type Scope, SynchronizedRef } from "effect"
+import { Deferred, Duration, Effect, Either, Option, Schedule, type Scope, SynchronizedRef } from "effect"
 import type { Addressing } from "../discovery/Addressing.js"
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { makeRateLimiter, type RateLimitConfig } from "./Guard.js"
@@ -69,12 +69,15 @@ export const makePathRelay = (
       forward(socket, { ...p, hop: p.hop + 1, residenceUs: p.residenceUs + residenceUs })
     }
 
-    yield* Effect.forEach(
-      config.bindAddresses,
-      (address) =>
-        Effect.scoped(
+    // Returns once every address had its first bind attempt, so a caller can use the relay at once.
+    const firstAttempts = yield* Effect.forEach(config.bindAddresses, (address) =>
+      Effect.gen(function* () {
+        const attempted = yield* Deferred.make<void>()
+        yield* Effect.scoped(
           Effect.gen(function* () {
-            const socket = yield* bindUdp(address, config.port)
+            const socket = yield* bindUdp(address, config.port).pipe(
+              Effect.ensuring(Deferred.succeed(attempted, undefined)),
+            )
             socket.on("message", onMessage(socket))
             yield* Effect.acquireRelease(
               SynchronizedRef.update(sockets, (all) => [...all, socket]),
@@ -86,9 +89,11 @@ export const makePathRelay = (
           Effect.tapError((e) => Effect.logWarning(`pathping relay: cannot bind ${address}:${config.port}`, e.cause)),
           Effect.retry(Schedule.spaced(Duration.millis(config.rebindIntervalMillis))),
           Effect.forkScoped,
-        ),
-      { discard: true },
+        )
+        return attempted
+      }),
     )
+    yield* Effect.forEach(firstAttempts, Deferred.await, { discard: true })
 
     return {
       send: (packet) =>

@@ -9,7 +9,7 @@
  * the real first-to-last arrival time in nanoseconds.
  */
 import type * as dgram from "node:dgram"
-import { Duration, Effect, Either, Schedule, type Scope } from "effect"
+import { Deferred, Duration, Effect, Either, Schedule, type Scope } from "effect"
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { makeRateLimiter, type RateLimitConfig } from "./Guard.js"
 import { decode5121, encodeLossFinal, encodeLossStats, type LossData } from "./Packets.js"
@@ -184,17 +184,26 @@ const serveOn = (socket: dgram.Socket, config: ProbeServerConfig) =>
     return yield* Effect.never
   })
 
-/** Serves 5121 on every bind address until the scope closes; a failed bind is retried. */
+/**
+ * Serves 5121 on every bind address until the scope closes; a failed bind is retried. Returns once
+ * every address had its first bind attempt.
+ */
 export const serveProbeServer = (
   config: ProbeServerConfig,
 ): Effect.Effect<void, never, Scope.Scope | MeasurementMetrics> =>
-  Effect.forEach(
-    config.bindAddresses,
-    (address) =>
-      Effect.scoped(Effect.flatMap(bindUdp(address, config.port), (socket) => serveOn(socket, config))).pipe(
+  Effect.forEach(config.bindAddresses, (address) =>
+    Effect.gen(function* () {
+      const attempted = yield* Deferred.make<void>()
+      yield* Effect.scoped(
+        Effect.flatMap(
+          bindUdp(address, config.port).pipe(Effect.ensuring(Deferred.succeed(attempted, undefined))),
+          (socket) => serveOn(socket, config),
+        ),
+      ).pipe(
         Effect.tapError((e) => Effect.logWarning(`probe server: cannot bind ${address}:${config.port}`, e.cause)),
         Effect.retry(Schedule.spaced(Duration.millis(config.rebindIntervalMillis))),
         Effect.forkScoped,
-      ),
-    { discard: true },
-  )
+      )
+      return attempted
+    }),
+  ).pipe(Effect.flatMap((attempts) => Effect.forEach(attempts, Deferred.await, { discard: true })))
