@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -248,4 +248,39 @@ describe("X25519 keys", () => {
       expect(execFileSync("wg", ["pubkey"], { input: pair.privateKey }).toString().trim()).toBe(pair.publicKey)
     }
   })
+})
+
+describe("the net-perf-mesh executable", () => {
+  const repoRoot = join(import.meta.dirname, "../../../..")
+  // vite-node runs the TypeScript bin with the workspace's source conditions (no build needed).
+  const runBin = (args: ReadonlyArray<string>) => {
+    const r = spawnSync(
+      "npx",
+      [
+        "vite-node",
+        "--config",
+        join(repoRoot, "vitest.config.ts"),
+        join(repoRoot, "packages/cli/src/bin/net-perf-mesh.ts"),
+        ...args,
+      ],
+      { cwd: repoRoot, encoding: "utf8" },
+    )
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+  }
+
+  it("exits 0 after generating, 1 on drift, 2 on a bad mesh file", () => {
+    const ws = workspace()
+    const generated = runBin(["--mesh", ws.meshPath, "--out", ws.out, "--json"])
+    expect(generated.code).toBe(0)
+    expect(JSON.parse(generated.stdout).sites).toHaveLength(3)
+    expect(generated.stderr).toContain("created secrets")
+    rmSync(join(ws.out, "ams/bird.conf"))
+    const drift = runBin(["--mesh", ws.meshPath, "--out", ws.out, "--check"])
+    expect(drift.code).toBe(1)
+    expect(drift.stdout).toContain("missing         ams/bird.conf")
+    writeFileSync(ws.meshPath, "sites:\n  - { id: 0, name: a, mtu: 99 }\n")
+    const bad = runBin(["--mesh", ws.meshPath, "--out", ws.out])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain("sites[0].mtu: Expected a number between 1300 and 9000, actual 99")
+  }, 120_000)
 })
