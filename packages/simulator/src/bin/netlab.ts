@@ -34,22 +34,39 @@ const noRelay = Options.boolean("no-relay").pipe(
   Options.withDescription("connect tunnels directly, without the link emulator (no impairments possible)"),
 )
 
-const up = Command.make("up", { scenario: scenarioArg, noRelay }, ({ scenario, noRelay }) =>
-  Effect.gen(function* () {
-    const s = yield* loadScenario(scenario)
-    const twin = yield* Effect.scoped(
-      makeTwin({ scenario: s, keep: true, mode: "up", relay: !noRelay, onProgress: progress }),
-    )
-    yield* Console.log(
-      [
-        `twin ${twin.prefix} is up: ${s.sites} sites (${twin.backends.wireguard}, impairments: ${twin.backends.impairments})`,
-        `  state:   ${twin.dir}`,
-        `  a shell: netlab exec 0 --run ${twin.prefix} -- bash`,
-        `  routes:  netlab exec 0 -- ip route`,
-        `  remove:  netlab down ${twin.prefix}`,
-      ].join("\n"),
-    )
-  }),
+const configOption = Options.choice("config", ["meshgen", "builtin"]).pipe(
+  Options.withDefault("meshgen" as const),
+  Options.withDescription(
+    "generator of the WireGuard/BIRD files: meshgen (what operators deploy) or the twin's builtin",
+  ),
+)
+
+const up = Command.make(
+  "up",
+  { scenario: scenarioArg, noRelay, config: configOption },
+  ({ scenario, noRelay, config }) =>
+    Effect.gen(function* () {
+      const s = yield* loadScenario(scenario)
+      const twin = yield* Effect.scoped(
+        makeTwin({
+          scenario: s,
+          keep: true,
+          mode: "up",
+          relay: !noRelay,
+          configGenerator: config,
+          onProgress: progress,
+        }),
+      )
+      yield* Console.log(
+        [
+          `twin ${twin.prefix} is up: ${s.sites} sites (${twin.backends.wireguard}, impairments: ${twin.backends.impairments})`,
+          `  state:   ${twin.dir}`,
+          `  a shell: netlab exec 0 --run ${twin.prefix} -- bash`,
+          `  routes:  netlab exec 0 -- ip route`,
+          `  remove:  netlab down ${twin.prefix}`,
+        ].join("\n"),
+      )
+    }),
 ).pipe(Command.withDescription("Bring a twin up and leave it running (see `netlab status`, `netlab down`)."))
 
 const reportFile = Options.file("report").pipe(
@@ -60,17 +77,25 @@ const json = Options.boolean("json").pipe(
   Options.withDescription("print the JSON report on stdout instead of the summary"),
 )
 
-const runCmd = Command.make("run", { scenario: scenarioArg, report: reportFile, json, noRelay }, (o) =>
-  Effect.gen(function* () {
-    const s = yield* loadScenario(o.scenario)
-    const report = yield* runScenario(s, { mode: "run", relay: !o.noRelay, onProgress: progress })
-    if (Option.isSome(o.report)) {
-      const file = o.report.value
-      yield* Effect.promise(() => writeFile(file, `${JSON.stringify(report, null, 2)}\n`))
-      progress(`report written to ${file}`)
-    }
-    yield* Console.log(o.json ? JSON.stringify(report, null, 2) : formatSummary(report))
-  }),
+const runCmd = Command.make(
+  "run",
+  { scenario: scenarioArg, report: reportFile, json, noRelay, config: configOption },
+  (o) =>
+    Effect.gen(function* () {
+      const s = yield* loadScenario(o.scenario)
+      const report = yield* runScenario(s, {
+        mode: "run",
+        relay: !o.noRelay,
+        configGenerator: o.config,
+        onProgress: progress,
+      })
+      if (Option.isSome(o.report)) {
+        const file = o.report.value
+        yield* Effect.promise(() => writeFile(file, `${JSON.stringify(report, null, 2)}\n`))
+        progress(`report written to ${file}`)
+      }
+      yield* Console.log(o.json ? JSON.stringify(report, null, 2) : formatSummary(report))
+    }),
 ).pipe(
   Command.withDescription(
     "Bring a twin up, wait for convergence, play the scenario's timeline while sampling routes and RTT, print the report, tear down.",

@@ -11,18 +11,9 @@ import { existsSync } from "node:fs"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import type { Family } from "@net-perf/engine"
-import { Data, Duration, Effect, Exit, type Scope } from "effect"
+import { Data, Duration, Effect, Either, Exit, type Scope } from "effect"
 import { connectLinkEmuClient, defaultMainPath, type LinkEmuClient } from "../linkemu/Client.js"
-import {
-  allPairs,
-  newRunPrefix,
-  relayPairId,
-  siteNs,
-  underlayAddress,
-  underlayHub,
-  underlayNs,
-  wgListenPort,
-} from "./Addressing.js"
+import { allPairs, newRunPrefix, relayPairId, siteNs, underlayAddress, underlayHub, underlayNs } from "./Addressing.js"
 import {
   type CommandFailed,
   checkPrerequisites,
@@ -32,18 +23,16 @@ import {
   requireRoot,
   run,
 } from "./Exec.js"
-import {
-  birdConf,
-  directEndpoint,
-  type MeshLayout,
-  type SiteKeys,
-  siteIpBatch,
-  siteUnderlayBatch,
-  tunnelsOf,
-  wgConf,
-} from "./MeshConfig.js"
+import { type SiteKeys, siteUnderlayBatch } from "./MeshConfig.js"
 import { defaultStateRoot, pidAlive, runDir, teardownRun, writeRunState } from "./RunState.js"
 import { type Impairment, parseLinkSelector, routingOf, type Scenario } from "./Scenario.js"
+import {
+  builtinSource,
+  type ConfigGenerator,
+  meshgenSource,
+  type SiteConfigSource,
+  type SiteFiles,
+} from "./SiteConfig.js"
 
 export class TwinBringUpFailed extends Data.TaggedError("TwinBringUpFailed")<{
   readonly step: string
@@ -77,12 +66,15 @@ export interface TwinOptions {
   readonly relay?: boolean
   readonly mode?: "up" | "run" | "test"
   readonly onProgress?: (line: string) => void
+  /** Which generator writes the sites' WireGuard and BIRD files (default meshgen). */
+  readonly configGenerator?: ConfigGenerator
   /** Sites brought up at once. */
   readonly concurrency?: number
 }
 
 export interface TwinBackends {
   readonly wireguard: "kernel" | "wireguard-go"
+  readonly config: ConfigGenerator
   readonly impairments: "userspace-relay" | "none"
   readonly inotifyRaisedTo?: number
 }
@@ -164,14 +156,17 @@ const genKeyPair = Effect.gen(function* () {
   return { privateKey, publicKey }
 })
 
+const shQuote = (a: string): string => `'${a.replaceAll("'", "'\\''")}'`
+
 /** Site setup script, run through the isolation wrapper inside the site's namespace. */
-const siteScript = (layout: MeshLayout, site: number, dir: string, kernelWg: boolean, startBird: boolean): string => {
-  const tunnels = tunnelsOf(layout, site)
+const siteScript = (files: SiteFiles, dir: string, kernelWg: boolean, startBird: boolean): string => {
+  const tunnels = files.tunnels
   const lines = [
     "set -e",
-    `cd ${dir}`,
+    `cd ${shQuote(dir)}`,
     "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0",
     "ip -batch underlay.batch",
+    "ip -batch lo.batch",
   ]
   for (const t of tunnels)
     lines.push(
@@ -188,8 +183,8 @@ const siteScript = (layout: MeshLayout, site: number, dir: string, kernelWg: boo
       "  done",
       "done",
     )
-  for (const t of tunnels) lines.push(`wg setconf ${t.name} ${t.name}.conf`)
-  lines.push("ip -batch site.batch")
+  for (const t of tunnels)
+    lines.push(`wg setconf ${t.name} ${t.name}.conf`, `ip link set ${t.name} mtu ${t.mtu} up`, ...t.postUp)
   if (startBird) lines.push(birdStartLine)
   return `${lines.join("\n")}\n`
 }
@@ -275,6 +270,15 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
       Effect.forEach(sites, () => Effect.all({ v4: genKeyPair, v6: genKeyPair }), { concurrency: 4 }),
     )
 
+    const generator = options.configGenerator ?? "meshgen"
+    const source: SiteConfigSource =
+      generator === "builtin"
+        ? builtinSource(s, keys)
+        : yield* step(
+            "meshgen config",
+            Either.mapLeft(meshgenSource(s, keys), (m) => new Error(m)),
+          )
+
     yield* step(
       "namespaces",
       run(["ip", "-batch", "-"], { input: `${state.namespaces.map((n) => `netns add ${n}`).join("\n")}\n` }),
@@ -335,8 +339,8 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
                 id: relayPairId(a, b, family),
                 family,
                 listen: { address: family === 4 ? underlayHub.v4 : underlayHub.v6, port: 0 },
-                a: { address: underlayAddress(a, family), port: wgListenPort(b, family) },
-                b: { address: underlayAddress(b, family), port: wgListenPort(a, family) },
+                a: { address: underlayAddress(a, family), port: source.listenPort(a, b, family) },
+                b: { address: underlayAddress(b, family), port: source.listenPort(b, a, family) },
                 aToB: toPatch(baseImpairment(s, a, b, family)),
                 bToA: toPatch(baseImpairment(s, b, a, family)),
               })
@@ -355,16 +359,16 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
       )
     }
 
-    const layout: MeshLayout = {
-      sites: s.sites,
-      families: s.families,
-      keys,
-      endpointOf: (local, remote, family) =>
-        useRelay
-          ? (endpoints.get(relayPairId(local, remote, family)) as string)
-          : directEndpoint(local, remote, family),
+    const endpointOf = (local: number, remote: number, family: Family): string => {
+      if (useRelay) return endpoints.get(relayPairId(local, remote, family)) as string
+      const host = underlayAddress(remote, family)
+      const port = source.listenPort(remote, local, family)
+      return family === 4 ? `${host}:${port}` : `[${host}]:${port}`
     }
-    const birdOptions = (site: number) => ({ ...s.bird, logFile: join(siteDir(site), "bird.log") })
+    const generated = source.generate(endpointOf, (site) => join(siteDir(site), "bird.log"))
+    if (Either.isLeft(generated))
+      return yield* new TwinBringUpFailed({ step: `${source.generator} config`, cause: new Error(generated.left) })
+    const siteFiles = generated.right
 
     let done = 0
     const lastReport = { at: 0 }
@@ -377,12 +381,12 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
             const d = siteDir(site)
             yield* Effect.promise(async () => {
               await mkdir(wgDir(site), { recursive: true, mode: 0o700 })
-              for (const t of tunnelsOf(layout, site))
-                await writeFile(join(d, `${t.name}.conf`), wgConf(layout, site, t.remote, t.family), { mode: 0o600 })
+              const files = siteFiles[site] as SiteFiles
+              for (const t of files.tunnels) await writeFile(join(d, `${t.name}.conf`), t.setconf, { mode: 0o600 })
               await writeFile(join(d, "underlay.batch"), siteUnderlayBatch(site))
-              await writeFile(join(d, "site.batch"), siteIpBatch(layout, site))
-              await writeFile(join(d, "bird.conf"), birdConf(layout, site, birdOptions(site)))
-              await writeFile(join(d, "setup.sh"), siteScript(layout, site, d, kernelWg, true))
+              await writeFile(join(d, "lo.batch"), files.loBatch)
+              await writeFile(join(d, "bird.conf"), files.birdConf)
+              await writeFile(join(d, "setup.sh"), siteScript(files, d, kernelWg, true))
             })
             yield* run(inSite(nsOf(site), wgDir(site), ["sh", join(d, "setup.sh")]), { timeoutMs: 120_000 })
             done++
@@ -427,6 +431,7 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
       scenario: s,
       backends: {
         wireguard: kernelWg ? "kernel" : "wireguard-go",
+        config: source.generator,
         impairments: useRelay ? "userspace-relay" : "none",
         ...(inotifyRaisedTo === undefined ? {} : { inotifyRaisedTo }),
       },
