@@ -126,17 +126,20 @@ export const readMeshFile = (meshPath: string) =>
   })
 
 /** Reads the secrets file; `undefined` when it does not exist yet. Tightens a too-open mode. */
-export const readSecretsFile = (secretsPath: string, warn: (line: string) => Effect.Effect<void>) =>
+export const readSecretsFile = (secretsPath: string, warn: (line: string) => Effect.Effect<void>, tighten = true) =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const exists = yield* fs.exists(secretsPath).pipe(Effect.mapError(fail(secretsPath, "check")))
     if (!exists) return undefined
     const info = yield* fs.stat(secretsPath).pipe(Effect.mapError(fail(secretsPath, "stat")))
     if ((info.mode & 0o077) !== 0) {
-      yield* fs.chmod(secretsPath, 0o600).pipe(Effect.mapError(fail(secretsPath, "chmod")))
-      yield* warn(
-        `secrets file ${secretsPath} was readable by others (mode ${(info.mode & 0o777).toString(8)}); set to 600`,
-      )
+      const mode = (info.mode & 0o777).toString(8)
+      if (tighten) {
+        yield* fs.chmod(secretsPath, 0o600).pipe(Effect.mapError(fail(secretsPath, "chmod")))
+        yield* warn(`secrets file ${secretsPath} was readable by others (mode ${mode}); set to 600`)
+      } else {
+        yield* warn(`secrets file ${secretsPath} is readable by others (mode ${mode}); run without --check to fix`)
+      }
     }
     const text = yield* fs.readFileString(secretsPath).pipe(Effect.mapError(fail(secretsPath, "read")))
     const parsed = yield* Effect.try({
@@ -213,7 +216,7 @@ export const runMeshGen = (options: MeshGenOptions) =>
     }
     const mesh = yield* readMeshFile(options.meshPath)
     const secretsPath = Option.getOrElse(options.secretsPath, () => defaultSecretsPath(path, options.meshPath))
-    const existing = yield* readSecretsFile(secretsPath, warn)
+    const existing = yield* readSecretsFile(secretsPath, warn, !options.check)
     if (existing === undefined && options.check) {
       return yield* new SecretsInvalid({
         path: secretsPath,
