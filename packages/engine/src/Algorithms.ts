@@ -45,10 +45,8 @@ export interface RoutingView {
   readonly tree: () => ShortestPathTree
   /** Shortest-path tree from another site, avoiding self (lazy, cached per decide). */
   readonly treeFrom: (site: SiteId) => ShortestPathTree | undefined
-  /** BIRD's candidate paths whose origin is the destination (any prefix family). */
-  readonly bgpPaths: (destination: SiteId) => ReadonlyArray<BgpPath>
-  /** Site of an AS number, undefined for an AS outside the mesh. */
-  readonly asnSite: (asn: number) => SiteId | undefined
+  /** BIRD's candidate paths to the destination (any prefix family), see `bgpCandidatesFor`. */
+  readonly bgpCandidates: (destination: SiteId) => ReadonlyArray<BgpCandidate>
   /** Fresh pathping measurements of forward paths to the destination. */
   readonly measuredPaths: (destination: SiteId) => ReadonlyArray<MeasuredPath>
   /** Our own link to a neighbour: cost (+Infinity when down) and noise (jitter, ms). */
@@ -86,36 +84,50 @@ const unavailable = (reason: string): AlgorithmResult => ({ _tag: "Unavailable",
 /** Sum of link costs along a site path in the measured mesh (+Infinity if a link is unknown). */
 const meshPathCost = (view: RoutingView, sites: ReadonlyArray<SiteId>): number => view.mesh.pathCost(sites)
 
-/** A BGP path as sites [self, first AS, ..., origin]; undefined if it leaves the mesh or loops back. */
-const bgpSites = (view: RoutingView, path: BgpPath): Array<SiteId> | undefined => {
-  if (path.asPath.length === 0) return undefined
-  const sites: Array<SiteId> = [view.self]
-  for (const asn of path.asPath) {
-    const site = view.asnSite(asn)
-    if (site === undefined || site === view.self) return undefined
-    // BGP prepending repeats an AS; it is one hop.
-    if (sites[sites.length - 1] !== site) sites.push(site)
-  }
-  return sites
-}
-
-const bgpCandidates = (view: RoutingView, destination: SiteId) => {
-  const seen = new Set<string>()
-  const out: Array<{ sites: Array<SiteId>; asHops: number; primary: boolean; key: string }> = []
-  for (const p of view.bgpPaths(destination)) {
-    const sites = bgpSites(view, p)
-    if (sites === undefined || sites[sites.length - 1] !== destination) continue
-    const key = sites.join(",")
-    if (seen.has(key)) continue
-    seen.add(key)
-    out.push({ sites, asHops: p.asPath.length, primary: p.primary, key })
-  }
-  return out
-}
-
 const lexicographic = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): number => {
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!
   return a.length - b.length
+}
+
+/** One of BIRD's paths to a destination as sites [self, first AS, …, origin]. */
+export interface BgpCandidate {
+  readonly sites: ReadonlyArray<SiteId>
+  /** AS-path length as BGP counts it (prepends included). */
+  readonly asHops: number
+  readonly primary: boolean
+}
+
+/**
+ * BIRD's paths whose origin is `destination`, as site paths, without duplicates or paths that
+ * leave the mesh or come back to us, sorted in shortest-bgp order: fewest AS hops, BIRD's
+ * primary, then the lower site sequence. Computed once per `setBgpPaths`, not per decision.
+ */
+export const bgpCandidatesFor = (
+  self: SiteId,
+  destination: SiteId,
+  paths: ReadonlyArray<BgpPath>,
+  asnSite: (asn: number) => SiteId | undefined,
+): ReadonlyArray<BgpCandidate> => {
+  const seen = new Set<string>()
+  const out: Array<BgpCandidate> = []
+  next: for (const p of paths) {
+    if (p.asPath.length === 0) continue
+    const sites: Array<SiteId> = [self]
+    for (const asn of p.asPath) {
+      const site = asnSite(asn)
+      if (site === undefined || site === self) continue next
+      // BGP prepending repeats an AS; it is one hop.
+      if (sites[sites.length - 1] !== site) sites.push(site)
+    }
+    if (sites[sites.length - 1] !== destination || new Set(sites).size !== sites.length) continue
+    const key = sites.join(",")
+    if (seen.has(key)) continue
+    seen.add(key)
+    out.push({ sites, asHops: p.asPath.length, primary: p.primary })
+  }
+  return out.sort(
+    (a, b) => a.asHops - b.asHops || Number(b.primary) - Number(a.primary) || lexicographic(a.sites, b.sites),
+  )
 }
 
 /** Keeps the first proposal per next hop (proposals arrive sorted best first). */
@@ -138,11 +150,8 @@ const onePerNextHop = (proposals: ReadonlyArray<Proposal>): Array<Proposal> => {
 export const shortestBgp: Algorithm = {
   name: "shortest-bgp",
   propose: (view, destination) => {
-    const candidates = bgpCandidates(view, destination)
+    const candidates = view.bgpCandidates(destination)
     if (candidates.length === 0) return unavailable("no BGP path to the destination from BIRD")
-    candidates.sort(
-      (a, b) => a.asHops - b.asHops || Number(b.primary) - Number(a.primary) || lexicographic(a.sites, b.sites),
-    )
     return {
       _tag: "Proposals",
       proposals: onePerNextHop(
@@ -166,19 +175,16 @@ const pathNoise = (view: RoutingView, sites: ReadonlyArray<SiteId>): number =>
 export const leastCostBgp: Algorithm = {
   name: "least-cost-bgp",
   propose: (view, destination) => {
-    const candidates = bgpCandidates(view, destination)
+    const candidates = view.bgpCandidates(destination)
     if (candidates.length === 0) return unavailable("no BGP path to the destination from BIRD")
-    const scored = candidates
-      .map((c) => ({ ...c, costMs: meshPathCost(view, c.sites) }))
-      .filter((c) => c.costMs < Number.POSITIVE_INFINITY)
+    const scored: Array<{ sites: ReadonlyArray<SiteId>; asHops: number; costMs: number }> = []
+    for (const c of candidates) {
+      const costMs = meshPathCost(view, c.sites)
+      if (costMs < Number.POSITIVE_INFINITY) scored.push({ sites: c.sites, asHops: c.asHops, costMs })
+    }
     if (scored.length === 0) return unavailable(`all ${candidates.length} BGP paths cross a dead or unmeasured link`)
-    scored.sort(
-      (a, b) =>
-        a.costMs - b.costMs ||
-        a.asHops - b.asHops ||
-        Number(b.primary) - Number(a.primary) ||
-        lexicographic(a.sites, b.sites),
-    )
+    // Stable sort: equal costs keep the shortest-bgp order (AS hops, primary, lower path).
+    scored.sort((a, b) => a.costMs - b.costMs)
     return {
       _tag: "Proposals",
       proposals: onePerNextHop(

@@ -14,6 +14,8 @@ import * as Aggregation from "./Aggregation.js"
 import {
   type AlgorithmName,
   algorithmNames,
+  type BgpCandidate,
+  bgpCandidatesFor,
   chooseRoute,
   type FallbackReason,
   type RouteMemory,
@@ -162,6 +164,7 @@ export class NodeRouter {
   private readonly store: LinkStateStore
   private readonly mesh = new MeshGraph()
   private readonly bgpByOrigin = new Map<number, Array<BgpPath>>()
+  private readonly bgpCandidates = new Map<number, ReadonlyArray<BgpCandidate>>()
   private readonly fd = new FeasibilityTable()
   private readonly memory = new Map<number, RouteMemory>()
   private readonly requests = new Map<number, { seqno: number; untilMillis: number }>()
@@ -226,6 +229,7 @@ export class NodeRouter {
 
   setBgpPaths(paths: ReadonlyArray<BgpPath>): void {
     this.bgpByOrigin.clear()
+    this.bgpCandidates.clear()
     for (const p of paths) {
       const originAsn = p.asPath[p.asPath.length - 1]
       if (originAsn === undefined) continue
@@ -348,8 +352,14 @@ export class NodeRouter {
         }
         return trees.get(site)
       },
-      bgpPaths: (d) => this.bgpByOrigin.get(d) ?? [],
-      asnSite: this.config.siteOfAsn,
+      bgpCandidates: (d) => {
+        let c = this.bgpCandidates.get(d)
+        if (c === undefined) {
+          c = bgpCandidatesFor(self, d, this.bgpByOrigin.get(d) ?? [], this.config.siteOfAsn)
+          this.bgpCandidates.set(d, c)
+        }
+        return c
+      },
       measuredPaths: (d) => this.measured.measured(d, nowMillis),
       ownLink: (n) => this.ownLink(n),
       eligibility: (n, d) => this.eligibilityOf(n, d),
