@@ -77,7 +77,9 @@ export const readMeasurements = (file: string) =>
     return toMeasurements(decoded.right)
   })
 
-const ms = (x: number) => x.toFixed(3)
+/** Three decimals, without "-0.000" for values that round to zero. */
+const ms = (x: number) => (Math.abs(x) < 0.0005 ? 0 : x).toFixed(3)
+const signedMs = (x: number) => (Math.abs(x) < 0.0005 ? " 0.000" : (x > 0 ? "+" : "") + x.toFixed(3))
 
 /** Text report: summary, link estimates, links that disagree most, residuals. */
 export const renderAnalysis = (result: AnalysisResult, measurements: number, top: number): string => {
@@ -101,6 +103,7 @@ export const renderAnalysis = (result: AnalysisResult, measurements: number, top
         ]),
       ],
       "  ",
+      new Set([1, 3, 4]),
     ),
     "",
     `Links that disagree most with the measurements (top ${Math.min(top, result.worstLinks.length)}):`,
@@ -112,6 +115,7 @@ export const renderAnalysis = (result: AnalysisResult, measurements: number, top
           .map((l) => [`${l.a}-${l.b}`, ms(l.disagreementMs), ms(l.latencyMs), String(l.measurements)]),
       ],
       "  ",
+      new Set([1, 2, 3]),
     ),
     "",
     "Residuals (fitted − measured):",
@@ -123,10 +127,11 @@ export const renderAnalysis = (result: AnalysisResult, measurements: number, top
           r.path.join(">"),
           ms(r.measuredMs),
           ms(r.fittedMs),
-          (r.residualMs >= 0 ? "+" : "") + ms(r.residualMs),
+          signedMs(r.residualMs),
         ]),
       ],
       "  ",
+      new Set([0, 2, 3, 4]),
     ),
   )
   return lines.join("\n")

@@ -95,7 +95,10 @@ export const fetchSite = (target: SiteTarget, options: FetchOptions) =>
         site: target.site,
         address: target.address,
         code: isServiceError(cause) ? codeName(cause.code) : "UNKNOWN",
-        detail: isServiceError(cause) ? cause.details || cause.message : String(cause),
+        // grpc-js appends an empty "Resolution note:" to connection errors.
+        detail: (isServiceError(cause) ? cause.details || cause.message : String(cause))
+          .replace(/\s*Resolution note:\s*$/, "")
+          .trim(),
         cause,
       })
     const [routes, linkStats, version] = yield* Effect.all(

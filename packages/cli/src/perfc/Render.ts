@@ -19,7 +19,7 @@ const whyText = (r: RouteView): string =>
   r.fallbacks.length === 0 ? "-" : r.fallbacks.map((f) => `${f.algorithm}: ${f.reason}`).join("; ")
 
 const header = ["To", "Via", "Path", "Interface", "Algorithm", "Cost ms", "RTT ms", "Loss %", "Stability", "Fallbacks"]
-const rightAligned = new Set([0, 5, 6, 7])
+const rightAligned: ReadonlySet<number> = new Set([0, 5, 6, 7])
 
 const routeRow = (r: RouteView): ReadonlyArray<string> => [
   String(r.destination),
@@ -34,8 +34,12 @@ const routeRow = (r: RouteView): ReadonlyArray<string> => [
   whyText(r),
 ]
 
-/** Column-aligned rows, the last column left ragged. */
-export const alignRows = (rows: ReadonlyArray<ReadonlyArray<string>>, indent: string): ReadonlyArray<string> => {
+/** Column-aligned rows (numbers right-aligned in the given columns), the last column left ragged. */
+export const alignRows = (
+  rows: ReadonlyArray<ReadonlyArray<string>>,
+  indent: string,
+  rightAligned: ReadonlySet<number> = new Set(),
+): ReadonlyArray<string> => {
   const widths: Array<number> = []
   for (const row of rows) {
     for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length)
@@ -45,10 +49,10 @@ export const alignRows = (rows: ReadonlyArray<ReadonlyArray<string>>, indent: st
       indent +
       row
         .map((cell, i) =>
-          i === row.length - 1
-            ? cell
-            : rightAligned.has(i)
-              ? cell.padStart(widths[i] ?? 0)
+          rightAligned.has(i)
+            ? cell.padStart(widths[i] ?? 0)
+            : i === row.length - 1
+              ? cell
               : cell.padEnd(widths[i] ?? 0),
         )
         .join("  ")
@@ -57,7 +61,9 @@ export const alignRows = (rows: ReadonlyArray<ReadonlyArray<string>>, indent: st
 }
 
 const routeTable = (routes: ReadonlyArray<RouteView>, indent: string): ReadonlyArray<string> =>
-  routes.length === 0 ? [`${indent}(no destinations)`] : alignRows([header, ...routes.map(routeRow)], indent)
+  routes.length === 0
+    ? [`${indent}(no destinations)`]
+    : alignRows([header, ...routes.map(routeRow)], indent, rightAligned)
 
 const siteLabel = (s: SiteView): string => `${s.site}${s.name === null ? "" : ` (${s.name})`} at ${s.address}`
 
