@@ -262,4 +262,45 @@ describe("NodeRouter", () => {
     const next = w.routers[0]!.advertise(w.nowMillis)
     expect(next.seq).toBe(msg.seq + 1)
   })
+
+  it("starvation: a lost best link leaves no feasible route, a seqno request makes the detour feasible", () => {
+    // 0–2 direct at 5 ms is the best route, so 0's feasible distance to 2 is ≈ 5 ms, below
+    // what 1 advertises (10 ms): once 0–2 dies, 1 is not feasible for 0.
+    const w = triangle()
+    setBoth(w, 0, 2, 5)
+    w.settle(4, 1000)
+    expect(routeAt(w, 0, 2).nextHop).toBe(2)
+    expect(w.routers[2]!.seqno).toBe(0)
+    setBoth(w, 0, 2, null)
+    w.tick(100)
+    w.routers[0]!.decide(w.nowMillis)
+    const starved = routeAt(w, 0, 2)
+    expect(starved.nextHop).toBeNull()
+    expect(starved.starved).toBe(true)
+    expect(starved.fallbacks[0]!.reason).toMatch(/^no feasible next hop: via 1: not-feasible/)
+    const msg = w.routers[0]!.advertise(w.nowMillis)
+    expect(msg.requests).toEqual([{ destination: 2, seqno: 1 }])
+    w.routers[2]!.receiveLinkState(msg, w.nowMillis)
+    expect(w.routers[2]!.seqno).toBe(1)
+    w.settle(3, 1000)
+    const healed = routeAt(w, 0, 2)
+    expect(healed.nextHop).toBe(1)
+    expect(healed.seqno).toBe(1)
+    expect(w.findLoop()).toBeUndefined()
+  })
+
+  it("desiredRoutes honours custom prefixes, interface names, metric and protocol", () => {
+    const w = triangle()
+    w.settle(4, 1000)
+    const routes = desiredRoutes(w.routers[0]!.lastDecision!, {
+      prefixesOf: (site) => [`192.168.${site}.0/24`],
+      interfaceOf: (t) => `mesh${t.remote}v${t.family}`,
+      metric: 50,
+      protocol: 202,
+    })
+    expect(routes).toEqual([
+      { prefix: "192.168.1.0/24", device: "mesh1v4", metric: 50, protocol: 202 },
+      { prefix: "192.168.2.0/24", device: "mesh1v4", metric: 50, protocol: 202 },
+    ])
+  })
 })
