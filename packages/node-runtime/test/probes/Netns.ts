@@ -11,7 +11,7 @@ import { join } from "node:path"
 import { execa } from "execa"
 
 const startChild = (argv: ReadonlyArray<string>) =>
-  execa(argv[0]!, argv.slice(1), { reject: false, stdin: "ignore", stdout: "ignore", stderr: "pipe" })
+  execa(argv[0]!, argv.slice(1), { reject: false, stdin: "ignore", stdout: "pipe", stderr: "pipe", buffer: false })
 export type Child = ReturnType<typeof startChild>
 
 const sh = async (cmd: string, args: ReadonlyArray<string>) => {
@@ -36,7 +36,8 @@ export interface TunnelPair {
   readonly root: string
   /** Runs argv inside a site's namespace and private /var/run/wireguard. */
   readonly inSite: (site: Site, argv: ReadonlyArray<string>) => ReadonlyArray<string>
-  readonly spawn: (site: Site, argv: ReadonlyArray<string>) => Child
+  /** Starts argv in a site; its output is drained unless `captureStdout` (then read `stdout`). */
+  readonly spawn: (site: Site, argv: ReadonlyArray<string>, options?: { readonly captureStdout?: boolean }) => Child
   readonly teardown: () => Promise<void>
 }
 
@@ -70,8 +71,11 @@ export const makeTunnelPair = async (siteA = 1, siteB = 2): Promise<TunnelPair> 
   })
   const a = mk(siteA, siteB, 1)
   const b = mk(siteB, siteA, 2)
-  const spawn = (site: Site, argv: ReadonlyArray<string>) => {
+  const spawn = (site: Site, argv: ReadonlyArray<string>, options: { readonly captureStdout?: boolean } = {}) => {
     const p = startChild(wrapInSite(site, argv))
+    // An unread pipe fills up and blocks the child.
+    if (options.captureStdout !== true) p.stdout?.resume()
+    p.stderr?.resume()
     processes.push(p)
     return p
   }
