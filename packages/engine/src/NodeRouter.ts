@@ -60,7 +60,11 @@ export interface NodeRouterConfigInput {
   readonly costWeights?: Partial<CostWeights>
   /** A peer silent this long disappears from the view. Default 30 s. */
   readonly linkStateMaxAgeMillis?: number
-  /** No routes this long after the first call. Default = linkStateMaxAgeMillis. */
+  /**
+   * No routes this long after the first call. Default linkStateMaxAgeMillis + 10 s: every peer
+   * has then seen our retractions or aged our previous life's messages out, and decided since
+   * (assuming peers decide at least every 10 s).
+   */
   readonly startupHoldDownMillis?: number
   /** How long a seqno request is repeated in our messages. Default 10 s. */
   readonly seqnoRequestLifetimeMillis?: number
@@ -107,7 +111,7 @@ export const resolveConfig = (input: NodeRouterConfigInput): NodeRouterConfig =>
     aggregation: { ...Aggregation.defaultAggregationConfig, ...input.aggregation },
     costWeights: { ...defaultCostWeights, ...input.costWeights },
     linkStateMaxAgeMillis,
-    startupHoldDownMillis: input.startupHoldDownMillis ?? linkStateMaxAgeMillis,
+    startupHoldDownMillis: input.startupHoldDownMillis ?? linkStateMaxAgeMillis + 10_000,
     seqnoRequestLifetimeMillis: input.seqnoRequestLifetimeMillis ?? 10_000,
     minLinkMetricMs: input.minLinkMetricMs ?? 0.01,
     measured: { ...defaultMeasuredConfig, ...input.measured },
