@@ -4,7 +4,7 @@
  *
  * Run (after `npx tsc -b packages/simulator/bench`):
  *   node packages/simulator/dist/bench/linkemu-fidelity.js [--json] [--timers worker,spin,coarse]
- *        [--priority normal|high|realtime] [--no-wireguard] [--quick]
+ *        [--priority normal|high|realtime] [--no-wireguard] [--wg-realtime] [--quick]
  *
  * How: the relay runs as its own process (as in the twin), spawned per timer mode. A UDP echo on
  * loopback (both ends in this process) measures RTT with 0 ms and with 20 ms each way, one-way
@@ -41,6 +41,9 @@ const timers = option("timers", "worker,spin,coarse").split(",") as TimerMode[]
 const priority = option("priority", "normal") as "normal" | "high" | "realtime"
 const isRoot = process.getuid?.() === 0
 const wireguard = !flag("no-wireguard") && isRoot
+// --wg-realtime: run wireguard-go under SCHED_FIFO too, to separate the relay's error from the
+// tunnel processes' scheduling delays on a loaded machine.
+const wgRealtime = flag("wg-realtime") && isRoot
 
 const log = (line: string) => {
   if (!json) process.stderr.write(`${line}\n`)
@@ -374,7 +377,10 @@ const wireguardBench = (): Effect.Effect<WireGuardFigures, unknown> =>
         [nsA, `${prefix}wa`, keyA, pubB, "10.99.0.1", "10.99.0.2"],
         [nsB, `${prefix}wb`, keyB, pubA, "10.99.0.2", "10.99.0.1"],
       ] as const) {
-        const child = execa("ip", ["netns", "exec", ns, "wireguard-go", "-f", ifname], {
+        const wgCommand = wgRealtime
+          ? ["chrt", "-f", "10", "wireguard-go", "-f", ifname]
+          : ["wireguard-go", "-f", ifname]
+        const child = execa("ip", ["netns", "exec", ns, ...wgCommand], {
           reject: false,
           env: { WG_PROCESS_FOREGROUND: "1" },
         })
@@ -440,6 +446,8 @@ const main = Effect.gen(function* () {
     // The probing endpoints live in this process: they need the same head start as the relay,
     // or the bench measures its own scheduling delays.
     setPriority(priority === "realtime" ? -20 : -10)
+    // realtime: the main thread (the one serving the probe sockets) joins the relay under SCHED_FIFO
+    if (priority === "realtime") yield* sh("chrt", ["-f", "-p", "10", String(process.pid)])
   }
   const backend = yield* detectImpairmentBackend()
   log(

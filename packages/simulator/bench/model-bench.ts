@@ -67,12 +67,16 @@ const rows = allRows.filter((r) => rowFilter === undefined || rowFilter.some((f)
 interface Timed {
   readonly report: RunReport
   readonly realMillis: number
+  /** CPU time of this process during the run (user + system): the machine is shared, so wall time overstates. */
+  readonly cpuMillis: number
 }
 
 const timed = (scenario: Scenario, settings: EngineSettings): Timed => {
   const t0 = performance.now()
+  const c0 = process.cpuUsage()
   const report = runScenario(scenario, settings, true)
-  return { report, realMillis: performance.now() - t0 }
+  const c = process.cpuUsage(c0)
+  return { report, realMillis: performance.now() - t0, cpuMillis: (c.user + c.system) / 1000 }
 }
 
 interface Row {
@@ -80,16 +84,20 @@ interface Row {
   readonly aggregate: AggregateReport
   readonly scenariosPerSecond: number
   readonly realSecondsPerScenario: number
+  readonly cpuSecondsPerScenario: number
   readonly simulatedSecondsPerScenario: number
 }
 
 const runRow = (section: string, label: string, scenarios: ReadonlyArray<Scenario>, settings: EngineSettings): Row => {
   const results = scenarios.map((s) => {
     const r = timed(tuned(s), settings)
-    log(`  ${section} | ${label} | ${s.name}: ${(r.realMillis / 1000).toFixed(1)} s real`)
+    log(
+      `  ${section} | ${label} | ${s.name}: ${(r.realMillis / 1000).toFixed(1)} s real, ${(r.cpuMillis / 1000).toFixed(1)} s CPU`,
+    )
     return r
   })
   const realMillis = results.reduce((a, r) => a + r.realMillis, 0)
+  const cpuMillis = results.reduce((a, r) => a + r.cpuMillis, 0)
   return {
     section,
     aggregate: aggregate(
@@ -98,6 +106,7 @@ const runRow = (section: string, label: string, scenarios: ReadonlyArray<Scenari
     ),
     scenariosPerSecond: results.length / (realMillis / 1000),
     realSecondsPerScenario: realMillis / 1000 / results.length,
+    cpuSecondsPerScenario: cpuMillis / 1000 / results.length,
     simulatedSecondsPerScenario: (scenarios[0]?.durationMillis ?? 0) / 1000,
   }
 }
@@ -109,7 +118,7 @@ const printRows = (title: string, section: ReadonlyArray<Row>) => {
     section
       .map(
         (r) =>
-          `  ${r.aggregate.label}: ${r.scenariosPerSecond.toFixed(3)} scenarios/s (${r.realSecondsPerScenario.toFixed(1)} s real per ${r.simulatedSecondsPerScenario} s simulated)`,
+          `  ${r.aggregate.label}: ${r.scenariosPerSecond.toFixed(3)} scenarios/s (${r.realSecondsPerScenario.toFixed(1)} s real, ${r.cpuSecondsPerScenario.toFixed(1)} s CPU per ${r.simulatedSecondsPerScenario} s simulated)`,
       )
       .join("\n"),
   )
@@ -220,12 +229,15 @@ for (const r of scaleRows.filter((x) => x.aggregate.label.startsWith(`${defaultE
     value: p95 === null ? "-" : `${(p95 / 1000).toFixed(2)} s`,
     met: p95 !== null && p95 <= 3000,
   })
-  if (a.sites >= 200)
+  if (a.sites >= 200) {
+    const realPer600 = (r.realSecondsPerScenario * 600) / r.simulatedSecondsPerScenario
+    const cpuPer600 = (r.cpuSecondsPerScenario * 600) / r.simulatedSecondsPerScenario
     goals.push({
       goal: `${a.label}: 10 min simulated in < 60 s real`,
-      value: `${((r.realSecondsPerScenario * 600) / r.simulatedSecondsPerScenario).toFixed(1)} s per 600 s simulated`,
-      met: (r.realSecondsPerScenario * 600) / r.simulatedSecondsPerScenario < 60,
+      value: `${realPer600.toFixed(1)} s real (${cpuPer600.toFixed(1)} s CPU) per 600 s simulated, warm-up included pro rata`,
+      met: realPer600 < 60,
     })
+  }
 }
 const adv = (out.adversarial as Row[] | undefined) ?? []
 const flap = adv.find(
