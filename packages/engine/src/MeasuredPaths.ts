@@ -86,6 +86,11 @@ export const forwardOfCycle = (self: SiteId, path: ReadonlyArray<SiteId>): Reado
 
 export class MeasuredPathStore {
   private readonly byPath = new Map<string, { forward: ReadonlyArray<SiteId>; samples: Array<StoredSample> }>()
+  /** The same entries grouped by destination (the forward path's last site). */
+  private readonly byDestination = new Map<
+    number,
+    Array<{ forward: ReadonlyArray<SiteId>; samples: Array<StoredSample> }>
+  >()
   private readonly lastRequested = new Map<number, number>()
   private readonly pathRequestedAt = new Map<string, number>()
 
@@ -103,6 +108,10 @@ export class MeasuredPathStore {
     if (entry === undefined) {
       entry = { forward, samples: [] }
       this.byPath.set(key, entry)
+      const destination = forward[forward.length - 1]!
+      const list = this.byDestination.get(destination) ?? []
+      list.push(entry)
+      this.byDestination.set(destination, list)
     }
     entry.samples.push({ atMillis: sample.atMillis, rttMs: sample.rttMs, sent: sample.sent, received: sample.received })
     entry.samples.sort((a, b) => a.atMillis - b.atMillis)
@@ -114,8 +123,7 @@ export class MeasuredPathStore {
   /** Fresh measurements of forward paths to `destination` (paths with no reply are left out). */
   measured(destination: SiteId, nowMillis: number): ReadonlyArray<MeasuredPath> {
     const out: Array<MeasuredPath> = []
-    for (const { forward, samples } of this.byPath.values()) {
-      if (forward[forward.length - 1] !== destination) continue
+    for (const { forward, samples } of this.byDestination.get(destination) ?? []) {
       const fresh = samples.filter((s) => nowMillis - s.atMillis <= this.config.sampleMaxAgeMillis)
       if (fresh.length === 0) continue
       const rtts = fresh.flatMap((s) => (s.rttMs === null ? [] : [s.rttMs])).sort((a, b) => a - b)
