@@ -19,6 +19,7 @@ declare -A NEED=(
   [unshare]=util-linux
   [killall]=psmisc
   [promtool]=prometheus
+  [chromium]=chromium
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
