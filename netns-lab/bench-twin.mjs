@@ -53,7 +53,10 @@ const sizeRun = (n) =>
     const memBefore = memAvailableKiB()
     const scope = yield* Scope.make()
     const t0 = Date.now()
-    const twin = yield* makeTwin({ scenario, mode: "test", onProgress: log }).pipe(Scope.extend(scope))
+    const twin = yield* makeTwin({ scenario, mode: "test", onProgress: log }).pipe(
+      Scope.extend(scope),
+      Effect.onError(() => Scope.close(scope, Exit.void)),
+    )
     const upMs = Date.now() - t0
     const sampler = yield* startRouteSampler(
       Array.from({ length: n }, (_, i) => i),

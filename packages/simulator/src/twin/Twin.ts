@@ -165,6 +165,9 @@ const siteScript = (files: SiteFiles, dir: string, kernelWg: boolean, startBird:
     "set -e",
     `cd ${shQuote(dir)}`,
     "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0",
+    // wireguard-go binds a random port before `wg setconf` moves it to its fixed one; keep the
+    // random ones out of the fixed range, or one tunnel's first port can steal another's.
+    'sysctl -qw net.ipv4.ip_local_port_range="61000 65000"',
     "ip -batch underlay.batch",
     "ip -batch lo.batch",
   ]
