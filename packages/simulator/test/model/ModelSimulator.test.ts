@@ -14,14 +14,16 @@ import { nearEqualPathsScenario, randomScenario, randomSmallScenario, runScenari
 const seed = fc.integer({ min: 1, max: 2 ** 31 - 1 })
 
 /** Every configuration, with a short start-up hold-down so a scenario needs little warm-up. */
-const configurations: ReadonlyArray<EngineSettings> = [
-  defaultEngineSettings,
-  { label: "no hysteresis", algorithm: "graph-least-cost", stability: "none", costModel: "default" },
-  { label: "least-cost-bgp", algorithm: "least-cost-bgp", stability: "default", costModel: "default" },
-  { label: "shortest-bgp", algorithm: "shortest-bgp", stability: "default", costModel: "default" },
-  { label: "measured-fastest", algorithm: "measured-fastest", stability: "default", costModel: "default" },
-  legacyEngineSettings,
-].map((c) => ({ ...c, extra: { startupHoldDownMillis: 2_000 } }))
+const configurations: ReadonlyArray<EngineSettings> = (
+  [
+    defaultEngineSettings,
+    { label: "no hysteresis", algorithm: "graph-least-cost", stability: "none", costModel: "default" },
+    { label: "least-cost-bgp", algorithm: "least-cost-bgp", stability: "default", costModel: "default" },
+    { label: "shortest-bgp", algorithm: "shortest-bgp", stability: "default", costModel: "default" },
+    { label: "measured-fastest", algorithm: "measured-fastest", stability: "default", costModel: "default" },
+    legacyEngineSettings,
+  ] satisfies ReadonlyArray<EngineSettings>
+).map((c) => ({ ...c, extra: { startupHoldDownMillis: 2_000 } }))
 
 describe("model simulator × engine", () => {
   test.prop([seed, fc.constantFrom(...configurations)], { numRuns: 8 })(
