@@ -55,3 +55,8 @@ export {
   type SysctlService,
   type SysctlWrite,
 } from "./sysctl/Sysctl.js"
+// Appended by H9: the daemon's management handler (perfc/perfe end-to-end tests), control-plane
+// metrics and config decoder (observability checks against the real registry and schema).
+export { type ManagementSource, makeManagementHandler } from "./management/ManagementServer.js"
+export { makeControlMetrics } from "./daemon/ControlMetrics.js"
+export { decodeConfig } from "./daemon/Config.js"

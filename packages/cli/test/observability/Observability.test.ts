@@ -10,9 +10,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import * as NodeRuntime from "@net-perf/node-runtime"
-import { MeasurementMetrics } from "@net-perf/node-runtime"
-import { Effect } from "effect"
+import { decodeConfig, MeasurementMetrics, makeControlMetrics } from "@net-perf/node-runtime"
+import { Effect, Either } from "effect"
 import { parse as parseYaml } from "yaml"
 
 const root = join(import.meta.dirname, "../../../../observability")
@@ -77,19 +76,11 @@ export const metricNames = (expr: string): ReadonlyArray<string> => {
     .filter((name) => !keywords.has(name.toLowerCase()))
 }
 
-// Optional exports of the daemon package, used as soon as it has them (read at run time so this
-// test compiles before they land): the control-plane metrics and the config decoder.
-const daemonExports = NodeRuntime as unknown as Record<string, unknown>
-
 /** Exported series names: histograms also expose _bucket, _sum and _count. */
 const exportedNames = Effect.gen(function* () {
   const metrics = yield* MeasurementMetrics
-  const makeControlMetrics = daemonExports.makeControlMetrics
-  if (typeof makeControlMetrics === "function") makeControlMetrics(metrics.registry)
-  else
-    console.info(
-      "@net-perf/node-runtime does not export makeControlMetrics yet: control metrics come from metrics-pending.json",
-    )
+  // The daemon registers its control-plane metrics on the measurement plane's registry.
+  makeControlMetrics(metrics.registry)
   const json = yield* Effect.promise(() => metrics.registry.getMetricsAsJSON())
   return new Set(
     json.flatMap((m) =>
@@ -214,20 +205,17 @@ describe("observability pack", () => {
     }
   })
 
-  it("the example daemon config names the site, WireGuard folder and BIRD socket (and decodes, once exported)", () => {
+  it("the example daemon config decodes with the daemon's Config schema", () => {
     const config = parseYaml(read("examples/net-perf.yaml")) as Record<string, unknown>
     expect(config).toMatchObject({
       site: 0,
       discovery: { confDir: "/etc/wireguard" },
       bird: { generation: "bird2", socket: "/run/bird/bird.ctl" },
     })
-    const decodeConfig = daemonExports.decodeConfig
-    if (typeof decodeConfig === "function") {
-      const decoded = decodeConfig("example", config) as { _tag: string; right?: { site: number } }
-      expect(decoded._tag).toBe("Right")
-      expect(decoded.right?.site).toBe(0)
-    } else {
-      console.info("@net-perf/node-runtime does not export decodeConfig yet: example checked by its keys only")
-    }
+    const decoded = decodeConfig("examples/net-perf.yaml", config)
+    if (Either.isLeft(decoded)) expect.fail(decoded.left.message)
+    else expect(decoded.right).toMatchObject({ site: 0, bird: { generation: "bird2", socket: "/run/bird/bird.ctl" } })
+    // A broken example would be caught.
+    expect(Either.isLeft(decodeConfig("x", { ...config, site: -1 }))).toBe(true)
   })
 })
