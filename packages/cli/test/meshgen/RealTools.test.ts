@@ -269,7 +269,7 @@ describe.skipIf(!isRoot).each(["2", "1"] as const)(
       // net-perf's own route (protocol 201) must survive BIRD: put one in before BIRD starts.
       for (const site of sites) {
         const confs = readFileSync(join(out, site.name, "net-perf.json"), "utf8")
-        for (const t of JSON.parse(confs).tunnels as Array<{ name: string }>) {
+        for (const t of JSON.parse(confs).mesh.tunnels as Array<{ name: string }>) {
           const up = inSite(site.id, ["wg-quick", "up", join(out, site.name, `${t.name}.conf`)])
           if (up.code !== 0) throw new Error(`wg-quick up ${site.name}/${t.name} failed: ${up.err}`)
         }

@@ -1,38 +1,20 @@
 /**
  * The net-perf daemon config of one site (`net-perf.json`): who the site is, where its tunnels
  * and BIRD live, which ports to use, and its expected tunnels. Plain JSON with sorted, fixed
- * keys so it is byte-stable; the daemon decodes it with `DaemonConfig` below.
+ * keys so it is byte-stable; the daemon decodes it with its own Config schema (node-runtime).
  */
 import { Schema } from "effect"
 import { Family, SiteId } from "../Domain.js"
 import type { Defaults } from "./MeshFile.js"
 import type { SitePlan } from "./Plan.js"
 
-export const DaemonConfig = Schema.Struct({
-  version: Schema.Literal(1),
-  siteId: SiteId,
-  siteName: Schema.String,
+/**
+ * The mesh-specific part of the file: the daemon ignores it for routing but reports it and uses
+ * the tunnel list to say which expected tunnels are missing.
+ */
+export const MeshSection = Schema.Struct({
+  name: Schema.String,
   asn: Schema.Int,
-  /** Interface names: `{local}`, `{remote}`, `{family}` replaced by ids and 4|6. */
-  tunnelPattern: Schema.String,
-  wireguardDir: Schema.String,
-  bird: Schema.Struct({
-    /** Major version of the BIRD the site runs: 2 (one socket) or 1 (IPv4 and IPv6 sockets). */
-    version: Schema.Literal(1, 2),
-    socket: Schema.String,
-    socket6: Schema.optional(Schema.String),
-  }),
-  controlSocket: Schema.String,
-  ports: Schema.Struct({ http: Schema.Int, probe: Schema.Int, grpc: Schema.Int, pathping: Schema.Int }),
-  overlay: Schema.Struct({
-    prefix4: Schema.String,
-    prefix6: Schema.String,
-    router4: Schema.String,
-    router6: Schema.String,
-    /** Probe address on lo used by the IPv4-underlay / IPv6-underlay tunnels. */
-    probeV4Tunnel: Schema.String,
-    probeV6Tunnel: Schema.String,
-  }),
   lans: Schema.Array(Schema.String),
   tunnels: Schema.Array(
     Schema.Struct({
@@ -48,42 +30,59 @@ export const DaemonConfig = Schema.Struct({
     }),
   ),
 })
-export type DaemonConfig = typeof DaemonConfig.Type
+export type MeshSection = typeof MeshSection.Type
 
-export const renderDaemonConfig = (site: SitePlan, defaults: Defaults): string => {
+/**
+ * The overlay address template the daemon uses (`{site}`, `{role}`): this generator's plans give
+ * each site a /24 of a /16, so the site id is the third octet; role 1 is the router and 4/6 the
+ * tunnel probe endpoints, matching the default address plan (other host indexes are reported).
+ */
+const addressTemplateOf = (site: SitePlan): string => {
+  const [a, b] = site.overlay4.split(".")
+  return `${a}.${b}.{site}.{role}`
+}
+
+export const renderDaemonConfig = (site: SitePlan, allSites: ReadonlyArray<SitePlan>, defaults: Defaults): string => {
   const { daemon } = defaults
-  const config: typeof DaemonConfig.Encoded = {
-    version: 1,
-    siteId: site.site.id,
-    siteName: site.site.name,
-    asn: site.asn,
-    tunnelPattern: "wg{local}.{remote}_v{family}",
-    wireguardDir: daemon.wireguardDir,
-    bird: defaults.bird1
-      ? { version: 1, socket: daemon.birdSocket, socket6: daemon.bird6Socket }
-      : { version: 2, socket: daemon.birdSocket },
+  // Keys and shape follow the daemon's own Config schema (packages/node-runtime/src/daemon/Config.ts);
+  // a test in packages/cli decodes every generated file with it.
+  const config = {
+    site: site.site.id,
+    addressTemplate: addressTemplateOf(site),
+    discovery: { confDir: daemon.wireguardDir },
     controlSocket: daemon.controlSocket,
-    ports: { http: daemon.httpPort, probe: daemon.probePort, grpc: daemon.grpcPort, pathping: daemon.pathpingPort },
-    overlay: {
-      prefix4: site.overlay4,
-      prefix6: site.overlay6,
-      router4: site.router4,
-      router6: site.router6,
-      probeV4Tunnel: site.probeV4Tunnel,
-      probeV6Tunnel: site.probeV6Tunnel,
+    http: { port: daemon.httpPort },
+    grpc: { port: daemon.grpcPort },
+    probes: {
+      echo: { port: daemon.probePort },
+      lossTest: { port: daemon.probePort },
+      tcp: { port: daemon.grpcPort },
+      pathPing: { port: daemon.pathpingPort },
     },
-    lans: [...site.lans4, ...site.lans6],
-    tunnels: site.tunnels.map((t) => ({
-      name: t.name,
-      peerId: t.id.remote,
-      peerName: t.remoteName,
-      peerAsn: t.remoteAsn,
-      family: t.id.family,
-      localAddress: t.localProbe4,
-      peerAddress: t.remoteProbe4,
-      listenPort: t.listenPort ?? null,
-      mtu: t.mtu,
-    })),
+    bird: defaults.bird1
+      ? { generation: "bird1", socket: daemon.birdSocket, socket6: daemon.bird6Socket }
+      : { generation: "bird2", socket: daemon.birdSocket },
+    kernel: {
+      sitePrefixes: Object.fromEntries(
+        allSites.map((s) => [String(s.site.id), [s.overlay4, s.overlay6, ...s.lans4, ...s.lans6]]),
+      ),
+    },
+    mesh: {
+      name: site.site.name,
+      asn: site.asn,
+      lans: [...site.lans4, ...site.lans6],
+      tunnels: site.tunnels.map((t) => ({
+        name: t.name,
+        peerId: t.id.remote,
+        peerName: t.remoteName,
+        peerAsn: t.remoteAsn,
+        family: t.id.family,
+        localAddress: t.localProbe4,
+        peerAddress: t.remoteProbe4,
+        listenPort: t.listenPort ?? null,
+        mtu: t.mtu,
+      })),
+    } satisfies typeof MeshSection.Encoded,
   }
   return `${JSON.stringify(config, null, 2)}\n`
 }

@@ -80,7 +80,7 @@ export const generateMesh = (
       siteFiles.set(bird1ConfPaths[4], renderBird1Conf(plan, site, 4))
       siteFiles.set(bird1ConfPaths[6], renderBird1Conf(plan, site, 6))
     }
-    siteFiles.set(daemonConfigPath, renderDaemonConfig(site, { ...defaults, bird1: withBird1 }))
+    siteFiles.set(daemonConfigPath, renderDaemonConfig(site, plan.sites, { ...defaults, bird1: withBird1 }))
     files.set(site.site.name, siteFiles)
   }
   return Either.right({ plan, files, skipped: plan.skipped })

@@ -222,7 +222,7 @@ describe("meshgen generate", () => {
               if (path === "net-perf.json") {
                 const ports = (text: string | undefined) =>
                   new Map<string, unknown>(
-                    JSON.parse(text ?? "{}").tunnels.map((t: { name: string; listenPort: number | null }) => [
+                    JSON.parse(text ?? "{}").mesh.tunnels.map((t: { name: string; listenPort: number | null }) => [
                       t.name,
                       t.listenPort,
                     ]),
@@ -264,7 +264,7 @@ describe("meshgen generate", () => {
     const bird = files.get("ams")?.get("bird.conf") ?? ""
     expect(bird).toMatch(/^\s*local as 64512;$/m)
     expect(bird).toContain("neighbor 10.201.7.6 as 64519;")
-    expect(JSON.parse(files.get("sgp")?.get("net-perf.json") ?? "").tunnels).toHaveLength(3)
+    expect(JSON.parse(files.get("sgp")?.get("net-perf.json") ?? "").mesh.tunnels).toHaveLength(3)
   })
 
   it("writes BGP timers, BFD timing and the log target when given", () => {

@@ -6,7 +6,7 @@
  * has a documented default. Listening sockets default to the site's overlay router address and
  * loopback, never to the underlay. Errors name the field and the bad value (Schema's tree format).
  */
-import { algorithmNames, SiteId } from "@net-perf/engine"
+import { algorithmNames, MeshGen, SiteId } from "@net-perf/engine"
 import { Data, Effect, Either, ParseResult, Schema } from "effect"
 import { parse as parseYaml } from "yaml"
 import { ProbesConfig } from "../probes/ProbeConfig.js"
@@ -84,6 +84,8 @@ export const KernelSection = Schema.Struct({
   withdrawOnExit: field(Schema.Boolean, true),
   /** Destination prefixes per site; `{site}`/`{siteHex}` are replaced. */
   prefixTemplates: field(Schema.Array(NonEmpty), ["10.201.{site}.0/24", "fdac:c9:{siteHex}::/64"]),
+  /** Explicit prefixes per site id (overlay + LANs, as the mesh generator writes them); wins over the templates. */
+  sitePrefixes: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Array(NonEmpty) })),
 })
 
 export const MetricsStoreSection = Schema.Struct({
@@ -108,6 +110,8 @@ export const DaemonConfig = Schema.Struct({
   sysctl: field(SysctlConfig, Schema.decodeSync(SysctlConfig)({})),
   metricsStore: Schema.optional(MetricsStoreSection),
   logLevel: field(Schema.Literal("debug", "info", "warning", "error"), "info"),
+  /** Written by the mesh generator: the site's name, ASN, LANs and expected tunnels (reported). */
+  mesh: Schema.optional(MeshGen.MeshSection),
 })
 export type DaemonConfig = typeof DaemonConfig.Type
 export type DaemonConfigInput = typeof DaemonConfig.Encoded
@@ -215,6 +219,10 @@ export const fillTemplate = (template: string, site: number, role?: number): str
     .replaceAll("{siteHex}", site.toString(16))
     .replaceAll("{site}", String(site))
     .replaceAll("{role}", String(role ?? 1))
+
+/** Destination prefixes of a site: explicit ones from the config, else the templates. */
+export const prefixesOf = (config: DaemonConfig, site: number): ReadonlyArray<string> =>
+  config.kernel.sitePrefixes?.[String(site)] ?? config.kernel.prefixTemplates.map((t) => fillTemplate(t, site))
 
 /** Addresses the daemon's HTTP/gRPC servers bind by default: overlay router + loopback. */
 export const defaultListenHosts = (config: DaemonConfig): ReadonlyArray<string> => [

@@ -33,7 +33,7 @@ import { MeasurementPlane, MeasurementPlaneConfig, MeasurementPlaneLive } from "
 import { type ManagementSource, makeManagementHandler } from "../management/ManagementServer.js"
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { makeSysctl } from "../sysctl/Sysctl.js"
-import { type DaemonConfig, defaultListenHosts, fillTemplate } from "./Config.js"
+import { type DaemonConfig, defaultListenHosts, fillTemplate, prefixesOf } from "./Config.js"
 import { makeControlMetrics } from "./ControlMetrics.js"
 
 export interface DaemonOptions {
@@ -72,7 +72,7 @@ export const kernelRoutesOf = (config: DaemonConfig, decision: RoutingDecision):
   const sourceV6 = `fdac:c9:${config.site.toString(16)}::1`
   return desiredRoutes(decision, {
     metric: config.kernel.metric,
-    prefixesOf: (site) => config.kernel.prefixTemplates.map((t) => fillTemplate(t, site)),
+    prefixesOf: (site) => prefixesOf(config, site),
   }).map((r) => ({ ...r, source: isV6(r.prefix) ? sourceV6 : sourceV4 }))
 }
 
