@@ -203,7 +203,7 @@ describe("loop freedom", () => {
       }),
       { numRuns: 1000 },
     )
-  })
+  }, 180_000)
 
   it("a quiet network converges: every connected pair is delivered, with starvation resolved by seqno requests", () => {
     fc.assert(
@@ -225,7 +225,7 @@ describe("loop freedom", () => {
           }
         }
       }),
-      { numRuns: 300 },
+      { numRuns: 200 },
     )
-  })
+  }, 180_000)
 })

@@ -215,7 +215,7 @@ describe("NodeRouter", () => {
       ),
       { numRuns: 60 },
     )
-  })
+  }, 120_000)
 
   it("installs nothing during the start-up hold-down and says so", () => {
     const w = triangle(() => ({ startupHoldDownMillis: 10_000 }))
