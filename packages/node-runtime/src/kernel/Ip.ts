@@ -67,6 +67,11 @@ export const makeIp = (options: IpOptions = {}): IpService => {
         execa(binary, [...prefix, ...args], {
           reject: false,
           timeout: timeoutMillis,
+          // execa's default `cleanup` installs signal-exit handlers while a command runs; once
+          // NodeRuntime.runMain's SIGTERM handler removes itself, signal-exit sees no other
+          // listener and re-raises SIGTERM, killing the daemon before it withdraws its routes.
+          // Commands are short and bounded by `timeout`, so they need no exit-time cleanup.
+          cleanup: false,
           cancelSignal: signal,
           ...(input === undefined ? {} : { input }),
         }),
