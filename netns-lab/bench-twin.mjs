@@ -3,7 +3,7 @@
 // the twin's namespaces plus the relay) and teardown time for N sites; then plain-BIRD
 // convergence on the six-site failure scenario with and without BFD.
 // Usage (root, after `npx tsc -b`): node netns-lab/bench-twin.mjs [--sizes 6,10,20]
-//   [--families 4|4,6] [--failure] [--json]
+//   [--families 4|4,6] [--config meshgen|builtin] [--failure] [--json]
 import { readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -25,6 +25,7 @@ const json = process.argv.includes("--json")
 const sizes = arg("sizes", "6,10,20").split(",").map(Number)
 const families = arg("families", "4").split(",").map(Number)
 const failure = process.argv.includes("--failure") || !process.argv.includes("--sizes")
+const configGenerator = arg("config", "meshgen")
 const log = (s) => process.stderr.write(`[bench] ${s}\n`)
 
 const pssKiB = (pid) => {
@@ -53,7 +54,7 @@ const sizeRun = (n) =>
     const memBefore = memAvailableKiB()
     const scope = yield* Scope.make()
     const t0 = Date.now()
-    const twin = yield* makeTwin({ scenario, mode: "test", onProgress: log }).pipe(
+    const twin = yield* makeTwin({ scenario, mode: "test", configGenerator, onProgress: log }).pipe(
       Scope.extend(scope),
       Effect.onError(() => Scope.close(scope, Exit.void)),
     )
@@ -107,6 +108,7 @@ const sizeRun = (n) =>
     yield* Scope.close(scope, Exit.void)
     const downMs = Date.now() - t1
     return {
+      config: configGenerator,
       sites: n,
       families,
       tunnelPairs: (n * (n - 1) * families.length) / 2,
@@ -134,7 +136,7 @@ if (failure)
   for (const f of ["six-site-failure.yaml", "six-site-failure-bfd.yaml"]) {
     log(`scenario ${f}`)
     const s = await Effect.runPromise(loadScenario(join(here, "scenarios", f)))
-    const report = await Effect.runPromise(runScenario(s, { mode: "test", onProgress: log }))
+    const report = await Effect.runPromise(runScenario(s, { mode: "test", configGenerator, onProgress: log }))
     const r = {
       scenario: s.name,
       bfd: s.bird.bfd,

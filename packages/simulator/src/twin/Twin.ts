@@ -156,6 +156,18 @@ const genKeyPair = Effect.gen(function* () {
   return { privateKey, publicKey }
 })
 
+/** Splits PostUp lines into `ip -batch` lines (from `ip [-4|-6] ARGS || echo .`) and the rest. */
+export const batchablePostUp = (lines: ReadonlyArray<string>): { batch: string[]; shell: string[] } => {
+  const batch: string[] = []
+  const shell: string[] = []
+  for (const line of lines) {
+    const m = /^ip (?:-[46] )?([^|;&<>`$]*?) \|\| echo \.$/.exec(line.trim())
+    if (m?.[1] === undefined) shell.push(line)
+    else batch.push(m[1])
+  }
+  return { batch, shell }
+}
+
 const shQuote = (a: string): string => `'${a.replaceAll("'", "'\\''")}'`
 
 /** Site setup script, run through the isolation wrapper inside the site's namespace. */
@@ -186,8 +198,13 @@ const siteScript = (files: SiteFiles, dir: string, kernelWg: boolean, startBird:
       "  done",
       "done",
     )
-  for (const t of tunnels)
-    lines.push(`wg setconf ${t.name} ${t.name}.conf`, `ip link set ${t.name} mtu ${t.mtu} up`, ...t.postUp)
+  for (const t of tunnels) lines.push(`wg setconf ${t.name} ${t.name}.conf`)
+  lines.push("ip -batch links.batch")
+  // PostUp lines that are `ip … || echo .` (errors ignored by design) run as one `ip -force
+  // -batch`: hundreds of `ip` processes per site otherwise dominate bring-up at N = 20.
+  const { batch, shell } = batchablePostUp(tunnels.flatMap((t) => t.postUp))
+  if (batch.length > 0) lines.push("ip -force -batch postup.batch >>postup.log 2>&1 || true")
+  lines.push(...shell)
   if (startBird) lines.push(birdStartLine)
   return `${lines.join("\n")}\n`
 }
@@ -389,6 +406,14 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
               await writeFile(join(d, "underlay.batch"), siteUnderlayBatch(site))
               await writeFile(join(d, "lo.batch"), files.loBatch)
               await writeFile(join(d, "bird.conf"), files.birdConf)
+              await writeFile(
+                join(d, "links.batch"),
+                `${files.tunnels.map((t) => `link set ${t.name} mtu ${t.mtu} up`).join("\n")}\n`,
+              )
+              await writeFile(
+                join(d, "postup.batch"),
+                `${batchablePostUp(files.tunnels.flatMap((t) => t.postUp)).batch.join("\n")}\n`,
+              )
               await writeFile(join(d, "setup.sh"), siteScript(files, d, kernelWg, true))
             })
             yield* run(inSite(nsOf(site), wgDir(site), ["sh", join(d, "setup.sh")]), { timeoutMs: 120_000 })

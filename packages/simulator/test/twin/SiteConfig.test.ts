@@ -85,3 +85,25 @@ describe("site configuration generators", () => {
     })
   })
 })
+
+describe("PostUp batching", () => {
+  it("turns `ip … || echo .` lines into ip -batch lines and keeps the rest as shell", async () => {
+    const { batchablePostUp } = await import("../../src/twin/Twin.js")
+    expect(
+      batchablePostUp([
+        "ip addr add 10.201.0.4/32 dev lo || echo .",
+        "ip -6 addr add fdac:c9::4/128 peer fdac:c9:1::4/128 dev wg0.1_v4 nodad || echo .",
+        "ip route add 10.201.1.4/32 dev wg0.1_v4 src 10.201.0.4",
+        "nft add element inet netperf tunnels { wg0.1_v4 } || echo .",
+        "ip addr add $(cat x) dev lo || echo .",
+      ]),
+    ).toEqual({
+      batch: ["addr add 10.201.0.4/32 dev lo", "addr add fdac:c9::4/128 peer fdac:c9:1::4/128 dev wg0.1_v4 nodad"],
+      shell: [
+        "ip route add 10.201.1.4/32 dev wg0.1_v4 src 10.201.0.4",
+        "nft add element inet netperf tunnels { wg0.1_v4 } || echo .",
+        "ip addr add $(cat x) dev lo || echo .",
+      ],
+    })
+  })
+})
