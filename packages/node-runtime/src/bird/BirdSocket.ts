@@ -142,6 +142,9 @@ export const makeBirdSocket = (options: BirdSocketOptions): Effect.Effect<BirdSo
       connections++
       const welcome = yield* readReply(path, conn, "(welcome)", maxReplyBytes)
       version = /BIRD\s+(\S+)/.exec(welcome.text)?.[1]
+      yield* (connections === 1 ? Effect.logDebug : Effect.logInfo)(
+        `connected to BIRD ${version ?? "?"} on ${path} (connection ${connections})`,
+      )
       return conn
     })
 
@@ -160,7 +163,13 @@ export const makeBirdSocket = (options: BirdSocketOptions): Effect.Effect<BirdSo
               const reused = current !== undefined && !current.closed
               return attempt(command, true).pipe(
                 // BIRD restarted while we were idle: the old connection is dead, try once anew.
-                Effect.catchTag("BirdUnavailable", (e) => (reused ? attempt(command, false) : Effect.fail(e))),
+                Effect.catchTag("BirdUnavailable", (e) =>
+                  reused
+                    ? Effect.logInfo(`BIRD connection on ${path} was closed; reconnecting`).pipe(
+                        Effect.zipRight(attempt(command, false)),
+                      )
+                    : Effect.fail(e),
+                ),
               )
             }).pipe(
               Effect.timeoutFail({
