@@ -11,6 +11,7 @@ import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Option } from "effect"
 import { execa } from "execa"
+import { renderTwinReportHtml } from "../report-html/index.js"
 import { siteNs } from "../twin/Addressing.js"
 import { inSite, requireRoot } from "../twin/Exec.js"
 import { formatSummary } from "../twin/Report.js"
@@ -77,9 +78,14 @@ const json = Options.boolean("json").pipe(
   Options.withDescription("print the JSON report on stdout instead of the summary"),
 )
 
+const htmlFile = Options.file("html").pipe(
+  Options.optional,
+  Options.withDescription("also write the report as one self-contained HTML page (charts inline) to this file"),
+)
+
 const runCmd = Command.make(
   "run",
-  { scenario: scenarioArg, report: reportFile, json, noRelay, config: configOption },
+  { scenario: scenarioArg, report: reportFile, json, noRelay, config: configOption, html: htmlFile },
   (o) =>
     Effect.gen(function* () {
       const s = yield* loadScenario(o.scenario)
@@ -93,6 +99,11 @@ const runCmd = Command.make(
         const file = o.report.value
         yield* Effect.promise(() => writeFile(file, `${JSON.stringify(report, null, 2)}\n`))
         progress(`report written to ${file}`)
+      }
+      if (Option.isSome(o.html)) {
+        const file = o.html.value
+        yield* Effect.promise(() => writeFile(file, renderTwinReportHtml(report)))
+        progress(`HTML report written to ${file}`)
       }
       yield* Console.log(o.json ? JSON.stringify(report, null, 2) : formatSummary(report))
     }),

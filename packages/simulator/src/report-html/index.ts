@@ -1,0 +1,10 @@
+/** HTML reports: twin and model-simulator runs as self-contained pages with server-rendered SVG charts. */
+export {
+  type ModelBenchDocument,
+  type ModelBenchRow,
+  type ModelReportInput,
+  type ModelRunReportJson,
+  type ModelRunsInput,
+  renderModelReportHtml,
+} from "./ModelHtml.js"
+export { renderTwinReportHtml, type TwinHtmlOptions, type TwinReportInput, type TwinTimeline } from "./TwinHtml.js"
