@@ -133,6 +133,40 @@ class AdvertiseAll implements fc.Command<Model, World> {
   toString = () => "advertiseAll"
 }
 
+/** A site's daemon restarts: it forgets everything, feasible distances included. */
+class Restart implements fc.Command<Model, World> {
+  constructor(readonly site: number) {}
+  check = () => true
+  run(_m: Model, w: World): void {
+    const site = this.site % w.n
+    w.restart(site)
+    w.routers[site]!.setBgpPaths(w.bgpPathsOf(site, 2))
+  }
+  toString = () => `restart(${this.site})`
+}
+
+/**
+ * Time passes in the world the restart argument assumes: messages older than 5 s are lost, and
+ * every daemon decides at least every 10 s (here: every 5 s step).
+ */
+class BoundedTick implements fc.Command<Model, World> {
+  constructor(readonly dtMillis: number) {}
+  check = () => true
+  run(_m: Model, w: World): void {
+    for (let left = this.dtMillis; left > 0; left -= 5000) {
+      w.tick(Math.min(5000, left))
+      for (let i = w.inflight.length - 1; i >= 0; i--) {
+        if (w.nowMillis - w.inflight[i]!.message.generatedAtMillis > 5000) w.inflight.splice(i, 1)
+      }
+      for (let s = 0; s < w.n; s++) {
+        w.routers[s]!.decide(w.nowMillis)
+        check(w, `${this.toString()} decide(${s})`)
+      }
+    }
+  }
+  toString = () => `boundedTick(${this.dtMillis})`
+}
+
 const commands = [
   fc.integer({ min: 1, max: 10_000 }).map((dt) => new Round(dt)),
   fc.integer({ min: 1, max: 10_000 }).map((dt) => new DecideAll(dt)),
@@ -187,6 +221,22 @@ const worldArb = fc
     return { ...p, tunnels }
   })
 
+/** Commands for the restart property: no unbounded silence (time only moves by BoundedTick). */
+const restartCommands = [
+  fc.integer({ min: 1, max: 30_000 }).map((dt) => new BoundedTick(dt)),
+  fc.nat(10).map((s) => new Restart(s)),
+  fc.tuple(fc.nat(100), fc.boolean()).map(([i, both]) => new SetLink(i, null, both)),
+  fc
+    .tuple(fc.nat(100), fc.option(fc.integer({ min: 1, max: 200 }), { freq: 3 }), fc.boolean())
+    .map(([i, rtt, both]) => new SetLink(i, rtt, both)),
+  fc.nat(10).map((s) => new Decide(s)),
+  fc.constant(new AdvertiseAll()),
+  fc.nat(10).map((s) => new Advertise(s)),
+  fc.tuple(fc.nat(1000), fc.boolean()).map(([i, keep]) => new Deliver(i, keep)),
+  fc.nat(1000).map((i) => new Deliver(i, false)),
+  fc.nat(1000).map((i) => new Drop(i)),
+]
+
 describe("loop freedom", () => {
   it("hop-by-hop forwarding never loops across random topologies, stale views and update orders", () => {
     fc.assert(
@@ -228,4 +278,60 @@ describe("loop freedom", () => {
       { numRuns: 200 },
     )
   }, 180_000)
+
+  it("restarts (state lost) cause no loop, given the start-up hold-down, bounded delays and regular decisions", () => {
+    fc.assert(
+      fc.property(worldArb, fc.commands(restartCommands, { maxCommands: 60 }), (setup, cmds) => {
+        const world = new World(setup.n, setup.tunnels, (self) => ({
+          algorithm: setup.algorithms[self]!,
+          stability: { dwellMillis: setup.dwellMillis },
+          linkStateMaxAgeMillis: 30_000,
+          // startupHoldDownMillis: the default, max age + 10 s (also at the first start).
+        }))
+        for (let s = 0; s < setup.n; s++) world.routers[s]!.setBgpPaths(world.bgpPathsOf(s, setup.bgpHops))
+        fc.modelRun(() => ({ model: {} as Model, real: world }), cmds)
+      }),
+      { numRuns: 300 },
+    )
+  }, 180_000)
+
+  it("a restarted node forgets its feasible distances: the start-up hold-down is what keeps it loop-free", () => {
+    // Square A=0, B=1, C=2, D=3: B reaches D via A (5 + 5) rather than via C (20 + 20). A restarts
+    // and at the same moment loses its link to D; B still holds A's old advertisement.
+    const run = (startupHoldDownMillis: number | undefined) => {
+      const w = new World(
+        4,
+        [
+          { a: 0, b: 1, family: 4, rttMs: 5 },
+          { a: 0, b: 3, family: 4, rttMs: 5 },
+          { a: 1, b: 2, family: 4, rttMs: 20 },
+          { a: 2, b: 3, family: 4, rttMs: 20 },
+        ],
+        () => (startupHoldDownMillis === undefined ? {} : { startupHoldDownMillis }),
+      )
+      w.settle(14, 5000)
+      expect(w.nextHop(1, 3)).toBe(0)
+      w.restart(0)
+      w.rtt.set(linkKey(0, 3, 4), null)
+      w.rtt.set(linkKey(3, 0, 4), null)
+      for (const site of [1, 2, 3]) w.advertise(site)
+      w.deliverAll()
+      w.tick(1000)
+      w.routers[0]!.decide(w.nowMillis)
+      w.routers[1]!.decide(w.nowMillis)
+      return w
+    }
+    // Without the hold-down, A takes B (its empty FD accepts anything) while B still uses A.
+    expect(run(0).findLoop()).toEqual([0, 1, 0, -1, 3])
+    // With it (default: max age + 10 s), A installs nothing until B has moved on.
+    const w = run(undefined)
+    expect(w.findLoop()).toBeUndefined()
+    expect(w.nextHop(0, 3)).toBeNull()
+    for (let i = 0; i < 12; i++) {
+      w.settle(1, 5000)
+      check(w, `settle round ${i}`)
+    }
+    expect(w.nextHop(1, 3)).toBe(2)
+    expect(w.nextHop(0, 3)).toBe(1)
+  })
 })

@@ -18,6 +18,7 @@ export const linkKey = (from: number, to: number, family: Family): string => `${
 export class World {
   nowMillis = 1_000_000
   readonly routers: Array<NodeRouter>
+  private readonly configOf: (self: number) => Omit<NodeRouterConfigInput, "self">
   /** RTT per direction and family; null = dead. Absent = no tunnel. */
   readonly rtt = new Map<string, number | null>()
   readonly inflight: Array<{ readonly to: number; readonly message: LinkStateMessage }> = []
@@ -27,6 +28,7 @@ export class World {
     tunnels: ReadonlyArray<Tunnel & { readonly rttMs: number }>,
     configOf: (self: number) => Omit<NodeRouterConfigInput, "self">,
   ) {
+    this.configOf = configOf
     this.routers = Array.from({ length: n }, (_, self) => NodeRouter.make({ self, ...configOf(self) }))
     for (const t of tunnels) {
       this.rtt.set(linkKey(t.a, t.b, t.family), t.rttMs)
@@ -50,6 +52,11 @@ export class World {
         router.observe(new RttSample({ tunnel, kind: "udp-echo", atMillis: this.nowMillis, rttMs: rtt }))
       }
     }
+  }
+
+  /** The site's daemon restarts: a new router (new incarnation, empty state) in its place. */
+  restart(site: number): void {
+    this.routers[site] = NodeRouter.make({ self: site, ...this.configOf(site) })
   }
 
   advertise(site: number): void {
