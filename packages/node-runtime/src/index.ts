@@ -60,3 +60,15 @@ export {
 export { type ManagementSource, makeManagementHandler } from "./management/ManagementServer.js"
 export { makeControlMetrics } from "./daemon/ControlMetrics.js"
 export { decodeConfig } from "./daemon/Config.js"
+// Appended by H10: the live mesh page for `GET /` on the metrics port (see README "Live page").
+export {
+  type LiveMeshLink,
+  type LivePageOptions,
+  type LiveRoute,
+  type LiveStatus,
+  type LiveTunnel,
+  livePageHeaders,
+  liveRoutesOf,
+  liveStatusOf,
+  renderLivePage,
+} from "./livepage/index.js"

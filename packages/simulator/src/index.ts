@@ -42,3 +42,14 @@ export {
   type TwinReport,
   teardownRun,
 } from "./twin/index.js"
+// HTML reports (H10): twin and model-simulator reports as self-contained pages with inline SVG charts.
+export {
+  type ModelBenchDocument,
+  type ModelReportInput,
+  type ModelRunsInput,
+  renderModelReportHtml,
+  renderTwinReportHtml,
+  type TwinHtmlOptions,
+  type TwinReportInput,
+  type TwinTimeline,
+} from "./report-html/index.js"
