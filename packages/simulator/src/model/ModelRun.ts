@@ -26,7 +26,7 @@ import type { ModelMesh } from "./Mesh.js"
 import { ModelNetwork } from "./ModelNetwork.js"
 import { Prng } from "./Prng.js"
 import { defaultProbeModelConfig, echoRttMs, lossTestReceived, type ProbeModelConfig, transitMs } from "./ProbeModel.js"
-import { emptyReportAccumulators, type RunReport, summarise } from "./Report.js"
+import { type EventRecord, emptyReportAccumulators, type RunReport, summarise } from "./Report.js"
 
 /** One route as the simulator needs it from an engine decision. */
 export interface RouteLike {
@@ -125,6 +125,7 @@ type Ev =
 interface OpenEvent {
   readonly atMillis: number
   readonly hard: boolean
+  readonly kind: EventRecord["kind"]
   readonly affected: number
   readonly remaining: Set<number>
 }
@@ -340,7 +341,13 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
           if (isGood(Math.floor(pair / n), d, e.hard)) e.remaining.delete(pair)
         }
         if (e.remaining.size === 0) {
-          acc.events.push({ atMillis: e.atMillis, hard: e.hard, affected: e.affected, reactionMillis: t - e.atMillis })
+          acc.events.push({
+            atMillis: e.atMillis,
+            hard: e.hard,
+            kind: e.kind,
+            affected: e.affected,
+            reactionMillis: t - e.atMillis,
+          })
           closed = true
         }
       }
@@ -476,7 +483,10 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
       }
     }
     if (remaining.size === 0) acc.eventsWithoutImpact++
-    else openEvents.push({ atMillis: t, hard, affected: remaining.size, remaining })
+    else {
+      const kind = hard ? "failure" : change.kinds.includes("step") ? "step" : "recovery"
+      openEvents.push({ atMillis: t, hard, kind, affected: remaining.size, remaining })
+    }
   }
 
   const stretchSample = (t: number): void => {
@@ -646,7 +656,7 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
   for (const known of cyclesByDest)
     for (const since of known.values()) acc.loopMaxMillis = Math.max(acc.loopMaxMillis, end - Math.max(since, warmup))
   for (const e of openEvents)
-    acc.events.push({ atMillis: e.atMillis, hard: e.hard, affected: e.affected, reactionMillis: null })
+    acc.events.push({ atMillis: e.atMillis, hard: e.hard, kind: e.kind, affected: e.affected, reactionMillis: null })
   return summarise(acc, {
     name: config.name,
     seed: config.seed,

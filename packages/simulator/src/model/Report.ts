@@ -52,6 +52,11 @@ export interface EventRecord {
   readonly atMillis: number
   /** Hard = a link went down (judged by delivery); soft = step or recovery (judged by cost vs oracle). */
   readonly hard: boolean
+  /**
+   * failure: a link went down; step: a latency step; recovery: a link came back (the engine's
+   * cost model distrusts a link that was just down, so recoveries settle slowly by design).
+   */
+  readonly kind: "failure" | "step" | "recovery"
   /** Ordered pairs whose path stopped being good at the event. */
   readonly affected: number
   /** Until every affected pair was on a good path at once; null = never within the run. */
@@ -133,7 +138,9 @@ export interface RunReport {
   readonly directedLinks: number
   readonly measuredSeconds: number
   readonly hardFailures: EventSummary
+  /** Latency steps (judged by cost vs oracle). */
   readonly softEvents: EventSummary
+  readonly recoveries: EventSummary
   readonly eventsWithoutImpact: number
   readonly deadPathPairSeconds: number
   readonly deadEpisodes: number
@@ -197,8 +204,9 @@ export const summarise = (
     sites: n,
     directedLinks: meta.directedLinks,
     measuredSeconds: seconds,
-    hardFailures: eventSummary(acc.events.filter((e) => e.hard)),
-    softEvents: eventSummary(acc.events.filter((e) => !e.hard)),
+    hardFailures: eventSummary(acc.events.filter((e) => e.kind === "failure")),
+    softEvents: eventSummary(acc.events.filter((e) => e.kind === "step")),
+    recoveries: eventSummary(acc.events.filter((e) => e.kind === "recovery")),
     eventsWithoutImpact: acc.eventsWithoutImpact,
     deadPathPairSeconds: acc.statusMillis[DEAD] / 1000,
     deadEpisodes: acc.deadEpisodes,
@@ -246,6 +254,7 @@ export interface AggregateReport {
   readonly sites: number
   readonly hardFailures: EventSummary
   readonly softEvents: EventSummary
+  readonly recoveries: EventSummary
   readonly deadPathPairSeconds: number
   readonly loops: number
   readonly loopPairSeconds: number
@@ -265,10 +274,10 @@ export const aggregate = (label: string, reports: ReadonlyArray<RunReport>): Agg
   for (const r of reports) hist.merge(r.stretchHistogram)
   const mean = (f: (r: RunReport) => number) =>
     reports.length === 0 ? 0 : reports.reduce((a, r) => a + f(r), 0) / reports.length
-  const events = (pick: (r: RunReport) => EventSummary, hard: boolean): EventSummary => {
+  const events = (pick: (r: RunReport) => EventSummary, kind: EventRecord["kind"]): EventSummary => {
     // Reaction distributions are recomputed from per-event data when kept, else merged approximately.
     const detailed = reports.every((r) => r.events !== undefined)
-    if (detailed) return eventSummary(reports.flatMap((r) => (r.events ?? []).filter((e) => e.hard === hard)))
+    if (detailed) return eventSummary(reports.flatMap((r) => (r.events ?? []).filter((e) => e.kind === kind)))
     const parts = reports.map(pick)
     const count = parts.reduce((a, p) => a + p.count, 0)
     const resolved = parts.filter((p) => p.reactionMillis.count > 0)
@@ -292,8 +301,9 @@ export const aggregate = (label: string, reports: ReadonlyArray<RunReport>): Agg
     label,
     runs: reports.length,
     sites: reports[0]?.sites ?? 0,
-    hardFailures: events((r) => r.hardFailures, true),
-    softEvents: events((r) => r.softEvents, false),
+    hardFailures: events((r) => r.hardFailures, "failure"),
+    softEvents: events((r) => r.softEvents, "step"),
+    recoveries: events((r) => r.recoveries, "recovery"),
     deadPathPairSeconds: reports.reduce((a, r) => a + r.deadPathPairSeconds, 0),
     loops: reports.reduce((a, r) => a + r.loops.count, 0),
     loopPairSeconds: reports.reduce((a, r) => a + r.loops.pairSeconds, 0),
@@ -324,7 +334,8 @@ export const formatTable = (rows: ReadonlyArray<AggregateReport>): string => {
     "react p95 s",
     "react max s",
     "unres",
-    "soft p95 s",
+    "step p95 s",
+    "recov p95 s",
     "dead pair·s",
     "loops",
     "loop pair·s",
@@ -343,8 +354,9 @@ export const formatTable = (rows: ReadonlyArray<AggregateReport>): string => {
     secs(r.hardFailures.reactionMillis.p50),
     secs(r.hardFailures.reactionMillis.p95),
     secs(r.hardFailures.reactionMillis.max),
-    String(r.hardFailures.unresolved + r.softEvents.unresolved),
+    String(r.hardFailures.unresolved + r.softEvents.unresolved + r.recoveries.unresolved),
     secs(r.softEvents.reactionMillis.p95),
+    secs(r.recoveries.reactionMillis.p95),
     fmt(r.deadPathPairSeconds, 1),
     String(r.loops),
     fmt(r.loopPairSeconds, 1),
