@@ -6,7 +6,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import type { AlgorithmName } from "../src/Algorithms.js"
-import type { Family } from "../src/Domain.js"
+import { type Family, SiteId } from "../src/Domain.js"
+import { shortestPath } from "../src/Graph.js"
 import { linkKey, type Tunnel, World } from "./routingWorld.js"
 
 type Model = Record<string, never>
@@ -276,6 +277,39 @@ describe("loop freedom", () => {
         }
       }),
       { numRuns: 200 },
+    )
+  }, 180_000)
+
+  it("without stability margins a quiet network settles on shortest paths (seqno requests lift stale feasible distances)", () => {
+    fc.assert(
+      fc.property(worldArb, fc.commands(commands, { maxCommands: 40 }), (setup, cmds) => {
+        const world = new World(setup.n, setup.tunnels, () => ({
+          algorithm: "graph-least-cost",
+          startupHoldDownMillis: 0,
+          stability: { dwellMillis: 0, absoluteMarginMs: 0, relativeMargin: 0, noiseFactor: 0 },
+          tunnelStability: { dwellMillis: 0, absoluteMarginMs: 0, relativeMargin: 0, noiseFactor: 0 },
+        }))
+        fc.modelRun(() => ({ model: {} as Model, real: world }), cmds)
+        world.settle(40, 5_000)
+        check(world, "settling")
+        for (let s = 0; s < setup.n; s++) {
+          const mesh = world.routers[s]!.graph
+          const g = mesh.indexed()
+          for (let d = 0; d < setup.n; d++) {
+            if (s === d || !world.connected(s, d)) continue
+            const best = shortestPath(g, SiteId.make(s), SiteId.make(d))!
+            const walk = world.walk(s, d)
+            expect(walk.end).toBe(d)
+            // Costs as s sees them (every view is the same once the network is quiet).
+            const walked = mesh.pathCost(walk.hops.map((h) => SiteId.make(h)))
+            expect(walked, `${s} → ${d}: took ${walk.hops.join(" → ")}, best ${best.sites.join(" → ")}`).toBeCloseTo(
+              best.costMs,
+              6,
+            )
+          }
+        }
+      }),
+      { numRuns: 100 },
     )
   }, 180_000)
 

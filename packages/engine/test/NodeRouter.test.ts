@@ -289,6 +289,23 @@ describe("NodeRouter", () => {
     expect(w.findLoop()).toBeUndefined()
   })
 
+  it("a better route refused only for feasibility is taken after a seqno request", () => {
+    // Direct 0–2 at 5 ms sets 0's feasible distance to 2 at ≈ 5 ms. When direct degrades to
+    // 100 ms, via 1 (20 ms) is better but infeasible (1 advertises 10 ms ≥ 5 ms). The direct
+    // route stays usable, so 0 is not starved: only the "better but infeasible" request helps.
+    const w = triangle()
+    setBoth(w, 0, 2, 5)
+    w.settle(6, 5000)
+    expect(routeAt(w, 0, 2).nextHop).toBe(2)
+    const seqnoBefore = w.routers[2]!.seqno
+    setBoth(w, 0, 2, 100)
+    w.settle(12, 5000)
+    const r = routeAt(w, 0, 2)
+    expect(r.nextHop).toBe(1)
+    expect(r.seqno).toBeGreaterThan(seqnoBefore)
+    expect(w.routers[2]!.seqno).toBeGreaterThan(seqnoBefore)
+  })
+
   it("desiredRoutes honours custom prefixes, interface names, metric and protocol", () => {
     const w = triangle()
     w.settle(4, 1000)
