@@ -5,7 +5,7 @@ import { join } from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { algorithmNames } from "@net-perf/engine"
-import { type Console, Effect, Either } from "effect"
+import { type Console, Effect, Either, Fiber } from "effect"
 import fc from "fast-check"
 import { normalizePerfcArgs, runPerfc } from "../../src/perfc/Command.js"
 import { followVia } from "../../src/perfc/Snapshot.js"
@@ -235,6 +235,42 @@ describe("perfc against real gRPC servers", () => {
         join(dir, "site.pem"),
       ])
       expect(halfClient.exit).toBe(-1)
+    }),
+  )
+
+  it.scopedLive("--watch redraws on a fixed period until interrupted (one JSON line per refresh)", () =>
+    Effect.gen(function* () {
+      const servers = yield* startMesh()
+      const targets = servers.flatMap((s) => ["--target", `${s.site}=${s.address}`])
+      const out: Array<string> = []
+      const base = yield* Effect.console
+      const fiber = yield* runPerfc(normalizePerfcArgs(["node", "perfc", ...targets, "--json", "--watch", "1"])).pipe(
+        Effect.withConsole({
+          ...base,
+          log: (...xs: ReadonlyArray<unknown>) => Effect.sync(() => void out.push(xs.join(" "))),
+        }),
+        Effect.provide(NodeContext.layer),
+        Effect.fork,
+      )
+      yield* Effect.sleep("2500 millis")
+      yield* Fiber.interrupt(fiber)
+      // Refreshes at ~0, 1 and 2 s, each a complete view on one line.
+      expect(out.length).toBeGreaterThanOrEqual(3)
+      expect(out.length).toBeLessThanOrEqual(4)
+      for (const line of out) expect(JSON.parse(line).summary).toEqual({ sites: 3, reachable: 3, unreachable: [] })
+      const table: Array<string> = []
+      const tableFiber = yield* runPerfc(normalizePerfcArgs(["node", "perfc", ...targets, "--watch"])).pipe(
+        Effect.withConsole({
+          ...base,
+          log: (...xs: ReadonlyArray<unknown>) => Effect.sync(() => void table.push(xs.join(" "))),
+        }),
+        Effect.provide(NodeContext.layer),
+        Effect.fork,
+      )
+      yield* Effect.sleep("500 millis")
+      yield* Fiber.interrupt(tableFiber)
+      expect(table[0]).toMatch(/^\x1b\[H\x1b\[2JRouting Table:/)
+      expect(table[0]).toMatch(/Every 2s, .* \(Ctrl-C to stop\)$/)
     }),
   )
 
