@@ -20,12 +20,17 @@ const routeGet = (ns: string, dst: string) =>
     Effect.map((o) => (JSON.parse(o) as Array<{ dev: string; gateway?: string }>)[0]!),
   )
 
-/** Waits until BIRD has put its route for `dst` in the kernel. */
-const birdRoute = (ns: string, prefix: string) =>
+/**
+ * Waits until BIRD's kernel route for `prefix` goes via `device` (both links' sessions come up
+ * in any order, so BIRD may first install the link-2 path and move it once link 1 is up).
+ */
+const birdRoute = (ns: string, prefix: string, device = "wg1.2_v4") =>
   sh("ip", ["-n", ns, prefix.includes(":") ? "-6" : "-4", "-json", "route", "show", prefix, "proto", "bird"]).pipe(
     Effect.flatMap((o) => {
       const rs = JSON.parse(o) as Array<{ dev: string; metric?: number }>
-      return rs.length > 0 ? Effect.succeed(rs[0]!) : Effect.fail(new Error(`BIRD has not installed ${prefix}`))
+      return rs[0]?.dev === device
+        ? Effect.succeed(rs[0])
+        : Effect.fail(new Error(`BIRD has not installed ${prefix} via ${device}: ${o}`))
     }),
     Effect.retry(Schedule.spaced("200 millis").pipe(Schedule.intersect(Schedule.recurs(150)))),
   )
