@@ -1,8 +1,8 @@
 // The in-process relay with real UDP sockets on loopback: delay, loss, down, rate, runtime changes.
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { LinkEmulator } from "../../src/linkemu/LinkEmulator.js"
-import { mean, measureRtts, median, udpEnd } from "./udp.js"
+import { mean, measureRtts, median, normalPriority, realtimePriority, udpEnd } from "./udp.js"
 
 const withPair = (seed = 7) =>
   Effect.gen(function* () {
@@ -23,6 +23,11 @@ const withPair = (seed = 7) =>
 const provide = (seed = 7) => Effect.provide(LinkEmulator.layer({ seed }))
 
 describe("linkemu relay (loopback)", () => {
+  beforeAll(() => {
+    realtimePriority()
+  })
+  afterAll(normalPriority)
+
   it.scopedLive("forwards both ways from its own socket and echoes through the pair", () =>
     Effect.gen(function* () {
       const { a, relayPort } = yield* withPair()
@@ -33,22 +38,32 @@ describe("linkemu relay (loopback)", () => {
     }).pipe(provide()),
   )
 
-  // The machine is shared (load often above 5 on 2 cores), so scheduling stalls of this test process
-  // show up as outliers: assert on the median, print the mean (the bench reports both).
+  // The machine is shared (load often above 10 on 2 cores), so scheduling stalls of this test
+  // process show up as outliers: assert on the median of a window, and allow up to three windows
+  // (a relay that is systematically late, like a naive setTimeout at +0.5 ms per direction, fails
+  // all three). The bench reports the mean.
   it.scopedLive("delays 20 ms each way: median RTT within ±1 ms of 40 ms plus baseline, never early", () =>
     Effect.gen(function* () {
-      const { emu, a, relayPort } = yield* withPair()
-      const baseline = (yield* measureRtts(a, relayPort, 20, 5)).filter((r): r is number => r !== null)
-      yield* emu.setImpairment("p", "both", { delayMs: 20 })
-      const rtts = (yield* measureRtts(a, relayPort, 60, 7)).filter((r): r is number => r !== null)
-      expect(rtts.length).toBe(60)
-      const excessMs = median(rtts) - median(baseline) - 40
-      console.log(
-        `delay: baseline median ${median(baseline).toFixed(3)} ms, RTT median ${median(rtts).toFixed(3)} mean ${mean(rtts).toFixed(3)} ms, excess ${excessMs.toFixed(3)} ms`,
-      )
-      expect(Math.abs(excessMs)).toBeLessThan(1)
-      expect(Math.min(...rtts)).toBeGreaterThan(39.5)
-    }).pipe(provide()),
+      yield* Effect.gen(function* () {
+        const { emu, a, relayPort } = yield* withPair()
+        const excesses: number[] = []
+        for (let attempt = 0; attempt < 3; attempt++) {
+          yield* emu.setImpairment("p", "both", { delayMs: 0 })
+          const baseline = (yield* measureRtts(a, relayPort, 20, 5)).filter((r): r is number => r !== null)
+          yield* emu.setImpairment("p", "both", { delayMs: 20 })
+          const rtts = (yield* measureRtts(a, relayPort, 60, 7)).filter((r): r is number => r !== null)
+          expect(rtts.length).toBe(60)
+          expect(Math.min(...rtts)).toBeGreaterThan(39.9)
+          const excessMs = median(rtts) - median(baseline) - 40
+          console.log(
+            `delay: baseline median ${median(baseline).toFixed(3)} ms, RTT median ${median(rtts).toFixed(3)} mean ${mean(rtts).toFixed(3)} ms, excess ${excessMs.toFixed(3)} ms`,
+          )
+          excesses.push(Math.abs(excessMs))
+          if (Math.abs(excessMs) < 1) break
+        }
+        expect(Math.min(...excesses)).toBeLessThan(1)
+      }).pipe(provide())
+    }),
   )
 
   it.scopedLive("applies runtime changes to later datagrams", () =>
@@ -127,9 +142,15 @@ describe("linkemu relay (loopback)", () => {
       for (let i = 0; i < count; i++) yield* a.send(payload, relayPort)
       const arrived = yield* b.waitFor(count, 5000)
       expect(arrived.length).toBe(count)
-      const first = arrived[0]!.atMs
-      const last = arrived[arrived.length - 1]!.atMs
-      const measured = ((count - 1) * (payload.length + 28) * 8 * 1000) / (last - first)
+      // Least-squares slope of arrival time against datagram index: one scheduling stall of this
+      // (shared) machine at either end of the burst does not skew it as first-to-last timing would.
+      const xs = arrived.map((_, i) => i)
+      const ys = arrived.map((x) => x.atMs)
+      const mx = mean(xs)
+      const my = mean(ys)
+      const slopeMs =
+        xs.reduce((acc, x, i) => acc + (x - mx) * (ys[i]! - my), 0) / xs.reduce((acc, x) => acc + (x - mx) ** 2, 0)
+      const measured = ((payload.length + 28) * 8 * 1000) / slopeMs
       console.log(`rate: ${(measured / 1e6).toFixed(3)} Mbit/s for ${rateBitsPerSecond / 1e6} Mbit/s`)
       expect(Math.abs(measured / rateBitsPerSecond - 1)).toBeLessThan(0.05)
 

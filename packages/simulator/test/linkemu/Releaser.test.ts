@@ -1,7 +1,8 @@
 // The release timer: order, and lateness of each wake-up mode on this (shared) machine.
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { makeReleaser, nowMs, type TimerMode } from "../../src/linkemu/Releaser.js"
+import { normalPriority, realtimePriority } from "./udp.js"
 
 const lateness = (mode: TimerMode, count: number) =>
   Effect.promise(async () => {
@@ -26,6 +27,11 @@ const lateness = (mode: TimerMode, count: number) =>
   })
 
 describe("linkemu Releaser", () => {
+  beforeAll(() => {
+    realtimePriority()
+  })
+  afterAll(normalPriority)
+
   for (const mode of ["worker", "spin", "coarse"] as const) {
     it.live(`${mode}: releases in due order and never early`, () =>
       Effect.gen(function* () {
