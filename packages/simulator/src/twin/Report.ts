@@ -34,6 +34,8 @@ export interface AppliedEvent {
 
 export interface RunData {
   readonly scenario: string
+  /** Routing the sites ran ("bird", "net-perf", or "mixed"). */
+  readonly routing?: string
   readonly prefix: string
   readonly sites: number
   readonly backends: Record<string, unknown>
@@ -64,8 +66,30 @@ export interface PairRttWindow {
   readonly oracleReverse: string
 }
 
+/** Raw series of a run for plots: change points of next hops, ping samples, event times. */
+export interface TwinTimeline {
+  readonly t0Millis: number
+  readonly endMillis: number
+  /** Applied events (epoch ms), same order as `TwinReport.events`. */
+  readonly events: ReadonlyArray<{ readonly label: string; readonly atMillis: number }>
+  /** One entry per change of (src, dst)'s next hop (`via: null` = no route); each pair's first sample included. */
+  readonly nextHops: ReadonlyArray<{
+    readonly atMillis: number
+    readonly src: Site
+    readonly dst: Site
+    readonly via: Site | null
+  }>
+  /** Raw ping samples of watched pairs (`rttMs: null` = lost). */
+  readonly rtt: ReadonlyArray<{
+    readonly a: Site
+    readonly b: Site
+    readonly samples: ReadonlyArray<{ readonly atMillis: number; readonly rttMs: number | null }>
+  }>
+}
+
 export interface TwinReport {
   readonly scenario: string
+  readonly routing?: string
   readonly prefix: string
   readonly sites: number
   readonly backends: Record<string, unknown>
@@ -79,6 +103,24 @@ export interface TwinReport {
   readonly totalRouteChanges: number
   readonly anomalies: ReadonlyArray<AnomalyEpisode>
   readonly rtt: ReadonlyArray<PairRttWindow>
+  readonly timeline: TwinTimeline
+}
+
+const nextHopChangePoints = (snaps: ReadonlyArray<ForwardingSnapshot>): TwinTimeline["nextHops"] => {
+  const out: Array<TwinTimeline["nextHops"][number]> = []
+  const last = new Map<string, Site | null>()
+  for (const s of snaps)
+    for (const src of s.sites)
+      for (const dst of s.sites) {
+        if (src === dst) continue
+        const via = s.nextHops.get(src)?.get(dst) ?? null
+        const key = `${src}>${dst}`
+        if (!last.has(key) || last.get(key) !== via) {
+          last.set(key, via)
+          out.push({ atMillis: s.atMillis, src, dst, via })
+        }
+      }
+  return out
 }
 
 /** Directed link states for the oracle: a link is usable if any family's tunnel is. */
@@ -161,6 +203,7 @@ export const buildReport = (d: RunData): TwinReport => {
     })
   return {
     scenario: d.scenario,
+    ...(d.routing === undefined ? {} : { routing: d.routing }),
     prefix: d.prefix,
     sites: d.sites,
     backends: d.backends,
@@ -174,6 +217,17 @@ export const buildReport = (d: RunData): TwinReport => {
     totalRouteChanges: flaps.reduce((n, f) => n + f.nextHopChanges, 0),
     anomalies: anomalyEpisodes(snaps.filter((s) => s.atMillis >= d.t0Millis)),
     rtt,
+    timeline: {
+      t0Millis: d.t0Millis,
+      endMillis: d.endMillis,
+      events: d.events.map((e) => ({ label: e.label, atMillis: e.appliedAtMillis })),
+      nextHops: nextHopChangePoints(snaps),
+      rtt: d.rtt.map((p) => ({
+        a: p.a,
+        b: p.b,
+        samples: p.samples.map((x) => ({ atMillis: x.atMillis, rttMs: x.rttMs })),
+      })),
+    },
   }
 }
 
@@ -181,7 +235,7 @@ const ms = (x: number | null | undefined): string => (x === null || x === undefi
 
 export const formatSummary = (r: TwinReport): string => {
   const lines = [
-    `twin report: ${r.scenario} (${r.sites} sites, run ${r.prefix})`,
+    `twin report: ${r.scenario} (${r.sites} sites, routing ${r.routing ?? "bird"}, run ${r.prefix})`,
     `  backends: ${Object.entries(r.backends)
       .map(([k, v]) => `${k}=${String(v)}`)
       .join(", ")}`,

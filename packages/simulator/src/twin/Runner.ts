@@ -10,7 +10,14 @@ import { isFullyDelivering, sameForwarding } from "../analysis/NextHopGraph.js"
 import { allPairs } from "./Addressing.js"
 import { type AppliedEvent, buildReport, type ImpairmentState, type TwinReport } from "./Report.js"
 import { startPinger, startRouteSampler } from "./Sampler.js"
-import { type Impairment, parseLinkSelector, type Scenario, type ScenarioEvent, watchedPairs } from "./Scenario.js"
+import {
+  type Impairment,
+  parseLinkSelector,
+  routingOf,
+  type Scenario,
+  type ScenarioEvent,
+  watchedPairs,
+} from "./Scenario.js"
 import { baseImpairment, makeTwin, type Twin, type TwinError, type TwinOptions } from "./Twin.js"
 
 export const eventLabel = (e: ScenarioEvent): string => {
@@ -199,8 +206,10 @@ export const runOnTwin = (twin: Twin, options: RunOptions = {}): Effect.Effect<T
     if (endWait > 0) yield* Effect.sleep(Duration.millis(endWait))
     const endMillis = Date.now()
     snapshots.push(sampler.snapshot(endMillis))
+    const modes = new Set(sites.map((x) => routingOf(s, x)))
     return buildReport({
       scenario: s.name,
+      routing: modes.size === 1 ? ([...modes][0] as string) : "mixed",
       prefix: twin.prefix,
       sites: s.sites,
       backends: { ...twin.backends },

@@ -81,6 +81,14 @@ describe("twin report", () => {
       lossRatio: 0,
     })
     expect(r.totalRouteChanges).toBe(2)
+    // Timeline: every pair's first next hop, then only the two changes (0>1 and 1>0 via 2).
+    expect(r.timeline.nextHops).toHaveLength(6 + 2)
+    expect(r.timeline.nextHops.slice(6)).toEqual([
+      { atMillis: 16_000, src: 0, dst: 1, via: 2 },
+      { atMillis: 16_000, src: 1, dst: 0, via: 2 },
+    ])
+    expect(r.timeline.events).toEqual([{ label: "link-down 0-1", atMillis: 13_000 }])
+    expect(r.timeline.rtt[0]?.samples).toHaveLength(7)
     const text = formatSummary(r)
     expect(text).toContain("link-down 0-1: converged after 3000 ms")
     expect(text).toContain("0-1 [link-down 0-1]: measured 22 ms")
