@@ -151,7 +151,7 @@ if (sections.has("scale")) {
       scale.push(runRow(`N=${n} ${topology}`, `${settings.label} N=${n}`, scenarios, settings))
     }
     printRows(
-      `Scale: N=${n} ${topology} mesh, ${measuredSeconds} s measured after 60 s warm-up`,
+      `Scale: N=${n} ${topology} mesh, ${measuredSeconds} s measured after ${(scenarios[0]?.warmupMillis ?? 0) / 1000} s warm-up`,
       scale.filter((r) => r.aggregate.sites === n),
     )
   }

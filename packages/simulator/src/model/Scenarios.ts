@@ -39,8 +39,11 @@ export const runScenario = (scenario: Scenario, settings: EngineSettings, keepEv
     keepEventDetails,
   })
 
-/** Start-up the engine needs before routes exist (its hold-down is 30 s by default) plus margin. */
-export const defaultWarmupMillis = 60_000
+/**
+ * Start-up excluded from the figures: the engine's start-up hold-down (link-state max age + 10 s
+ * = 40 s by default), one dwell time (30 s) for first choices made on partial views, and margin.
+ */
+export const defaultWarmupMillis = 90_000
 
 export interface RandomScenarioOptions {
   readonly sites: number

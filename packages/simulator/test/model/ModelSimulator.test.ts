@@ -45,7 +45,7 @@ describe("model simulator × engine", () => {
       warmupMillis: 40_000,
       hardFailures: 3,
     })
-    const report = runScenario(scenario, defaultEngineSettings, true)
+    const report = runScenario(scenario, { ...defaultEngineSettings, extra: { startupHoldDownMillis: 5_000 } }, true)
     expect(report.hardFailures.unresolved).toBe(0)
     for (const e of report.events ?? []) if (e.hard) expect(e.reactionMillis).toBeLessThan(10_000)
   })
