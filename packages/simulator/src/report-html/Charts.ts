@@ -101,6 +101,8 @@ export const lineChart = (o: {
   readonly yName: string
   readonly xMax?: number
   readonly yMin?: number
+  /** Clip the y axis here (outliers beyond it are cut off; say so in the caption). */
+  readonly yMax?: number
   readonly series: ReadonlyArray<LineSeries>
   readonly events?: ReadonlyArray<EventMarker>
   readonly shaded?: ReadonlyArray<ShadedInterval>
@@ -141,7 +143,11 @@ export const lineChart = (o: {
       },
       grid: { left: 70, right: 30, top: 42, bottom: 52 },
       xAxis: valueAxis(o.xName, { nameGap: 30, min: 0, ...(o.xMax === undefined ? {} : { max: o.xMax }) }),
-      yAxis: valueAxis(o.yName, { nameGap: 48, ...(o.yMin === undefined ? {} : { min: o.yMin }) }),
+      yAxis: valueAxis(o.yName, {
+        nameGap: 48,
+        ...(o.yMin === undefined ? {} : { min: o.yMin }),
+        ...(o.yMax === undefined ? {} : { max: o.yMax }),
+      }),
       series: [...series, ...overlays],
     },
     o.widthPx ?? 960,

@@ -302,6 +302,15 @@ const rttSection = (r: TwinReportInput): string => {
       widthPx: 2,
     })
     const shaded = anomalyBands(r, (x) => x.dst === a || x.dst === b)
+    // A few scheduling spikes on a busy machine would flatten the chart: clip well above the bulk.
+    const replies = (raw?.samples ?? []).flatMap((s) => (s.rttMs === null ? [] : [s.rttMs])).sort((x, y) => x - y)
+    const reference = Math.max(
+      0,
+      ...windows.flatMap((w) => [w.oracleRttMs ?? 0, w.chosenPathRttMs ?? 0, w.measuredMedianRttMs ?? 0]),
+    )
+    const p90 = replies[Math.floor(replies.length * 0.9)] ?? 0
+    const yMax = replies.length === 0 ? undefined : Math.ceil(Math.max(p90 * 2, reference * 1.6, 5) / 10) * 10
+    const clipped = yMax === undefined ? 0 : replies.filter((x) => x > yMax).length
     parts.push(
       `<h3>Sites ${a} ↔ ${b}</h3>`,
       figure(
@@ -310,13 +319,15 @@ const rttSection = (r: TwinReportInput): string => {
           yName: "round-trip time (ms)",
           xMax: endSeconds,
           yMin: 0,
+          ...(yMax === undefined ? {} : { yMax }),
           series,
           events: eventMarkers(r),
           shaded,
         }),
         `RTT ${a}↔${b} over time. Injected and oracle RTT are the sums of the injected one-way delays (no tunnel or ` +
           `relay overhead). Dashed verticals: ${r.events.length === 0 ? "none" : eventKey(r)}.` +
-          (shaded.length > 0 ? " Shaded: loops or blackholes towards either site." : ""),
+          (shaded.length > 0 ? " Shaded: loops or blackholes towards either site." : "") +
+          (clipped > 0 ? ` ${clipped} of ${replies.length} replies above ${yMax} ms are cut off at the top.` : ""),
         {
           kind: "rtt",
           pair: `${a}-${b}`,

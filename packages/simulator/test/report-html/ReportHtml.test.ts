@@ -1,0 +1,203 @@
+/**
+ * HTML reports from recorded runs (fixtures written by real twin runs and model runs): one
+ * self-contained document whose inline SVG charts hold the expected series, axes and event
+ * markers. The browser test (Browser.test.ts) opens the same pages in Chromium.
+ */
+import { readFileSync } from "node:fs"
+import { fc, test } from "@fast-check/vitest"
+import { describe, expect, it } from "vitest"
+import { escapeHtml, table } from "../../src/report-html/Html.js"
+import {
+  type ModelBenchDocument,
+  type ModelRunsInput,
+  renderModelReportHtml,
+  renderTwinReportHtml,
+  type TwinReportInput,
+} from "../../src/report-html/index.js"
+
+const fixture = <T>(name: string): T =>
+  JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8")) as T
+
+interface Figure {
+  readonly attrs: Record<string, string>
+  readonly svg: string
+  readonly texts: ReadonlyArray<string>
+}
+
+const unescapeHtml = (s: string) =>
+  s
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, "&")
+
+const figuresOf = (html: string): ReadonlyArray<Figure> =>
+  [...html.matchAll(/<figure class="chart"([^>]*)>([\s\S]*?)<\/figure>/g)].map((m) => {
+    const attrs: Record<string, string> = {}
+    for (const a of (m[1] ?? "").matchAll(/data-([a-z]+)="([^"]*)"/g))
+      attrs[a[1] as string] = unescapeHtml(a[2] as string)
+    const svg = /<svg[\s\S]*<\/svg>/.exec(m[2] ?? "")?.[0] ?? ""
+    const texts = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((t) => unescapeHtml(t[1] as string))
+    return { attrs, svg, texts }
+  })
+
+/** Self-contained: no script, nothing fetched (the SVG namespace URI is a name, not a fetch). */
+const expectSelfContained = (html: string) => {
+  expect(html.startsWith("<!DOCTYPE html>")).toBe(true)
+  expect(html.match(/<html/g)).toHaveLength(1)
+  expect(html).toContain("</html>")
+  expect(html).not.toMatch(/<script/i)
+  expect(html).not.toMatch(/<(link|img|iframe|object|embed)\b/i)
+  expect(html).not.toMatch(/(src|href)\s*=\s*["']?https?:/i)
+  expect(html).not.toMatch(/url\(\s*["']?https?:/i)
+  expect(html).toContain("@media print")
+  expect((html.match(/<svg/g) ?? []).length).toBe((html.match(/<\/svg>/g) ?? []).length)
+}
+
+describe("twin report → HTML", () => {
+  const six = fixture<TwinReportInput>("twin-six-site-failure.json")
+  const sixTimeline = fixture<TwinReportInput>("twin-six-site-failure-timeline.json")
+  const triangle = fixture<TwinReportInput>("twin-triangle-degrade.json")
+
+  it("summary table, events and per-event convergence bars", () => {
+    const html = renderTwinReportHtml(six)
+    expectSelfContained(html)
+    expect(html).toContain("Twin run: six-site-failure")
+    expect(html).toContain("link-down 0-3")
+    const conv = figuresOf(html).find((f) => f.attrs.kind === "convergence")
+    expect(conv).toBeDefined()
+    expect(conv?.attrs.events).toBe("E1|E2")
+    expect(conv?.texts).toContain("convergence time (s)")
+    expect(conv?.texts).toContain("E1 link-down 0-3")
+    // The bar label is the recorded convergence time in seconds.
+    const e1 = six.events[0]?.convergedAfterMs as number
+    expect(conv?.texts).toContain((e1 / 1000).toFixed(2))
+  })
+
+  it("an RTT chart per watched pair with event markers, injected and oracle RTT, axes with units", () => {
+    const html = renderTwinReportHtml(six)
+    const rtt = figuresOf(html).filter((f) => f.attrs.kind === "rtt")
+    expect(rtt.map((f) => f.attrs.pair)).toEqual(["0-3", "1-4", "0-5"])
+    for (const f of rtt) {
+      expect(f.texts).toContain("round-trip time (ms)")
+      expect(f.texts).toContain("time since timeline start (s)")
+      expect(f.texts).toEqual(expect.arrayContaining(["E1", "E2"]))
+      expect(f.texts).toEqual(expect.arrayContaining(["oracle (best injected path)", "injected RTT of path in use"]))
+      expect(f.svg).toContain("stroke-dasharray")
+    }
+    // Without a timeline the measured series is the per-window median, and the page says so.
+    expect(rtt[0]?.texts).toContain("measured median (after convergence)")
+    expect(html).toContain("no raw ping series")
+    expect(html).toContain("next-hop timeline")
+  })
+
+  it("with a recorded timeline: every probe, next-hop swimlanes and the route change of the failure", () => {
+    const html = renderTwinReportHtml(sixTimeline)
+    expectSelfContained(html)
+    const figs = figuresOf(html)
+    const rtt03 = figs.find((f) => f.attrs.kind === "rtt" && f.attrs.pair === "0-3")
+    expect(rtt03?.texts).toContain("measured RTT (ping)")
+    const lanes = figs.find((f) => f.attrs.kind === "swimlane")
+    expect(lanes).toBeDefined()
+    expect(lanes?.attrs.lanes?.split("|")).toHaveLength(6 * 5)
+    expect(lanes?.texts).toEqual(expect.arrayContaining(["0 → 3", "3 → 0", "direct", "E1", "E2"]))
+    // Link 0-3 fails at E1: site 0 must have used another next hop towards 3 at some point.
+    const via = (sixTimeline.timeline?.nextHops ?? []).filter((c) => c.src === 0 && c.dst === 3 && c.via !== 3)
+    expect(via.length).toBeGreaterThan(0)
+    expect(lanes?.attrs.values).toContain(`via ${via[0]?.via}`)
+    expect(lanes?.texts).toContain(`via ${via[0]?.via}`)
+  })
+
+  it("loops and blackholes are shaded bands with a legend entry", () => {
+    const t0 = sixTimeline.timeline?.t0Millis as number
+    const withHole: TwinReportInput = {
+      ...sixTimeline,
+      anomalies: [
+        {
+          kind: "blackhole",
+          where: [0, 0],
+          dst: 3,
+          firstSeenMillis: t0 + 10_000,
+          lastSeenMillis: t0 + 12_000,
+          samples: 8,
+        },
+      ],
+    }
+    const figs = figuresOf(renderTwinReportHtml(withHole))
+    const rtt03 = figs.find((f) => f.attrs.kind === "rtt" && f.attrs.pair === "0-3")
+    expect(rtt03?.attrs.shaded).toBe("blackhole")
+    expect(rtt03?.texts).toContain("blackhole")
+    // Not towards 1 or 4: no band on that pair's chart.
+    expect(figs.find((f) => f.attrs.pair === "1-4")?.attrs.shaded).toBe("")
+  })
+
+  it("beside a baseline run: two bar series and a comparison table", () => {
+    const html = renderTwinReportHtml(six, { label: "plain BIRD", baseline: triangle, baselineLabel: "other run" })
+    const conv = figuresOf(html).find((f) => f.attrs.kind === "convergence")
+    expect(conv?.attrs.series).toBe("plain BIRD|other run")
+    expect(conv?.texts).toEqual(expect.arrayContaining(["plain BIRD", "other run"]))
+    expect(html).toContain("Beside the baseline")
+  })
+
+  it("text from the report cannot inject markup", () => {
+    const evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    const html = renderTwinReportHtml({
+      ...triangle,
+      scenario: evil,
+      events: triangle.events.map((e) => ({ ...e, label: evil })),
+    })
+    expect(html).not.toContain("<script>")
+    expect(html).not.toContain("<img")
+    expect(html).toContain("&lt;script&gt;")
+  })
+})
+
+describe("model report → HTML", () => {
+  it("labelled runs side by side: reaction time per event, net-perf beside legacy", () => {
+    const input = fixture<ModelRunsInput>("model-runs.json")
+    const html = renderModelReportHtml(input)
+    expectSelfContained(html)
+    const labels = input.runs.map((r) => r.label)
+    const reaction = figuresOf(html).find((f) => f.attrs.kind === "reaction")
+    expect(reaction?.attrs.series).toBe(labels.join("|"))
+    expect(reaction?.texts).toEqual(expect.arrayContaining([...labels, "reaction time (s, simulated)"]))
+    expect(reaction?.attrs.events?.split("|")).toHaveLength(input.runs[0]?.report.events?.length ?? -1)
+    // The legacy run is drawn in Okabe–Ito orange.
+    expect(reaction?.svg).toMatch(/fill="#E69F00"/i)
+  })
+
+  it("a single run report", () => {
+    const input = fixture<ModelRunsInput>("model-runs.json")
+    const html = renderModelReportHtml(input.runs[0]?.report as NonNullable<ModelRunsInput["runs"][0]>["report"])
+    expectSelfContained(html)
+    expect(html).toContain("this run")
+  })
+
+  it("the bench document: goals, a table and charts per section", () => {
+    const doc = fixture<ModelBenchDocument>("model-bench.json")
+    const html = renderModelReportHtml(doc)
+    expectSelfContained(html)
+    for (const g of doc.goals ?? []) expect(html).toContain(escapeHtml(g.goal))
+    const sections = new Set([...(doc.scale ?? []), ...(doc.adversarial ?? [])].map((r) => r.section))
+    for (const s of sections) expect(html).toContain(`<h2>${escapeHtml(s)}</h2>`)
+    const metrics = figuresOf(html).filter((f) => f.attrs.kind === "metric")
+    expect(metrics.length).toBe(4 * sections.size)
+    expect(metrics[0]?.texts).toContain("reaction p95 (s, simulated)")
+  })
+})
+
+describe("HTML helpers", () => {
+  test.prop([fc.string()])("escaped text never contains markup characters", (s) => {
+    expect(escapeHtml(s)).not.toMatch(/[<>"']/)
+    expect(unescapeHtml(escapeHtml(s))).toBe(s)
+  })
+
+  test.prop([
+    fc.array(fc.array(fc.oneof(fc.string(), fc.integer()), { minLength: 2, maxLength: 2 }), { maxLength: 6 }),
+  ])("a table has one row per input row and escapes every cell", (rows) => {
+    const html = table(["a", "b"], rows)
+    expect((html.match(/<tr>/g) ?? []).length).toBe(rows.length + 1)
+    expect(html.replace(/<\/?(table|thead|tbody|tr|th|td)[^>]*>/g, "")).not.toMatch(/[<>]/)
+  })
+})
