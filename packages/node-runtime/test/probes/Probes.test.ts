@@ -69,19 +69,19 @@ describe("fast UDP echo", () => {
     }).pipe(Effect.provide(MeasurementMetrics.Default)),
   )
 
-  it.scopedLive("keeps the long-run probe rate at or below one per interval despite bursts", () =>
+  it.scopedLive("keeps the probe rate at or below one per interval despite bursts (5 % loss)", () =>
     Effect.gen(function* () {
       const { port, relay } = yield* echoPath
-      relay.impairment.lossRatio = 0.15
+      relay.impairment.lossRatio = 0.05
       const config = Schema.decodeSync(EchoProbeConfig)({ port, intervalMillis: 100, burstIntervalMillis: 20 })
       const stats = yield* runEchoProber(tunnel, { localAddress: "127.0.0.1", remoteAddress: "127.0.0.5" }, config, {
         onSample: () => {},
         onHealth: () => {},
       })
-      yield* Effect.sleep(Duration.seconds(6))
+      yield* Effect.sleep(Duration.seconds(8))
       const s = stats()
-      // 6 s at 10/s = 60 regular probes; bursts must be paid back (allow the first interval and rounding).
-      expect(s.sent).toBeLessThanOrEqual(64)
+      // 8 s at 10/s = 80 probes; ~10 % round-trip loss → ~8 burst probes, paid for by the stretch.
+      expect(s.sent).toBeLessThanOrEqual(82)
       expect(s.lost).toBeGreaterThan(0)
     }).pipe(Effect.provide(MeasurementMetrics.Default)),
   )
