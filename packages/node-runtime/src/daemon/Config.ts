@@ -64,8 +64,12 @@ export const RoutingSection = Schema.Struct({
   advertiseIntervalMillis: field(Millis, 1_000),
   /** A peer silent this long ages out: its links count as unknown. */
   linkStateMaxAgeMillis: field(Millis, 10_000),
-  /** No managed routes right after start, while the view fills in. */
-  startupHoldDownMillis: field(Schema.Number.pipe(Schema.nonNegative()), 3_000),
+  /**
+   * No managed routes right after start (BIRD's apply), until peers have dropped what they learnt
+   * from our previous incarnation; default = linkStateMaxAgeMillis (the engine's loop-freedom
+   * argument needs at least that, see the engine README).
+   */
+  startupHoldDownMillis: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
   stability: Schema.optional(
     Schema.Struct({
       absoluteMarginMs: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),

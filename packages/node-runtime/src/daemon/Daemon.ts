@@ -111,7 +111,9 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       ...(config.routing.fallback === undefined ? {} : { fallback: config.routing.fallback }),
       ...(config.routing.stability === undefined ? {} : { stability: definedOnly(config.routing.stability) }),
       linkStateMaxAgeMillis: config.routing.linkStateMaxAgeMillis,
-      startupHoldDownMillis: config.routing.startupHoldDownMillis,
+      ...(config.routing.startupHoldDownMillis === undefined
+        ? {}
+        : { startupHoldDownMillis: config.routing.startupHoldDownMillis }),
       incarnation: startedAtMillis,
     })
 
