@@ -32,6 +32,8 @@ export interface BirdService {
   readonly bgpPaths: Effect.Effect<ReadonlyArray<BgpPath>, BirdError>
   /** BIRD's version per socket (from the welcome banner; undefined before the first connect). */
   readonly versions: Effect.Effect<ReadonlyArray<string | undefined>>
+  /** Connections opened per socket so far (each BIRD restart adds one; for metrics). */
+  readonly connections: Effect.Effect<ReadonlyArray<number>>
 }
 
 /** The daemon's BIRD settings, for its config file (validated at start; errors name the field). */
@@ -100,6 +102,7 @@ export const makeBird2 = (options: BirdOptions = {}): Effect.Effect<BirdService,
       showRoutes,
       bgpPaths: Effect.map(showRoutes, toBgpPaths),
       versions: Effect.map(sock.version, (v) => [v]),
+      connections: Effect.map(sock.connections, (n) => [n]),
     } satisfies BirdService
   })
 
@@ -119,5 +122,6 @@ export const makeBird1 = (options: BirdOptions = {}): Effect.Effect<BirdService,
       showRoutes,
       bgpPaths: Effect.map(showRoutes, toBgpPaths),
       versions: Effect.zipWith(v4.version, v6.version, (a, b) => [a, b]),
+      connections: Effect.zipWith(v4.connections, v6.connections, (a, b) => [a, b]),
     } satisfies BirdService
   })

@@ -76,6 +76,8 @@ const scenario = (flavour: () => BirdFlavour) =>
     const again = yield* converged(bird, "40 seconds")
     expect(byPrefix(again, "10.201.2.0/24")).toEqual(byPrefix(paths, "10.201.2.0/24"))
     expect(yield* bird.versions).toEqual(versionsBefore)
+    // The client reconnected to the restarted daemon(s).
+    expect((yield* bird.connections).every((n) => n >= 2)).toBe(true)
 
     // Restart the peer instead: site 1's BIRD withdraws and relearns the routes.
     yield* lab.stopBird(2)
