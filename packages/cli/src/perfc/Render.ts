@@ -85,7 +85,7 @@ const siteBlock = (s: SiteView): ReadonlyArray<string> => {
     `Configured Algorithm: ${s.configuredAlgorithm || "-"}`,
     `Update Method: ${updateMethod(s.routes)}`,
     `Updated at: ${s.updatedAtMillis > 0 ? new Date(s.updatedAtMillis).toISOString() : "never (no routing decision yet)"}`,
-    `Daemon: ${s.version ?? "?"}${s.node === null ? "" : ` on ${s.node}`} (answered in ${s.elapsedMillis} ms)`,
+    `Daemon: ${s.version ?? "?"}${s.node === null ? "" : ` (node ${s.node})`}, answered in ${s.elapsedMillis} ms`,
   ]
   if (s.perAlgorithm.length === 0) return [...lines, ...routeTable(s.routes, "  ")]
   const inForce = new Map(s.routes.map((r) => [r.destination, r]))
