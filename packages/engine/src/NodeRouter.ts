@@ -21,7 +21,7 @@ import {
   type RouteMemory,
   type RoutingView,
 } from "./Algorithms.js"
-import { type CostWeights, defaultCostWeights, linkCost } from "./Cost.js"
+import { type CostModel, type CostWeights, defaultCostWeights, linkCost } from "./Cost.js"
 import {
   type BgpPath,
   type Family,
@@ -44,7 +44,7 @@ import {
   type PathProbeRequest,
 } from "./MeasuredPaths.js"
 import * as Stability from "./Stability.js"
-import { chooseTunnel } from "./TunnelChoice.js"
+import type { TunnelDecision } from "./TunnelChoice.js"
 
 export interface NodeRouterConfigInput {
   readonly self: number
@@ -58,6 +58,12 @@ export interface NodeRouterConfigInput {
   readonly tunnelStability?: Partial<Stability.StabilityConfig>
   readonly aggregation?: Partial<Aggregation.AggregationConfig>
   readonly costWeights?: Partial<CostWeights>
+  /**
+   * Link cost model wherever the router turns LinkStats into a cost (own links, with their
+   * IPv4/IPv6 choice, and the tunnel costs it advertises): "default" = Cost.cost, "legacy" =
+   * Cost.legacyCost (REFERENCE §5, defect fixed; for before/after comparisons). Default "default".
+   */
+  readonly costModel?: CostModel
   /** A peer silent this long disappears from the view. Default 30 s. */
   readonly linkStateMaxAgeMillis?: number
   /**
@@ -85,6 +91,7 @@ export interface NodeRouterConfig {
   readonly tunnelStability: Stability.StabilityConfig
   readonly aggregation: Aggregation.AggregationConfig
   readonly costWeights: CostWeights
+  readonly costModel: CostModel
   readonly linkStateMaxAgeMillis: number
   readonly startupHoldDownMillis: number
   readonly seqnoRequestLifetimeMillis: number
@@ -110,6 +117,7 @@ export const resolveConfig = (input: NodeRouterConfigInput): NodeRouterConfig =>
     tunnelStability: { ...Stability.defaultStabilityConfig, ...input.tunnelStability },
     aggregation: { ...Aggregation.defaultAggregationConfig, ...input.aggregation },
     costWeights: { ...defaultCostWeights, ...input.costWeights },
+    costModel: input.costModel ?? "default",
     linkStateMaxAgeMillis,
     startupHoldDownMillis: input.startupHoldDownMillis ?? linkStateMaxAgeMillis + 10_000,
     seqnoRequestLifetimeMillis: input.seqnoRequestLifetimeMillis ?? 10_000,
@@ -205,6 +213,10 @@ export class NodeRouter {
     return this.mesh
   }
 
+  /** LinkStats → cost with the configured model and weights (+Infinity when unusable). */
+  private readonly linkCostOf = (stats: LinkStats): number =>
+    linkCost(stats, { model: this.config.costModel, weights: this.config.costWeights })
+
   private start(nowMillis: number): void {
     if (this.startedAtMillis === undefined) this.startedAtMillis = nowMillis
   }
@@ -293,10 +305,14 @@ export class NodeRouter {
     }
     const links = new Map<number, OwnLink>()
     for (const [remote, stats] of byRemote) {
-      const decision = chooseTunnel(remote as SiteId, this.familyChoice.get(remote), stats, nowMillis, {
-        stability: this.config.tunnelStability,
-        weights: this.config.costWeights,
-      })
+      const decision = chooseFamily(
+        remote as SiteId,
+        this.familyChoice.get(remote),
+        stats,
+        nowMillis,
+        this.config.tunnelStability,
+        this.linkCostOf,
+      )
       if (decision.choice !== undefined) this.familyChoice.set(remote, decision.choice)
       const family = decision.choice?.key ?? 4
       const link: OwnLink = { costMs: decision.cost, noiseMs: stats[family]?.jitterMs ?? 0, family }
@@ -469,7 +485,7 @@ export class NodeRouter {
     for (const key of keys) {
       const agg = this.aggregates.get(key)!
       const stats = Aggregation.linkStats(agg, nowMillis, this.config.aggregation)
-      const c = linkCost(stats, { weights: this.config.costWeights })
+      const c = this.linkCostOf(stats)
       tunnels.push({
         remote: agg.tunnel.remote,
         family: agg.tunnel.family,
@@ -534,6 +550,32 @@ export class NodeRouter {
   feasibleDistance(destination: SiteId): RouteMetric | undefined {
     return this.fd.get(destination)
   }
+}
+
+const familyOrder: ReadonlyArray<Family> = [4, 6]
+
+/**
+ * TunnelChoice.chooseTunnel with the link cost as a parameter (so the cost model applies to the
+ * IPv4/IPv6 choice too): the same candidates, order (incumbent, then 4) and hysteresis. A test
+ * checks it equals chooseTunnel under the default model.
+ */
+export const chooseFamily = (
+  peer: SiteId,
+  previous: Stability.Choice<Family> | undefined,
+  links: { readonly 4?: LinkStats | undefined; readonly 6?: LinkStats | undefined },
+  nowMillis: number,
+  stability: Stability.StabilityConfig,
+  costOf: (stats: LinkStats) => number,
+): TunnelDecision => {
+  const costByFamily = {
+    4: links[4] === undefined ? Number.POSITIVE_INFINITY : costOf(links[4]),
+    6: links[6] === undefined ? Number.POSITIVE_INFINITY : costOf(links[6]),
+  }
+  const candidates = familyOrder
+    .filter((f) => links[f] !== undefined)
+    .map((f) => ({ key: f, cost: costByFamily[f], noiseMs: links[f]?.jitterMs ?? 0 }))
+  const decision = Stability.decide<Family>(previous, candidates, nowMillis, stability, (a, b) => a === b)
+  return { ...decision, peer, costByFamily }
 }
 
 const emptyRoute = (

@@ -1,7 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
-import { PathSample, SiteId } from "../src/Domain.js"
-import { desiredRoutes, type NodeRouterConfigInput } from "../src/NodeRouter.js"
+import { legacyCost, linkCost } from "../src/Cost.js"
+import { type Family, type LinkStats, PathSample, SiteId, tunnelId } from "../src/Domain.js"
+import { chooseFamily, desiredRoutes, type NodeRouterConfigInput } from "../src/NodeRouter.js"
+import { defaultStabilityConfig } from "../src/Stability.js"
+import { chooseTunnel } from "../src/TunnelChoice.js"
 import { linkKey, World } from "./routingWorld.js"
 
 const s = (n: number) => SiteId.make(n)
@@ -319,5 +322,114 @@ describe("NodeRouter", () => {
       { prefix: "192.168.1.0/24", device: "mesh1v4", metric: 50, protocol: 202 },
       { prefix: "192.168.2.0/24", device: "mesh1v4", metric: 50, protocol: 202 },
     ])
+  })
+})
+
+describe("NodeRouter cost model", () => {
+  // 0–1 and 1–2 at 20 ms, 0–2 at 20 ms with 1 % loss. Default: direct ≈ 20 + 10 ms < 40 ms via 1.
+  // Legacy: loss multiplies latency by 1e4·√e (≈ ×1000 at 1 %), so the two clean hops win.
+  const lossyTriangle = (costModel: "default" | "legacy" | undefined) => {
+    const w = new World(
+      3,
+      [
+        { a: 0, b: 1, family: 4, rttMs: 20 },
+        { a: 1, b: 2, family: 4, rttMs: 20 },
+        { a: 0, b: 2, family: 4, rttMs: 20 },
+      ],
+      () => ({ startupHoldDownMillis: 0, ...(costModel === undefined ? {} : { costModel }) }),
+    )
+    w.loss.set(linkKey(0, 2, 4), 0.01)
+    w.loss.set(linkKey(2, 0, 4), 0.01)
+    // Past the dwell time (the first choice is made before any link state or loss is known).
+    w.settle(12, 5000)
+    return w
+  }
+
+  it("legacy changes the route where loss matters; default is the default", () => {
+    expect(routeAt(lossyTriangle(undefined), 0, 2).nextHop).toBe(2)
+    const byDefault = lossyTriangle("default")
+    expect(routeAt(byDefault, 0, 2).nextHop).toBe(2)
+    expect(byDefault.routers[0]!.config.costModel).toBe("default")
+    const legacy = lossyTriangle("legacy")
+    const r = routeAt(legacy, 0, 2)
+    expect(r.nextHop).toBe(1)
+    expect(r.path).toEqual([0, 1, 2])
+    expect(legacy.findLoop()).toBeUndefined()
+  })
+
+  it("legacy applies to the tunnel costs a node advertises", () => {
+    const w = lossyTriangle("legacy")
+    const msg = w.routers[0]!.advertise(w.nowMillis)
+    for (const t of msg.tunnels) {
+      expect(t.costMs).not.toBeNull()
+      expect(t.costMs).toBeCloseTo(linkCost(t.stats, { model: "legacy" }), 9)
+    }
+    const lossy = msg.tunnels.find((t) => t.remote === 2)!
+    expect(lossy.stats.lossRatio).toBeGreaterThan(0.005)
+    // One-way 10 ms × (1 + 1e4·√e): thousands, where the default model says ≈ 30.
+    expect(lossy.costMs!).toBeGreaterThan(1000)
+    const clean = msg.tunnels.find((t) => t.remote === 1)!
+    expect(clean.costMs).toBeCloseTo(legacyCost({ ...clean.stats, rttMs: clean.stats.rttMs! }), 9)
+    expect(clean.costMs!).toBeLessThan(15)
+    const byDefault = lossyTriangle("default").routers[0]!.advertise(w.nowMillis)
+    expect(byDefault.tunnels.find((t) => t.remote === 2)!.costMs!).toBeLessThan(40)
+  })
+
+  it("legacy applies to the IPv4/IPv6 choice: a slightly lossy IPv4 tunnel loses to a clean IPv6 one", () => {
+    const stats = (family: Family, rttMs: number, lossRatio: number): LinkStats => ({
+      tunnel: tunnelId(0, 1, family),
+      state: "up",
+      rttMs,
+      jitterMs: 0,
+      lossRatio,
+      availability: 1,
+      lastSampleAtMillis: 0,
+      lastReplyAtMillis: 0,
+    })
+    const links = { 4: stats(4, 20, 0.003), 6: stats(6, 25, 0) }
+    const byDefault = chooseFamily(s(1), undefined, links, 0, defaultStabilityConfig, (x) => linkCost(x))
+    expect(byDefault.choice?.key).toBe(4)
+    const legacy = chooseFamily(s(1), undefined, links, 0, defaultStabilityConfig, (x) =>
+      linkCost(x, { model: "legacy" }),
+    )
+    expect(legacy.choice?.key).toBe(6)
+    expect(legacy.cost).toBeCloseTo(12.5, 9)
+  })
+
+  it("chooseFamily with the default cost equals TunnelChoice.chooseTunnel", () => {
+    const statsArb = (family: Family) =>
+      fc
+        .option(
+          fc.record({
+            state: fc.constantFrom("up" as const, "dead" as const, "unknown" as const),
+            rttMs: fc.option(fc.double({ min: 0, max: 300, noNaN: true }), { freq: 5 }),
+            jitterMs: fc.double({ min: 0, max: 20, noNaN: true }),
+            lossRatio: fc.double({ min: 0, max: 1, noNaN: true }),
+            availability: fc.double({ min: 0, max: 1, noNaN: true }),
+          }),
+          { freq: 4 },
+        )
+        .map((x): LinkStats | undefined =>
+          x === null
+            ? undefined
+            : { ...x, tunnel: tunnelId(0, 1, family), lastSampleAtMillis: 0, lastReplyAtMillis: 0 },
+        )
+    fc.assert(
+      fc.property(
+        statsArb(4),
+        statsArb(6),
+        fc.option(fc.record({ key: fc.constantFrom<Family>(4, 6), sinceMillis: fc.integer({ min: 0, max: 100_000 }) })),
+        fc.integer({ min: 0, max: 200_000 }),
+        (v4, v6, previous, nowMillis) => {
+          const links = { 4: v4, 6: v6 }
+          const prev = previous ?? undefined
+          const weights = { jitterWeight: 1, lossPenaltyMs: 1000, unavailabilityPenaltyMs: 1000 }
+          expect(
+            chooseFamily(s(1), prev, links, nowMillis, defaultStabilityConfig, (x) => linkCost(x, { weights })),
+          ).toEqual(chooseTunnel(s(1), prev, links, nowMillis, { stability: defaultStabilityConfig, weights }))
+        },
+      ),
+      { numRuns: 500 },
+    )
   })
 })

@@ -3,7 +3,16 @@
  * per-direction RTTs (or dead), a link-state channel that can delay, reorder, drop and
  * duplicate messages, and a hop-by-hop forwarding walk over every node's current decision.
  */
-import { type BgpPath, type Family, PathSample, RttSample, SiteId, siteAsn, tunnelId } from "../src/Domain.js"
+import {
+  type BgpPath,
+  type Family,
+  LossTestSample,
+  PathSample,
+  RttSample,
+  SiteId,
+  siteAsn,
+  tunnelId,
+} from "../src/Domain.js"
 import type { LinkStateMessage } from "../src/LinkState.js"
 import { NodeRouter, type NodeRouterConfigInput } from "../src/NodeRouter.js"
 
@@ -21,6 +30,8 @@ export class World {
   private readonly configOf: (self: number) => Omit<NodeRouterConfigInput, "self">
   /** RTT per direction and family; null = dead. Absent = no tunnel. */
   readonly rtt = new Map<string, number | null>()
+  /** Loss ratio per direction and family (absent = none), reported by a loss test every tick. */
+  readonly loss = new Map<string, number>()
   readonly inflight: Array<{ readonly to: number; readonly message: LinkStateMessage }> = []
 
   constructor(
@@ -50,6 +61,20 @@ export class World {
       } else {
         router.observe(new RttSample({ tunnel, kind: "udp-echo", atMillis: this.nowMillis - 1, rttMs: rtt }))
         router.observe(new RttSample({ tunnel, kind: "udp-echo", atMillis: this.nowMillis, rttMs: rtt }))
+        const loss = this.loss.get(key)
+        if (loss !== undefined && loss > 0) {
+          router.observe(
+            new LossTestSample({
+              tunnel,
+              atMillis: this.nowMillis,
+              sent: 1000,
+              received: Math.round(1000 * (1 - loss)),
+              reordered: 0,
+              jitterMs: 0,
+              rateBitsPerSecond: 0,
+            }),
+          )
+        }
       }
     }
   }
