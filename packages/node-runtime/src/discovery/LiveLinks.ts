@@ -33,7 +33,7 @@ const run = (config: CommandConfig, command: string, args: ReadonlyArray<string>
   const argv = [...config.prefix, command, ...args]
   const text = argv.join(" ")
   return Effect.tryPromise({
-    try: () => execa(argv[0]!, argv.slice(1), { reject: false, stdin: "ignore", timeout: 10_000 }),
+    try: () => execa(argv[0]!, argv.slice(1), { reject: false, stdin: "ignore", timeout: 10_000, cleanup: false }),
     catch: (cause) => new CommandFailed({ command: text, exitCode: undefined, stderr: String(cause) }),
   }).pipe(
     Effect.flatMap((r) =>
@@ -181,7 +181,9 @@ export const monitorLinks = (config: CommandConfig): Stream.Stream<string, Comma
       const argv = [...config.prefix, config.ip, "monitor", "link", "address"]
       const command = argv.join(" ")
       const child = yield* Effect.acquireRelease(
-        Effect.sync(() => execa(argv[0]!, argv.slice(1), { stdin: "ignore", reject: false, buffer: false })),
+        Effect.sync(() =>
+          execa(argv[0]!, argv.slice(1), { stdin: "ignore", reject: false, buffer: false, cleanup: false }),
+        ),
         (c) =>
           Effect.promise(async () => {
             c.kill("SIGTERM")

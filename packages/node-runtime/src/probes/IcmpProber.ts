@@ -118,7 +118,9 @@ export const runIcmpProber = (
           endpoints.remoteAddress,
         ]
         const child = yield* Effect.acquireRelease(
-          Effect.sync(() => execa(config.command, args, { stdin: "ignore", reject: false, buffer: { stdout: false } })),
+          Effect.sync(() =>
+            execa(config.command, args, { stdin: "ignore", reject: false, buffer: { stdout: false }, cleanup: false }),
+          ),
           (c) =>
             Effect.promise(async () => {
               c.kill("SIGTERM")

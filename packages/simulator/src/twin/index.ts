@@ -1,6 +1,7 @@
 /** The digital twin's public surface (re-exported from the package entry as `NetLab`). */
 export type { EventConvergence } from "../analysis/Timeline.js"
 export * from "./Addressing.js"
+export * from "./Daemons.js"
 export * from "./Exec.js"
 export * from "./MeshConfig.js"
 export * from "./Report.js"

@@ -1,0 +1,127 @@
+/**
+ * Runs the real `net-perf` daemon (the workspace build, same binary as production) inside twin
+ * sites, each with a per-site config written next to the site's other files.
+ *
+ * Decision a reader must know: a daemon is a child process in a Scope. Closing the scope sends
+ * SIGTERM (the daemon withdraws its routes) and SIGKILL after a grace period, so a failed test
+ * never leaves one behind; `kill`/`restart` exist for scenario timelines (kill -9 included).
+ */
+import { createWriteStream } from "node:fs"
+import { writeFile } from "node:fs/promises"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Data, Deferred, Effect, type Scope } from "effect"
+import { execa } from "execa"
+import type { Twin } from "./Twin.js"
+
+export class DaemonFailed extends Data.TaggedError("DaemonFailed")<{
+  readonly site: number
+  readonly what: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return `net-perf daemon at site ${this.site}: ${this.what}${this.cause === undefined ? "" : `: ${String(this.cause)}`}`
+  }
+}
+
+/** The daemon's entry point in this workspace's build. */
+export const daemonBinary = (): string =>
+  resolve(dirname(fileURLToPath(import.meta.url)), "../../../../node-runtime/dist/src/bin/net-perf.js")
+
+/** Per-site daemon config for a twin site (the daemon's Config schema; JSON). */
+export const twinDaemonConfig = (twin: Twin, site: number, overrides: Record<string, unknown> = {}) => ({
+  site,
+  discovery: { confDir: join(twin.siteDir(site), "wgconf"), rescanIntervalMillis: 5_000 },
+  controlSocket: join(twin.siteDir(site), "net-perf.sock"),
+  bird: { socket: join(twin.siteDir(site), "bird.ctl") },
+  ...overrides,
+})
+
+export interface DaemonHandle {
+  readonly site: number
+  readonly logFile: string
+  /** pid of the current process (changes on restart). */
+  readonly pid: () => number | undefined
+  /** Sends a signal and waits for the process to end; resolves to its exit code or signal. */
+  readonly stop: (signal?: NodeJS.Signals, timeoutMillis?: number) => Effect.Effect<string>
+  readonly start: Effect.Effect<void, DaemonFailed>
+}
+
+export interface DaemonOptions {
+  readonly overrides?: Record<string, unknown>
+  readonly logLevel?: "debug" | "info" | "warning" | "error"
+}
+
+// cleanup: false — execa's exit hook would re-raise SIGTERM in *our* process before our own
+// finalizers run (seen in the twin's residue test); the Scope stops the daemon instead.
+const spawnDaemon = (argv: ReadonlyArray<string>) =>
+  execa(argv[0]!, argv.slice(1), {
+    reject: false,
+    cleanup: false,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    buffer: false,
+  })
+
+/** Starts the daemon at one site; the scope stops it (SIGTERM, then SIGKILL after 10 s). */
+export const startDaemon = (
+  twin: Twin,
+  site: number,
+  options: DaemonOptions = {},
+): Effect.Effect<DaemonHandle, DaemonFailed, Scope.Scope> =>
+  Effect.gen(function* () {
+    const dir = twin.siteDir(site)
+    const configFile = join(dir, "net-perf.json")
+    const logFile = join(dir, "net-perf.log")
+    const config = twinDaemonConfig(twin, site, options.overrides)
+    yield* Effect.tryPromise({
+      try: async () => {
+        await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`)
+        // Only the site's WireGuard confs (the site folder also holds bird.conf).
+        await execa("sh", ["-c", `mkdir -p wgconf && cp wg*.conf wgconf/ 2>/dev/null || true`], { cwd: dir })
+      },
+      catch: (cause) => new DaemonFailed({ site, what: "writing its config", cause }),
+    })
+    const log = createWriteStream(logFile, { flags: "a" })
+    yield* Effect.addFinalizer(() => Effect.sync(() => log.end()))
+    let child: ReturnType<typeof spawnDaemon> | undefined
+    let exited: Deferred.Deferred<string> | undefined
+
+    const start = Effect.gen(function* () {
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) return
+      const done = yield* Deferred.make<string>()
+      const argv = twin.siteCommand(site, [
+        process.execPath,
+        daemonBinary(),
+        "-c",
+        configFile,
+        "--log-level",
+        options.logLevel ?? "info",
+      ])
+      const proc = yield* Effect.try({
+        try: () => spawnDaemon(argv),
+        catch: (cause) => new DaemonFailed({ site, what: "spawning", cause }),
+      })
+      proc.stdout?.pipe(log, { end: false })
+      proc.stderr?.pipe(log, { end: false })
+      void proc.then((r) => Effect.runSync(Deferred.succeed(done, r.signal ?? `exit ${r.exitCode}`)))
+      child = proc
+      exited = done
+    })
+
+    const stop = (signal: NodeJS.Signals = "SIGTERM", timeoutMillis = 10_000) =>
+      Effect.gen(function* () {
+        if (child === undefined || exited === undefined) return "not running"
+        // The wrapper (unshare + ip netns exec) execs into node, so the pid is the daemon's.
+        child.kill(signal)
+        const outcome = yield* Deferred.await(exited).pipe(Effect.timeout(`${timeoutMillis} millis`), Effect.option)
+        if (outcome._tag === "Some") return outcome.value
+        child.kill("SIGKILL")
+        return yield* Deferred.await(exited)
+      })
+
+    yield* start
+    yield* Effect.addFinalizer(() => stop("SIGTERM"))
+    return { site, logFile, pid: () => child?.pid, stop, start } satisfies DaemonHandle
+  })
