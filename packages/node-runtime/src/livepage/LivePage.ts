@@ -187,7 +187,7 @@ const clientScript = `
         var td = el("td");
         if (i === j) { td.className = "self"; td.textContent = "·"; row.appendChild(td); return; }
         var ls = m.get(i + ">" + j);
-        if (!ls) { td.className = "muted"; td.textContent = ""; td.title = "no data for " + i + " → " + j; row.appendChild(td); return; }
+        if (!ls) { td.className = "muted"; td.textContent = "—"; td.title = "no data for " + i + " → " + j; row.appendChild(td); return; }
         var live = ls.filter(function (l) { return l.costMs !== null && l.costMs !== undefined; });
         var best = live.sort(function (a, b) { return a.costMs - b.costMs; })[0];
         var colours = best ? BUCKETS.find(function (b) { return best.costMs < b[0]; }).slice(1) : (ls.some(function (l) { return l.state === "dead"; }) ? DEAD : UNKNOWN);

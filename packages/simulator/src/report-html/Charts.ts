@@ -159,6 +159,8 @@ export interface BarSeries {
   readonly name: string
   readonly values: ReadonlyArray<number | null>
   readonly colour?: string
+  /** Per-bar colours (one series compared across categories, e.g. legacy in orange). */
+  readonly colours?: ReadonlyArray<string>
 }
 
 /** Grouped vertical bars with the value printed above each bar (readable in black and white). */
@@ -168,6 +170,7 @@ export const barChart = (o: {
   readonly yName: string
   readonly series: ReadonlyArray<BarSeries>
   readonly valueDigits?: number
+  readonly legend?: boolean
   readonly widthPx?: number
   readonly heightPx?: number
 }): string => {
@@ -175,8 +178,8 @@ export const barChart = (o: {
   const longLabels = o.categories.some((c) => c.length > 14)
   return renderSvg(
     {
-      legend: { top: 0, left: "center", itemGap: 30, textStyle: { fontSize: 12.5 } },
-      grid: { left: 70, right: 30, top: 42, bottom: longLabels ? 110 : 60 },
+      legend: { show: o.legend !== false, top: 0, left: "center", itemGap: 30, textStyle: { fontSize: 12.5 } },
+      grid: { left: 70, right: 30, top: o.legend === false ? 24 : 42, bottom: longLabels ? 110 : 60 },
       xAxis: {
         type: "category",
         data: [...o.categories],
@@ -198,7 +201,10 @@ export const barChart = (o: {
         return {
           type: "bar",
           name: s.name,
-          data: s.values.map((v) => (v === null ? null : v)),
+          data: s.values.map((v, j) => {
+            const c = s.colours?.[j]
+            return c === undefined || v === null ? v : { value: v, itemStyle: { color: c } }
+          }),
           itemStyle: { color: colour, borderColor: "#222", borderWidth: 0.6 },
           barMaxWidth: 46,
           label: {

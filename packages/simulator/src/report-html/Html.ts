@@ -93,6 +93,7 @@ td.num, th.num { text-align: right; white-space: nowrap; }
 table.facts th { font-weight: 500; color: var(--muted); white-space: nowrap; }
 table.facts td.num { text-align: left; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 0 2rem; }
+.grid.charts { grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); }
 figure.chart { margin: .6rem 0 1.4rem; break-inside: avoid; page-break-inside: avoid; }
 figure.chart svg { width: 100%; height: auto; display: block; }
 figcaption { color: var(--muted); font-size: .85rem; margin-top: .2rem; }

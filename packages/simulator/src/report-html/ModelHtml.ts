@@ -147,15 +147,16 @@ const runsComparison = (runs: ModelRunsInput["runs"]): string => {
         categories: runs.map((r) => r.label),
         xName: "configuration",
         yName,
-        series: [{ name, values: runs.map((r) => pick(r.report)), colour: okabeIto.blue }],
+        series: [{ name, values: runs.map((r) => pick(r.report)), colours: runs.map((r, i) => colourOf(r.label, i)) }],
         valueDigits: digits,
+        legend: false,
         widthPx: 560,
         heightPx: 300,
       }),
       name,
       { kind: "metric", metric: name, series: runs.map((r) => r.label).join("|") },
     )
-  return `<div class="grid">${[
+  return `<div class="grid charts">${[
     metric("hard-failure reaction p95", "reaction p95 (s)", (r) => secs(r.hardFailures.reactionMillis.p95), 2),
     metric("time on dead paths", "dead path (pair·s)", (r) => r.deadPathPairSeconds, 1),
     metric("route switches", "switches per pair per hour", (r) => r.switches.perPairPerHour, 3),
@@ -244,13 +245,9 @@ const benchCharts = (title: string, rows: ReadonlyArray<ModelBenchRow>): string 
         categories: labels,
         xName: "configuration",
         yName,
-        // One series per configuration keeps legacy's colour apart in print and in the legend.
-        series: labels.map((l, i) => ({
-          name: l,
-          colour: colourOf(l, i),
-          values: values.map((v, j) => (j === i ? v : null)),
-        })),
+        series: [{ name, values, colours: labels.map((l, i) => colourOf(l, i)) }],
         valueDigits: digits,
+        legend: false,
         widthPx: 560,
         heightPx: 330,
       }),
@@ -258,7 +255,7 @@ const benchCharts = (title: string, rows: ReadonlyArray<ModelBenchRow>): string 
       { kind: "metric", metric: name, series: labels.join("|") },
     )
   }
-  return `<div class="grid">${[
+  return `<div class="grid charts">${[
     metric(
       "hard-failure reaction p95",
       "reaction p95 (s, simulated)",
