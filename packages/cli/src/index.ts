@@ -1,5 +1,5 @@
 /** @net-perf/cli */
-export {}
+
 // perfc, perfe and the path analyser (H9).
 export * as Analyse from "./analyse/index.js"
 export * as Perfc from "./perfc/index.js"
