@@ -128,6 +128,7 @@ describe.skipIf(skipReason !== undefined)("perfc and perfe on a 3-site twin runn
       Effect.gen(function* () {
         const twin = yield* makeTwin({ scenario, mode: "test" })
         yield* startDaemons(twin)
+        const daemonsStartedAt = Date.now()
 
         // Converged: every site routes every other one through a managed route.
         const deadline = Date.now() + 90_000
@@ -136,6 +137,10 @@ describe.skipIf(skipReason !== undefined)("perfc and perfe on a 3-site twin runn
           yield* Effect.sleep(Duration.seconds(2))
           last = yield* perfcJson(twin)
         }
+        const convergedMs = Date.now() - daemonsStartedAt
+        const perfcStartedAt = Date.now()
+        last = yield* perfcJson(twin)
+        const perfcMs = Date.now() - perfcStartedAt
         expect(last.stderr).toBe("")
         expect(last.code).toBe(0)
         const view = last.view as PerfcView
@@ -161,6 +166,7 @@ describe.skipIf(skipReason !== undefined)("perfc and perfe on a 3-site twin runn
           lines.once("line", (line) => resume(Effect.succeed(line)))
         })
         const { port } = JSON.parse(yield* nextLine) as { port: number }
+        const perfeStartedAt = Date.now()
         const perfe = yield* runToEnd(
           twin.siteCommand(0, [
             "node",
@@ -175,6 +181,10 @@ describe.skipIf(skipReason !== undefined)("perfc and perfe on a 3-site twin runn
             String(port),
             "--once",
           ]),
+        )
+        const perfeMs = Date.now() - perfeStartedAt
+        console.log(
+          `twin figures: all routes managed ${convergedMs} ms after the daemons started; perfc --json ${perfcMs} ms, perfe --once ${perfeMs} ms (wall, incl. node start-up)`,
         )
         expect(perfe.stderr).toMatch(/indexed 6\/6 documents from 3\/3 sites/)
         expect(perfe.code).toBe(0)
