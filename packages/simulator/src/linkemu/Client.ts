@@ -81,6 +81,11 @@ export interface LinkEmuClient {
 export interface ConnectOptions {
   /** Keep retrying the connection this long (the relay may still be starting). Default 5000. */
   readonly connectTimeoutMs?: number
+  /**
+   * A request unanswered this long fails with LinkEmuConnectionLost, and so does every later
+   * one: answers are matched by order, so the connection cannot be trusted after a miss. Default 10000.
+   */
+  readonly requestTimeoutMs?: number
 }
 
 const openSocket = (socketPath: string): Effect.Effect<Socket, LinkEmuConnectFailed> =>
@@ -105,6 +110,7 @@ export const connectLinkEmuClient = (
 ): Effect.Effect<LinkEmuClient, LinkEmuConnectFailed, Scope.Scope> =>
   Effect.gen(function* () {
     const timeoutMs = options.connectTimeoutMs ?? 5000
+    const requestTimeoutMs = options.requestTimeoutMs ?? 10_000
     const socket = yield* Effect.acquireRelease(
       openSocket(socketPath).pipe(
         Effect.retry(Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.millis(timeoutMs)))),
@@ -146,7 +152,17 @@ export const connectLinkEmuClient = (
           waiters.push(waiter)
           waiterOps.push(op)
           socket.write(`${line}\n`)
-          return yield* Deferred.await(waiter)
+          return yield* Deferred.await(waiter).pipe(
+            Effect.timeoutFail({
+              duration: Duration.millis(requestTimeoutMs),
+              onTimeout: () => {
+                const cause = new Error(`no answer to ${op} within ${requestTimeoutMs} ms`)
+                failAll(cause)
+                socket.destroy()
+                return new LinkEmuConnectionLost({ socketPath, op, cause })
+              },
+            }),
+          )
         }),
       )
 

@@ -18,7 +18,8 @@ export const Envelope = Schema.Struct({
   tag: Schema.optionalWith(RequestTag, { exact: true }),
 })
 
-export const EmptyRequest = Schema.Struct({})
+// Schema.Struct({}) accepts any object; a record of nothing rejects every field.
+export const EmptyRequest = Schema.Record({ key: Schema.String, value: Schema.Never })
 export const RemovePairRequest = Schema.Struct({ id: Schema.String })
 export const SetImpairmentRequest = Schema.Struct({
   id: Schema.String,
