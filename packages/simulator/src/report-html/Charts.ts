@@ -179,7 +179,12 @@ export const barChart = (o: {
   return renderSvg(
     {
       legend: { show: o.legend !== false, top: 0, left: "center", itemGap: 30, textStyle: { fontSize: 12.5 } },
-      grid: { left: 70, right: 30, top: o.legend === false ? 24 : 42, bottom: longLabels ? 110 : 60 },
+      grid: {
+        left: longLabels ? 100 : 70,
+        right: 30,
+        top: o.legend === false ? 24 : 42,
+        bottom: longLabels ? 110 : 60,
+      },
       xAxis: {
         type: "category",
         data: [...o.categories],

@@ -69,6 +69,9 @@ export const figure = (svg: string, caption: string, data: Readonly<Record<strin
     .map(([k, v]) => ` data-${k}="${escapeHtml(v)}"`)
     .join("")}>${svg}<figcaption>${escapeHtml(caption)}</figcaption></figure>`
 
+/** A block that scrolls sideways on a narrow screen instead of widening the page. */
+export const wide = (html: string): string => `<div class="wide">${html}</div>`
+
 export const note = (text: string): string => `<p class="note">${escapeHtml(text)}</p>`
 
 export const section = (title: string, body: string, id?: string): string =>
@@ -94,6 +97,7 @@ table.facts th { font-weight: 500; color: var(--muted); white-space: nowrap; }
 table.facts td.num { text-align: left; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 0 2rem; }
 .grid.charts { grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); }
+.wide { overflow-x: auto; max-width: 100%; }
 figure.chart { margin: .6rem 0 1.4rem; break-inside: avoid; page-break-inside: avoid; }
 figure.chart svg { width: 100%; height: auto; display: block; }
 figcaption { color: var(--muted); font-size: .85rem; margin-top: .2rem; }
@@ -110,6 +114,8 @@ footer { margin-top: 2.5rem; color: var(--muted); font-size: .8rem; }
   tr { break-inside: avoid; }
   thead { display: table-header-group; }
   section { break-inside: auto; }
+  .wide { overflow: visible; }
+  .wide table { font-size: 8.5pt; }
 }
 `
 

@@ -9,7 +9,7 @@
  */
 import type { AggregateReport, RunReport } from "../model/Report.js"
 import { type BarSeries, barChart } from "./Charts.js"
-import { type Cell, facts, figure, fmtNum, note, okabeIto, page, section, table } from "./Html.js"
+import { type Cell, facts, figure, fmtNum, note, okabeIto, page, section, table, wide } from "./Html.js"
 
 export type ModelRunReportJson = Omit<RunReport, "stretchHistogram">
 
@@ -47,7 +47,9 @@ export type ModelReportInput = ModelRunReportJson | ModelRunsInput | ModelBenchD
 
 const isLegacy = (label: string) => label.toLowerCase().includes("legacy")
 const colourOf = (label: string, i: number) =>
-  isLegacy(label) ? okabeIto.orange : ([okabeIto.blue, okabeIto.green, okabeIto.purple, okabeIto.sky][i % 4] as string)
+  isLegacy(label)
+    ? okabeIto.orange
+    : ([okabeIto.blue, okabeIto.green, okabeIto.purple, okabeIto.sky, "#555555"][i % 5] as string)
 const secs = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : ms / 1000)
 const num = (x: number | null | undefined, digits = 2): Cell =>
   x === null || x === undefined ? null : fmtNum(x, digits)
@@ -194,52 +196,59 @@ const renderRuns = (input: ModelRunsInput): string => {
 // ---- bench document -----------------------------------------------------------------------------
 
 const benchTable = (rows: ReadonlyArray<ModelBenchRow>): string =>
-  table(
-    [
-      "configuration",
-      "N",
-      "runs",
-      "hard events",
-      "reaction p50 (s)",
-      "p95 (s)",
-      "max (s)",
-      "unresolved",
-      "dead (pair·s)",
-      "loops",
-      "blackholes (pair·s)",
-      "switches /pair/h",
-      "stretch mean",
-      "stretch p95",
-      "probes /site/s",
-      "scenarios/s",
-    ],
-    rows.map((r) => {
-      const a = r.aggregate
-      return [
-        a.label,
-        a.sites,
-        a.runs,
-        a.hardFailures.count,
-        num(secs(a.hardFailures.reactionMillis.p50)),
-        num(secs(a.hardFailures.reactionMillis.p95)),
-        num(secs(a.hardFailures.reactionMillis.max)),
-        a.hardFailures.unresolved + a.softEvents.unresolved,
-        num(a.deadPathPairSeconds, 1),
-        a.loops,
-        num(a.blackholePairSeconds, 1),
-        num(a.switchesPerPairPerHour, 3),
-        num(a.stretchMean, 4),
-        num(a.stretchP95, 4),
-        num(a.probesPerSitePerSecond, 1),
-        num(r.scenariosPerSecond, 3),
-      ]
-    }),
+  wide(
+    table(
+      [
+        "configuration",
+        "N",
+        "runs",
+        "hard events",
+        "reaction p50 (s)",
+        "p95 (s)",
+        "max (s)",
+        "unresolved",
+        "dead (pair·s)",
+        "loops",
+        "blackholes (pair·s)",
+        "switches /pair/h",
+        "stretch mean",
+        "stretch p95",
+        "probes /site/s",
+        "scenarios/s",
+      ],
+      rows.map((r) => {
+        const a = r.aggregate
+        return [
+          shortLabel(r.section, a.label),
+          a.sites,
+          a.runs,
+          a.hardFailures.count,
+          num(secs(a.hardFailures.reactionMillis.p50)),
+          num(secs(a.hardFailures.reactionMillis.p95)),
+          num(secs(a.hardFailures.reactionMillis.max)),
+          a.hardFailures.unresolved + a.softEvents.unresolved,
+          num(a.deadPathPairSeconds, 1),
+          a.loops,
+          num(a.blackholePairSeconds, 1),
+          num(a.switchesPerPairPerHour, 3),
+          num(a.stretchMean, 4),
+          num(a.stretchP95, 4),
+          num(a.probesPerSitePerSecond, 1),
+          num(r.scenariosPerSecond, 3),
+        ]
+      }),
+    ),
   )
 
+/** Bench labels repeat the section ("near-equal paths: graph-least-cost") and size (" N=50"): drop both. */
+const shortLabel = (section: string, label: string): string => label.replace(`${section}: `, "").replace(/ N=\d+$/, "")
+
 const benchCharts = (title: string, rows: ReadonlyArray<ModelBenchRow>): string => {
-  const labels = rows.map((r) => r.aggregate.label)
+  const labels = rows.map((r) => shortLabel(r.section, r.aggregate.label))
   const metric = (name: string, yName: string, pick: (a: AggregateReport) => number | null, digits: number) => {
     const values = rows.map((r) => pick(r.aggregate))
+    if (values.every((v) => v === null))
+      return `<div>${note(`${title}: ${name}: no data (no such events in this section).`)}</div>`
     return figure(
       barChart({
         categories: labels,

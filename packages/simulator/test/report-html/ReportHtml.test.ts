@@ -14,6 +14,7 @@ import {
   renderTwinReportHtml,
   type TwinReportInput,
 } from "../../src/report-html/index.js"
+import { reportKindOf } from "../../src/report-html/main.js"
 
 const fixture = <T>(name: string): T =>
   JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8")) as T
@@ -182,8 +183,25 @@ describe("model report → HTML", () => {
     const sections = new Set([...(doc.scale ?? []), ...(doc.adversarial ?? [])].map((r) => r.section))
     for (const s of sections) expect(html).toContain(`<h2>${escapeHtml(s)}</h2>`)
     const metrics = figuresOf(html).filter((f) => f.attrs.kind === "metric")
-    expect(metrics.length).toBe(4 * sections.size)
+    // Four metrics per section; one without any data (no hard failures in a section) is a note, not an empty chart.
+    const noData = (html.match(/no data \(no such events in this section\)/g) ?? []).length
+    expect(metrics.length + noData).toBe(4 * sections.size)
+    expect(metrics.length).toBeGreaterThan(noData)
     expect(metrics[0]?.texts).toContain("reaction p95 (s, simulated)")
+  })
+})
+
+describe("report-html CLI", () => {
+  it("recognises each kind of saved report", () => {
+    expect(reportKindOf(fixture("twin-six-site-failure.json"))?._tag).toBe("twin")
+    expect(reportKindOf(fixture("model-runs.json"))?._tag).toBe("model")
+    expect(reportKindOf(fixture("model-bench.json"))?._tag).toBe("model")
+    expect(reportKindOf((fixture<ModelRunsInput>("model-runs.json").runs[0] as { report: unknown }).report)?._tag).toBe(
+      "model",
+    )
+    expect(reportKindOf({ name: "x" })).toBeUndefined()
+    expect(reportKindOf([1, 2])).toBeUndefined()
+    expect(reportKindOf(null)).toBeUndefined()
   })
 })
 
