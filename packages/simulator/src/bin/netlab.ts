@@ -13,11 +13,12 @@ import { Console, Effect, Option } from "effect"
 import { execa } from "execa"
 import { renderTwinReportHtml } from "../report-html/index.js"
 import { siteNs } from "../twin/Addressing.js"
+import { formatComparison, runComparison } from "../twin/Compare.js"
 import { inSite, requireRoot } from "../twin/Exec.js"
 import { formatSummary } from "../twin/Report.js"
 import { runScenario } from "../twin/Runner.js"
 import { defaultStateRoot, listRuns, pidAlive, runDir, teardownRun } from "../twin/RunState.js"
-import { loadScenario } from "../twin/Scenario.js"
+import { loadScenario, RoutingMode, withRouting } from "../twin/Scenario.js"
 import { makeTwin } from "../twin/Twin.js"
 
 /** `netlab exec 2 -- ip -j route`: everything after `--` is the command, kept away from option parsing. */
@@ -83,12 +84,60 @@ const htmlFile = Options.file("html").pipe(
   Options.withDescription("also write the report as one self-contained HTML page (charts inline) to this file"),
 )
 
+const compare = Options.boolean("compare").pipe(
+  Options.withDescription(
+    "run the scenario twice on fresh twins, plain BIRD (baseline) then net-perf at every site, and report them side by side",
+  ),
+)
+const routingOption = Options.choice("routing", RoutingMode.literals).pipe(
+  Options.optional,
+  Options.withDescription("run every site with this routing, whatever the scenario says"),
+)
+
 const runCmd = Command.make(
   "run",
-  { scenario: scenarioArg, report: reportFile, json, noRelay, config: configOption, html: htmlFile },
+  {
+    scenario: scenarioArg,
+    report: reportFile,
+    json,
+    noRelay,
+    config: configOption,
+    html: htmlFile,
+    compare,
+    routing: routingOption,
+  },
   (o) =>
     Effect.gen(function* () {
-      const s = yield* loadScenario(o.scenario)
+      const loaded = yield* loadScenario(o.scenario)
+      const s = Option.isSome(o.routing) ? withRouting(loaded, o.routing.value) : loaded
+      if (o.compare) {
+        const c = yield* runComparison(s, {
+          mode: "run",
+          relay: !o.noRelay,
+          configGenerator: o.config,
+          onProgress: progress,
+        })
+        if (Option.isSome(o.report)) {
+          const file = o.report.value
+          yield* Effect.promise(() => writeFile(file, `${JSON.stringify(c, null, 2)}\n`))
+          progress(`side-by-side report written to ${file}`)
+        }
+        if (Option.isSome(o.html)) {
+          const file = o.html.value
+          yield* Effect.promise(() =>
+            writeFile(
+              file,
+              renderTwinReportHtml(c.netPerf, {
+                baseline: c.baseline,
+                label: "net-perf",
+                baselineLabel: "plain BIRD (baseline)",
+              }),
+            ),
+          )
+          progress(`HTML report written to ${file}`)
+        }
+        return yield* Console.log(o.json ? JSON.stringify(c, null, 2) : formatComparison(c))
+      }
       const report = yield* runScenario(s, {
         mode: "run",
         relay: !o.noRelay,

@@ -15,6 +15,7 @@ import {
   flapsPerPair,
   type PairFlaps,
 } from "../analysis/Timeline.js"
+import { type EventPathQuality, pathQualityPerWindow } from "./PathQuality.js"
 import type { RttSampleLine } from "./Sampler.js"
 import type { Impairment } from "./Scenario.js"
 
@@ -30,6 +31,8 @@ export interface AppliedEvent {
   /** Impairments in force after it (for the oracle). */
   readonly impairmentsAfter: ImpairmentState
   readonly error?: string
+  /** Why an event did nothing (e.g. a daemon event at a site running plain BIRD). */
+  readonly note?: string
 }
 
 export interface RunData {
@@ -98,7 +101,12 @@ export interface TwinReport {
   readonly initialConvergenceMs: number | null
   readonly durationMs: number
   readonly samples: number
-  readonly events: ReadonlyArray<EventConvergence & { readonly atSeconds: number; readonly error?: string }>
+  readonly events: ReadonlyArray<
+    EventConvergence &
+      EventPathQuality & { readonly atSeconds: number; readonly error?: string; readonly note?: string }
+  >
+  /** Path quality from t0 to the first event (or the end). */
+  readonly startQuality?: EventPathQuality
   readonly flaps: ReadonlyArray<PairFlaps>
   readonly totalRouteChanges: number
   readonly anomalies: ReadonlyArray<AnomalyEpisode>
@@ -156,13 +164,25 @@ const showTrace = (
 
 export const buildReport = (d: RunData): TwinReport => {
   const snaps = [...d.snapshots].sort((x, y) => x.atMillis - y.atMillis)
+  const initialLinks = linkStates(d.initialImpairments)
+  const qualityWindows = [
+    { fromMillis: d.t0Millis, links: initialLinks },
+    ...d.events.map((e) => ({ fromMillis: e.appliedAtMillis, links: linkStates(e.impairmentsAfter) })),
+  ].map((w, i, all) => ({ ...w, toMillis: all[i + 1]?.fromMillis ?? d.endMillis }))
+  const quality = pathQualityPerWindow(snaps, initialLinks, qualityWindows, d.sites)
   const events = convergencePerEvent(
     snaps,
     d.events.map((e) => ({ atMillis: e.appliedAtMillis, label: e.label })),
     d.endMillis,
   ).map((c, i) => {
     const e = d.events[i] as AppliedEvent
-    return { ...c, atSeconds: e.atSeconds, ...(e.error === undefined ? {} : { error: e.error }) }
+    return {
+      ...c,
+      ...(quality[i + 1] as EventPathQuality),
+      atSeconds: e.atSeconds,
+      ...(e.error === undefined ? {} : { error: e.error }),
+      ...(e.note === undefined ? {} : { note: e.note }),
+    }
   })
   const flaps = flapsPerPair(snaps.filter((s) => s.atMillis >= d.t0Millis))
   const windows = [
@@ -213,6 +233,7 @@ export const buildReport = (d: RunData): TwinReport => {
     durationMs: d.endMillis - d.t0Millis,
     samples: snaps.length,
     events,
+    ...(quality[0] === undefined ? {} : { startQuality: quality[0] }),
     flaps,
     totalRouteChanges: flaps.reduce((n, f) => n + f.nextHopChanges, 0),
     anomalies: anomalyEpisodes(snaps.filter((s) => s.atMillis >= d.t0Millis)),
@@ -252,7 +273,10 @@ export const formatSummary = (r: TwinReport): string => {
       `  t=${e.atSeconds}s ${e.label}: ${e.error !== undefined ? `FAILED ${e.error}` : e.changed ? `converged after ${ms(e.convergedAfterMs)}` : "no forwarding change"}` +
         `, ${e.routeChanges} next-hop changes${e.settledDelivering ? "" : ", NOT all pairs delivered"}` +
         `${e.samplesWithLoops > 0 ? `, loops in ${e.samplesWithLoops} samples` : ""}` +
-        `${e.samplesWithBlackholes > 0 ? `, blackholes in ${e.samplesWithBlackholes} samples` : ""}`,
+        `${e.samplesWithBlackholes > 0 ? `, blackholes in ${e.samplesWithBlackholes} samples` : ""}` +
+        `${e.badPathMs > 0 ? `; on a dead/impaired path ${e.badPathAtEnd ? "until the end" : `for ${ms(e.badPathMs)}`}` : ""}` +
+        `${e.offOptimumMs > 0 ? `; off the best path ${e.offOptimumAtEnd ? "until the end" : `for ${ms(e.offOptimumMs)}`}` : ""}` +
+        `${e.note === undefined ? "" : ` (${e.note})`}`,
     )
   const flapping = r.flaps.filter((f) => f.nextHopChanges > 0).sort((a, b) => b.nextHopChanges - a.nextHopChanges)
   lines.push("", `route changes: ${r.totalRouteChanges} in total, ${flapping.length} pairs changed`)

@@ -18,12 +18,22 @@ import {
   type ScenarioEvent,
   watchedPairs,
 } from "./Scenario.js"
-import { baseImpairment, makeTwin, type Twin, type TwinError, type TwinOptions } from "./Twin.js"
+import {
+  baseImpairment,
+  makeTwin,
+  type Twin,
+  type TwinError,
+  type TwinOperationFailed,
+  type TwinOptions,
+} from "./Twin.js"
 
 export const eventLabel = (e: ScenarioEvent): string => {
   switch (e.action) {
     case "kill-bird":
     case "restart-bird":
+    case "kill-daemon":
+    case "stop-daemon":
+    case "restart-daemon":
       return `${e.action} site ${e.site}`
     case "link-down":
     case "link-up":
@@ -77,8 +87,20 @@ const expectedSessionsOf = (s: Scenario, site: number): number => {
   return n
 }
 
-const applyEvent = (twin: Twin, e: ScenarioEvent) => {
+/** Applies one event; resolves to a note when the event had nothing to act on. */
+const applyEvent = (twin: Twin, e: ScenarioEvent): Effect.Effect<string | undefined, TwinOperationFailed> =>
+  "site" in e && e.action.endsWith("-daemon") && !twin.daemons.has(e.site)
+    ? Effect.succeed(`no daemon at site ${e.site}: it runs plain BIRD`)
+    : Effect.as(applyEventNow(twin, e), undefined)
+
+const applyEventNow = (twin: Twin, e: ScenarioEvent): Effect.Effect<void, TwinOperationFailed> => {
   switch (e.action) {
+    case "kill-daemon":
+      return twin.killDaemon(e.site)
+    case "stop-daemon":
+      return twin.stopDaemon(e.site)
+    case "restart-daemon":
+      return twin.restartDaemon(e.site)
     case "kill-bird":
       return twin.killBird(e.site)
     case "restart-bird":
@@ -141,6 +163,7 @@ export const runOnTwin = (twin: Twin, options: RunOptions = {}): Effect.Effect<T
     const settleStart = Date.now()
     const settleDeadline = settleStart + s.settleTimeoutSeconds * 1000
     const expectedSessions = sites.map((x) => expectedSessionsOf(s, x))
+    const daemonSites = [...twin.daemons.keys()]
     let initialConvergenceMs: number | null = null
     let stableSince: { at: number; snap: ForwardingSnapshot } | undefined
     let lastSessionCheck = 0
@@ -162,7 +185,16 @@ export const runOnTwin = (twin: Twin, options: RunOptions = {}): Effect.Effect<T
         )
         sessionsUp = counts.every((c, i) => c >= (expectedSessions[i] as number))
       }
-      if (sessionsUp && sampler.reporting() === s.sites && isFullyDelivering(snap) && now - stableSince.at >= 2000) {
+      // A daemon site has converged when its managed routes reach every other site (after its
+      // start-up hold-down); until then BIRD's routes forward.
+      const daemonsReady = daemonSites.every((x) => sampler.managed(x) >= s.sites - 1)
+      if (
+        sessionsUp &&
+        daemonsReady &&
+        sampler.reporting() === s.sites &&
+        isFullyDelivering(snap) &&
+        now - stableSince.at >= 2000
+      ) {
         initialConvergenceMs = stableSince.at - settleStart
         break
       }
@@ -171,7 +203,7 @@ export const runOnTwin = (twin: Twin, options: RunOptions = {}): Effect.Effect<T
     progress(
       initialConvergenceMs === null
         ? `initial convergence NOT reached within ${s.settleTimeoutSeconds} s; starting the timeline anyway`
-        : `initial convergence after ${(initialConvergenceMs / 1000).toFixed(1)} s (every site reaches every site)`,
+        : `initial convergence after ${(initialConvergenceMs / 1000).toFixed(1)} s (every site reaches every site${daemonSites.length > 0 ? ", daemons' routes installed" : ""})`,
     )
 
     const pingers = yield* Effect.forEach(watchedPairs(s), ([a, b]) =>
@@ -188,18 +220,22 @@ export const runOnTwin = (twin: Twin, options: RunOptions = {}): Effect.Effect<T
       const appliedAtMillis = Date.now()
       const label = eventLabel(e)
       const result = yield* Effect.either(applyEvent(twin, e))
+      const note = result._tag === "Right" ? result.right : undefined
       const patch = impairmentOf(e)
       if (patch !== undefined && result._tag === "Right" && "link" in e) {
         current = cloneState(current)
         patchState(current, e.link, e.family, patch)
       }
-      progress(`t=${e.at}s ${label}${result._tag === "Left" ? `: FAILED ${result.left.message}` : ""}`)
+      progress(
+        `t=${e.at}s ${label}${result._tag === "Left" ? `: FAILED ${result.left.message}` : note === undefined ? "" : ` (${note})`}`,
+      )
       applied.push({
         label,
         atSeconds: e.at,
         appliedAtMillis,
         impairmentsAfter: current as ImpairmentState,
         ...(result._tag === "Left" ? { error: result.left.message } : {}),
+        ...(note === undefined ? {} : { note }),
       })
     }
     const endWait = t0 + s.durationSeconds * 1000 - Date.now()

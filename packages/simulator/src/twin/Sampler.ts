@@ -16,26 +16,55 @@ import { inNs } from "./Exec.js"
 const Nexthop = Schema.Struct({ dev: Schema.optional(Schema.String) })
 const KernelRoute = Schema.Struct({
   dst: Schema.String,
+  metric: Schema.optional(Schema.Number),
+  protocol: Schema.optional(Schema.Union(Schema.String, Schema.Number)),
   dev: Schema.optional(Schema.String),
   nexthops: Schema.optional(Schema.Array(Nexthop)),
 })
 const RouteTable = Schema.Array(KernelRoute)
 const decodeTable = Schema.decodeUnknownEither(Schema.parseJson(RouteTable))
 
-/** Next hop site per destination site from one `ip -json route` dump (first nexthop of multipath). */
-export const nextHopsFromRoutes = (jsonLine: string): Map<number, number> | undefined => {
+/** Protocol label of the daemon's managed routes. */
+export const managedRouteProtocol = "201"
+
+export interface SiteRoutes {
+  /** Next hop site per destination site (the route the kernel uses: lowest metric). */
+  readonly nextHops: Map<number, number>
+  /** Destinations whose winning route is a managed (protocol 201) one. */
+  readonly managed: Set<number>
+}
+
+/**
+ * Next hops per destination site from one `ip -json route` dump (first nexthop of multipath).
+ * With the daemon running a prefix has two routes (the daemon's, metric 20, and BIRD's): the
+ * kernel forwards by the lowest metric, and so does this.
+ */
+export const routesFromDump = (jsonLine: string): SiteRoutes | undefined => {
   const table = decodeTable(jsonLine)
   if (table._tag === "Left") return undefined
-  const out = new Map<number, number>()
+  const best = new Map<number, { metric: number; via: number | undefined; managed: boolean }>()
   for (const r of table.right) {
     const dst = siteOfOverlayV4(r.dst)
     if (dst === undefined) continue
+    const metric = r.metric ?? 0
+    const prev = best.get(dst)
+    if (prev !== undefined && prev.metric <= metric) continue
     const dev = r.dev ?? r.nexthops?.[0]?.dev
     const tunnel = dev === undefined ? undefined : parseTunnelName(dev)
-    if (tunnel !== undefined) out.set(dst, tunnel.remote)
+    best.set(dst, { metric, via: tunnel?.remote, managed: String(r.protocol) === managedRouteProtocol })
   }
-  return out
+  const nextHops = new Map<number, number>()
+  const managed = new Set<number>()
+  for (const [dst, b] of best) {
+    if (b.via !== undefined) nextHops.set(dst, b.via)
+    if (b.managed) managed.add(dst)
+  }
+  return { nextHops, managed }
 }
+
+/** Next hop site per destination site from one `ip -json route` dump. */
+export const nextHopsFromRoutes = (jsonLine: string): Map<number, number> | undefined =>
+  routesFromDump(jsonLine)?.nextHops
 
 const killChild = (child: ChildProcess) =>
   Effect.async<void>((resume) => {
@@ -64,6 +93,8 @@ export interface RouteSampler {
   readonly snapshot: (atMillis: number) => ForwardingSnapshot
   /** Sites that have reported at least one table. */
   readonly reporting: () => number
+  /** Destinations a site currently reaches by a managed (protocol 201) route. */
+  readonly managed: (site: number) => number
 }
 
 /** Starts one polling loop per site; each writes a JSON route dump per line. */
@@ -74,6 +105,7 @@ export const startRouteSampler = (
 ): Effect.Effect<RouteSampler, never, Scope.Scope> =>
   Effect.gen(function* () {
     const latest = new Map<number, Map<number, number>>()
+    const managed = new Map<number, number>()
     const period = (1 / sampleHz).toFixed(3)
     yield* Effect.forEach(
       sites,
@@ -81,8 +113,10 @@ export const startRouteSampler = (
         spawnLines(
           inNs(nsOf(site), ["sh", "-c", `while :; do ip -json -4 route show || exit 1; sleep ${period}; done`]),
           (line) => {
-            const hops = nextHopsFromRoutes(line)
-            if (hops !== undefined) latest.set(site, hops)
+            const routes = routesFromDump(line)
+            if (routes === undefined) return
+            latest.set(site, routes.nextHops)
+            managed.set(site, routes.managed.size)
           },
         ),
       { discard: true },
@@ -97,6 +131,7 @@ export const startRouteSampler = (
           ),
         ),
       reporting: () => latest.size,
+      managed: (site) => managed.get(site) ?? 0,
     }
   })
 

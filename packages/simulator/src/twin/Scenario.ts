@@ -46,6 +46,9 @@ export const ScenarioEvent = Schema.Union(
   Schema.Struct({ ...At, action: Schema.Literal("link-down"), ...OnLink }),
   Schema.Struct({ ...At, action: Schema.Literal("link-up"), ...OnLink }),
   Schema.Struct({ ...At, action: Schema.Literal("kill-bird", "restart-bird"), site: SiteNumber }),
+  // kill-daemon = SIGKILL (a crash: its routes stay until the next start reconciles them),
+  // stop-daemon = SIGTERM (graceful: it withdraws its routes), restart-daemon = stop if running, start.
+  Schema.Struct({ ...At, action: Schema.Literal("kill-daemon", "stop-daemon", "restart-daemon"), site: SiteNumber }),
 )
 export type ScenarioEvent = typeof ScenarioEvent.Type
 
@@ -71,6 +74,13 @@ export const Scenario = Schema.Struct({
       bfdMultiplier: Schema.optionalWith(Schema.Int.pipe(Schema.between(2, 255)), { default: () => 3 }),
     }),
     { default: () => ({ bfd: false, holdTimeSeconds: 9, bfdIntervalMs: 100, bfdMultiplier: 3 }) },
+  ),
+  /** The net-perf daemon at `net-perf` sites: config overrides (the daemon's schema) and log level. */
+  daemon: Schema.optional(
+    Schema.Struct({
+      config: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+      logLevel: Schema.optional(Schema.Literal("debug", "info", "warning", "error")),
+    }),
   ),
   links: Schema.optionalWith(
     Schema.Struct({
@@ -229,6 +239,15 @@ export const loadScenario = (file: string): Effect.Effect<Scenario, ScenarioInva
     try: () => readFile(file, "utf8"),
     catch: (cause) => new ScenarioUnreadable({ source: file, cause }),
   }).pipe(Effect.flatMap((text) => parseScenarioText(text, file)))
+
+/**
+ * The same scenario with every site on one routing (for baseline comparisons). Daemon events
+ * stay in the timeline: at a `bird` site they are recorded as no-ops, so both runs' events line up.
+ */
+export const withRouting = (s: Scenario, routing: RoutingMode): Scenario => {
+  const { siteRouting: _sr, ...rest } = s
+  return { ...rest, routing }
+}
 
 /** Routing mode of one site. */
 export const routingOf = (s: Scenario, site: number): RoutingMode => s.siteRouting?.[String(site)] ?? s.routing

@@ -14,6 +14,7 @@ import type { Family } from "@net-perf/engine"
 import { Data, Duration, Effect, Either, Exit, type Scope } from "effect"
 import { connectLinkEmuClient, defaultMainPath, type LinkEmuClient } from "../linkemu/Client.js"
 import { allPairs, newRunPrefix, relayPairId, siteNs, underlayAddress, underlayHub, underlayNs } from "./Addressing.js"
+import { type DaemonHandle, daemonBinary, startDaemon } from "./Daemons.js"
 import {
   type CommandFailed,
   checkPrerequisites,
@@ -95,6 +96,12 @@ export interface Twin {
   readonly impair: (link: string, patch: Impairment, family?: Family) => Effect.Effect<void, TwinOperationFailed>
   readonly killBird: (site: number) => Effect.Effect<void, TwinOperationFailed>
   readonly startBird: (site: number) => Effect.Effect<void, TwinOperationFailed>
+  /** The net-perf daemons of `net-perf` sites (started after BIRD, stopped with the twin's scope). */
+  readonly daemons: ReadonlyMap<number, DaemonHandle>
+  /** SIGKILL (a crash), SIGTERM (graceful: routes withdrawn), or stop-if-running then start. */
+  readonly killDaemon: (site: number) => Effect.Effect<void, TwinOperationFailed>
+  readonly stopDaemon: (site: number) => Effect.Effect<void, TwinOperationFailed>
+  readonly restartDaemon: (site: number) => Effect.Effect<void, TwinOperationFailed>
   /** Every pid in the twin's namespaces (for residue checks). */
   readonly pids: Effect.Effect<ReadonlyArray<number>>
 }
@@ -226,13 +233,11 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
     const siteDir = (site: number) => join(dir, `s${site}`)
     const wgDir = (site: number) => join(siteDir(site), "wg")
     const nsOf = (site: number) => siteNs(prefix, site)
-    const unsupported = sites.filter((x) => routingOf(s, x) !== "bird")
-    if (unsupported.length > 0)
+    const daemonSites = sites.filter((x) => routingOf(s, x) === "net-perf")
+    if (daemonSites.length > 0 && !existsSync(daemonBinary()))
       return yield* new TwinBringUpFailed({
-        step: "routing",
-        cause: new Error(
-          `routing "net-perf" (sites ${unsupported.join(",")}) needs the daemon, not available in the twin yet`,
-        ),
+        step: "net-perf daemon",
+        cause: new Error(`${daemonBinary()} not found: build first (npx tsc -b)`),
       })
     const needsRelay =
       hasImpairment(s.links.default) ||
@@ -452,6 +457,13 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
         timeoutMs: 10_000,
       })
     const opFail = (operation: string) => (cause: unknown) => new TwinOperationFailed({ operation, cause })
+    const daemons = new Map<number, DaemonHandle>()
+    const daemonOf = (site: number) =>
+      Effect.fromNullable(daemons.get(site)).pipe(
+        Effect.mapError(
+          () => new TwinOperationFailed({ operation: `daemon of site ${site}`, cause: "site runs no daemon" }),
+        ),
+      )
 
     const twin: Twin = {
       prefix,
@@ -494,7 +506,42 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
           Effect.asVoid,
           Effect.mapError(opFail(`start BIRD on site ${site}`)),
         ),
+      daemons,
+      killDaemon: (site) =>
+        daemonOf(site).pipe(
+          Effect.flatMap((d) => d.stop("SIGKILL")),
+          Effect.asVoid,
+        ),
+      stopDaemon: (site) =>
+        daemonOf(site).pipe(
+          Effect.flatMap((d) => d.stop("SIGTERM")),
+          Effect.asVoid,
+        ),
+      restartDaemon: (site) =>
+        daemonOf(site).pipe(
+          Effect.tap((d) => d.stop("SIGTERM")),
+          Effect.flatMap((d) => d.start),
+          Effect.mapError(opFail(`restart the daemon on site ${site}`)),
+        ),
       pids,
+    }
+    if (daemonSites.length > 0) {
+      const daemonStarted = Date.now()
+      // Started after every BIRD is up; their finalizers run before the teardown's (LIFO), so a
+      // daemon gets its SIGTERM (and withdraws its routes) while its namespace still exists.
+      for (const site of daemonSites) {
+        const handle = yield* step(
+          `net-perf daemon on site ${site}`,
+          startDaemon(twin, site, {
+            ...(s.daemon?.config === undefined ? {} : { overrides: s.daemon.config }),
+            ...(s.daemon?.logLevel === undefined ? {} : { logLevel: s.daemon.logLevel }),
+          }),
+        )
+        daemons.set(site, handle)
+      }
+      progress(
+        `net-perf daemons started on ${daemonSites.length === s.sites ? "every site" : `sites ${daemonSites.join(",")}`} (${Date.now() - daemonStarted} ms)`,
+      )
     }
     return twin
   })

@@ -1,9 +1,11 @@
 /** The digital twin's public surface (re-exported from the package entry as `NetLab`). */
 export type { EventConvergence } from "../analysis/Timeline.js"
 export * from "./Addressing.js"
+export * from "./Compare.js"
 export * from "./Daemons.js"
 export * from "./Exec.js"
 export * from "./MeshConfig.js"
+export * from "./PathQuality.js"
 export * from "./Report.js"
 export * from "./Runner.js"
 export * from "./RunState.js"
