@@ -211,9 +211,9 @@ export interface SpawnOptions {
   readonly timer?: "worker" | "spin" | "coarse"
   readonly mainPath?: string
   /**
-   * Scheduling priority of the relay: "high" runs it under `nice -n -10`, "realtime" under
-   * `chrt -f 10` (SCHED_FIFO; only with the default "worker" timer, which never spins). Both need
-   * root. On a loaded machine they keep delay errors small; default "normal".
+   * Scheduling priority of the relay (`--priority`): "high" is nice -10, "realtime" SCHED_FIFO 10
+   * for the threads that release datagrams (only with the default "worker" timer, which never
+   * spins). Both need root. On a loaded machine they keep delay errors small; default "normal".
    */
   readonly priority?: "normal" | "high" | "realtime"
   /** How long to wait for the ready line. Default 10000. */
@@ -237,9 +237,8 @@ export const spawnLinkEmulator = (
     const args = [mainPath, "--control", options.controlPath]
     if (options.seed !== undefined) args.push("--seed", String(options.seed))
     if (options.timer !== undefined) args.push("--timer", options.timer)
-    const prefix =
-      options.priority === "high" ? ["nice", "-n", "-10"] : options.priority === "realtime" ? ["chrt", "-f", "10"] : []
-    const node = [...prefix, process.execPath, ...args]
+    if (options.priority !== undefined) args.push("--priority", options.priority)
+    const node = [process.execPath, ...args]
     const command = options.netns === undefined ? node : ["ip", "netns", "exec", options.netns, ...node]
     if (!existsSync(mainPath)) {
       return yield* new LinkEmuSpawnFailed({

@@ -5,7 +5,9 @@
  * socket's directory); every exit path closes the relay sockets and unlinks the control socket.
  * Prints one JSON line on stdout when ready; logs go to stderr.
  */
+import { execFileSync } from "node:child_process"
 import { existsSync } from "node:fs"
+import { setPriority } from "node:os"
 import { dirname } from "node:path"
 import { Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
@@ -23,9 +25,30 @@ const timer = Options.choice("timer", ["worker", "spin", "coarse"]).pipe(
   Options.withDescription("how delayed datagrams are woken (see Releaser.ts)"),
 )
 
-const linkemu = Command.make("linkemu", { control, seed, timer }, ({ control, seed, timer }) =>
+const priority = Options.choice("priority", ["normal", "high", "realtime"]).pipe(
+  Options.withDefault("normal" as const),
+  Options.withDescription("high: nice -10; realtime: SCHED_FIFO 10 (root; recommended on a loaded machine)"),
+)
+
+/**
+ * Raises this thread's priority before the timer worker exists, so the worker inherits it
+ * (threads inherit nice and scheduling policy at creation). Same effect as `chrt -f 10 node …`.
+ */
+const raisePriority = (level: "normal" | "high" | "realtime") =>
+  Effect.sync(() => {
+    if (level === "normal") return
+    try {
+      if (level === "high") setPriority(-10)
+      else execFileSync("chrt", ["-f", "-p", "10", String(process.pid)], { stdio: ["ignore", "ignore", "pipe"] })
+    } catch (cause) {
+      console.error(`linkemu: cannot raise priority to ${level} (running at normal priority)`, String(cause))
+    }
+  })
+
+const linkemu = Command.make("linkemu", { control, seed, timer, priority }, ({ control, seed, timer, priority }) =>
   Effect.scoped(
     Effect.gen(function* () {
+      yield* raisePriority(priority)
       const emulator = yield* makeLinkEmulator({ seed, timer: { mode: timer } })
       const stop = yield* Deferred.make<string>()
       yield* serveControl(emulator, control, () => Deferred.unsafeDone(stop, Effect.succeed("shutdown request")))
