@@ -7,8 +7,9 @@
  * change points) come from the optional `timeline`; a report without it still gets every chart
  * that its windows and events allow, and a note says what is missing instead of inventing it.
  */
-import type { AnomalyEpisode, PairFlaps } from "../analysis/Timeline.js"
-import type { PairRttWindow, TwinReport } from "../twin/Report.js"
+import type { AnomalyEpisode, EventConvergence, PairFlaps } from "../analysis/Timeline.js"
+import type { EventPathQuality } from "../twin/PathQuality.js"
+import type { PairRttWindow, TwinReport, TwinTimeline } from "../twin/Report.js"
 import {
   barChart,
   type EventMarker,
@@ -31,29 +32,21 @@ import {
   section,
   seriesPalette,
   table,
+  wide,
 } from "./Html.js"
 
-/** Raw series of a run (requested from the twin's report; see /work/notes/report-requests.md). */
-export interface TwinTimeline {
-  readonly t0Millis: number
-  readonly endMillis: number
-  readonly events: ReadonlyArray<{ readonly label: string; readonly atMillis: number }>
-  /** Change points of each (src, dst) next hop; `via: null` = no route. */
-  readonly nextHops: ReadonlyArray<{
-    readonly atMillis: number
-    readonly src: number
-    readonly dst: number
-    readonly via: number | null
-  }>
-  readonly rtt: ReadonlyArray<{
-    readonly a: number
-    readonly b: number
-    readonly samples: ReadonlyArray<{ readonly atMillis: number; readonly rttMs: number | null }>
-  }>
+/**
+ * What the renderer reads: the twin's report as saved by any version so far — `timeline`,
+ * `routing` and the per-event path quality arrived later, so they are optional here.
+ */
+export type TwinReportInput = Omit<TwinReport, "timeline" | "events" | "routing"> & {
+  readonly timeline?: TwinTimeline
+  readonly routing?: string
+  readonly events: ReadonlyArray<
+    EventConvergence &
+      Partial<EventPathQuality> & { readonly atSeconds: number; readonly error?: string; readonly note?: string }
+  >
 }
-
-/** What the renderer reads: the twin's report, plus the optional raw timeline and routing label. */
-export type TwinReportInput = TwinReport & { readonly timeline?: TwinTimeline; readonly routing?: string }
 
 export interface TwinHtmlOptions {
   readonly title?: string
@@ -176,73 +169,99 @@ const summarySection = (r: TwinReportInput, o: TwinHtmlOptions): string => {
   return section("Summary", `<div class="grid">${run}${figures}</div>${compare}`, "summary")
 }
 
-const eventsSection = (r: TwinReportInput, o: TwinHtmlOptions): string => {
-  if (r.events.length === 0) return section("Events", note("The scenario has no timeline events."), "events")
-  const rows = r.events.map(
-    (e, i): ReadonlyArray<Cell> => [
-      `E${i + 1}`,
-      e.atSeconds,
-      e.label,
-      e.error !== undefined
-        ? { html: `<span class="bad">failed: ${escapeHtml(e.error)}</span>` }
-        : e.changed
-          ? fmtMs(e.convergedAfterMs)
-          : "no forwarding change",
-      e.routeChanges,
-      { html: e.settledDelivering ? '<span class="ok">yes</span>' : '<span class="bad">no</span>' },
-      e.samplesWithLoops,
-      e.samplesWithBlackholes,
-    ],
-  )
-  const tbl = table(
-    [
-      "",
-      "t (s)",
-      "event",
-      "converged after",
-      "next-hop changes",
-      "all pairs delivered",
-      "samples with loops",
-      "samples with blackholes",
-    ],
-    rows,
-  )
-  const thisName = o.label ?? r.routing ?? "this run"
-  const series = [
-    {
-      name: thisName,
-      values: r.events.map((e) => (e.convergedAfterMs === null ? null : e.convergedAfterMs / 1000)),
-      colour: okabeIto.blue,
-    },
+/** Per event, this run and (when given) the baseline, in seconds. */
+const perEventSeries = (
+  r: TwinReportInput,
+  o: TwinHtmlOptions,
+  pick: (e: TwinReportInput["events"][number]) => number | null | undefined,
+) => {
+  const seconds = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : ms / 1000)
+  return [
+    { name: o.label ?? r.routing ?? "this run", values: r.events.map((e) => seconds(pick(e))), colour: okabeIto.blue },
     ...(o.baseline === undefined
       ? []
       : [
           {
             name: o.baselineLabel ?? o.baseline.routing ?? "baseline (plain BIRD)",
             values: r.events.map((_, i) => {
-              const b = o.baseline?.events[i]?.convergedAfterMs
-              return b === null || b === undefined ? null : b / 1000
+              const b = o.baseline?.events[i]
+              return b === undefined ? null : seconds(pick(b))
             }),
             colour: okabeIto.orange,
           },
         ]),
   ]
-  const chart = figure(
-    barChart({
-      categories: r.events.map((e, i) => `E${i + 1} ${e.label}`),
-      xName: "event",
-      yName: "convergence time (s)",
-      series,
-      valueDigits: 2,
-    }),
-    `Convergence time per event: from the event to the first route sample of the state that then held (0 = forwarding did not change). ${eventKey(r)}`,
-    {
-      kind: "convergence",
-      series: series.map((s) => s.name).join("|"),
-      events: r.events.map((_, i) => `E${i + 1}`).join("|"),
-    },
+}
+
+const eventsSection = (r: TwinReportInput, o: TwinHtmlOptions): string => {
+  if (r.events.length === 0) return section("Events", note("The scenario has no timeline events."), "events")
+  const quality = r.events.some((e) => e.badPathMs !== undefined)
+  const rows = r.events.map(
+    (e, i): ReadonlyArray<Cell> => [
+      `E${i + 1}`,
+      e.atSeconds,
+      e.note === undefined ? e.label : `${e.label} (${e.note})`,
+      e.error !== undefined
+        ? { html: `<span class="bad">failed: ${escapeHtml(e.error)}</span>` }
+        : e.changed
+          ? fmtMs(e.convergedAfterMs)
+          : "no forwarding change",
+      ...(quality
+        ? [
+            e.badPathAtEnd === true ? "until the end" : fmtMs(e.badPathMs),
+            e.offOptimumAtEnd === true ? "until the end" : fmtMs(e.offOptimumMs),
+          ]
+        : []),
+      e.routeChanges,
+      { html: e.settledDelivering ? '<span class="ok">yes</span>' : '<span class="bad">no</span>' },
+      e.samplesWithLoops,
+      e.samplesWithBlackholes,
+    ],
   )
-  return section("Events and convergence", `${tbl}${chart}`, "events")
+  const tbl = wide(
+    table(
+      [
+        "",
+        "t (s)",
+        "event",
+        "converged after",
+        ...(quality ? ["some pair on a dead/impaired path for", "some pair off the best RTT path for"] : []),
+        "next-hop changes",
+        "all pairs delivered",
+        "samples with loops",
+        "samples with blackholes",
+      ],
+      rows,
+    ),
+  )
+  const categories = r.events.map((e, i) => `E${i + 1} ${e.label}`)
+  const events = r.events.map((_, i) => `E${i + 1}`).join("|")
+  const series = perEventSeries(r, o, (e) => e.convergedAfterMs)
+  const charts = [
+    figure(
+      barChart({ categories, xName: "event", yName: "convergence time (s)", series, valueDigits: 2 }),
+      `Convergence time per event: from the event to the first route sample of the state that then held (0 = forwarding did not change). ${eventKey(r)}`,
+      { kind: "convergence", series: series.map((s) => s.name).join("|"), events },
+    ),
+  ]
+  if (quality) {
+    const bad = perEventSeries(r, o, (e) => e.badPathMs)
+    charts.push(
+      figure(
+        barChart({
+          categories,
+          xName: "event",
+          yName: "time on a dead or impaired path (s)",
+          series: bad,
+          valueDigits: 2,
+        }),
+        "Reaction per event: from the event until no pair was forwarding over a dead or impaired link any more " +
+          "(0 = none was; a bar reaching the next event means routing never left it).",
+        { kind: "bad-path", series: bad.map((s) => s.name).join("|"), events },
+      ),
+    )
+  }
+  return section("Events and convergence", `${tbl}${charts.join("")}`, "events")
 }
 
 const rttSection = (r: TwinReportInput): string => {
@@ -428,16 +447,23 @@ const swimlaneSection = (r: TwinReportInput): string => {
     `Next hop each site used towards each destination (lane "src → dst"). A change of colour is a route change. ${eventKey(r)}`,
     { kind: "swimlane", lanes: lanes.map((l) => l.label).join("|"), values: [...colours.keys()].join("|") },
   )
-  return section("Next hop in use", `${chart}${flapTable}`, "next-hops")
+  return section("Next hop in use", `${chart}${flapsTable(r.flaps, true)}`, "next-hops")
 }
 
-const flapsTable = (flaps: ReadonlyArray<PairFlaps>): string => {
+/** With swimlanes above, only the pairs that changed are listed; without them, every pair. */
+const flapsTable = (flaps: ReadonlyArray<PairFlaps>, onlyChanged = false): string => {
   const sorted = [...flaps].sort((x, y) => y.nextHopChanges - x.nextHopChanges || x.src - y.src || x.dst - y.dst)
-  return table(
+  const shown = onlyChanged ? sorted.filter((f) => f.nextHopChanges > 0 || f.pathChanges > 0) : sorted
+  const rest = sorted.length - shown.length
+  return `${table(
     ["pair", "next-hop changes", "path changes", "paths seen"],
-    sorted.map((f) => [`${f.src} → ${f.dst}`, f.nextHopChanges, f.pathChanges, f.pathsSeen.join(" | ")]),
-    { caption: "Route changes per ordered pair (most first)" },
-  )
+    shown.map((f) => [`${f.src} → ${f.dst}`, f.nextHopChanges, f.pathChanges, f.pathsSeen.join(" | ")]),
+    {
+      caption: onlyChanged
+        ? "Pairs whose route changed (most changes first)"
+        : "Route changes per ordered pair (most first)",
+    },
+  )}${rest > 0 ? note(`The other ${rest} ordered pairs kept one path throughout.`) : ""}`
 }
 
 const anomaliesSection = (r: TwinReportInput): string => {

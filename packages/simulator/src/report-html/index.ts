@@ -1,4 +1,6 @@
 /** HTML reports: twin and model-simulator runs as self-contained pages with server-rendered SVG charts. */
+
+export type { TwinTimeline } from "../twin/Report.js"
 export {
   type ModelBenchDocument,
   type ModelBenchRow,
@@ -7,4 +9,4 @@ export {
   type ModelRunsInput,
   renderModelReportHtml,
 } from "./ModelHtml.js"
-export { renderTwinReportHtml, type TwinHtmlOptions, type TwinReportInput, type TwinTimeline } from "./TwinHtml.js"
+export { renderTwinReportHtml, type TwinHtmlOptions, type TwinReportInput } from "./TwinHtml.js"

@@ -110,6 +110,19 @@ describe("twin report → HTML", () => {
     expect(lanes?.texts).toContain(`via ${via[0]?.via}`)
   })
 
+  it("a report as netlab writes it now (timeline and path quality inside): RTT probes, swimlanes, reaction bars", () => {
+    expect(triangle.timeline).toBeDefined()
+    const html = renderTwinReportHtml(triangle)
+    expectSelfContained(html)
+    const figs = figuresOf(html)
+    expect(figs.find((f) => f.attrs.kind === "rtt" && f.attrs.pair === "0-1")?.texts).toContain("measured RTT (ping)")
+    expect(figs.find((f) => f.attrs.kind === "swimlane")?.attrs.lanes?.split("|")).toHaveLength(3 * 2)
+    const bad = figs.find((f) => f.attrs.kind === "bad-path")
+    expect(bad?.attrs.events).toBe("E1|E2")
+    expect(bad?.texts).toContain("time on a dead or impaired path (s)")
+    expect(html).toContain("some pair off the best RTT path for")
+  })
+
   it("loops and blackholes are shaded bands with a legend entry", () => {
     const t0 = sixTimeline.timeline?.t0Millis as number
     const withHole: TwinReportInput = {

@@ -8,7 +8,7 @@
  */
 import { writeFileSync } from "node:fs"
 import { Duration, Effect, Schedule } from "effect"
-import type { TwinTimeline } from "../../src/report-html/TwinHtml.js"
+import type { TwinTimeline } from "../../src/twin/Report.js"
 import { runOnTwin } from "../../src/twin/Runner.js"
 import { startPinger, startRouteSampler } from "../../src/twin/Sampler.js"
 import { loadScenario, watchedPairs } from "../../src/twin/Scenario.js"
