@@ -57,6 +57,8 @@ export interface RoutingView {
   }
   /** The feasibility gate. */
   readonly eligibility: (neighbour: SiteId, destination: SiteId) => Eligibility
+  /** Our feasible distance (absent: treated as none, so every refusal may ask for a seqno). */
+  readonly feasibleDistance?: (destination: SiteId) => RouteMetric | undefined
 }
 
 /** One ranked option: the next hop, the algorithm's cost and the path it expects. */
@@ -314,6 +316,56 @@ const describeRejection = (nextHop: SiteId, e: Eligibility & { eligible: false }
   return `via ${nextHop}: ${e.reason}${what}`
 }
 
+/** An algorithm's proposals for one destination after the feasibility gate. */
+export type GatedProposals =
+  | { readonly _tag: "Unavailable"; readonly reason: string }
+  | {
+      readonly _tag: "Gated"
+      /** Eligible proposals in the algorithm's order, with the advertisement that made each eligible. */
+      readonly eligible: ReadonlyArray<{ readonly proposal: Proposal; readonly advertised: RouteMetric | undefined }>
+      /** The first three rejections, described. */
+      readonly rejected: ReadonlyArray<string>
+      /**
+       * Lowest cost among proposals refused only for feasibility although they already carry
+       * our feasible distance's seqno (+Infinity when none): only a newer seqno can make those
+       * feasible. One refused with an older seqno is still waiting for the current one (it
+       * travels hop by hop), and asking again would only start a race the short path always wins.
+       */
+      readonly bestInfeasibleCostMs: number
+    }
+
+/** Runs one algorithm for one destination and applies the feasibility gate to its proposals. */
+export const gatedProposals = (
+  view: RoutingView,
+  destination: SiteId,
+  name: AlgorithmName,
+  incumbent: SiteId | undefined,
+): GatedProposals => {
+  const result = algorithms[name].propose(view, destination, incumbent)
+  if (result._tag === "Unavailable") return result
+  const eligible: Array<{ proposal: Proposal; advertised: RouteMetric | undefined }> = []
+  const rejected: Array<string> = []
+  let bestInfeasibleCostMs = Number.POSITIVE_INFINITY
+  const fd = view.feasibleDistance?.(destination)
+  for (const p of result.proposals) {
+    const e = view.eligibility(p.nextHop, destination)
+    if (e.eligible) {
+      eligible.push({ proposal: p, advertised: p.nextHop === destination ? undefined : e.advertised })
+      continue
+    }
+    if (
+      e.reason === "not-feasible" &&
+      p.costMs < bestInfeasibleCostMs &&
+      (fd === undefined || e.advertised === undefined || e.advertised.seqno >= fd.seqno)
+    )
+      bestInfeasibleCostMs = p.costMs
+    if (rejected.length < 3) rejected.push(describeRejection(p.nextHop, e))
+  }
+  return { _tag: "Gated", eligible, rejected, bestInfeasibleCostMs }
+}
+
+const noFeasibleReason = (rejected: ReadonlyArray<string>): string => `no feasible next hop: ${rejected.join("; ")}`
+
 /**
  * Runs the chain for one destination: the first algorithm with at least one eligible proposal
  * wins; Stability then picks among its eligible proposals given the previous next hop.
@@ -328,26 +380,15 @@ export const chooseRoute = (
   const fallbacks: Array<FallbackReason> = []
   let betterInfeasible = false
   for (const name of chain) {
-    const result = algorithms[name].propose(view, destination, previous?.nextHop)
-    if (result._tag === "Unavailable") {
-      fallbacks.push({ algorithm: name, reason: result.reason })
+    const gated = gatedProposals(view, destination, name, previous?.nextHop)
+    if (gated._tag === "Unavailable") {
+      fallbacks.push({ algorithm: name, reason: gated.reason })
       continue
     }
-    const eligible: Array<{ proposal: Proposal; advertised: RouteMetric | undefined }> = []
-    const rejected: Array<string> = []
-    let bestInfeasibleCost = Number.POSITIVE_INFINITY
-    for (const p of result.proposals) {
-      const e = view.eligibility(p.nextHop, destination)
-      if (e.eligible) {
-        eligible.push({ proposal: p, advertised: p.nextHop === destination ? undefined : e.advertised })
-        continue
-      }
-      if (e.reason === "not-feasible" && p.costMs < bestInfeasibleCost) bestInfeasibleCost = p.costMs
-      if (rejected.length < 3) rejected.push(describeRejection(p.nextHop, e))
-    }
-    if (bestInfeasibleCost < Number.POSITIVE_INFINITY && eligible.length === 0) betterInfeasible = true
+    const { eligible, bestInfeasibleCostMs } = gated
+    if (bestInfeasibleCostMs < Number.POSITIVE_INFINITY && eligible.length === 0) betterInfeasible = true
     if (eligible.length === 0) {
-      fallbacks.push({ algorithm: name, reason: `no feasible next hop: ${rejected.join("; ")}` })
+      fallbacks.push({ algorithm: name, reason: noFeasibleReason(gated.rejected) })
       continue
     }
     const decision = Stability.decide<SiteId>(
@@ -371,7 +412,7 @@ export const chooseRoute = (
       stability: decision.reason,
       sinceMillis: decision.choice!.sinceMillis,
       advertised: chosen.advertised,
-      betterInfeasible: betterInfeasible || bestInfeasibleCost < chosen.proposal.costMs,
+      betterInfeasible: betterInfeasible || bestInfeasibleCostMs < chosen.proposal.costMs,
     }
   }
   return {
@@ -383,5 +424,33 @@ export const chooseRoute = (
     sinceMillis: view.nowMillis,
     advertised: undefined,
     betterInfeasible,
+  }
+}
+
+/** One algorithm's own best feasible proposal for a destination, or why it has none. */
+export type BestFeasible =
+  | { readonly _tag: "Proposal"; readonly proposal: Proposal }
+  | { readonly _tag: "None"; readonly reason: string }
+
+/**
+ * The lowest-cost eligible proposal of one algorithm (ties: the algorithm's order), without
+ * stability: what the algorithm alone would pick now. Reads the view only.
+ */
+export const bestFeasible = (
+  view: RoutingView,
+  destination: SiteId,
+  name: AlgorithmName,
+  incumbent: SiteId | undefined,
+): BestFeasible => {
+  const gated = gatedProposals(view, destination, name, incumbent)
+  if (gated._tag === "Unavailable") return { _tag: "None", reason: gated.reason }
+  let best: Proposal | undefined
+  for (const { proposal } of gated.eligible) {
+    if (proposal.costMs < (best?.costMs ?? Number.POSITIVE_INFINITY)) best = proposal
+  }
+  if (best !== undefined) return { _tag: "Proposal", proposal: best }
+  return {
+    _tag: "None",
+    reason: gated.eligible.length === 0 ? noFeasibleReason(gated.rejected) : "every eligible proposal is unusable",
   }
 }

@@ -89,6 +89,20 @@ export class MeshGraph {
     this.snapshot = undefined
   }
 
+  /** An independent copy (what-if views, e.g. NodeRouter.explain, must not touch the live mesh). */
+  clone(): MeshGraph {
+    const copy = new MeshGraph()
+    for (const [site, slot] of this.slotOf) copy.slotOf.set(site, slot)
+    copy.siteOfSlot = [...this.siteOfSlot]
+    copy.capacity = this.capacity
+    copy.cost = this.cost.slice()
+    copy.rtt = this.rtt.slice()
+    copy.family = this.family.slice()
+    copy.links = this.links
+    copy.snapshot = this.snapshot
+    return copy
+  }
+
   hasSite(site: SiteId): boolean {
     return this.slotOf.has(site)
   }

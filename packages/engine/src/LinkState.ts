@@ -120,6 +120,14 @@ export class LinkStateStore {
     return gone
   }
 
+  /** The origins `expire(nowMillis)` would drop, without dropping them. */
+  staleOrigins(nowMillis: number): ReadonlyArray<SiteId> {
+    const out: Array<SiteId> = []
+    for (const [origin, e] of this.entries)
+      if (nowMillis - e.receivedAtMillis > this.maxAgeMillis) out.push(origin as SiteId)
+    return out
+  }
+
   /** The latest live message of an origin (call `expire` first for an exact view). */
   get(origin: SiteId): LinkStateMessage | undefined {
     return this.entries.get(origin)?.message

@@ -15,6 +15,7 @@ import {
   type AlgorithmName,
   algorithmNames,
   type BgpCandidate,
+  bestFeasible,
   bgpCandidatesFor,
   chooseRoute,
   type FallbackReason,
@@ -34,7 +35,7 @@ import {
   type TunnelId,
   tunnelKey,
 } from "./Domain.js"
-import { eligibility, FeasibilityTable, type RouteMetric, type SeqnoRequest } from "./Feasibility.js"
+import { type Eligibility, eligibility, FeasibilityTable, type RouteMetric, type SeqnoRequest } from "./Feasibility.js"
 import { dijkstra, MeshGraph, type ShortestPathTree } from "./Graph.js"
 import { LinkStateMessage, LinkStateStore, type TunnelAdvert } from "./LinkState.js"
 import {
@@ -151,6 +152,24 @@ export interface RouteChoice {
   /** Routes exist but none is feasible: a seqno request goes out with our next advertisement. */
   readonly starved: boolean
   readonly feasibleDistance: RouteMetric | null
+}
+
+/** One algorithm's own best feasible proposal for one destination (NodeRouter.explain). */
+export interface ExplainedRoute {
+  readonly destination: SiteId
+  /** null = this algorithm has no feasible proposal; `reason` says why. */
+  readonly nextHop: SiteId | null
+  /** The algorithm's cost (AS hops for shortest-bgp); +Infinity without a proposal. */
+  readonly costMs: number
+  /** Expected path [self, …, destination]; [] without a proposal. */
+  readonly path: ReadonlyArray<SiteId>
+  readonly reason?: string
+}
+
+export interface AlgorithmExplanation {
+  readonly algorithm: AlgorithmName
+  /** Sorted by destination, like RoutingDecision.routes. */
+  readonly routes: ReadonlyArray<ExplainedRoute>
 }
 
 export interface RoutingDecision {
@@ -295,15 +314,19 @@ export class NodeRouter {
     })
   }
 
-  /** Own links now: per peer the tunnel family chosen with hysteresis (TunnelChoice), and its cost. */
-  private refreshOwnLinks(nowMillis: number): void {
+  /**
+   * Own links at `nowMillis`: per peer the tunnel family chosen with hysteresis (TunnelChoice's
+   * rule, with the configured cost model) and its cost. Reads state only; `refreshOwnLinks`
+   * commits it.
+   */
+  private ownLinksAt(nowMillis: number): Array<OwnLinkUpdate> {
     const byRemote = new Map<number, { 4?: LinkStats; 6?: LinkStats }>()
     for (const agg of this.aggregates.values()) {
       const entry = byRemote.get(agg.tunnel.remote) ?? {}
       entry[agg.tunnel.family] = Aggregation.linkStats(agg, nowMillis, this.config.aggregation)
       byRemote.set(agg.tunnel.remote, entry)
     }
-    const links = new Map<number, OwnLink>()
+    const out: Array<OwnLinkUpdate> = []
     for (const [remote, stats] of byRemote) {
       const decision = chooseFamily(
         remote as SiteId,
@@ -313,16 +336,22 @@ export class NodeRouter {
         this.config.tunnelStability,
         this.linkCostOf,
       )
-      if (decision.choice !== undefined) this.familyChoice.set(remote, decision.choice)
       const family = decision.choice?.key ?? 4
-      const link: OwnLink = { costMs: decision.cost, noiseMs: stats[family]?.jitterMs ?? 0, family }
-      links.set(remote, link)
-      this.mesh.setLink(this.config.self, remote as SiteId, link.costMs, family, stats[family]?.rttMs ?? undefined)
+      out.push({
+        remote: remote as SiteId,
+        link: { costMs: decision.cost, noiseMs: stats[family]?.jitterMs ?? 0, family },
+        rttMs: stats[family]?.rttMs ?? undefined,
+        choice: decision.choice,
+      })
     }
-    for (const remote of this.ownLinks.keys()) {
-      if (!links.has(remote)) this.mesh.setLink(this.config.self, remote as SiteId, Number.POSITIVE_INFINITY, 4)
-    }
-    this.ownLinks = links
+    return out
+  }
+
+  /** Own links now, committed: the family choices are remembered and the mesh updated. */
+  private refreshOwnLinks(nowMillis: number): void {
+    const updates = this.ownLinksAt(nowMillis)
+    for (const u of updates) if (u.choice !== undefined) this.familyChoice.set(u.remote, u.choice)
+    this.ownLinks = applyOwnLinks(this.mesh, this.config.self, updates, this.ownLinks)
   }
 
   private destinations(): Array<SiteId> {
@@ -347,16 +376,21 @@ export class NodeRouter {
     )
   }
 
-  private view(nowMillis: number): RoutingView {
+  private view(
+    nowMillis: number,
+    mesh: MeshGraph = this.mesh,
+    ownLink: (n: SiteId) => OwnLink = (n) => this.ownLink(n),
+    eligibilityOf: (n: SiteId, d: SiteId) => Eligibility = (n, d) => this.eligibilityOf(n, d),
+  ): RoutingView {
     let tree: ShortestPathTree | undefined
     const trees = new Map<number, ShortestPathTree | undefined>()
     let bannedSelf: Uint8Array | undefined
     const self = this.config.self
-    const graph = this.mesh.indexed()
+    const graph = mesh.indexed()
     return {
       self,
       nowMillis,
-      mesh: this.mesh,
+      mesh,
       tree: () => {
         if (tree === undefined) tree = dijkstra(graph, graph.indexOf.get(self)!)
         return tree
@@ -381,9 +415,48 @@ export class NodeRouter {
         return c
       },
       measuredPaths: (d) => this.measured.measured(d, nowMillis),
-      ownLink: (n) => this.ownLink(n),
-      eligibility: (n, d) => this.eligibilityOf(n, d),
+      ownLink,
+      eligibility: eligibilityOf,
+      feasibleDistance: (d) => this.fd.get(d),
     }
+  }
+
+  /**
+   * Each algorithm's own best feasible proposal per destination, without stability: what every
+   * algorithm would pick now, for management views (perfc). Read-only: the view is the one
+   * `decide(nowMillis)` would use (silent peers aged out, own links and their family choice at
+   * `nowMillis`), built on copies, so route memory, feasible distances, seqnos, requests, family
+   * choices and the link-state store are untouched and the next `decide` is unaffected. The
+   * feasibility gate applies (the current next hop stays eligible, as in `decide`), so no
+   * proposal shown could close a loop. All four algorithms, in `algorithmNames` order, whatever
+   * the chain; the start-up hold-down is not applied (the decision reports it).
+   */
+  explain(nowMillis: number): ReadonlyArray<AlgorithmExplanation> {
+    const mesh = this.mesh.clone()
+    const stale = new Set<number>(this.store.staleOrigins(nowMillis))
+    for (const gone of stale) mesh.clearLinksFrom(gone as SiteId)
+    const ownLinks = applyOwnLinks(mesh, this.config.self, this.ownLinksAt(nowMillis), this.ownLinks)
+    const ownLink = (n: SiteId): OwnLink => ownLinks.get(n) ?? deadLink
+    const view = this.view(nowMillis, mesh, ownLink, (n, d) =>
+      eligibility(
+        n,
+        d,
+        ownLink(n).costMs,
+        stale.has(n) ? undefined : this.store.advertised(n, d),
+        this.fd.get(d),
+        this.memory.get(d)?.nextHop === n,
+      ),
+    )
+    const destinations = this.destinations()
+    return algorithmNames.map((algorithm) => ({
+      algorithm,
+      routes: destinations.map((destination): ExplainedRoute => {
+        const best = bestFeasible(view, destination, algorithm, this.memory.get(destination)?.nextHop)
+        return best._tag === "Proposal"
+          ? { destination, nextHop: best.proposal.nextHop, costMs: best.proposal.costMs, path: best.proposal.path }
+          : { destination, nextHop: null, costMs: Number.POSITIVE_INFINITY, path: [], reason: best.reason }
+      }),
+    }))
   }
 
   /** Computes the route to every known destination. */
@@ -550,6 +623,31 @@ export class NodeRouter {
   feasibleDistance(destination: SiteId): RouteMetric | undefined {
     return this.fd.get(destination)
   }
+}
+
+interface OwnLinkUpdate {
+  readonly remote: SiteId
+  readonly link: OwnLink
+  readonly rttMs: number | undefined
+  readonly choice: Stability.Choice<Family> | undefined
+}
+
+/** Writes own links into a mesh (removing peers no longer measured); returns them by peer. */
+const applyOwnLinks = (
+  mesh: MeshGraph,
+  self: SiteId,
+  updates: ReadonlyArray<OwnLinkUpdate>,
+  previous: ReadonlyMap<number, OwnLink>,
+): Map<number, OwnLink> => {
+  const links = new Map<number, OwnLink>()
+  for (const u of updates) {
+    links.set(u.remote, u.link)
+    mesh.setLink(self, u.remote, u.link.costMs, u.link.family, u.rttMs)
+  }
+  for (const remote of previous.keys()) {
+    if (!links.has(remote)) mesh.setLink(self, remote as SiteId, Number.POSITIVE_INFINITY, 4)
+  }
+  return links
 }
 
 const familyOrder: ReadonlyArray<Family> = [4, 6]

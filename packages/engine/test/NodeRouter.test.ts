@@ -309,6 +309,38 @@ describe("NodeRouter", () => {
     expect(w.routers[2]!.seqno).toBeGreaterThan(seqnoBefore)
   })
 
+  it("no seqno race: a long better path is taken although the direct neighbour always brings new seqnos first", () => {
+    // Found by the shortest-path property (seed -1084440857): 0 → 1 direct is 21 ms, via
+    // 2, 5, 4, 3 it is 16 ms. 1's new seqno reaches 0 directly a round before it has travelled the
+    // long way to 2, so 2 always looked infeasible (older seqno) and 0 asked for yet another
+    // seqno every 10 s, forever. Now 0 asks only when a refused route already has its FD's seqno.
+    const pairs: ReadonlyArray<readonly [number, number, number]> = [
+      [0, 1, 21],
+      [0, 2, 1],
+      [0, 3, 19],
+      [0, 4, 15],
+      [0, 5, 10],
+      [1, 2, 21],
+      [1, 3, 1],
+      [1, 4, 8],
+      [1, 5, 13],
+      [2, 3, 18],
+      [2, 5, 8],
+      [3, 4, 1],
+      [3, 5, 7],
+      [4, 5, 5],
+    ]
+    const none = { dwellMillis: 0, absoluteMarginMs: 0, relativeMargin: 0, noiseFactor: 0 }
+    const w = new World(
+      6,
+      pairs.map(([a, b, rttMs]) => ({ a, b, family: 4 as const, rttMs })),
+      () => ({ startupHoldDownMillis: 0, stability: none, tunnelStability: none }),
+    )
+    w.settle(40, 5000)
+    expect(w.walk(0, 1).hops).toEqual([0, 2, 5, 4, 3, 1])
+    expect(w.routers[1]!.seqno).toBeLessThanOrEqual(2)
+  })
+
   it("desiredRoutes honours custom prefixes, interface names, metric and protocol", () => {
     const w = triangle()
     w.settle(4, 1000)
