@@ -128,7 +128,7 @@ export const runEchoProber = (
       outstanding.delete(probeSeq)
       counts.lost++
       lostCounter.inc()
-      handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs: null }))
+      handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs: null }, true))
       consecutiveMisses++
       if (consecutiveMisses >= config.deadAfterMisses) {
         setHealth("dead")
@@ -192,7 +192,7 @@ export const runEchoProber = (
           srttMs = 0.875 * srttMs + 0.125 * rttMs
         }
         rttHistogram.observe(rttMs / 1000)
-        handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs }))
+        handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs }, true))
       }
       consecutiveMisses = 0
       setHealth("up")

@@ -57,7 +57,7 @@ export const runTcpProber = (
       sentCounter.inc()
       if (rttMs === null) lostCounter.inc()
       else rttHistogram.observe(rttMs / 1000)
-      onSample(new RttSample({ tunnel, kind: "tcp", atMillis, rttMs }))
+      onSample(new RttSample({ tunnel, kind: "tcp", atMillis, rttMs }, true))
     })
     yield* Effect.sleep(Duration.millis(Math.random() * config.intervalMillis)).pipe(
       Effect.zipRight(Effect.repeat(probe, Schedule.spaced(Duration.millis(config.intervalMillis)))),

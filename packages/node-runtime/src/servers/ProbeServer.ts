@@ -172,15 +172,22 @@ const serveOn = (socket: dgram.Socket, config: ProbeServerConfig) =>
       }
     })
 
-    // Heartbeat to live bursts, and forget sessions idle for longer than sessionIdleMillis.
-    yield* Effect.sync(() => {
-      const now = performance.now()
-      for (const [key, s] of sessions) {
-        if (now - s.lastActivityMs > config.sessionIdleMillis) close(key, s)
-        else if (s.final === null)
-          socket.send(encodeLossStats({ sessionId: s.sessionId, received: s.received }), s.port, s.address)
-      }
-    }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(config.statsIntervalMillis))), Effect.forkScoped)
+    // Heartbeat to live bursts, and forget sessions idle for longer than sessionIdleMillis. A plain
+    // timer, not a Schedule: a node with many bound addresses would run a fiber per socket per second.
+    yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        setInterval(() => {
+          const now = performance.now()
+          for (const [key, s] of sessions) {
+            if (now - s.lastActivityMs > config.sessionIdleMillis) close(key, s)
+            else if (s.final === null) {
+              socket.send(encodeLossStats({ sessionId: s.sessionId, received: s.received }), s.port, s.address)
+            }
+          }
+        }, config.statsIntervalMillis),
+      ),
+      (timer) => Effect.sync(() => clearInterval(timer)),
+    )
     return yield* Effect.never
   })
 

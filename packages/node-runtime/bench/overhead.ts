@@ -1,0 +1,161 @@
+/**
+ * Overhead bench: CPU and RSS of the measurement plane at 10, 50 and 100 tunnels, at DEFAULT probe
+ * settings, and the packets per second per tunnel it sends. One namespace holds N links named
+ * wg0.Y_v4 (veth, up) and the probe endpoints 10.201.0.4 and 10.201.Y.4 on lo, so every probe is
+ * real (echo + loss test to the plane's own 5121 server, `ping`, TCP connect → RST) but crosses
+ * loopback instead of WireGuard. Figures are for the plane process alone and, apart, for its N
+ * `ping` children. The window is shorter than the 120 s loss-test cycle: loss-test bursts start at
+ * random offsets, so a window of W s sees about W/120 of them.
+ *
+ *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/overhead.ts [--json] [--seconds 60] [--sizes 10,50,100]
+ */
+import { readFile } from "node:fs/promises"
+
+import { execa } from "execa"
+import type { PlaneStatus } from "../src/MeasurementPlane.js"
+import { controlCommand } from "../test/control/ControlClient.js"
+import { bundleAgent } from "../test/probes/bundleAgent.js"
+import { fmt, jsonFlag, sleep } from "./lib.js"
+
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(name)
+  return i >= 0 ? process.argv[i + 1]! : dflt
+}
+const windowSeconds = Number(arg("--seconds", "60"))
+const sizes = arg("--sizes", "10,50,100").split(",").map(Number)
+/** Probe overrides (JSON), e.g. '{"lossTest":{"enabled":false}}' to see one probe's share. */
+const probes = JSON.parse(arg("--probes", "{}")) as Record<string, unknown>
+const TICKS = 100
+
+if (process.getuid?.() !== 0) {
+  console.error("overhead bench: needs root (namespaces)")
+  process.exit(1)
+}
+
+const cpuTicks = async (pid: number) => {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return Number(fields[11]) + Number(fields[12])
+}
+const rssKb = async (pid: number) =>
+  Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0)
+const children = async (pid: number) =>
+  (await readFile(`/proc/${pid}/task/${pid}/children`, "utf8").catch(() => ""))
+    .split(" ")
+    .filter((x) => x.length > 0)
+    .map(Number)
+
+const bundle = await bundleAgent()
+const startAgent = (ns: string, config: string) =>
+  execa("ip", ["netns", "exec", ns, process.execPath, bundle.file, config], {
+    reject: false,
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "ignore",
+  })
+const results: Array<Record<string, number>> = []
+try {
+  for (const n of sizes) {
+    const tag = `np${Math.floor(Math.random() * 0xffff)
+      .toString(16)
+      .padStart(4, "0")}`
+    const ns = `${tag}o`
+    const sock = `/tmp/${tag}-ctl.sock`
+    const ip = (args: ReadonlyArray<string>) => execa("ip", ["-n", ns, ...args])
+    let agent: ReturnType<typeof startAgent> | undefined
+    try {
+      await execa("ip", ["netns", "add", ns])
+      await ip(["link", "set", "lo", "up"])
+      const batch = ["addr add 10.201.0.4/32 dev lo"]
+      for (let y = 1; y <= n; y++) {
+        batch.push(
+          `link add wg0.${y}_v4 type veth peer name ${tag}p${y}`,
+          `link set wg0.${y}_v4 up`,
+          `addr add 10.201.${y}.4/32 dev lo`,
+        )
+      }
+      await execa("ip", ["-n", ns, "-batch", "-"], { input: `${batch.join("\n")}\n` })
+      const config = {
+        localSite: 0,
+        discovery: { confDir: "/nonexistent" },
+        control: { path: sock },
+        http: null,
+        probeServerAddresses: ["10.201.0.4", ...Array.from({ length: n }, (_, i) => `10.201.${i + 1}.4`)],
+        pathRelayAddresses: ["10.201.0.4"],
+        probes,
+      }
+      const started = startAgent(ns, JSON.stringify(config))
+      agent = started
+      const pid = started.pid!
+      const status = async (): Promise<PlaneStatus> => JSON.parse(await controlCommand(sock, "STATUS"))
+      for (let i = 0; ; i++) {
+        const s = await status().catch(() => undefined)
+        if (s !== undefined && s.tunnels.filter((t) => t.echo !== null).length === n) break
+        if (i > 200) throw new Error(`plane did not start ${n} workers`)
+        await sleep(100)
+      }
+      await sleep(15_000)
+      const sum = (s: PlaneStatus, k: "udp-echo" | "icmp" | "tcp" | "loss-test") =>
+        s.tunnels.reduce((a, t) => a + (t.sampleCounts?.[k] ?? 0), 0)
+      const pings0 = await children(pid)
+      const before = {
+        cpu: await cpuTicks(pid),
+        pings: await Promise.all(pings0.map(cpuTicks)),
+        status: await status(),
+        at: Date.now(),
+      }
+      await sleep(windowSeconds * 1000)
+      const after = {
+        cpu: await cpuTicks(pid),
+        pings: await Promise.all(pings0.map((p) => cpuTicks(p).catch(() => 0))),
+        status: await status(),
+        at: Date.now(),
+      }
+      const seconds = (after.at - before.at) / 1000
+      const pingRss = (await Promise.all((await children(pid)).map((p) => rssKb(p).catch(() => 0)))).reduce(
+        (a, b) => a + b,
+        0,
+      )
+      const rate = (k: "udp-echo" | "icmp" | "tcp" | "loss-test") =>
+        (sum(after.status, k) - sum(before.status, k)) / seconds / n
+      const lossBursts = sum(after.status, "loss-test") - sum(before.status, "loss-test")
+      const row = {
+        tunnels: n,
+        windowSeconds: seconds,
+        planeCpuPercentOfOneCore: ((after.cpu - before.cpu) / TICKS / seconds) * 100,
+        planeRssMb: (await rssKb(pid)) / 1024,
+        pingCpuPercentOfOneCore:
+          ((after.pings.reduce((a, b) => a + b, 0) - before.pings.reduce((a, b) => a + b, 0)) / TICKS / seconds) * 100,
+        pingRssMbTotal: pingRss / 1024,
+        pingProcesses: pings0.length,
+        echoPerTunnelPerSecond: rate("udp-echo"),
+        icmpPerTunnelPerSecond: rate("icmp"),
+        tcpPerTunnelPerSecond: rate("tcp"),
+        lossBurstsInWindow: lossBursts,
+        // Datagrams sent per tunnel per second: echo, ICMP and TCP (SYN) requests + loss-test data.
+        packetsPerTunnelPerSecond: rate("udp-echo") + rate("icmp") + rate("tcp") + (lossBursts * 1250) / seconds / n,
+      }
+      results.push(row)
+      if (!jsonFlag) {
+        console.log(
+          `${String(n).padStart(3)} tunnels: plane CPU ${fmt(row.planeCpuPercentOfOneCore, 2)} % of a core, RSS ${fmt(row.planeRssMb, 1)} MB; ` +
+            `${row.pingProcesses} ping: CPU ${fmt(row.pingCpuPercentOfOneCore, 2)} %, RSS ${fmt(row.pingRssMbTotal, 1)} MB; ` +
+            `per tunnel/s: echo ${fmt(row.echoPerTunnelPerSecond, 2)}, icmp ${fmt(row.icmpPerTunnelPerSecond, 2)}, tcp ${fmt(row.tcpPerTunnelPerSecond, 2)}, ` +
+            `${lossBursts} loss bursts; ≈ ${fmt(row.packetsPerTunnelPerSecond, 1)} packets/tunnel/s sent`,
+        )
+      }
+    } finally {
+      if (agent !== undefined) {
+        agent.kill("SIGTERM")
+        await Promise.race([agent, sleep(8000)])
+        agent.kill("SIGKILL")
+        await agent
+      }
+      await execa("ip", ["netns", "del", ns], { reject: false })
+      await execa("rm", ["-f", sock], { reject: false })
+    }
+  }
+} finally {
+  await bundle.cleanup()
+}
+if (jsonFlag) console.log(JSON.stringify({ windowSeconds, results }, null, 2))
