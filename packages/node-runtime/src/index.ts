@@ -1,8 +1,5 @@
 /** @net-perf/node-runtime */
-export {}
-// Appended by H9 (perfc/perfe): the management API's generated client/server and message types.
-export * as Management from "./gen/netperf/management/v1/management.js"
-export { MeasurementMetrics } from "./metrics/Metrics.js"
+
 // Appended by H7 (BIRD client, kernel route installer, sysctl).
 export { Bird, BirdConfig, type BirdOptions, type BirdService, makeBird1, makeBird2 } from "./bird/Bird.js"
 export { type BirdSocket, type BirdSocketOptions, makeBirdSocket } from "./bird/BirdSocket.js"
@@ -14,12 +11,69 @@ export {
   BirdProtocol,
   BirdRoute,
   isEstablished,
+  ProtocolState,
   parseProtocols,
   parseRoutes,
-  ProtocolState,
   toBgpPaths,
 } from "./bird/Replies.js"
 export { type FakeBird, type FakeBirdOptions, type FakeReply, makeFakeBird } from "./bird/testing/FakeBird.js"
+export {
+  BadCommand,
+  type ControlCommand,
+  type ControlHandler,
+  type ControlSocketConfig,
+  ControlSocketFailed,
+  defaultControlSocketConfig,
+  parseControlLine,
+  serveControlSocket,
+} from "./control/ControlSocket.js"
+export { decodeConfig } from "./daemon/Config.js"
+export { makeControlMetrics } from "./daemon/ControlMetrics.js"
+// Appended by H6 (measurement plane: discovery, control socket, probes, probe servers, metrics).
+export {
+  type Addressing,
+  type AddressRole,
+  DEFAULT_ADDRESS_TEMPLATE,
+  templateAddressing,
+  tunnelEndpoints,
+} from "./discovery/Addressing.js"
+export {
+  type DiscoveredTunnel,
+  Discovery,
+  type DiscoveryConfig,
+  DiscoveryLive,
+  type DiscoveryService,
+  defaultDiscoveryConfig,
+  InvalidTunnelName,
+  makeDiscovery,
+  makeTunnelNameParser,
+  reconcile,
+} from "./discovery/Discovery.js"
+export {
+  type CommandConfig,
+  CommandFailed,
+  defaultCommandConfig,
+  type LiveLink,
+  monitorLinks,
+  OutputUnparsable,
+  parseIpOutput,
+  parseWgDump,
+  readLiveLinks,
+  readWgState,
+  type WgInterfaceState,
+  type WgPeerState,
+} from "./discovery/LiveLinks.js"
+export {
+  loadWgConfs,
+  parseWgConf,
+  type WgConf,
+  WgConfDirUnreadable,
+  WgConfError,
+  WgKey,
+  type WgPeerConf,
+} from "./discovery/WgConf.js"
+// Appended by H9 (perfc/perfe): the management API's generated client/server and message types.
+export * as Management from "./gen/netperf/management/v1/management.js"
 export {
   type BatchResult,
   Ip,
@@ -42,6 +96,65 @@ export {
   type RouteInstallerService,
   watchdog as routeWatchdog,
 } from "./kernel/RouteInstaller.js"
+// Appended by H10: the live mesh page for `GET /` on the metrics port (see README "Live page").
+export {
+  type LiveMeshLink,
+  type LivePageOptions,
+  type LiveRoute,
+  type LiveStatus,
+  type LiveTunnel,
+  livePageHeaders,
+  liveRoutesOf,
+  liveStatusOf,
+  renderLivePage,
+} from "./livepage/index.js"
+export {
+  DiscoveryFromPlane,
+  decodeMeasurementPlaneConfig,
+  MeasurementPlane,
+  MeasurementPlaneConfig,
+  type MeasurementPlaneConfigInput,
+  MeasurementPlaneLive,
+  type MeasurementPlaneService,
+  makeMeasurementPlane,
+  type PlaneStatus,
+  type TunnelStatus,
+} from "./MeasurementPlane.js"
+// Appended by H9: the daemon's management handler (perfc/perfe end-to-end tests), control-plane
+// metrics and config decoder (observability checks against the real registry and schema).
+export { type ManagementSource, makeManagementHandler } from "./management/ManagementServer.js"
+export { MeasurementMetrics, tunnelLabelValues } from "./metrics/Metrics.js"
+export {
+  defaultMetricsServerConfig,
+  HttpListenFailed,
+  type MetricsServerConfig,
+  serveMetrics,
+} from "./metrics/MetricsServer.js"
+export { type EchoHealth, type EchoProberStats, runEchoProber } from "./probes/EchoProber.js"
+export { PingFailed, PingLine, parsePingLine, runIcmpProber } from "./probes/IcmpProber.js"
+export { LossTestFailed, runLossTest, runLossTester } from "./probes/LossTester.js"
+export {
+  type HopResult,
+  InvalidPath,
+  measurePath,
+  type PathFamily,
+  PathRelayUnavailable,
+  type PathResult,
+  turnBackLoop,
+} from "./probes/PathPinger.js"
+export {
+  EchoProbeConfig,
+  IcmpProbeConfig,
+  LossTestConfig,
+  PathPingConfig,
+  ProbesConfig,
+  TcpProbeConfig,
+} from "./probes/ProbeConfig.js"
+export { runTcpProber, tcpConnectRtt } from "./probes/TcpProber.js"
+export { InvalidPrefix, makeAllowList, makeRateLimiter, type RateLimitConfig } from "./servers/Guard.js"
+export { decode5121, decodePath, MalformedPacket, type Packet5121, type PathPacket } from "./servers/Packets.js"
+export { makePathRelay, type PathRelay, type PathRelayConfig } from "./servers/PathRelay.js"
+export { defaultProbeServerConfig, type ProbeServerConfig, serveProbeServer } from "./servers/ProbeServer.js"
 export {
   defaultGlobal as defaultSysctlGlobal,
   defaultInterfaceRules as defaultSysctlInterfaceRules,
@@ -55,20 +168,3 @@ export {
   type SysctlService,
   type SysctlWrite,
 } from "./sysctl/Sysctl.js"
-// Appended by H9: the daemon's management handler (perfc/perfe end-to-end tests), control-plane
-// metrics and config decoder (observability checks against the real registry and schema).
-export { type ManagementSource, makeManagementHandler } from "./management/ManagementServer.js"
-export { makeControlMetrics } from "./daemon/ControlMetrics.js"
-export { decodeConfig } from "./daemon/Config.js"
-// Appended by H10: the live mesh page for `GET /` on the metrics port (see README "Live page").
-export {
-  type LiveMeshLink,
-  type LivePageOptions,
-  type LiveRoute,
-  type LiveStatus,
-  type LiveTunnel,
-  livePageHeaders,
-  liveRoutesOf,
-  liveStatusOf,
-  renderLivePage,
-} from "./livepage/index.js"
