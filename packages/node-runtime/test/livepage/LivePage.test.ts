@@ -103,7 +103,11 @@ describe.skipIf(!isRoot)("live page of a site in a namespace, in headless Chromi
   afterAll(async () => {
     await pair?.teardown()
     await agent?.cleanup()
-    if (work !== undefined) console.log(`live page browser test: screenshot and profile in ${work}`)
+    // Keep the screenshot for a person to look at; the browser profile goes.
+    if (work !== undefined) {
+      await rm(join(work, "profile"), { recursive: true, force: true })
+      console.log(`live page browser test: screenshot in ${work}`)
+    }
   }, 60_000)
 
   it("shows the measured tunnel and the engine's route, without console errors", async () => {

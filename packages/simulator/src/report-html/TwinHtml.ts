@@ -30,7 +30,6 @@ import {
   okabeIto,
   page,
   section,
-  seriesPalette,
   table,
   wide,
 } from "./Html.js"
@@ -390,6 +389,16 @@ const rttSection = (r: TwinReportInput): string => {
   return section("RTT of watched pairs", parts.join("\n"), "rtt")
 }
 
+/** Next-hop colours: blue is "direct"; no black or grey, which the blackhole band and "no route" use. */
+const laneColours = [
+  okabeIto.orange,
+  okabeIto.green,
+  okabeIto.purple,
+  okabeIto.sky,
+  okabeIto.vermillion,
+  okabeIto.yellow,
+]
+
 const laneValue = (dst: number, via: number | null): string =>
   via === null ? "no route" : via === dst ? "direct" : `via ${via}`
 
@@ -429,9 +438,7 @@ const swimlaneSection = (r: TwinReportInput): string => {
         if (!colours.has(s.value))
           colours.set(
             s.value,
-            s.value === "no route"
-              ? "#8c8c8c"
-              : (seriesPalette[1 + ((colours.size - 1) % (seriesPalette.length - 2))] as string),
+            s.value === "no route" ? "#c4c4c4" : (laneColours[(colours.size - 1) % laneColours.length] as string),
           )
       lanes.push({ label: `${src} → ${dst}`, segments })
     }

@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
+import { gunzipSync } from "node:zlib"
 import { type BrowserContext, chromium } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { renderModelReportHtml, renderTwinReportHtml } from "../../src/report-html/index.js"
@@ -20,8 +21,10 @@ const haveChromium = existsSync(chromiumPath)
 if (!haveChromium && !isRoot)
   console.warn(`report-html browser test: skipped, ${chromiumPath} is missing (install it: scripts/setup.sh as root)`)
 
-const fixture = async (name: string) =>
-  JSON.parse(await readFile(new URL(`./fixtures/${name}`, import.meta.url), "utf8"))
+const fixture = async (name: string) => {
+  const bytes = await readFile(new URL(`./fixtures/${name}`, import.meta.url))
+  return JSON.parse((name.endsWith(".gz") ? gunzipSync(bytes) : bytes).toString("utf8"))
+}
 
 const chromiumArgs = [
   "--headless",
@@ -89,7 +92,12 @@ describe.skipIf(!haveChromium && !isRoot)("HTML reports in headless Chromium", (
   }
 
   it("twin report with timeline: no console errors, nothing fetched, every chart drawn", async () => {
-    const html = renderTwinReportHtml(await fixture("twin-six-site-failure-timeline.json"))
+    // The BFD run: loops and blackholes shaded, a baseline beside it.
+    const html = renderTwinReportHtml(await fixture("twin-six-site-failure-bfd.json.gz"), {
+      label: "BIRD + BFD",
+      baseline: await fixture("twin-six-site-failure.json.gz"),
+      baselineLabel: "plain BIRD",
+    })
     const r = await open("twin-six-site-failure", html)
     expect(r.problems).toEqual([])
     expect(r.requests).toEqual([])

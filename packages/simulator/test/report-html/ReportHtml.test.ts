@@ -4,6 +4,7 @@
  * markers. The browser test (Browser.test.ts) opens the same pages in Chromium.
  */
 import { readFileSync } from "node:fs"
+import { gunzipSync } from "node:zlib"
 import { fc, test } from "@fast-check/vitest"
 import { describe, expect, it } from "vitest"
 import { escapeHtml, table } from "../../src/report-html/Html.js"
@@ -16,8 +17,11 @@ import {
 } from "../../src/report-html/index.js"
 import { reportKindOf } from "../../src/report-html/main.js"
 
-const fixture = <T>(name: string): T =>
-  JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8")) as T
+/** Twin fixtures are gzipped (a minute of raw pings and route samples), model fixtures plain JSON. */
+const fixture = <T>(name: string): T => {
+  const bytes = readFileSync(new URL(`./fixtures/${name}`, import.meta.url))
+  return JSON.parse((name.endsWith(".gz") ? gunzipSync(bytes) : bytes).toString("utf8")) as T
+}
 
 interface Figure {
   readonly attrs: Record<string, string>
@@ -57,9 +61,17 @@ const expectSelfContained = (html: string) => {
 }
 
 describe("twin report → HTML", () => {
-  const six = fixture<TwinReportInput>("twin-six-site-failure.json")
-  const sixTimeline = fixture<TwinReportInput>("twin-six-site-failure-timeline.json")
-  const triangle = fixture<TwinReportInput>("twin-triangle-degrade.json")
+  // Recorded by `netlab run … --report` (plain BIRD, and BIRD with BFD) on this machine.
+  const six = fixture<TwinReportInput>("twin-six-site-failure.json.gz")
+  const sixBfd = fixture<TwinReportInput>("twin-six-site-failure-bfd.json.gz")
+  const triangle = fixture<TwinReportInput>("twin-triangle-degrade.json.gz")
+  // A report saved before the twin kept its timeline and path quality.
+  const { timeline: _timeline, ...sixOld } = {
+    ...six,
+    events: six.events.map(
+      ({ badPathMs: _a, badPathAtEnd: _b, offOptimumMs: _c, offOptimumAtEnd: _d, badPairSeconds: _e, ...e }) => e,
+    ),
+  }
 
   it("summary table, events and per-event convergence bars", () => {
     const html = renderTwinReportHtml(six)
@@ -77,7 +89,7 @@ describe("twin report → HTML", () => {
   })
 
   it("an RTT chart per watched pair with event markers, injected and oracle RTT, axes with units", () => {
-    const html = renderTwinReportHtml(six)
+    const html = renderTwinReportHtml(sixOld)
     const rtt = figuresOf(html).filter((f) => f.attrs.kind === "rtt")
     expect(rtt.map((f) => f.attrs.pair)).toEqual(["0-3", "1-4", "0-5"])
     for (const f of rtt) {
@@ -93,8 +105,8 @@ describe("twin report → HTML", () => {
     expect(html).toContain("next-hop timeline")
   })
 
-  it("with a recorded timeline: every probe, next-hop swimlanes and the route change of the failure", () => {
-    const html = renderTwinReportHtml(sixTimeline)
+  it("with the recorded timeline: every probe, next-hop swimlanes and the route change of the failure", () => {
+    const html = renderTwinReportHtml(six)
     expectSelfContained(html)
     const figs = figuresOf(html)
     const rtt03 = figs.find((f) => f.attrs.kind === "rtt" && f.attrs.pair === "0-3")
@@ -104,7 +116,9 @@ describe("twin report → HTML", () => {
     expect(lanes?.attrs.lanes?.split("|")).toHaveLength(6 * 5)
     expect(lanes?.texts).toEqual(expect.arrayContaining(["0 → 3", "3 → 0", "direct", "E1", "E2"]))
     // Link 0-3 fails at E1: site 0 must have used another next hop towards 3 at some point.
-    const via = (sixTimeline.timeline?.nextHops ?? []).filter((c) => c.src === 0 && c.dst === 3 && c.via !== 3)
+    const via = (six.timeline?.nextHops ?? []).filter(
+      (c) => c.src === 0 && c.dst === 3 && c.via !== 3 && c.via !== null,
+    )
     expect(via.length).toBeGreaterThan(0)
     expect(lanes?.attrs.values).toContain(`via ${via[0]?.via}`)
     expect(lanes?.texts).toContain(`via ${via[0]?.via}`)
@@ -124,9 +138,9 @@ describe("twin report → HTML", () => {
   })
 
   it("loops and blackholes are shaded bands with a legend entry", () => {
-    const t0 = sixTimeline.timeline?.t0Millis as number
+    const t0 = six.timeline?.t0Millis as number
     const withHole: TwinReportInput = {
-      ...sixTimeline,
+      ...six,
       anomalies: [
         {
           kind: "blackhole",
@@ -146,11 +160,33 @@ describe("twin report → HTML", () => {
     expect(figs.find((f) => f.attrs.pair === "1-4")?.attrs.shaded).toBe("")
   })
 
-  it("beside a baseline run: two bar series and a comparison table", () => {
-    const html = renderTwinReportHtml(six, { label: "plain BIRD", baseline: triangle, baselineLabel: "other run" })
-    const conv = figuresOf(html).find((f) => f.attrs.kind === "convergence")
-    expect(conv?.attrs.series).toBe("plain BIRD|other run")
-    expect(conv?.texts).toEqual(expect.arrayContaining(["plain BIRD", "other run"]))
+  it("loops and blackholes recorded by a real run (BFD flapping under load) are shaded and listed", () => {
+    expect(sixBfd.anomalies.length).toBeGreaterThan(0)
+    const html = renderTwinReportHtml(sixBfd)
+    const kinds = new Set(sixBfd.anomalies.map((a) => a.kind))
+    const lanes = figuresOf(html).find((f) => f.attrs.kind === "swimlane")
+    for (const k of kinds) expect(lanes?.texts).toContain(k)
+    const towards5 = figuresOf(html).find((f) => f.attrs.kind === "rtt" && f.attrs.pair === "0-5")
+    expect(towards5?.attrs.shaded?.split("|")).toEqual(
+      expect.arrayContaining([
+        ...new Set(sixBfd.anomalies.filter((a) => a.dst === 0 || a.dst === 5).map((a) => a.kind)),
+      ]),
+    )
+    expect(html).toContain("<h2>Loops and blackholes</h2>")
+    expect((html.match(/<td>(loop|blackhole)<\/td>/g) ?? []).length).toBe(sixBfd.anomalies.length)
+  })
+
+  it("beside a baseline run of the same scenario: two bar series per event and a comparison table", () => {
+    const html = renderTwinReportHtml(sixBfd, { label: "BIRD + BFD", baseline: six, baselineLabel: "plain BIRD" })
+    const figs = figuresOf(html)
+    for (const kind of ["convergence", "bad-path"]) {
+      const f = figs.find((x) => x.attrs.kind === kind)
+      expect(f?.attrs.series).toBe("BIRD + BFD|plain BIRD")
+      expect(f?.texts).toEqual(expect.arrayContaining(["BIRD + BFD", "plain BIRD"]))
+    }
+    const bad = figs.find((x) => x.attrs.kind === "bad-path")
+    const plainE1 = (six.events[0]?.badPathMs as number) / 1000
+    expect(bad?.texts).toContain(plainE1.toFixed(2))
     expect(html).toContain("Beside the baseline")
   })
 
@@ -206,7 +242,7 @@ describe("model report → HTML", () => {
 
 describe("report-html CLI", () => {
   it("recognises each kind of saved report", () => {
-    expect(reportKindOf(fixture("twin-six-site-failure.json"))?._tag).toBe("twin")
+    expect(reportKindOf(fixture("twin-six-site-failure.json.gz"))?._tag).toBe("twin")
     expect(reportKindOf(fixture("model-runs.json"))?._tag).toBe("model")
     expect(reportKindOf(fixture("model-bench.json"))?._tag).toBe("model")
     expect(reportKindOf((fixture<ModelRunsInput>("model-runs.json").runs[0] as { report: unknown }).report)?._tag).toBe(
