@@ -58,7 +58,15 @@ export class MeshGraph {
   private rtt = new Float64Array(0)
   private family = new Uint8Array(0)
   private links = 0
+  /** Usable links per slot row (lets a whole-row update skip its stale-link scan). */
+  private rowLinks = new Int32Array(0)
+  /**
+   * The indexed snapshot, dropped when the topology changes (site or link added/removed); a
+   * cost change of an existing link only marks its weights stale, refreshed in O(links).
+   */
   private snapshot: IndexedGraph | undefined
+  private snapshotSlots: Int32Array | undefined
+  private weightsStale = false
 
   private grow(): void {
     const old = this.capacity
@@ -66,6 +74,9 @@ export class MeshGraph {
     const cost = new Float64Array(capacity * capacity).fill(Number.POSITIVE_INFINITY)
     const rtt = new Float64Array(capacity * capacity).fill(Number.NaN)
     const family = new Uint8Array(capacity * capacity)
+    const rowLinks = new Int32Array(capacity)
+    rowLinks.set(this.rowLinks)
+    this.rowLinks = rowLinks
     for (let i = 0; i < old; i++) {
       cost.set(this.cost.subarray(i * old, (i + 1) * old), i * capacity)
       rtt.set(this.rtt.subarray(i * old, (i + 1) * old), i * capacity)
@@ -99,7 +110,10 @@ export class MeshGraph {
     copy.rtt = this.rtt.slice()
     copy.family = this.family.slice()
     copy.links = this.links
+    copy.rowLinks = this.rowLinks.slice()
     copy.snapshot = this.snapshot
+    copy.snapshotSlots = this.snapshotSlots
+    copy.weightsStale = this.weightsStale
     return copy
   }
 
@@ -132,26 +146,68 @@ export class MeshGraph {
         this.cost[k] = Number.POSITIVE_INFINITY
         this.rtt[k] = Number.NaN
         this.links--
+        this.rowLinks[a]!--
         this.snapshot = undefined
       }
       return
     }
     this.addSite(from)
     this.addSite(to)
-    const k = this.slot(from)! * this.capacity + this.slot(to)!
+    const a = this.slot(from)!
+    const k = a * this.capacity + this.slot(to)!
     const old = this.cost[k]!
-    if (!(old < Number.POSITIVE_INFINITY)) this.links++
+    if (!(old < Number.POSITIVE_INFINITY)) {
+      this.links++
+      this.rowLinks[a]!++
+      this.snapshot = undefined
+    }
     this.rtt[k] = rttMs ?? Number.NaN
     this.family[k] = family
     if (old !== costMs) {
       this.cost[k] = costMs
-      this.snapshot = undefined
+      this.weightsStale = true
+    }
+  }
+
+  /**
+   * Replaces every link leaving `from` at once: entry i sets from → remotes[i] (unusable cost
+   * removes it; `rttsMs[i]` NaN = unknown), and links to sites not listed are removed. Remotes
+   * must be distinct. Same result as those `setLink` calls plus removing the others, without
+   * scanning the row when no link was left over (the common case: a peer's message lists the
+   * same tunnels as its previous one).
+   */
+  setLinksFrom(
+    from: SiteId,
+    remotes: ReadonlyArray<SiteId>,
+    costsMs: ArrayLike<number>,
+    families: ArrayLike<number>,
+    rttsMs: ArrayLike<number>,
+  ): void {
+    this.addSite(from)
+    let usable = 0
+    for (let i = 0; i < remotes.length; i++) {
+      const to = remotes[i]!
+      if (to === from) continue
+      const c = costsMs[i]!
+      this.setLink(from, to, c, families[i] as Family, rttsMs[i]!)
+      if (usableCost(c)) usable++
+    }
+    const a = this.slot(from)!
+    if (this.rowLinks[a] === usable) return
+    const keep = new Set<number>()
+    for (let i = 0; i < remotes.length; i++) if (usableCost(costsMs[i]!)) keep.add(remotes[i]!)
+    for (let b = 0; b < this.siteOfSlot.length; b++) {
+      const to = this.siteOfSlot[b]!
+      if (this.cost[a * this.capacity + b]! < Number.POSITIVE_INFINITY && !keep.has(to)) {
+        this.setLink(from, to, Number.POSITIVE_INFINITY, 4)
+      }
     }
   }
 
   /** Removes every link leaving `from` (a peer whose link state aged out). */
   clearLinksFrom(from: SiteId): void {
-    if (this.slot(from) === undefined) return
+    const a = this.slot(from)
+    if (a === undefined || this.rowLinks[a] === 0) return
     for (const to of this.siteOfSlot) this.setLink(from, to, Number.POSITIVE_INFINITY, 4)
   }
 
@@ -205,7 +261,22 @@ export class MeshGraph {
   }
 
   indexed(): IndexedGraph {
-    if (this.snapshot === undefined) this.snapshot = this.buildIndex()
+    if (this.snapshot === undefined) {
+      this.snapshot = this.buildIndex()
+    } else if (this.weightsStale) {
+      // Same topology, new costs: a new snapshot sharing the adjacency, so earlier snapshots
+      // (held by views or copies) never change under their holders.
+      const g = this.snapshot
+      const slots = this.snapshotSlots!
+      const weights = new Float64Array(g.targets.length)
+      for (let i = 0; i < g.sites.length; i++) {
+        const row = slots[i]! * this.capacity
+        for (let p = g.offsets[i]!, end = g.offsets[i + 1]!; p < end; p++)
+          weights[p] = this.cost[row + slots[g.targets[p]!]!]!
+      }
+      this.snapshot = { ...g, weights }
+    }
+    this.weightsStale = false
     return this.snapshot
   }
 
@@ -213,7 +284,8 @@ export class MeshGraph {
     const sites = this.sites()
     const indexOf = new Map<number, number>()
     for (let i = 0; i < sites.length; i++) indexOf.set(sites[i]!, i)
-    const slots = sites.map((site) => this.slot(site)!)
+    const slots = Int32Array.from(sites, (site) => this.slot(site)!)
+    this.snapshotSlots = slots
     const offsets = new Int32Array(sites.length + 1)
     const targets = new Int32Array(this.links)
     const weights = new Float64Array(this.links)

@@ -78,6 +78,27 @@ interface Entry {
   readonly distances: ReadonlyMap<number, RouteMetric>
 }
 
+/**
+ * Parsed distances per message object. Messages are immutable, and a model simulator delivers
+ * the same object to every recipient: parsing once per message instead of once per recipient
+ * divides that work and its garbage by N (a daemon decodes a fresh object per datagram, so
+ * nothing changes there). Weak: an entry goes with its message.
+ */
+const distancesOf = new WeakMap<LinkStateMessage, ReadonlyMap<number, RouteMetric>>()
+
+const parsedDistances = (message: LinkStateMessage): ReadonlyMap<number, RouteMetric> => {
+  let distances = distancesOf.get(message)
+  if (distances === undefined) {
+    const map = new Map<number, RouteMetric>()
+    for (const d of message.distances) {
+      map.set(d.destination, { seqno: d.seqno, distanceMs: d.distanceMs ?? Number.POSITIVE_INFINITY })
+    }
+    distances = map
+    distancesOf.set(message, distances)
+  }
+  return distances
+}
+
 const compareOrder = (a: { incarnation: number; seq: number }, b: typeof a): number =>
   a.incarnation !== b.incarnation ? a.incarnation - b.incarnation : a.seq - b.seq
 
@@ -98,11 +119,7 @@ export class LinkStateStore {
       if (order < 0) return "older"
     }
     this.highest.set(message.origin, { incarnation: message.incarnation, seq: message.seq })
-    const distances = new Map<number, RouteMetric>()
-    for (const d of message.distances) {
-      distances.set(d.destination, { seqno: d.seqno, distanceMs: d.distanceMs ?? Number.POSITIVE_INFINITY })
-    }
-    this.entries.set(message.origin, { message, receivedAtMillis: nowMillis, distances })
+    this.entries.set(message.origin, { message, receivedAtMillis: nowMillis, distances: parsedDistances(message) })
     this.version++
     return "accepted"
   }

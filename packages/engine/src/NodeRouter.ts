@@ -202,6 +202,8 @@ export class NodeRouter {
   private readonly requestSeen = new Map<number, number>()
   private readonly measured: MeasuredPathStore
   private ownLinks = new Map<number, OwnLink>()
+  /** Per origin, the destination list of its last accepted message (DerivedLinks.destinationsKey). */
+  private readonly destinationsOf = new Map<number, string>()
   private ownSeqno = 0
   private messageSeq = 0
   private startedAtMillis: number | undefined
@@ -257,9 +259,14 @@ export class NodeRouter {
     this.start(nowMillis)
     if (message.origin === this.config.self) return
     if (this.store.accept(message, nowMillis) !== "accepted") return
-    this.updateLinksOf(message)
+    const derived = derivedOf(message)
+    this.mesh.setLinksFrom(message.origin, derived.remotes, derived.costsMs, derived.families, derived.rttsMs)
     for (const r of message.requests) this.noteRequest(r, nowMillis)
-    for (const d of message.distances) this.mesh.addSite(d.destination)
+    // Sites are never removed, so the same destination list as this origin's last one adds none.
+    if (this.destinationsOf.get(message.origin) !== derived.destinationsKey) {
+      for (const d of message.distances) this.mesh.addSite(d.destination)
+      this.destinationsOf.set(message.origin, derived.destinationsKey)
+    }
   }
 
   setBgpPaths(paths: ReadonlyArray<BgpPath>): void {
@@ -273,28 +280,6 @@ export class NodeRouter {
       const list = this.bgpByOrigin.get(origin) ?? []
       list.push(p)
       this.bgpByOrigin.set(origin, list)
-    }
-  }
-
-  private updateLinksOf(message: LinkStateMessage): void {
-    const origin = message.origin
-    const best = new Map<number, { costMs: number; family: Family; selected: boolean; rttMs: number | null }>()
-    for (const t of message.tunnels) {
-      if (t.remote === origin) continue
-      const c = t.costMs ?? Number.POSITIVE_INFINITY
-      const old = best.get(t.remote)
-      // The family the origin routes over wins; otherwise the cheaper one.
-      if (old === undefined || (t.selected && !old.selected) || (t.selected === old.selected && c < old.costMs)) {
-        best.set(t.remote, { costMs: c, family: t.family, selected: t.selected, rttMs: t.stats.rttMs })
-      }
-    }
-    for (const target of this.mesh.linksFrom(origin)) {
-      if (!best.has(target)) this.mesh.setLink(origin, target, Number.POSITIVE_INFINITY, 4)
-    }
-    this.mesh.addSite(origin)
-    for (const [remote, l] of best) {
-      if (remote === this.config.self) this.mesh.addSite(remote as SiteId)
-      this.mesh.setLink(origin, remote as SiteId, l.costMs, l.family, l.rttMs ?? undefined)
     }
   }
 
@@ -589,15 +574,20 @@ export class NodeRouter {
       else requests.push({ destination: destination as SiteId, seqno: r.seqno })
     }
     this.messageSeq++
-    return new LinkStateMessage({
-      origin: self,
-      incarnation: this.config.incarnation ?? this.startedAtMillis ?? nowMillis,
-      seq: this.messageSeq,
-      generatedAtMillis: nowMillis,
-      tunnels,
-      distances,
-      requests,
-    })
+    // Built from our own state, so not validated again (it was ~8 % of a model run's CPU):
+    // validation belongs where messages come in, decodeLinkStateMessage.
+    return new LinkStateMessage(
+      {
+        origin: self,
+        incarnation: this.config.incarnation ?? this.startedAtMillis ?? nowMillis,
+        seq: this.messageSeq,
+        generatedAtMillis: nowMillis,
+        tunnels,
+        distances,
+        requests,
+      },
+      true,
+    )
   }
 
   /** Measured-fastest: which candidate paths to verify by pathping now. */
@@ -623,6 +613,59 @@ export class NodeRouter {
   feasibleDistance(destination: SiteId): RouteMetric | undefined {
     return this.fd.get(destination)
   }
+}
+
+/** What a router takes from a message's tunnels, derived once per message object. */
+interface DerivedLinks {
+  /** Per remote (distinct), the origin's link to it: the family it routes over, else the cheaper. */
+  readonly remotes: ReadonlyArray<SiteId>
+  readonly costsMs: Float64Array
+  readonly families: Uint8Array
+  /** NaN = unknown. */
+  readonly rttsMs: Float64Array
+  /** The message's destinations, joined: equal keys = same destination list. */
+  readonly destinationsKey: string
+}
+
+/**
+ * Derived data per immutable message object. The model simulator hands one message object to
+ * every recipient, so this runs once per message instead of once per recipient (request 4).
+ */
+const derivedLinks = new WeakMap<LinkStateMessage, DerivedLinks>()
+
+const derivedOf = (message: LinkStateMessage): DerivedLinks => {
+  const cached = derivedLinks.get(message)
+  if (cached !== undefined) return cached
+  const origin = message.origin
+  const best = new Map<number, { costMs: number; family: Family; selected: boolean; rttMs: number | null }>()
+  for (const t of message.tunnels) {
+    if (t.remote === origin) continue
+    const c = t.costMs ?? Number.POSITIVE_INFINITY
+    const old = best.get(t.remote)
+    // The family the origin routes over wins; otherwise the cheaper one.
+    if (old === undefined || (t.selected && !old.selected) || (t.selected === old.selected && c < old.costMs)) {
+      best.set(t.remote, { costMs: c, family: t.family, selected: t.selected, rttMs: t.stats.rttMs })
+    }
+  }
+  const remotes: Array<SiteId> = []
+  const costsMs = new Float64Array(best.size)
+  const families = new Uint8Array(best.size)
+  const rttsMs = new Float64Array(best.size)
+  for (const [remote, l] of best) {
+    costsMs[remotes.length] = l.costMs
+    families[remotes.length] = l.family
+    rttsMs[remotes.length] = l.rttMs ?? Number.NaN
+    remotes.push(remote as SiteId)
+  }
+  const derived = {
+    remotes,
+    costsMs,
+    families,
+    rttsMs,
+    destinationsKey: message.distances.map((d) => d.destination).join(","),
+  }
+  derivedLinks.set(message, derived)
+  return derived
 }
 
 interface OwnLinkUpdate {

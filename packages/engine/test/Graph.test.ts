@@ -164,3 +164,104 @@ describe("Graph", () => {
     expect(shortestPath(mesh.indexed(), 0 as SiteId, 2 as SiteId)).toBeUndefined()
   })
 })
+
+describe("MeshGraph incremental updates", () => {
+  type Op =
+    | { readonly _tag: "set"; readonly from: number; readonly to: number; readonly costMs: number }
+    | {
+        readonly _tag: "row"
+        readonly from: number
+        readonly links: ReadonlyArray<{ readonly to: number; readonly costMs: number }>
+      }
+    | { readonly _tag: "clear"; readonly from: number }
+    | { readonly _tag: "site"; readonly site: number }
+    | { readonly _tag: "index" }
+  const costArb = fc.oneof(
+    { weight: 8, arbitrary: fc.integer({ min: 0, max: 40 }) },
+    { weight: 1, arbitrary: fc.constant(Number.POSITIVE_INFINITY) },
+  )
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ _tag: fc.constant("set" as const), from: fc.nat(11), to: fc.nat(11), costMs: costArb }),
+    fc.record({
+      _tag: fc.constant("row" as const),
+      from: fc.nat(11),
+      links: fc.uniqueArray(fc.record({ to: fc.nat(11), costMs: costArb }), { selector: (l) => l.to, maxLength: 12 }),
+    }),
+    fc.record({ _tag: fc.constant("clear" as const), from: fc.nat(11) }),
+    fc.record({ _tag: fc.constant("site" as const), site: fc.nat(40) }),
+    fc.constant({ _tag: "index" as const }),
+  )
+
+  it("setLinksFrom = setLink per link plus removing the rest; patched snapshots equal rebuilt ones and old ones never change", () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
+        const fast = new MeshGraph()
+        const slow = new MeshGraph()
+        const held: Array<{ readonly g: ReturnType<MeshGraph["indexed"]>; readonly weights: Array<number> }> = []
+        for (const op of ops) {
+          switch (op._tag) {
+            case "set":
+              fast.setLink(op.from as SiteId, op.to as SiteId, op.costMs, 4, op.costMs / 2)
+              slow.setLink(op.from as SiteId, op.to as SiteId, op.costMs, 4, op.costMs / 2)
+              break
+            case "row": {
+              fast.setLinksFrom(
+                op.from as SiteId,
+                op.links.map((l) => l.to as SiteId),
+                op.links.map((l) => l.costMs),
+                op.links.map(() => 6),
+                op.links.map((l) => l.costMs / 2),
+              )
+              const listed = new Set(op.links.filter((l) => l.costMs < Number.POSITIVE_INFINITY).map((l) => l.to))
+              for (const to of slow.linksFrom(op.from as SiteId)) {
+                if (!listed.has(to)) slow.setLink(op.from as SiteId, to, Number.POSITIVE_INFINITY, 4)
+              }
+              slow.addSite(op.from as SiteId)
+              for (const l of op.links) slow.setLink(op.from as SiteId, l.to as SiteId, l.costMs, 6, l.costMs / 2)
+              break
+            }
+            case "clear":
+              fast.clearLinksFrom(op.from as SiteId)
+              slow.clearLinksFrom(op.from as SiteId)
+              break
+            case "site":
+              fast.addSite(op.site as SiteId)
+              slow.addSite(op.site as SiteId)
+              break
+            case "index": {
+              const g = fast.indexed()
+              held.push({ g, weights: [...g.weights] })
+            }
+          }
+        }
+        expect(fast.sites()).toEqual(slow.sites())
+        expect(fast.linkCount).toBe(slow.linkCount)
+        for (const a of slow.sites()) {
+          expect(fast.linksFrom(a)).toEqual(slow.linksFrom(a))
+          for (const b of slow.sites()) {
+            expect(fast.linkCost(a, b)).toBe(slow.linkCost(a, b))
+            expect(fast.linkFamily(a, b)).toBe(slow.linkFamily(a, b))
+            expect(fast.pathPenalty([a, b])).toBe(slow.pathPenalty([a, b]))
+          }
+        }
+        // A rebuilt snapshot (a fresh copy of the links) equals the patched one.
+        const rebuilt = new MeshGraph()
+        for (const a of slow.sites()) rebuilt.addSite(a)
+        for (const a of slow.sites()) for (const b of slow.linksFrom(a)) rebuilt.setLink(a, b, slow.linkCost(a, b), 4)
+        const g = fast.indexed()
+        const r = rebuilt.indexed()
+        expect([...g.offsets]).toEqual([...r.offsets])
+        expect([...g.targets]).toEqual([...r.targets])
+        expect([...g.weights]).toEqual([...r.weights])
+        expect(g.sites).toEqual(r.sites)
+        // Snapshots handed out earlier are never patched under their holders.
+        for (const h of held) expect([...h.g.weights]).toEqual(h.weights)
+        // A copy is independent.
+        const copy = fast.clone()
+        copy.clearLinksFrom(g.sites[0]!)
+        expect(fast.linkCount).toBe(slow.linkCount)
+      }),
+      { numRuns: 500 },
+    )
+  })
+})
