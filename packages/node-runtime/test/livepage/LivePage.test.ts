@@ -180,6 +180,23 @@ describe.skipIf(!isRoot)("live page of a site in a namespace, in headless Chromi
       const shot = join(work, "live-page.png")
       await page.screenshot({ path: shot, fullPage: true })
       console.log(`live page browser test: screenshot ${shot}`)
+
+      // The page follows the site without a reload: cut the underlay, the tunnel turns dead.
+      const { execa } = await import("execa")
+      await execa("ip", ["-n", pair.a.ns, "link", "set", pair.a.veth, "down"])
+      await page.waitForFunction(
+        () => {
+          const doc = (globalThis as unknown as { document: Doc }).document
+          return (doc.getElementById("tunnels")?.textContent ?? "").includes("dead")
+        },
+        undefined,
+        { timeout: 20_000, polling: 500 },
+      )
+      const deadCell = await page.$eval("#matrix tbody tr td:not(.self)", (td) => td.textContent ?? "")
+      expect(deadCell).toContain("dead")
+      const shotDead = join(work, "live-page-dead.png")
+      await page.screenshot({ path: shotDead, fullPage: true })
+      console.log(`live page browser test: screenshot after the link failed ${shotDead}`)
       expect(problems).toEqual([])
     } finally {
       await context.close()
