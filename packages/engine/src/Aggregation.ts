@@ -45,6 +45,14 @@ export interface AggregationConfig {
   readonly staleAfterMillis: number
   /** Probe kinds whose losses count towards death (default udp-echo). */
   readonly fastProbeKinds: ReadonlyArray<RttProbeKind>
+  /**
+   * Probe kinds whose replies feed the smoothed RTT and jitter (default all). A daemon on a busy
+   * host may keep only `icmp`: ping timestamps in its own process (and the kernel), while a
+   * probe timed inside a busy event loop carries that loop's scheduling delay.
+   */
+  readonly rttProbeKinds: ReadonlyArray<RttProbeKind>
+  /** Probe kinds whose losses feed the loss ratio (default all; loss-test bursts always count). */
+  readonly lossProbeKinds: ReadonlyArray<RttProbeKind>
 }
 
 export const defaultAggregationConfig: AggregationConfig = {
@@ -57,6 +65,8 @@ export const defaultAggregationConfig: AggregationConfig = {
   reviveAfterReplies: 2,
   staleAfterMillis: 30_000,
   fastProbeKinds: ["udp-echo"],
+  rttProbeKinds: ["udp-echo", "icmp", "tcp"],
+  lossProbeKinds: ["udp-echo", "icmp", "tcp"],
 }
 
 /** A decaying-memory sum: Σ w·x and Σ w, both as of `atMillis`. */
@@ -184,7 +194,7 @@ export const ingest = (
     accountedAtMillis = at
   }
   const lastSampleAtMillis = agg.lastSampleAtMillis === null ? at : Math.max(agg.lastSampleAtMillis, at)
-  const countLoss = state === "up"
+  const countLoss = state === "up" && (sample._tag === "LossTestSample" || config.lossProbeKinds.includes(sample.kind))
   let misses = agg.misses
   let everUp = agg.everUp
   let lastReplyAtMillis = agg.lastReplyAtMillis
@@ -210,9 +220,10 @@ export const ingest = (
     lostNow = 0
     const rttMs = sample.rttMs
     const kind = sample.kind
+    const timesRtt = config.rttProbeKinds.includes(kind)
     const previousRtt = kind === "udp-echo" ? lastEchoRttMs : kind === "icmp" ? lastIcmpRttMs : lastTcpRttMs
     // RFC 3550 §6.4.1: J += (|D| − J)/16, D the difference between consecutive samples.
-    if (previousRtt !== null) jitterMs += (Math.abs(rttMs - previousRtt) - jitterMs) / 16
+    if (timesRtt && previousRtt !== null) jitterMs += (Math.abs(rttMs - previousRtt) - jitterMs) / 16
     if (kind === "udp-echo") lastEchoRttMs = rttMs
     else if (kind === "icmp") lastIcmpRttMs = rttMs
     else lastTcpRttMs = rttMs
@@ -221,7 +232,7 @@ export const ingest = (
     if (state !== "up" && replies >= config.reviveAfterReplies) state = "up"
     everUp = everUp || state === "up"
     lastReplyAtMillis = lastReplyAtMillis === null ? at : Math.max(lastReplyAtMillis, at)
-    rtt = addDecayed(rtt, rttMs, 1, at, config.rttHalfLifeMillis)
+    if (timesRtt) rtt = addDecayed(rtt, rttMs, 1, at, config.rttHalfLifeMillis)
   }
   return {
     tunnel: agg.tunnel,

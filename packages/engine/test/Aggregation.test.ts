@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either, Schema } from "effect"
 import * as fc from "fast-check"
 import {
+  type AggregationConfig,
   defaultAggregationConfig,
   emptyAggregate,
   ingest,
@@ -175,5 +176,54 @@ describe("Aggregation", () => {
       }),
       { numRuns: 500 },
     )
+  })
+})
+
+describe("Aggregation probe-kind filters", () => {
+  const icmpOnly: AggregationConfig = { ...defaultAggregationConfig, rttProbeKinds: ["icmp"], lossProbeKinds: ["icmp"] }
+  const feedWith = (
+    agg: TunnelAggregate,
+    samples: ReadonlyArray<RttSample | LossTestSample>,
+    config: AggregationConfig,
+  ) => samples.reduce((a, s) => ingest(a, s, config), agg)
+  const mixed = (lateEcho: (s: number) => boolean) => {
+    const out: Array<RttSample> = []
+    for (let s = 0; s < 120; s++) {
+      // echo RTTs carry a busy host's scheduling delay (+40 ms) and late replies count as lost
+      out.push(echo(s * 1000, lateEcho(s) ? null : 50))
+      if (s % 2 === 0) out.push(echo(s * 1000 + 500, 10, "icmp"))
+    }
+    return out
+  }
+
+  it("keeps the smoothed RTT and loss on the chosen kinds, while echo misses still kill", () => {
+    const samples = mixed((s) => s % 10 === 0)
+    const all = linkStats(feed(emptyAggregate(tunnel), samples), 120_000)
+    const filtered = linkStats(feedWith(emptyAggregate(tunnel), samples, icmpOnly), 120_000, icmpOnly)
+    expect(all.rttMs!).toBeGreaterThan(30)
+    expect(filtered.rttMs!).toBeCloseTo(10, 6)
+    expect(filtered.jitterMs).toBeCloseTo(0, 6)
+    expect(all.lossRatio).toBeGreaterThan(0.02)
+    expect(filtered.lossRatio).toBe(0)
+    // three echo misses in a row still make the tunnel dead
+    const dying = feedWith(
+      feedWith(emptyAggregate(tunnel), samples, icmpOnly),
+      [echo(121_000, null), echo(121_100, null), echo(121_200, null)],
+      icmpOnly,
+    )
+    expect(linkStats(dying, 121_300, icmpOnly).state).toBe("dead")
+  })
+
+  it("loss-test bursts always count", () => {
+    const agg = feedWith(
+      feedWith(
+        emptyAggregate(tunnel),
+        mixed(() => false),
+        icmpOnly,
+      ),
+      [lossTest(121_000, 1000, 900)],
+      icmpOnly,
+    )
+    expect(linkStats(agg, 121_000, icmpOnly).lossRatio).toBeGreaterThan(0)
   })
 })

@@ -6,7 +6,7 @@
  * has a documented default. Listening sockets default to the site's overlay router address and
  * loopback, never to the underlay. Errors name the field and the bad value (Schema's tree format).
  */
-import { algorithmNames, MeshGen, SiteId } from "@net-perf/engine"
+import { type AggregationConfig, algorithmNames, MeshGen, RttProbeKind, SiteId } from "@net-perf/engine"
 import { Data, Effect, Either, ParseResult, Schema } from "effect"
 import { parse as parseYaml } from "yaml"
 import { ProbesConfig } from "../probes/ProbeConfig.js"
@@ -70,6 +70,14 @@ export const RoutingSection = Schema.Struct({
    * argument needs at least that, see the engine README).
    */
   startupHoldDownMillis: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
+  /**
+   * Probe kinds whose RTTs feed the smoothed RTT and jitter, and whose losses feed the loss ratio
+   * (loss-test bursts always count). Default: `icmp` when ICMP probing is on — ping timestamps in
+   * its own process, so a busy daemon does not inflate its RTTs — else every kind. Echo misses
+   * always drive failure detection.
+   */
+  rttProbeKinds: Schema.optional(Schema.Array(RttProbeKind).pipe(Schema.minItems(1))),
+  lossProbeKinds: Schema.optional(Schema.Array(RttProbeKind).pipe(Schema.minItems(1))),
   stability: Schema.optional(
     Schema.Struct({
       absoluteMarginMs: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
@@ -227,6 +235,15 @@ export const fillTemplate = (template: string, site: number, role?: number): str
 /** Destination prefixes of a site: explicit ones from the config, else the templates. */
 export const prefixesOf = (config: DaemonConfig, site: number): ReadonlyArray<string> =>
   config.kernel.sitePrefixes?.[String(site)] ?? config.kernel.prefixTemplates.map((t) => fillTemplate(t, site))
+
+/** The engine's aggregation settings the config implies (probe kinds trusted for RTT and loss). */
+export const aggregationOf = (config: DaemonConfig): Partial<AggregationConfig> => {
+  const fallback = config.probes.icmp.enabled ? (["icmp"] as const) : (["udp-echo", "icmp", "tcp"] as const)
+  return {
+    rttProbeKinds: config.routing.rttProbeKinds ?? fallback,
+    lossProbeKinds: config.routing.lossProbeKinds ?? fallback,
+  }
+}
 
 /** Addresses the daemon's HTTP/gRPC servers bind by default: overlay router + loopback. */
 export const defaultListenHosts = (config: DaemonConfig): ReadonlyArray<string> => [

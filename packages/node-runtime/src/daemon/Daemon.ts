@@ -11,6 +11,7 @@
  */
 import {
   type BgpPath,
+  defaultAggregationConfig,
   desiredRoutes,
   type KernelRoute,
   linkCost,
@@ -33,7 +34,7 @@ import { MeasurementPlane, MeasurementPlaneConfig, MeasurementPlaneLive } from "
 import { type ManagementSource, makeManagementHandler } from "../management/ManagementServer.js"
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { makeSysctl } from "../sysctl/Sysctl.js"
-import { type DaemonConfig, defaultListenHosts, fillTemplate, prefixesOf } from "./Config.js"
+import { aggregationOf, type DaemonConfig, defaultListenHosts, fillTemplate, prefixesOf } from "./Config.js"
 import { makeControlMetrics } from "./ControlMetrics.js"
 
 export interface DaemonOptions {
@@ -110,6 +111,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       algorithm: config.routing.algorithm,
       ...(config.routing.fallback === undefined ? {} : { fallback: config.routing.fallback }),
       ...(config.routing.stability === undefined ? {} : { stability: definedOnly(config.routing.stability) }),
+      aggregation: aggregationOf(config),
       linkStateMaxAgeMillis: config.routing.linkStateMaxAgeMillis,
       ...(config.routing.startupHoldDownMillis === undefined
         ? {}
@@ -181,7 +183,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
             return trigger
           }
           control.birdUp.set(0)
-          return Effect.logWarning("BIRD unavailable; routing continues on measured link state", event.error)
+          return Effect.logWarning(`BIRD unavailable (${event.error._tag}); routing continues on measured link state`)
         }),
       ),
     )
@@ -239,6 +241,10 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
         } else {
           installedKey = key
           control.managedRoutes.set(report.right.installed.length)
+          if (report.right.applied.length > 0)
+            yield* Effect.logInfo(
+              `routes: ${report.right.applied.map((op) => `${op._tag.slice(5).toLowerCase()} ${op.route.prefix} dev ${op.route.device}`).join(", ")}`,
+            )
           for (const op of report.right.applied) control.kernelOps.inc({ op: op._tag, result: "ok" })
           for (const f of report.right.failed) control.kernelOps.inc({ op: f.op._tag, result: "failed" })
           for (const r of report.right.refused)
@@ -350,7 +356,8 @@ export const daemonLayer = (config: DaemonConfig, options: DaemonOptions) => {
     watchdogInterval: `${config.kernel.watchdogIntervalMillis} millis`,
     withdrawOnClose: config.kernel.withdrawOnExit,
   }).pipe(Layer.provide(ip))
-  return Layer.mergeAll(MeasurementPlaneLive(planeConfigOf(config)), bird, installer)
+  const aggregation = { ...defaultAggregationConfig, ...aggregationOf(config) }
+  return Layer.mergeAll(MeasurementPlaneLive(planeConfigOf(config), aggregation), bird, installer)
 }
 
 /** Runs the daemon until interrupted; the scope's finalizers withdraw routes and close sockets. */

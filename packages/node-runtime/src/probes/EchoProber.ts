@@ -9,7 +9,7 @@
  * (dead; back to the normal interval, so recovery shows within one interval). Burst probes are paid
  * for by stretching the normal interval by the recent burst share (≈ the loss rate, at most 10 %),
  * so normal and burst probes together average one per interval while bursts stay under 10 %.
- * A reply after its timeout is not a sample, but it is proof of life. RTT uses this process's
+ * A reply after its timeout is reported too (proof of life; the timeout learns the new RTT). RTT uses this process's
  * monotonic clock only.
  */
 import { randomInt } from "node:crypto"
@@ -87,6 +87,19 @@ export const runEchoProber = (
     let timer: NodeJS.Timeout | undefined
     const counts = { sent: 0, received: 0, lost: 0, late: 0, reordered: 0, duplicates: 0 }
 
+    /** Probes reported lost whose reply may still come (kept for up to the max timeout). */
+    const lateProbes = new Map<number, { readonly sentNs: bigint; readonly sentAtMillis: number }>()
+    // RFC 6298 smoothing, used only for the miss timeout.
+    const learnRtt = (rttMs: number) => {
+      if (srttMs === null || rttVarMs === null) {
+        srttMs = rttMs
+        rttVarMs = rttMs / 2
+      } else {
+        rttVarMs = 0.75 * rttVarMs + 0.25 * Math.abs(srttMs - rttMs)
+        srttMs = 0.875 * srttMs + 0.125 * rttMs
+      }
+    }
+
     const missTimeoutMillis = () =>
       srttMs === null || rttVarMs === null
         ? config.maxMissTimeoutMillis
@@ -126,6 +139,11 @@ export const runEchoProber = (
       const o = outstanding.get(probeSeq)
       if (o === undefined || closed) return
       outstanding.delete(probeSeq)
+      lateProbes.set(probeSeq, { sentNs: o.sentNs, sentAtMillis: o.sentAtMillis })
+      // Forget probes whose reply can no longer be told from a genuinely late duplicate.
+      for (const [k, v] of lateProbes)
+        if (Date.now() - v.sentAtMillis > 2 * config.maxMissTimeoutMillis) lateProbes.delete(k)
+        else break
       counts.lost++
       lostCounter.inc()
       handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs: null }, true))
@@ -172,10 +190,19 @@ export const runEchoProber = (
       const p = decoded.right
       if (p._tag !== "EchoReply" || p.sessionId !== sessionId) return
       const o = outstanding.get(p.seq)
-      // A reply after its timeout, or a second copy: proof of life, not a sample.
-      if (o === undefined) {
-        if (p.seq < seq) counts.late++
-        else counts.duplicates++
+      const late = lateProbes.get(p.seq)
+      if (o === undefined && late !== undefined) {
+        // A reply after its timeout: the probe was already reported lost, but the tunnel is alive
+        // and slower than the timeout assumed (a latency step, e.g. 10 → 120 ms). Report the reply
+        // (the aggregation resets its miss streak, so a slow tunnel is not declared dead) and let
+        // the timeout learn the new RTT; otherwise every following probe would miss too.
+        lateProbes.delete(p.seq)
+        counts.late++
+        const rttMs = Number(arrivalNs - late.sentNs) / 1e6
+        learnRtt(rttMs)
+        handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: late.sentAtMillis, rttMs }, true))
+      } else if (o === undefined) {
+        counts.duplicates++
       } else {
         outstanding.delete(p.seq)
         clearTimeout(o.timer)
@@ -183,14 +210,7 @@ export const runEchoProber = (
         counts.received++
         if (p.seq < highestAnswered) counts.reordered++
         else highestAnswered = p.seq
-        // RFC 6298 smoothing, used only for the miss timeout.
-        if (srttMs === null || rttVarMs === null) {
-          srttMs = rttMs
-          rttVarMs = rttMs / 2
-        } else {
-          rttVarMs = 0.75 * rttVarMs + 0.25 * Math.abs(srttMs - rttMs)
-          srttMs = 0.875 * srttMs + 0.125 * rttMs
-        }
+        learnRtt(rttMs)
         rttHistogram.observe(rttMs / 1000)
         handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs }, true))
       }
