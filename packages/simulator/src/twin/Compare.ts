@@ -134,7 +134,13 @@ export const formatComparison = (c: ComparisonReport): string => {
             x === undefined
               ? "—"
               : `${x.measuredMedianRttMs ?? "—"} ms (${x.chosenPathRttMs ?? "—"}) ${x.chosenForward}/${x.chosenReverse}`
-          return [`${p.a}-${p.b}`, p.window, cell(bp), cell(p), `${p.oracleRttMs ?? "—"} ms`]
+          return [
+            `${p.a}-${p.b}`,
+            p.window,
+            cell(bp),
+            cell(p),
+            `${p.oracleRttMs ?? "—"} ms (symmetric ${p.symmetricOracleRttMs ?? "—"} ms)`,
+          ]
         }),
       ),
     )

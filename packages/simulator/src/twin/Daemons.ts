@@ -8,10 +8,11 @@
  */
 import { createWriteStream } from "node:fs"
 import { writeFile } from "node:fs/promises"
-import { dirname, join, resolve } from "node:path"
+import { join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Data, Deferred, Effect, type Scope } from "effect"
 import { execa } from "execa"
+import { routerV4 } from "./Addressing.js"
 import type { Twin } from "./Twin.js"
 
 export class DaemonFailed extends Data.TaggedError("DaemonFailed")<{
@@ -24,9 +25,12 @@ export class DaemonFailed extends Data.TaggedError("DaemonFailed")<{
   }
 }
 
-/** The daemon's entry point in this workspace's build. */
-export const daemonBinary = (): string =>
-  resolve(dirname(fileURLToPath(import.meta.url)), "../../../../node-runtime/dist/src/bin/net-perf.js")
+/** The daemon's entry point in this workspace's build (this module runs from src/ in tests, dist/ otherwise). */
+export const daemonBinary = (): string => {
+  const here = fileURLToPath(import.meta.url)
+  const packages = here.slice(0, here.lastIndexOf("/simulator/"))
+  return resolve(packages, "node-runtime/dist/src/bin/net-perf.js")
+}
 
 /** Per-site daemon config for a twin site (the daemon's Config schema; JSON). */
 export const twinDaemonConfig = (twin: Twin, site: number, overrides: Record<string, unknown> = {}) => ({
@@ -125,3 +129,41 @@ export const startDaemon = (
     yield* Effect.addFinalizer(() => stop("SIGTERM"))
     return { site, logFile, pid: () => child?.pid, stop, start } satisfies DaemonHandle
   })
+
+/** The daemon's Prometheus text at a site (its HTTP server binds the site's overlay router address). */
+export const scrapeDaemonMetrics = (twin: Twin, site: number, port = 5120): Effect.Effect<string, DaemonFailed> =>
+  Effect.tryPromise({
+    try: async () =>
+      (
+        await execa("ip", [
+          "netns",
+          "exec",
+          twin.siteNs(site),
+          "curl",
+          "-sf",
+          "-m",
+          "5",
+          `http://${routerV4(site)}:${port}/metrics`,
+        ])
+      ).stdout,
+    catch: (cause) => new DaemonFailed({ site, what: "scraping /metrics", cause }),
+  })
+
+/** Sum of a counter's samples whose labels include every given label (Prometheus text format). */
+export const sumCounter = (
+  metricsText: string,
+  name: string,
+  labels: Readonly<Record<string, string>> = {},
+): number => {
+  let total = 0
+  for (const line of metricsText.split("\n")) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue
+    const m = /^[^{\s]+(?:\{([^}]*)\})?\s+(\S+)/.exec(line)
+    if (m === null) continue
+    const have = new Map(
+      [...(m[1] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1] as string, x[2] as string]),
+    )
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) total += Number(m[2])
+  }
+  return total
+}

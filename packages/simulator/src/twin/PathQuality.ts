@@ -1,7 +1,7 @@
 /**
  * How good the forwarding was after each event (pure): how long some pair stayed on a dead or
  * impaired path, and how long some pair stayed off the best path a routing that measures
- * round-trip times can know.
+ * round-trip times can know. Each event is judged on what it changed (see pathQualityPerWindow).
  *
  * Decision a reader must know: the yardstick is the *symmetric* oracle — the least RTT over
  * paths used both ways (a link's weight is its delay a→b plus b→a). A daemon probing RTTs cannot
@@ -92,6 +92,7 @@ export const judgeSnapshot = (
   links: ReadonlyArray<DirectedLinkState>,
   impaired: ReadonlySet<string>,
   oracle: (a: Site, b: Site) => number | undefined,
+  pairJudged: (a: Site, b: Site) => boolean = () => true,
 ): SampleQuality => {
   let onBadPath = 0
   let offOptimum = 0
@@ -111,7 +112,7 @@ export const judgeSnapshot = (
     }
   for (const a of snap.sites)
     for (const b of snap.sites) {
-      if (b <= a) continue
+      if (b <= a || !pairJudged(a, b)) continue
       const best = oracle(a, b)
       if (best === undefined) continue
       const fwd = delivered.get(`${a}>${b}`)
@@ -142,16 +143,31 @@ export interface QualityWindow {
   readonly links: ReadonlyArray<DirectedLinkState>
 }
 
-/** Path quality per window (one per event; windows end at the next event or the run's end). */
+/**
+ * Path quality per window (one per event; windows end at the next event or the run's end). Each
+ * window judges only what its event changed, so an impairment left in force by an earlier event
+ * is not charged again: links newly impaired by it, and pairs whose best RTT it changed. The
+ * first window (t0) judges everything.
+ */
 export const pathQualityPerWindow = (
   snaps: ReadonlyArray<ForwardingSnapshot>,
   initial: ReadonlyArray<DirectedLinkState>,
   windows: ReadonlyArray<QualityWindow>,
   sites: number,
 ): ReadonlyArray<EventPathQuality> =>
-  windows.map((w) => {
-    const impaired = impairedLinks(initial, w.links)
+  windows.map((w, wi) => {
+    const previous = wi === 0 ? undefined : (windows[wi - 1] as QualityWindow).links
+    const impairedNow = impairedLinks(initial, w.links)
+    const impairedBefore = previous === undefined ? new Set<string>() : impairedLinks(initial, previous)
+    const impaired = new Set([...impairedNow].filter((k) => !impairedBefore.has(k)))
     const oracle = symmetricOracleRtt(w.links, sites)
+    const oracleBefore = previous === undefined ? undefined : symmetricOracleRtt(previous, sites)
+    const pairJudged = (a: Site, b: Site): boolean => {
+      if (oracleBefore === undefined) return true
+      const x = oracle(a, b)
+      const y = oracleBefore(a, b)
+      return x === undefined || y === undefined ? x !== y : Math.abs(x - y) > 0.5
+    }
     const inside = snaps.filter((s) => s.atMillis >= w.fromMillis && s.atMillis < w.toMillis)
     let lastBad: number | undefined
     let lastOff: number | undefined
@@ -159,7 +175,7 @@ export const pathQualityPerWindow = (
     let badAtEnd = false
     let offAtEnd = false
     inside.forEach((s, i) => {
-      const q = judgeSnapshot(s, w.links, impaired, oracle)
+      const q = judgeSnapshot(s, w.links, impaired, oracle, pairJudged)
       const next = inside[i + 1]?.atMillis ?? w.toMillis
       badPairSeconds += (q.onBadPath * (next - s.atMillis)) / 1000
       // Counted up to the next sample: the first one seen good.

@@ -15,7 +15,7 @@ import {
   flapsPerPair,
   type PairFlaps,
 } from "../analysis/Timeline.js"
-import { type EventPathQuality, pathQualityPerWindow } from "./PathQuality.js"
+import { type EventPathQuality, pathQualityPerWindow, symmetricOracleRtt } from "./PathQuality.js"
 import type { RttSampleLine } from "./Sampler.js"
 import type { Impairment } from "./Scenario.js"
 
@@ -67,6 +67,8 @@ export interface PairRttWindow {
   readonly oracleRttMs: number | null
   readonly oracleForward: string
   readonly oracleReverse: string
+  /** Least RTT over paths used both ways (what a routing measuring RTTs can know; see PathQuality). */
+  readonly symmetricOracleRttMs?: number | null
 }
 
 /** Raw series of a run for plots: change points of next hops, ping samples, event times. */
@@ -219,6 +221,7 @@ export const buildReport = (d: RunData): TwinReport => {
         oracleRttMs: of === undefined || or === undefined ? null : round(of.delayMs + or.delayMs),
         oracleForward: of === undefined ? "unreachable" : of.path.join(">"),
         oracleReverse: or === undefined ? "unreachable" : or.path.join(">"),
+        symmetricOracleRttMs: round(symmetricOracleRtt(links, d.sites)(pair.a, pair.b) ?? null),
       })
     })
   return {
