@@ -642,7 +642,9 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
   /** The prober's single timer: re-arming it cancels the pending one. */
   function scheduleProber(p: number, t: number, burst: boolean): void {
     generation[p]!++
-    const delay = burst ? probe.burstIntervalMillis : probe.intervalMillis * (debtProbes[p]! > 0 ? 1.5 : 1)
+    const spread =
+      !burst && probe.intervalJitterRatio > 0 ? 1 + probe.intervalJitterRatio * (2 * prngProbe.next() - 1) : 1
+    const delay = burst ? probe.burstIntervalMillis : probe.intervalMillis * (debtProbes[p]! > 0 ? 1.5 : 1) * spread
     queue.push(t + delay, { k: 0, p, g: generation[p]!, burst })
   }
 

@@ -13,6 +13,11 @@ import type { Prng } from "./Prng.js"
 
 export interface ProbeModelConfig {
   readonly intervalMillis: number
+  /**
+   * Random spread of each regular interval, ±ratio (0 = the daemon today: exactly one interval,
+   * which can alias with a periodic impairment of the same period; see README).
+   */
+  readonly intervalJitterRatio: number
   readonly burstIntervalMillis: number
   /** Misses in a row after which the burst stops (the engine's dead-after-k). */
   readonly deadAfterMisses: number
@@ -31,6 +36,7 @@ export interface ProbeModelConfig {
 
 export const defaultProbeModelConfig: ProbeModelConfig = {
   intervalMillis: 1000,
+  intervalJitterRatio: 0,
   burstIntervalMillis: 100,
   deadAfterMisses: 3,
   minMissTimeoutMillis: 100,
