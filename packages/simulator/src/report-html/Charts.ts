@@ -48,8 +48,39 @@ const valueAxis = (name: string, extra: Option = {}): Option => ({
   ...extra,
 })
 
+/** Overlapping intervals of one kind become one band: stacked translucent bands would turn black. */
+export const mergeIntervals = (bands: ReadonlyArray<ShadedInterval>): ReadonlyArray<ShadedInterval> => {
+  const out: ShadedInterval[] = []
+  for (const kind of ["loop", "blackhole"] as const) {
+    const sorted = bands.filter((b) => b.kind === kind).sort((a, b) => a.fromSeconds - b.fromSeconds)
+    let cur: ShadedInterval | undefined
+    for (const b of sorted) {
+      if (cur !== undefined && b.fromSeconds <= cur.toSeconds) {
+        cur = { ...cur, toSeconds: Math.max(cur.toSeconds, b.toSeconds) }
+        continue
+      }
+      if (cur !== undefined) out.push(cur)
+      cur = b
+    }
+    if (cur !== undefined) out.push(cur)
+  }
+  return out
+}
+
+/** Room above the plot for the legend: one row holds about this many characters at 960 px. */
+const legendTop = (names: ReadonlyArray<string>, widthPx: number): number => {
+  const chars = names.reduce((n, s) => n + s.length + 8, 0)
+  const rows = Math.max(1, Math.ceil((chars * 7.6) / (widthPx - 80)))
+  return 20 + rows * 24
+}
+
 /** Marker lines and shaded bands hang off an invisible helper series so they exist without data. */
-const overlaySeries = (events: ReadonlyArray<EventMarker>, shaded: ReadonlyArray<ShadedInterval>): Option[] => {
+const overlaySeries = (
+  events: ReadonlyArray<EventMarker>,
+  shadedIn: ReadonlyArray<ShadedInterval>,
+  labelPosition: "start" | "end" = "end",
+): Option[] => {
+  const shaded = mergeIntervals(shadedIn)
   const out: Option[] = []
   if (events.length > 0)
     out.push({
@@ -61,7 +92,7 @@ const overlaySeries = (events: ReadonlyArray<EventMarker>, shaded: ReadonlyArray
         symbol: ["none", "none"],
         silent: true,
         lineStyle: { color: okabeIto.black, type: "dashed", width: 1.2 },
-        label: { position: "end", formatter: "{b}", fontSize: 12, color: "#1b1b1b" },
+        label: { position: labelPosition, formatter: "{b}", fontSize: 12, color: "#1b1b1b" },
         data: events.map((e) => ({ name: e.tag, xAxis: e.atSeconds })),
       },
     })
@@ -132,16 +163,13 @@ export const lineChart = (o: {
     }
   })
   const overlays = overlaySeries(o.events ?? [], o.shaded ?? [])
+  const legendNames = [...series, ...overlays].map((s) => s.name as string).filter((n) => n !== "events")
+  const widthPx = o.widthPx ?? 960
+  const top = legendTop(legendNames, widthPx)
   return renderSvg(
     {
-      legend: {
-        top: 0,
-        left: "center",
-        textStyle: { fontSize: 12.5 },
-        itemGap: 30,
-        data: [...series, ...overlays].map((s) => s.name).filter((n) => n !== "events"),
-      },
-      grid: { left: 70, right: 30, top: 42, bottom: 52 },
+      legend: { top: 0, left: "center", textStyle: { fontSize: 12.5 }, itemGap: 30, data: legendNames },
+      grid: { left: 70, right: 30, top, bottom: 52 },
       xAxis: valueAxis(o.xName, { nameGap: 30, min: 0, ...(o.xMax === undefined ? {} : { max: o.xMax }) }),
       yAxis: valueAxis(o.yName, {
         nameGap: 48,
@@ -150,8 +178,8 @@ export const lineChart = (o: {
       }),
       series: [...series, ...overlays],
     },
-    o.widthPx ?? 960,
-    o.heightPx ?? 340,
+    widthPx,
+    (o.heightPx ?? 340) + top - 44,
   )
 }
 
@@ -246,7 +274,7 @@ export const swimlaneChart = (o: {
   readonly widthPx?: number
 }): string => {
   const laneHeightPx = 26
-  const heightPx = 110 + o.lanes.length * laneHeightPx
+  const heightPx = 150 + o.lanes.length * laneHeightPx
   const data = o.lanes.flatMap((lane, i) =>
     lane.segments.map((s) => ({
       value: [i, s.fromSeconds, s.toSeconds, s.value],
@@ -259,17 +287,15 @@ export const swimlaneChart = (o: {
     data: [],
     itemStyle: { color: colour },
   }))
-  const overlays = overlaySeries(o.events ?? [], o.shaded ?? [])
+  const overlays = overlaySeries(o.events ?? [], o.shaded ?? [], "start")
+  const legendNames = [...keySeries.map((s) => s.name), ...overlays.map((s) => s.name as string)].filter(
+    (n) => n !== "events",
+  )
+  const top = legendTop(legendNames, o.widthPx ?? 960) + 12
   return renderSvg(
     {
-      legend: {
-        top: 0,
-        left: "center",
-        textStyle: { fontSize: 12.5 },
-        itemGap: 30,
-        data: [...keySeries.map((s) => s.name), ...overlays.map((s) => s.name).filter((n) => n !== "events")],
-      },
-      grid: { left: 110, right: 30, top: 40, bottom: 52 },
+      legend: { top: 0, left: "center", textStyle: { fontSize: 12.5 }, itemGap: 30, data: legendNames },
+      grid: { left: 110, right: 30, top, bottom: 52 },
       xAxis: valueAxis(o.xName, { nameGap: 30, min: 0, max: o.xMax }),
       yAxis: {
         type: "category",

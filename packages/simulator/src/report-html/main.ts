@@ -6,6 +6,7 @@
  * Exit codes: 0 written, 1 unreadable/unwritable file, 2 not a report this tool knows.
  */
 import { readFile, writeFile } from "node:fs/promises"
+import { gunzipSync } from "node:zlib"
 import { Args, Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Data, Effect, Option } from "effect"
@@ -39,9 +40,13 @@ export const reportKindOf = (json: unknown): Kind | undefined => {
   return undefined
 }
 
+/** `.gz` files are gunzipped first (the test fixtures are stored that way). */
 const readJson = (file: string) =>
   Effect.tryPromise({
-    try: () => readFile(file, "utf8"),
+    try: async () => {
+      const bytes = await readFile(file)
+      return (file.endsWith(".gz") ? gunzipSync(bytes) : bytes).toString("utf8")
+    },
     catch: (cause) => new ReportFileFailed({ file, cause }),
   }).pipe(
     Effect.flatMap((text) =>
