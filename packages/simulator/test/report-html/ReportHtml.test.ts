@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs"
 import { gunzipSync } from "node:zlib"
 import { fc, test } from "@fast-check/vitest"
 import { describe, expect, it } from "vitest"
+import { mergeIntervals, type ShadedInterval } from "../../src/report-html/Charts.js"
 import { escapeHtml, table } from "../../src/report-html/Html.js"
 import {
   type ModelBenchDocument,
@@ -267,4 +268,38 @@ describe("HTML helpers", () => {
     expect((html.match(/<tr>/g) ?? []).length).toBe(rows.length + 1)
     expect(html.replace(/<\/?(table|thead|tbody|tr|th|td)[^>]*>/g, "")).not.toMatch(/[<>]/)
   })
+
+  const interval = fc
+    .record({
+      from: fc.integer({ min: 0, max: 100 }),
+      len: fc.integer({ min: 0, max: 20 }),
+      kind: fc.constantFrom("loop", "blackhole"),
+    })
+    .map(
+      (x): ShadedInterval => ({
+        fromSeconds: x.from,
+        toSeconds: x.from + x.len,
+        kind: x.kind as ShadedInterval["kind"],
+      }),
+    )
+
+  test.prop([fc.array(interval, { maxLength: 30 })])(
+    "merged bands are disjoint per kind and cover exactly the same instants",
+    (bands) => {
+      const merged = mergeIntervals(bands)
+      for (const kind of ["loop", "blackhole"] as const) {
+        const m = merged.filter((b) => b.kind === kind)
+        for (let i = 1; i < m.length; i++) expect(m[i]?.fromSeconds).toBeGreaterThan(m[i - 1]?.toSeconds as number)
+        const covered = (list: ReadonlyArray<ShadedInterval>, t: number) =>
+          list.some((b) => b.fromSeconds <= t && t <= b.toSeconds)
+        for (let t = 0; t <= 120; t += 0.5)
+          expect(covered(m, t)).toBe(
+            covered(
+              bands.filter((b) => b.kind === kind),
+              t,
+            ),
+          )
+      }
+    },
+  )
 })
