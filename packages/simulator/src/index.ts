@@ -25,6 +25,19 @@ export {
   runScenario as runModelScenario,
   type Scenario as ModelScenario,
 } from "./model/index.js"
+// HTML reports (H10): twin and model-simulator reports as self-contained pages with inline SVG charts.
+export {
+  type ModelBenchDocument,
+  type ModelReportInput,
+  type ModelRunsInput,
+  renderModelReportHtml,
+  renderTwinComparisonHtml,
+  renderTwinReportHtml,
+  type TwinComparisonInput,
+  type TwinHtmlOptions,
+  type TwinReportInput,
+  type TwinTimeline,
+} from "./report-html/index.js"
 // Digital twin: everything under `NetLab`; the main entry points flat (see README "Digital twin").
 export * as NetLab from "./twin/index.js"
 export {
@@ -42,14 +55,3 @@ export {
   type TwinReport,
   teardownRun,
 } from "./twin/index.js"
-// HTML reports (H10): twin and model-simulator reports as self-contained pages with inline SVG charts.
-export {
-  type ModelBenchDocument,
-  type ModelReportInput,
-  type ModelRunsInput,
-  renderModelReportHtml,
-  renderTwinReportHtml,
-  type TwinHtmlOptions,
-  type TwinReportInput,
-  type TwinTimeline,
-} from "./report-html/index.js"

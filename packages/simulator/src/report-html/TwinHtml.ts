@@ -508,3 +508,22 @@ export const renderTwinReportHtml = (report: TwinReportInput, options: TwinHtmlO
     ].join("\n"),
     generator: "net-perf digital twin (netlab run)",
   })
+
+/** `netlab run --compare` saves both runs of a scenario: plain BIRD (the baseline) and net-perf. */
+export interface TwinComparisonInput {
+  readonly scenario: string
+  readonly baseline: TwinReportInput
+  readonly netPerf: TwinReportInput
+}
+
+export const renderTwinComparisonHtml = (
+  c: TwinComparisonInput,
+  options: Omit<TwinHtmlOptions, "baseline"> = {},
+): string =>
+  renderTwinReportHtml(c.netPerf, {
+    title: `Twin run: ${c.scenario} — net-perf beside plain BIRD`,
+    label: "net-perf",
+    baselineLabel: "plain BIRD (baseline)",
+    ...options,
+    baseline: c.baseline,
+  })

@@ -9,4 +9,10 @@ export {
   type ModelRunsInput,
   renderModelReportHtml,
 } from "./ModelHtml.js"
-export { renderTwinReportHtml, type TwinHtmlOptions, type TwinReportInput } from "./TwinHtml.js"
+export {
+  renderTwinComparisonHtml,
+  renderTwinReportHtml,
+  type TwinComparisonInput,
+  type TwinHtmlOptions,
+  type TwinReportInput,
+} from "./TwinHtml.js"

@@ -2,7 +2,7 @@
 /**
  * `report-html <report.json> <out.html>`: any saved report as a self-contained HTML page — a twin
  * report (`netlab run --report`), a model run or labelled runs (`{ runs: [{ label, report }] }`),
- * or the model bench's `--json` document. The kind is recognised from the JSON's fields.
+ * a side-by-side twin comparison (`netlab run --compare --report`), or the model bench's `--json` document. The kind is recognised from the JSON's fields.
  * Exit codes: 0 written, 1 unreadable/unwritable file, 2 not a report this tool knows.
  */
 import { readFile, writeFile } from "node:fs/promises"
@@ -11,7 +11,12 @@ import { Args, Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Data, Effect, Option } from "effect"
 import { type ModelReportInput, renderModelReportHtml } from "./ModelHtml.js"
-import { renderTwinReportHtml, type TwinReportInput } from "./TwinHtml.js"
+import {
+  renderTwinComparisonHtml,
+  renderTwinReportHtml,
+  type TwinComparisonInput,
+  type TwinReportInput,
+} from "./TwinHtml.js"
 
 class NotAReport extends Data.TaggedError("NotAReport")<{ readonly file: string; readonly reason: string }> {}
 class ReportFileFailed extends Data.TaggedError("ReportFileFailed")<{
@@ -21,12 +26,15 @@ class ReportFileFailed extends Data.TaggedError("ReportFileFailed")<{
 
 type Kind =
   | { readonly _tag: "twin"; readonly report: TwinReportInput }
+  | { readonly _tag: "twin-comparison"; readonly report: TwinComparisonInput }
   | { readonly _tag: "model"; readonly report: ModelReportInput }
 
 /** Twin reports have a run prefix and flaps; model inputs have runs, run figures, or bench sections. */
 export const reportKindOf = (json: unknown): Kind | undefined => {
   if (typeof json !== "object" || json === null) return undefined
   const o = json as Record<string, unknown>
+  if (reportKindOf(o.baseline)?._tag === "twin" && reportKindOf(o.netPerf)?._tag === "twin")
+    return { _tag: "twin-comparison", report: json as TwinComparisonInput }
   if (typeof o.prefix === "string" && Array.isArray(o.flaps) && Array.isArray(o.events))
     return { _tag: "twin", report: json as TwinReportInput }
   if (
@@ -98,7 +106,8 @@ const command = Command.make(
           ...Option.match(o.label, { onNone: () => ({}), onSome: (label) => ({ label }) }),
           ...Option.match(o.baselineLabel, { onNone: () => ({}), onSome: (baselineLabel) => ({ baselineLabel }) }),
         })
-      } else html = renderModelReportHtml(kind.report)
+      } else if (kind._tag === "twin-comparison") html = renderTwinComparisonHtml(kind.report)
+      else html = renderModelReportHtml(kind.report)
       yield* Effect.tryPromise({
         try: () => writeFile(o.output, html),
         catch: (cause) => new ReportFileFailed({ file: o.output, cause }),

@@ -249,6 +249,9 @@ describe("report-html CLI", () => {
     expect(reportKindOf((fixture<ModelRunsInput>("model-runs.json").runs[0] as { report: unknown }).report)?._tag).toBe(
       "model",
     )
+    const six = fixture("twin-six-site-failure.json.gz")
+    expect(reportKindOf({ scenario: "s", baseline: six, netPerf: six })?._tag).toBe("twin-comparison")
+    expect(reportKindOf({ scenario: "s", baseline: six, netPerf: { name: "x" } })).toBeUndefined()
     expect(reportKindOf({ name: "x" })).toBeUndefined()
     expect(reportKindOf([1, 2])).toBeUndefined()
     expect(reportKindOf(null)).toBeUndefined()
