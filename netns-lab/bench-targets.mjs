@@ -134,7 +134,9 @@ const plans = {
 const collected = { "net-perf": {}, bird: {} }
 const runs = []
 const add = (routing, figures) => {
-  for (const [k, v] of Object.entries(figures)) (collected[routing][k] ??= []).push(...v)
+  for (const [k, v] of Object.entries(figures)) {
+    collected[routing][k] = [...(collected[routing][k] ?? []), ...v]
+  }
 }
 const targets = {}
 for (const row of rows) {
