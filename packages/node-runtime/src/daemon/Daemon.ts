@@ -304,7 +304,14 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
         site: self,
         configuredAlgorithm: config.routing.algorithm,
         decision: Effect.sync(() => router.lastDecision),
-        perAlgorithm: () => Effect.succeed([]),
+        perAlgorithm: (wanted) =>
+          Effect.sync(() => {
+            const all = wanted.includes("all")
+            return router
+              .explain(Date.now())
+              .filter((e) => all || wanted.includes(e.algorithm))
+              .map((e) => ({ algorithm: e.algorithm, routes: e.routes }))
+          }),
         kernelRoutes: installer.installed,
         tunnels: Effect.map(plane.linkStats, (stats) =>
           stats.map((s) => ({
