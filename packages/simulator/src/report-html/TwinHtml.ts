@@ -25,6 +25,7 @@ import {
   facts,
   figure,
   fmtMs,
+  fmtNum,
   fmtPct,
   note,
   okabeIto,
@@ -64,6 +65,8 @@ const t0Of = (r: TwinReportInput): number | undefined => {
 }
 
 const secondsOf = (t0: number, atMillis: number) => Math.round(((atMillis - t0) / 1000) * 1000) / 1000
+
+const sumOf = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0)
 
 const eventMarkers = (r: TwinReportInput): ReadonlyArray<EventMarker> =>
   r.events.map((e, i) => ({ atSeconds: e.atSeconds, tag: `E${i + 1}` }))
@@ -163,6 +166,21 @@ const summarySection = (r: TwinReportInput, o: TwinHtmlOptions): string => {
                 fmtMs(o.baseline?.events[i]?.convergedAfterMs),
               ],
             ),
+            ...r.events.flatMap((e, i): ReadonlyArray<ReadonlyArray<Cell>> => {
+              const b = o.baseline?.events[i]
+              return e.badPathMs === undefined && b?.badPathMs === undefined
+                ? []
+                : [[`E${i + 1} some pair on a dead/impaired path`, fmtMs(e.badPathMs), fmtMs(b?.badPathMs)]]
+            }),
+            ...(r.events.some((e) => e.badPairSeconds !== undefined)
+              ? [
+                  [
+                    "pair-seconds on dead/impaired paths",
+                    fmtNum(sumOf(r.events.map((e) => e.badPairSeconds ?? 0)), 1),
+                    fmtNum(sumOf(o.baseline.events.map((e) => e.badPairSeconds ?? 0)), 1),
+                  ] as ReadonlyArray<Cell>,
+                ]
+              : []),
           ],
         )}`
   return section("Summary", `<div class="grid">${run}${figures}</div>${compare}`, "summary")

@@ -13,7 +13,7 @@ import { pathToFileURL } from "node:url"
 import { gunzipSync } from "node:zlib"
 import { type BrowserContext, chromium } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { renderModelReportHtml, renderTwinReportHtml } from "../../src/report-html/index.js"
+import { renderModelReportHtml, renderTwinComparisonHtml, renderTwinReportHtml } from "../../src/report-html/index.js"
 
 const chromiumPath = "/usr/bin/chromium"
 const isRoot = process.getuid?.() === 0
@@ -106,6 +106,16 @@ describe.skipIf(!haveChromium && !isRoot)("HTML reports in headless Chromium", (
       expect(c.width).toBeGreaterThan(300)
       expect(c.shapes).toBeGreaterThan(10)
     }
+  }, 60_000)
+
+  it("net-perf beside plain BIRD (netlab run --compare)", async () => {
+    const r = await open(
+      "twin-compare",
+      renderTwinComparisonHtml(await fixture("twin-six-site-failure-compare.json.gz")),
+    )
+    expect(r.problems).toEqual([])
+    expect(r.requests).toEqual([])
+    expect(r.charts.length).toBeGreaterThanOrEqual(5)
   }, 60_000)
 
   it("model runs and the bench document", async () => {

@@ -13,7 +13,9 @@ import {
   type ModelBenchDocument,
   type ModelRunsInput,
   renderModelReportHtml,
+  renderTwinComparisonHtml,
   renderTwinReportHtml,
+  type TwinComparisonInput,
   type TwinReportInput,
 } from "../../src/report-html/index.js"
 import { reportKindOf } from "../../src/report-html/main.js"
@@ -189,6 +191,21 @@ describe("twin report → HTML", () => {
     const plainE1 = (six.events[0]?.badPathMs as number) / 1000
     expect(bad?.texts).toContain(plainE1.toFixed(2))
     expect(html).toContain("Beside the baseline")
+  })
+
+  it("netlab run --compare: net-perf beside plain BIRD, both from real twins", () => {
+    const c = fixture<TwinComparisonInput>("twin-six-site-failure-compare.json.gz")
+    expect(c.netPerf.routing).toBe("net-perf")
+    const html = renderTwinComparisonHtml(c)
+    expectSelfContained(html)
+    const conv = figuresOf(html).find((f) => f.attrs.kind === "convergence")
+    expect(conv?.attrs.series).toBe("net-perf|plain BIRD (baseline)")
+    for (const r of [c.netPerf, c.baseline]) {
+      const e1 = r.events[0]?.convergedAfterMs
+      if (e1 !== null && e1 !== undefined) expect(conv?.texts).toContain((e1 / 1000).toFixed(2))
+    }
+    expect(html).toContain("E1 some pair on a dead/impaired path")
+    expect(html).toContain("net-perf beside plain BIRD")
   })
 
   it("text from the report cannot inject markup", () => {
