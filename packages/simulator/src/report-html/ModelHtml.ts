@@ -59,7 +59,7 @@ const num = (x: number | null | undefined, digits = 2): Cell =>
 const runsSummary = (runs: ModelRunsInput["runs"]): string => {
   const rows: ReadonlyArray<readonly [string, (r: ModelRunReportJson) => Cell]> = [
     ["sites / directed links", (r) => `${r.sites} / ${r.directedLinks}`],
-    ["seed", (r) => r.seed],
+    ["seed", (r) => String(r.seed)],
     ["measured (simulated s)", (r) => num(r.measuredSeconds, 0)],
     ["hard failures (unresolved)", (r) => `${r.hardFailures.count} (${r.hardFailures.unresolved})`],
     ["hard reaction p50 / p95 / max (s)", (r) => reactionCell(r.hardFailures.reactionMillis)],
