@@ -6,6 +6,7 @@
  * SIGTERM (the daemon withdraws its routes) and SIGKILL after a grace period, so a failed test
  * never leaves one behind; `kill`/`restart` exist for scenario timelines (kill -9 included).
  */
+import { spawn } from "node:child_process"
 import { createWriteStream } from "node:fs"
 import { writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
@@ -68,6 +69,52 @@ const spawnDaemon = (argv: ReadonlyArray<string>) =>
     buffer: false,
   })
 
+const writeDaemonFiles = (twin: Twin, site: number, overrides: Record<string, unknown> | undefined) =>
+  Effect.tryPromise({
+    try: async () => {
+      const dir = twin.siteDir(site)
+      await writeFile(
+        join(dir, "net-perf.json"),
+        `${JSON.stringify(twinDaemonConfig(twin, site, overrides), null, 2)}\n`,
+      )
+      // Only the site's WireGuard confs (the site folder also holds bird.conf).
+      await execa("sh", ["-c", `mkdir -p wgconf && cp wg*.conf wgconf/ 2>/dev/null || true`], { cwd: dir })
+    },
+    catch: (cause) => new DaemonFailed({ site, what: "writing its config", cause }),
+  })
+
+/**
+ * Starts the daemon at one site detached from this process (for `netlab up`, whose twin outlives
+ * the command): no handle; `netlab down` stops it with the rest of the site's processes.
+ */
+export const startDetachedDaemon = (
+  twin: Twin,
+  site: number,
+  options: DaemonOptions = {},
+): Effect.Effect<void, DaemonFailed> =>
+  Effect.gen(function* () {
+    const dir = twin.siteDir(site)
+    yield* writeDaemonFiles(twin, site, options.overrides)
+    const argv = twin.siteCommand(site, [
+      process.execPath,
+      daemonBinary(),
+      "-c",
+      join(dir, "net-perf.json"),
+      "--log-level",
+      options.logLevel ?? "info",
+    ])
+    yield* Effect.try({
+      try: () => {
+        const child = spawn("sh", ["-c", '"$@" >>"$0" 2>&1 </dev/null', join(dir, "net-perf.log"), ...argv], {
+          detached: true,
+          stdio: "ignore",
+        })
+        child.unref()
+      },
+      catch: (cause) => new DaemonFailed({ site, what: "spawning", cause }),
+    })
+  })
+
 /** Starts the daemon at one site; the scope stops it (SIGTERM, then SIGKILL after 10 s). */
 export const startDaemon = (
   twin: Twin,
@@ -78,15 +125,7 @@ export const startDaemon = (
     const dir = twin.siteDir(site)
     const configFile = join(dir, "net-perf.json")
     const logFile = join(dir, "net-perf.log")
-    const config = twinDaemonConfig(twin, site, options.overrides)
-    yield* Effect.tryPromise({
-      try: async () => {
-        await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`)
-        // Only the site's WireGuard confs (the site folder also holds bird.conf).
-        await execa("sh", ["-c", `mkdir -p wgconf && cp wg*.conf wgconf/ 2>/dev/null || true`], { cwd: dir })
-      },
-      catch: (cause) => new DaemonFailed({ site, what: "writing its config", cause }),
-    })
+    yield* writeDaemonFiles(twin, site, options.overrides)
     const log = createWriteStream(logFile, { flags: "a" })
     yield* Effect.addFinalizer(() => Effect.sync(() => log.end()))
     let child: ReturnType<typeof spawnDaemon> | undefined

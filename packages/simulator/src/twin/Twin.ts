@@ -14,7 +14,7 @@ import type { Family } from "@net-perf/engine"
 import { Data, Duration, Effect, Either, Exit, type Scope } from "effect"
 import { connectLinkEmuClient, defaultMainPath, type LinkEmuClient } from "../linkemu/Client.js"
 import { allPairs, newRunPrefix, relayPairId, siteNs, underlayAddress, underlayHub, underlayNs } from "./Addressing.js"
-import { type DaemonHandle, daemonBinary, startDaemon } from "./Daemons.js"
+import { type DaemonHandle, daemonBinary, startDaemon, startDetachedDaemon } from "./Daemons.js"
 import {
   type CommandFailed,
   checkPrerequisites,
@@ -529,15 +529,15 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
       const daemonStarted = Date.now()
       // Started after every BIRD is up; their finalizers run before the teardown's (LIFO), so a
       // daemon gets its SIGTERM (and withdraws its routes) while its namespace still exists.
+      // A kept twin (netlab up) outlives this process: its daemons are detached and have no handle.
       for (const site of daemonSites) {
-        const handle = yield* step(
-          `net-perf daemon on site ${site}`,
-          startDaemon(twin, site, {
-            ...(s.daemon?.config === undefined ? {} : { overrides: s.daemon.config }),
-            ...(s.daemon?.logLevel === undefined ? {} : { logLevel: s.daemon.logLevel }),
-          }),
-        )
-        daemons.set(site, handle)
+        const daemonOptions = {
+          ...(s.daemon?.config === undefined ? {} : { overrides: s.daemon.config }),
+          ...(s.daemon?.logLevel === undefined ? {} : { logLevel: s.daemon.logLevel }),
+        }
+        if (options.keep === true)
+          yield* step(`net-perf daemon on site ${site}`, startDetachedDaemon(twin, site, daemonOptions))
+        else daemons.set(site, yield* step(`net-perf daemon on site ${site}`, startDaemon(twin, site, daemonOptions)))
       }
       progress(
         `net-perf daemons started on ${daemonSites.length === s.sites ? "every site" : `sites ${daemonSites.join(",")}`} (${Date.now() - daemonStarted} ms)`,
