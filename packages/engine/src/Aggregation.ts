@@ -35,8 +35,14 @@ export interface AggregationConfig {
   readonly fastLossHalfLifeMillis: number
   /** Standard errors subtracted from the fast loss estimate (default 1). */
   readonly fastLossConfidence: number
-  /** Half-life of the availability memory (default 10 min). */
+  /** Half-life of the availability memory (default 2 min). */
   readonly availabilityHalfLifeMillis: number
+  /**
+   * Up time credited when a tunnel first comes up (default one half-life), decaying like the rest:
+   * without it, one early outage in a short history reads as a very low availability (15 s down
+   * after 60 s up = 0.8) and keeps a recovered tunnel unused for many minutes.
+   */
+  readonly availabilityPriorMillis: number
   /** Consecutive lost fast probes that make a tunnel dead (default 3). */
   readonly deadAfterMisses: number
   /** Consecutive replies that bring a tunnel up (from unknown or dead; default 2). */
@@ -60,7 +66,8 @@ export const defaultAggregationConfig: AggregationConfig = {
   lossHalfLifeMillis: 600_000,
   fastLossHalfLifeMillis: 30_000,
   fastLossConfidence: 1,
-  availabilityHalfLifeMillis: 600_000,
+  availabilityHalfLifeMillis: 120_000,
+  availabilityPriorMillis: 120_000,
   deadAfterMisses: 3,
   reviveAfterReplies: 2,
   staleAfterMillis: 30_000,
@@ -230,6 +237,10 @@ export const ingest = (
     replies += 1
     misses = 0
     if (state !== "up" && replies >= config.reviveAfterReplies) state = "up"
+    if (!everUp && state === "up") {
+      upMillis += config.availabilityPriorMillis
+      observedMillis += config.availabilityPriorMillis
+    }
     everUp = everUp || state === "up"
     lastReplyAtMillis = lastReplyAtMillis === null ? at : Math.max(lastReplyAtMillis, at)
     if (timesRtt) rtt = addDecayed(rtt, rttMs, 1, at, config.rttHalfLifeMillis)

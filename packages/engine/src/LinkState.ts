@@ -118,7 +118,8 @@ export class LinkStateStore {
       if (order === 0) return "duplicate"
       if (order < 0) return "older"
     }
-    this.highest.set(message.origin, { incarnation: message.incarnation, seq: message.seq })
+    // The message itself carries its order: no allocation per accepted message.
+    this.highest.set(message.origin, message)
     this.entries.set(message.origin, { message, receivedAtMillis: nowMillis, distances: parsedDistances(message) })
     this.version++
     return "accepted"

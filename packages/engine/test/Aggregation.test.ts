@@ -134,15 +134,37 @@ describe("Aggregation", () => {
   })
 
   it("prices an outage in availability, not in loss, and recovers availability over time", () => {
+    // A 10-minute memory without prior, to check the accounting itself.
+    const tenMinutes: AggregationConfig = {
+      ...defaultAggregationConfig,
+      availabilityHalfLifeMillis: 600_000,
+      availabilityPriorMillis: 0,
+    }
+    const feedWith = (agg: TunnelAggregate, samples: ReadonlyArray<RttSample>) =>
+      samples.reduce((x, sample) => ingest(x, sample, tenMinutes), agg)
     const deadSpan = echoes(600, 660, 10, () => true)
-    const a = feed(emptyAggregate(tunnel), [...echoes(0, 600, 10), ...deadSpan, ...echoes(660, 700, 10)])
-    const s = linkStats(a, 700_000)
+    const a = feedWith(emptyAggregate(tunnel), [...echoes(0, 600, 10), ...deadSpan, ...echoes(660, 700, 10)])
+    const s = linkStats(a, 700_000, tenMinutes)
     expect(s.state).toBe("up")
     expect(s.availability).toBeLessThan(0.97)
     expect(s.availability).toBeGreaterThan(0.85)
     expect(s.lossRatio).toBeLessThan(0.01)
-    const later = linkStats(feed(a, echoes(700, 4300, 10)), 4_300_000)
+    const later = linkStats(feedWith(a, echoes(700, 4300, 10)), 4_300_000, tenMinutes)
     expect(later.availability).toBeGreaterThan(0.995)
+  })
+
+  it("by default forgets an early outage within minutes (2-min memory, one half-life of prior up time)", () => {
+    // 15 s down after 60 s up: without a prior this read 0.8 and kept the tunnel unused for ages.
+    const a = feed(emptyAggregate(tunnel), [
+      ...echoes(0, 60, 10),
+      ...echoes(60, 75, 10, () => true),
+      ...echoes(75, 80, 10),
+    ])
+    const s = linkStats(a, 80_000)
+    expect(s.availability).toBeGreaterThan(0.85)
+    expect(s.availability).toBeLessThan(0.97)
+    const later = linkStats(feed(a, echoes(80, 680, 10)), 680_000)
+    expect(later.availability).toBeGreaterThan(0.99)
   })
 
   it("does not punish a tunnel for being down before it first came up", () => {
