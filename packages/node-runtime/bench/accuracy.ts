@@ -12,6 +12,8 @@
  *
  *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/accuracy.ts [--json] [--seconds N]
  */
+import type { PlaneStatus } from "../src/MeasurementPlane.js"
+import { controlCommand } from "../test/control/ControlClient.js"
 import { fmt, jsonFlag, makeRig, mean, type Sampled, sleep } from "./lib.js"
 
 const arg = (name: string, dflt: number) => {
@@ -115,9 +117,17 @@ try {
   await setImpairment("both", { delayMs: 0 })
   await setImpairment("a->b", { lossRatio })
   await sleep(2000)
+  const echoStats = async () => {
+    const s = JSON.parse(await controlCommand(rig.controlPath, "STATUS")) as PlaneStatus
+    return s.tunnels.find((t) => t.name === "wg1.2_v4")?.echo ?? null
+  }
   const lb = await relayStats()
+  const eb = await echoStats()
   const lossy = await collect(phaseSeconds * 2)
   const la = await relayStats()
+  const ea = await echoStats()
+  // Replies that came after the echo's timeout: counted as lost, but the datagram was not.
+  const echoLate = ea !== null && eb !== null ? { late: ea.late - eb.late, sent: ea.sent - eb.sent } : null
   const drawnLoss =
     (la["a->b"]!.droppedLoss - lb["a->b"]!.droppedLoss) / Math.max(1, la["a->b"]!.received - lb["a->b"]!.received)
 
@@ -142,6 +152,7 @@ try {
       rateBitsPerSecond: lossy.rateBitsPerSecond,
       jitterMsBaseline: baseline.jitterMs,
     },
+    echoLateInLossPhase: echoLate,
   }
   if (jsonFlag) console.log(JSON.stringify(result, null, 2))
   else {
@@ -152,6 +163,12 @@ try {
     for (const r of rows) {
       console.log(
         `${r.probe.padEnd(10)} ${fmt(r.baselineRttMs).padStart(11)} ${fmt(r.delayedRttMs).padStart(15)} ${fmt(r.rttErrorMs).padStart(13)}  ${String(r.rttSamples).padEnd(5)} ${fmt(r.measuredLoss, 4).padStart(7)} ${fmt(r.lossErrorVsDrawn, 4).padStart(13)} ${fmt(r.lossErrorVsNominal, 4).padStart(15)}  ${r.lossSamples}`,
+      )
+    }
+    if (echoLate !== null) {
+      const pct = fmt((100 * echoLate.late) / Math.max(1, echoLate.sent), 2)
+      console.log(
+        `echo replies after the timeout in the loss phase: ${echoLate.late} of ${echoLate.sent} probes (${pct} %)`,
       )
     }
     console.log(

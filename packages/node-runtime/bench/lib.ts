@@ -63,6 +63,8 @@ export interface Rig {
   /** Samples printed by site A's agent (measuring wg1.2_v4), as they arrive. */
   readonly onSample: (f: (s: Sampled) => void) => () => void
   readonly agentPid: () => number | undefined
+  /** Control socket of site 1's (measuring) agent. */
+  readonly controlPath: string
   readonly teardown: () => Promise<void>
 }
 
@@ -138,7 +140,12 @@ export const makeRig = async (
       lossTest: { enabled: false },
     }
     agent(pair.b, { discovery: { confDir: pair.b.confDir }, control: null, http: null, probes: off }, false)
-    const a = agent(pair.a, { discovery: { confDir: pair.a.confDir }, control: null, http: null, probes }, true)
+    const controlA = join(pair.root, "ctl-a.sock")
+    const a = agent(
+      pair.a,
+      { discovery: { confDir: pair.a.confDir }, control: { path: controlA }, http: null, probes },
+      true,
+    )
     const listeners = new Set<(s: Sampled) => void>()
     createInterface({ input: a.stdout! }).on("line", (line) => {
       if (!line.startsWith("{")) return
@@ -154,6 +161,7 @@ export const makeRig = async (
         return () => listeners.delete(f)
       },
       agentPid: () => a.pid,
+      controlPath: controlA,
       teardown,
     }
   } catch (e) {

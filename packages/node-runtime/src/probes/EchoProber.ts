@@ -170,7 +170,10 @@ export const runEchoProber = (
       const entry: Outstanding = {
         sentNs,
         sentAtMillis: Date.now(),
-        timer: setTimeout(() => onMiss(probeSeq), missTimeoutMillis()),
+        // setImmediate defers the verdict past the I/O poll phase: after an event-loop stall the
+        // timer phase runs before pending datagrams are read, which would turn a reply already
+        // in the socket buffer into a false loss.
+        timer: setTimeout(() => setImmediate(() => onMiss(probeSeq)), missTimeoutMillis()),
       }
       outstanding.set(probeSeq, entry)
       counts.sent++
