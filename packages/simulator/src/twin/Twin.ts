@@ -280,6 +280,22 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
             ),
           ),
     )
+    // NETLAB_KEEP_LOGS=<dir>: the run's logs (daemons, BIRD, relay) survive teardown in <dir>/<run>/.
+    // Registered after the teardown, so it runs before it and after the daemons have stopped.
+    const keepLogs = process.env.NETLAB_KEEP_LOGS
+    if (keepLogs !== undefined && keepLogs !== "")
+      yield* Effect.addFinalizer(() =>
+        run([
+          "sh",
+          "-c",
+          'mkdir -p "$1" && cd "$0" && find . -name "*.log" -exec cp --parents {} "$1" \\;',
+          dir,
+          join(keepLogs, prefix),
+        ]).pipe(
+          Effect.tap(() => Effect.sync(() => progress(`logs kept in ${join(keepLogs, prefix)}`))),
+          Effect.ignore,
+        ),
+      )
 
     const kernelWg = yield* detectKernelWireGuard(prefix)
     const tunnelCount = s.sites * (s.sites - 1) * s.families.length

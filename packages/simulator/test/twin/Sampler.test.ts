@@ -1,6 +1,6 @@
 import { fc, test } from "@fast-check/vitest"
 import { describe, expect, it } from "vitest"
-import { nextHopsFromRoutes, parsePingLine } from "../../src/twin/Sampler.js"
+import { nextHopsFromRoutes, parsePingLine, routesFromDump } from "../../src/twin/Sampler.js"
 
 describe("route dump parsing", () => {
   test.prop([
@@ -45,5 +45,22 @@ describe("ping line parsing", () => {
       rttMs: null,
     })
     expect(parsePingLine(`PING 10.201.1.1 (10.201.1.1) from 10.201.0.1 : 56(84) bytes of data.`)).toBeUndefined()
+  })
+})
+
+describe("routes with the daemon running", () => {
+  const managed = { dst: "10.201.1.0/24", dev: "wg0.2_v4", protocol: "201", metric: 20 }
+  const bird = { dst: "10.201.1.0/24", dev: "wg0.1_v4", protocol: "bird", metric: 4096 }
+  const other = { dst: "10.201.2.0/24", dev: "wg0.2_v4", protocol: "bird", metric: 4096 }
+  it("follows the lowest metric, as the kernel does, whatever the listing order", () => {
+    for (const table of [
+      [managed, bird, other],
+      [bird, managed, other],
+    ]) {
+      const r = routesFromDump(JSON.stringify(table))
+      expect(r?.nextHops.get(1)).toBe(2)
+      expect(r?.nextHops.get(2)).toBe(2)
+      expect([...(r?.managed ?? [])]).toEqual([1])
+    }
   })
 })
