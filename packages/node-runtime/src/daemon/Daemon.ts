@@ -30,9 +30,11 @@ import { serveGrpc } from "../grpc/GrpcServer.js"
 import { Ip, makeIp } from "../kernel/Ip.js"
 import { RouteInstaller } from "../kernel/RouteInstaller.js"
 import { makeLinkStateExchange } from "../linkstate/LinkStateExchange.js"
+import { livePageHeaders, liveStatusOf, renderLivePage } from "../livepage/LivePage.js"
 import { MeasurementPlane, MeasurementPlaneConfig, MeasurementPlaneLive } from "../MeasurementPlane.js"
 import { type ManagementSource, makeManagementHandler } from "../management/ManagementServer.js"
 import { MeasurementMetrics } from "../metrics/Metrics.js"
+import { serveMetrics } from "../metrics/MetricsServer.js"
 import { makeSysctl } from "../sysctl/Sysctl.js"
 import { aggregationOf, type DaemonConfig, defaultListenHosts, fillTemplate, prefixesOf } from "./Config.js"
 import { makeControlMetrics } from "./ControlMetrics.js"
@@ -55,7 +57,8 @@ export const planeConfigOf = (config: DaemonConfig): MeasurementPlaneConfig =>
       monitor: config.discovery.monitor,
     },
     control: { path: config.controlSocket },
-    http: { host: config.http.hosts?.[0] ?? defaultListenHosts(config)[0]!, port: config.http.port },
+    // The daemon serves HTTP itself (status with routes, the live page), on every listen host.
+    http: null,
     probes: config.probes,
   })
 
@@ -295,8 +298,27 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       ),
     )
 
+    // --- HTTP: /metrics, /healthz, /status (plane + routes), / (live mesh page) ---------------------
+    const status = Effect.map(plane.status, (s) =>
+      liveStatusOf(s, {
+        ...(router.lastDecision === undefined ? {} : { decision: router.lastDecision }),
+        configuredAlgorithm: config.routing.algorithm,
+      }),
+    )
+    const health = Effect.map(plane.status, (s) => ({
+      site: self,
+      tunnels: s.tunnels.length,
+      tunnelsUp: s.tunnels.filter((t) => t.stats?.state === "up").length,
+      managedRoutes: installedKey === undefined ? 0 : installedKey.split("\n").filter((l) => l !== "").length,
+      birdPaths: bgpPathCount,
+    }))
+    const page = { html: renderLivePage({ title: `net-perf site ${self}` }), headers: livePageHeaders }
+    const httpHosts = config.http.hosts ?? defaultListenHosts(config)
+    for (const host of httpHosts)
+      yield* serveMetrics({ host, port: config.http.port }, metrics.registry, status, health, page)
+
     yield* Effect.logInfo(
-      `net-perf ${options.version} site ${self}: gRPC on ${hosts.map((h) => `${h}:${config.grpc.port}`).join(", ")}, algorithm ${config.routing.algorithm}`,
+      `net-perf ${options.version} site ${self}: HTTP on ${httpHosts.map((h) => `${h}:${config.http.port}`).join(", ")}, gRPC on ${hosts.map((h) => `${h}:${config.grpc.port}`).join(", ")}, algorithm ${config.routing.algorithm}`,
     )
 
     function managementSource(): ManagementSource {

@@ -1,7 +1,7 @@
 /**
  * HTTP on :5120: `/metrics` (Prometheus text from the plane's registry), `/healthz` (200 with a
  * small JSON body while the plane runs) and `/status` (the same JSON as the control socket's
- * STATUS). Anything else is 404; only GET/HEAD.
+ * STATUS), and optionally `/` (an HTML page). Anything else is 404; only GET/HEAD.
  */
 import * as http from "node:http"
 import { Data, Effect, Runtime, type Scope } from "effect"
@@ -25,6 +25,8 @@ export const serveMetrics = <R>(
   registry: Registry,
   status: Effect.Effect<unknown, never, R>,
   health: Effect.Effect<Record<string, unknown>, never, R>,
+  /** Optional HTML page for `GET /` (the daemon's live mesh page) with its headers. */
+  page?: { readonly html: string; readonly headers: Readonly<Record<string, string>> },
 ): Effect.Effect<http.Server, HttpListenFailed, Scope.Scope | R> =>
   Effect.gen(function* () {
     const run = Runtime.runPromise(yield* Effect.runtime<R>())
@@ -48,6 +50,11 @@ export const serveMetrics = <R>(
           return
         case "/status":
           run(status).then((s) => json(res, 200, s), fail)
+          return
+        case "/":
+          if (page === undefined) return json(res, 404, { error: `no route ${path}` })
+          res.writeHead(200, page.headers)
+          res.end(req.method === "HEAD" ? undefined : page.html)
           return
         default:
           return json(res, 404, { error: `no route ${path}` })
