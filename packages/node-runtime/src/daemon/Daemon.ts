@@ -115,6 +115,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       ...(config.routing.fallback === undefined ? {} : { fallback: config.routing.fallback }),
       ...(config.routing.stability === undefined ? {} : { stability: definedOnly(config.routing.stability) }),
       aggregation: aggregationOf(config),
+      costModel: config.routing.costModel,
       linkStateMaxAgeMillis: config.routing.linkStateMaxAgeMillis,
       ...(config.routing.startupHoldDownMillis === undefined
         ? {}
