@@ -1,8 +1,6 @@
 /** @net-perf/node-runtime */
-export {}
 // Appended by H9 (perfc/perfe): the management API's generated client/server and message types.
-export * as Management from "./gen/netperf/management/v1/management.js"
-export { MeasurementMetrics } from "./metrics/Metrics.js"
+
 // Appended by H7 (BIRD client, kernel route installer, sysctl).
 export { Bird, BirdConfig, type BirdOptions, type BirdService, makeBird1, makeBird2 } from "./bird/Bird.js"
 export { type BirdSocket, type BirdSocketOptions, makeBirdSocket } from "./bird/BirdSocket.js"
@@ -14,68 +12,28 @@ export {
   BirdProtocol,
   BirdRoute,
   isEstablished,
+  ProtocolState,
   parseProtocols,
   parseRoutes,
-  ProtocolState,
   toBgpPaths,
 } from "./bird/Replies.js"
 export { type FakeBird, type FakeBirdOptions, type FakeReply, makeFakeBird } from "./bird/testing/FakeBird.js"
 export {
-  type BatchResult,
-  Ip,
-  IpCommandError,
-  type IpOptions,
-  IpOutputError,
-  type IpService,
-  makeIp,
-} from "./kernel/Ip.js"
-export { canonicalIpv6, isUsableLink, normalisePrefix, normaliseRoute } from "./kernel/KernelTable.js"
-export {
-  installerOptionsFromConfig,
-  makeRouteInstaller,
-  type ReconcileReport,
-  type RefusedRoute,
-  RouteInstaller,
-  RouteInstallerConfig,
-  type RouteInstallerError,
-  type RouteInstallerOptions,
-  type RouteInstallerService,
-  watchdog as routeWatchdog,
-} from "./kernel/RouteInstaller.js"
-export {
-  defaultGlobal as defaultSysctlGlobal,
-  defaultInterfaceRules as defaultSysctlInterfaceRules,
-  makeSysctl,
-  planSysctl,
-  Sysctl,
-  SysctlConfig,
-  type SysctlOptions,
-  type SysctlResult,
-  SysctlRule,
-  type SysctlService,
-  type SysctlWrite,
-} from "./sysctl/Sysctl.js"
-// Appended by H9: the daemon's management handler (perfc/perfe end-to-end tests), control-plane
-// metrics and config decoder (observability checks against the real registry and schema).
-export { type ManagementSource, makeManagementHandler } from "./management/ManagementServer.js"
-export { makeControlMetrics } from "./daemon/ControlMetrics.js"
+  BadCommand,
+  type ControlCommand,
+  type ControlHandler,
+  type ControlSocketConfig,
+  ControlSocketFailed,
+  defaultControlSocketConfig,
+  parseControlLine,
+  serveControlSocket,
+} from "./control/ControlSocket.js"
 export { decodeConfig } from "./daemon/Config.js"
-// Appended by H10: the live mesh page for `GET /` on the metrics port (see README "Live page").
-export {
-  type LiveMeshLink,
-  type LivePageOptions,
-  type LiveRoute,
-  type LiveStatus,
-  type LiveTunnel,
-  livePageHeaders,
-  liveRoutesOf,
-  liveStatusOf,
-  renderLivePage,
-} from "./livepage/index.js"
+export { makeControlMetrics } from "./daemon/ControlMetrics.js"
 // Appended by H6 (measurement plane: discovery, control socket, probes, probe servers, metrics).
 export {
-  type AddressRole,
   type Addressing,
+  type AddressRole,
   DEFAULT_ADDRESS_TEMPLATE,
   templateAddressing,
   tunnelEndpoints,
@@ -115,17 +73,57 @@ export {
   WgKey,
   type WgPeerConf,
 } from "./discovery/WgConf.js"
+export * as Management from "./gen/netperf/management/v1/management.js"
 export {
-  BadCommand,
-  type ControlCommand,
-  type ControlHandler,
-  type ControlSocketConfig,
-  ControlSocketFailed,
-  defaultControlSocketConfig,
-  parseControlLine,
-  serveControlSocket,
-} from "./control/ControlSocket.js"
-export { tunnelLabelValues } from "./metrics/Metrics.js"
+  type BatchResult,
+  Ip,
+  IpCommandError,
+  type IpOptions,
+  IpOutputError,
+  type IpService,
+  makeIp,
+} from "./kernel/Ip.js"
+export { canonicalIpv6, isUsableLink, normalisePrefix, normaliseRoute } from "./kernel/KernelTable.js"
+export {
+  installerOptionsFromConfig,
+  makeRouteInstaller,
+  type ReconcileReport,
+  type RefusedRoute,
+  RouteInstaller,
+  RouteInstallerConfig,
+  type RouteInstallerError,
+  type RouteInstallerOptions,
+  type RouteInstallerService,
+  watchdog as routeWatchdog,
+} from "./kernel/RouteInstaller.js"
+// Appended by H10: the live mesh page for `GET /` on the metrics port (see README "Live page").
+export {
+  type LiveMeshLink,
+  type LivePageOptions,
+  type LiveRoute,
+  type LiveStatus,
+  type LiveTunnel,
+  livePageHeaders,
+  liveRoutesOf,
+  liveStatusOf,
+  renderLivePage,
+} from "./livepage/index.js"
+export {
+  DiscoveryFromPlane,
+  decodeMeasurementPlaneConfig,
+  MeasurementPlane,
+  MeasurementPlaneConfig,
+  type MeasurementPlaneConfigInput,
+  MeasurementPlaneLive,
+  type MeasurementPlaneService,
+  makeMeasurementPlane,
+  type PlaneStatus,
+  type TunnelStatus,
+} from "./MeasurementPlane.js"
+// Appended by H9: the daemon's management handler (perfc/perfe end-to-end tests), control-plane
+// metrics and config decoder (observability checks against the real registry and schema).
+export { type ManagementSource, makeManagementHandler } from "./management/ManagementServer.js"
+export { MeasurementMetrics, tunnelLabelValues } from "./metrics/Metrics.js"
 export {
   defaultMetricsServerConfig,
   HttpListenFailed,
@@ -133,7 +131,7 @@ export {
   serveMetrics,
 } from "./metrics/MetricsServer.js"
 export { type EchoHealth, type EchoProberStats, runEchoProber } from "./probes/EchoProber.js"
-export { parsePingLine, PingFailed, PingLine, runIcmpProber } from "./probes/IcmpProber.js"
+export { PingFailed, PingLine, parsePingLine, runIcmpProber } from "./probes/IcmpProber.js"
 export { LossTestFailed, runLossTest, runLossTester } from "./probes/LossTester.js"
 export {
   type HopResult,
@@ -158,14 +156,15 @@ export { decode5121, decodePath, MalformedPacket, type Packet5121, type PathPack
 export { makePathRelay, type PathRelay, type PathRelayConfig } from "./servers/PathRelay.js"
 export { defaultProbeServerConfig, type ProbeServerConfig, serveProbeServer } from "./servers/ProbeServer.js"
 export {
-  DiscoveryFromPlane,
-  decodeMeasurementPlaneConfig,
-  MeasurementPlane,
-  MeasurementPlaneConfig,
-  type MeasurementPlaneConfigInput,
-  MeasurementPlaneLive,
-  type MeasurementPlaneService,
-  makeMeasurementPlane,
-  type PlaneStatus,
-  type TunnelStatus,
-} from "./MeasurementPlane.js"
+  defaultGlobal as defaultSysctlGlobal,
+  defaultInterfaceRules as defaultSysctlInterfaceRules,
+  makeSysctl,
+  planSysctl,
+  Sysctl,
+  SysctlConfig,
+  type SysctlOptions,
+  type SysctlResult,
+  SysctlRule,
+  type SysctlService,
+  type SysctlWrite,
+} from "./sysctl/Sysctl.js"
