@@ -62,7 +62,9 @@ const allRows: ReadonlyArray<EngineSettings> = [
   { label: "measured-fastest", algorithm: "measured-fastest", stability: "default", costModel: "default" },
   legacyEngineSettings,
 ]
-const rows = allRows.filter((r) => rowFilter === undefined || rowFilter.some((f) => r.label.startsWith(f)))
+const rows = allRows.filter(
+  (r) => rowFilter === undefined || rowFilter.some((f) => r.label === f || r.label.startsWith(`${f} `)),
+)
 
 interface Timed {
   readonly report: RunReport
