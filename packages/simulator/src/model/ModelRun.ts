@@ -635,8 +635,12 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
     if (measured(t)) acc.probesSent[proberLocal[p]!]!++
     if (rtt !== null) queue.push(t + rtt, { k: 1, p, rttMs: rtt, sentAt: t })
     const missAfter = missTimeoutMillis(p)
-    if (rtt === null || rtt > missAfter) queue.push(t + missAfter, { k: 8, p, sentAt: t })
-    if (rtt === null) queue.push(t + probe.lossTimeoutMillis, { k: 9, p, sentAt: t })
+    // As the daemon's prober does: a probe unanswered at its miss timeout is reported lost at once
+    // (a late reply is still reported when it comes, as proof of life).
+    if (rtt === null || rtt > missAfter) {
+      queue.push(t + missAfter, { k: 8, p, sentAt: t })
+      queue.push(t + missAfter, { k: 9, p, sentAt: t })
+    }
   }
 
   /** The prober's single timer: re-arming it cancels the pending one. */

@@ -4,8 +4,11 @@
  * `probes/EchoProber.ts`, defaults from its ProbeConfig): one probe per interval; a probe
  * unanswered after the miss timeout clamp(1.5·srtt + 4·rttvar, min, max) starts a burst (one probe
  * per `burstIntervalMillis`) until a reply or `deadAfterMisses` misses; burst probes are paid back
- * by stretching the interval ×1.5; a lost probe reaches the engine only at `lossTimeoutMillis`
- * after it was sent, stamped with its send time. RTTs carry the links' jitter plus host timing
+ * by stretching the interval ×1.5; a probe unanswered at its miss timeout reaches the engine as
+ * lost at that moment, stamped with its send time, and a late reply still arrives as a sample (the
+ * daemon's behaviour since 16:10; before, losses were reported after a fixed 2 s, which made the
+ * model's failure reaction ~2 s slower than the daemon's). A reply slower than `lossTimeoutMillis`
+ * never arrives. RTTs carry the links' jitter plus host timing
  * noise; a probe is lost when either direction drops it or is down.
  */
 import type { ModelNetwork } from "./ModelNetwork.js"
@@ -23,7 +26,7 @@ export interface ProbeModelConfig {
   readonly deadAfterMisses: number
   readonly minMissTimeoutMillis: number
   readonly maxMissTimeoutMillis: number
-  /** A probe without reply after this is reported lost (null RTT). */
+  /** A reply slower than this never arrives (the prober has forgotten the probe). */
   readonly lossTimeoutMillis: number
   /** Standard deviation of host timestamping noise added to each RTT, ms. */
   readonly timingNoiseMs: number
