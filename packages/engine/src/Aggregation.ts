@@ -59,6 +59,16 @@ export interface AggregationConfig {
   readonly rttProbeKinds: ReadonlyArray<RttProbeKind>
   /** Probe kinds whose losses feed the loss ratio (default all; loss-test bursts always count). */
   readonly lossProbeKinds: ReadonlyArray<RttProbeKind>
+  /**
+   * Level-shift detection: this many consecutive timed RTTs all above (or all below) the smoothed
+   * RTT by more than max(`levelShiftMinMs`, `levelShiftSigmas` × jitter) restart the smoothed RTT
+   * at their mean (default 3; 0 = off). A latency step (a link made slow, or repaired) then shows in
+   * three samples instead of the 4–5 half-lives an EWMA needs to forget a 150 ms step, while
+   * ordinary noise (three same-side 3σ outliers in a row: p ≈ 2·10⁻⁹) never triggers it.
+   */
+  readonly levelShiftSamples: number
+  readonly levelShiftMinMs: number
+  readonly levelShiftSigmas: number
 }
 
 export const defaultAggregationConfig: AggregationConfig = {
@@ -74,6 +84,9 @@ export const defaultAggregationConfig: AggregationConfig = {
   fastProbeKinds: ["udp-echo"],
   rttProbeKinds: ["udp-echo", "icmp", "tcp"],
   lossProbeKinds: ["udp-echo", "icmp", "tcp"],
+  levelShiftSamples: 3,
+  levelShiftMinMs: 5,
+  levelShiftSigmas: 3,
 }
 
 /** A decaying-memory sum: Σ w·x and Σ w, both as of `atMillis`. */
@@ -107,6 +120,10 @@ export interface TunnelAggregate {
   readonly misses: number
   readonly replies: number
   readonly rtt: Decayed
+  /** Consecutive timed RTTs on one side of the smoothed RTT beyond the shift threshold (+1 above, −1 below). */
+  readonly shiftSide: number
+  readonly shiftRun: number
+  readonly shiftSumMs: number
   readonly slowLoss: Decayed
   readonly fastLoss: Decayed
   /** RFC 3550 jitter and the last reply's RTT per probe kind (differences only within a kind). */
@@ -129,6 +146,9 @@ export const emptyAggregate = (tunnel: TunnelId): TunnelAggregate => ({
   misses: 0,
   replies: 0,
   rtt: emptyDecayed,
+  shiftSide: 0,
+  shiftRun: 0,
+  shiftSumMs: 0,
   slowLoss: emptyDecayed,
   fastLoss: emptyDecayed,
   jitterMs: 0,
@@ -206,6 +226,9 @@ export const ingest = (
   let everUp = agg.everUp
   let lastReplyAtMillis = agg.lastReplyAtMillis
   let rtt = agg.rtt
+  let shiftSide = agg.shiftSide
+  let shiftRun = agg.shiftRun
+  let shiftSumMs = agg.shiftSumMs
   let jitterMs = agg.jitterMs
   let lastEchoRttMs = agg.lastEchoRttMs
   let lastIcmpRttMs = agg.lastIcmpRttMs
@@ -229,6 +252,19 @@ export const ingest = (
     const kind = sample.kind
     const timesRtt = config.rttProbeKinds.includes(kind)
     const previousRtt = kind === "udp-echo" ? lastEchoRttMs : kind === "icmp" ? lastIcmpRttMs : lastTcpRttMs
+    if (timesRtt && config.levelShiftSamples > 0 && rtt.weight > 0) {
+      const threshold = Math.max(config.levelShiftMinMs, config.levelShiftSigmas * jitterMs)
+      const mean = meanOf(rtt)
+      const side = rttMs > mean + threshold ? 1 : rttMs < mean - threshold ? -1 : 0
+      if (side !== 0 && side === shiftSide) {
+        shiftRun += 1
+        shiftSumMs += rttMs
+      } else {
+        shiftSide = side
+        shiftRun = side === 0 ? 0 : 1
+        shiftSumMs = side === 0 ? 0 : rttMs
+      }
+    }
     // RFC 3550 §6.4.1: J += (|D| − J)/16, D the difference between consecutive samples.
     if (timesRtt && previousRtt !== null) jitterMs += (Math.abs(rttMs - previousRtt) - jitterMs) / 16
     if (kind === "udp-echo") lastEchoRttMs = rttMs
@@ -243,7 +279,13 @@ export const ingest = (
     }
     everUp = everUp || state === "up"
     lastReplyAtMillis = lastReplyAtMillis === null ? at : Math.max(lastReplyAtMillis, at)
-    if (timesRtt) rtt = addDecayed(rtt, rttMs, 1, at, config.rttHalfLifeMillis)
+    if (timesRtt && config.levelShiftSamples > 0 && shiftRun >= config.levelShiftSamples) {
+      // The level moved: restart the smoothed RTT at the run's mean.
+      rtt = { sum: shiftSumMs / shiftRun, weight: 1, atMillis: Math.max(at, rtt.atMillis) }
+      shiftSide = 0
+      shiftRun = 0
+      shiftSumMs = 0
+    } else if (timesRtt) rtt = addDecayed(rtt, rttMs, 1, at, config.rttHalfLifeMillis)
   }
   return {
     tunnel: agg.tunnel,
@@ -252,6 +294,9 @@ export const ingest = (
     misses,
     replies,
     rtt,
+    shiftSide,
+    shiftRun,
+    shiftSumMs,
     slowLoss: countLoss ? addDecayed(agg.slowLoss, lostNow, sentNow, at, config.lossHalfLifeMillis) : agg.slowLoss,
     fastLoss: countLoss ? addDecayed(agg.fastLoss, lostNow, sentNow, at, config.fastLossHalfLifeMillis) : agg.fastLoss,
     jitterMs,

@@ -71,11 +71,14 @@ describe("Aggregation", () => {
 
   it("smooths RTT with a time-based half-life at any steady probe rate", () => {
     const h = defaultAggregationConfig.rttHalfLifeMillis
+    // The EWMA alone: a 20 ms step would otherwise be taken at once by level-shift detection.
+    const ewmaOnly = { ...defaultAggregationConfig, levelShiftSamples: 0 }
     const at = (stepMillis: number) => {
       const out: Array<RttSample> = []
       for (let t = 0; t <= 600_000; t += stepMillis) out.push(echo(t, 20))
       for (let t = 600_000 + stepMillis; t <= 600_000 + h; t += stepMillis) out.push(echo(t, 40))
-      return linkStats(feed(emptyAggregate(tunnel), out), 600_000 + h).rttMs!
+      const agg = out.reduce((a, x) => ingest(a, x, ewmaOnly), emptyAggregate(tunnel))
+      return linkStats(agg, 600_000 + h, ewmaOnly).rttMs!
     }
     // After one half-life of 40 ms samples the mean is about half-way (discretisation aside).
     for (const step of [250, 1000, 2000]) {
@@ -247,5 +250,59 @@ describe("Aggregation probe-kind filters", () => {
       icmpOnly,
     )
     expect(linkStats(agg, 121_000, icmpOnly).lossRatio).toBeGreaterThan(0)
+  })
+})
+
+describe("Aggregation level shifts", () => {
+  const icmp = (s: number, rttMs: number) => echo(s * 1000, rttMs, "icmp")
+  const series = (fromS: number, toS: number, every: number, rtt: (s: number) => number) => {
+    const out: Array<RttSample> = []
+    for (let s = fromS; s < toS; s += every) out.push(icmp(s, rtt(s)))
+    return out
+  }
+
+  it("follows a 150 ms step up and back down within three samples", () => {
+    const before = feed(
+      emptyAggregate(tunnel),
+      series(0, 60, 2, () => 10),
+    )
+    const up = feed(
+      before,
+      series(60, 66, 2, () => 160),
+    )
+    expect(linkStats(up, 66_000).rttMs!).toBeCloseTo(160, 6)
+    const down = feed(
+      feed(
+        up,
+        series(66, 90, 2, () => 160),
+      ),
+      series(90, 96, 2, () => 10),
+    )
+    expect(linkStats(down, 96_000).rttMs!).toBeCloseTo(10, 6)
+    // without detection the EWMA still reads far above 10 ms six seconds after the repair
+    const off = { ...defaultAggregationConfig, levelShiftSamples: 0 }
+    const slow = [...series(0, 90, 2, (s) => (s < 60 ? 10 : 160)), ...series(90, 96, 2, () => 10)].reduce(
+      (a, x) => ingest(a, x, off),
+      emptyAggregate(tunnel),
+    )
+    expect(linkStats(slow, 96_000, off).rttMs!).toBeGreaterThan(60)
+  })
+
+  it("never fires on noise around a level (two outliers in a row are not a shift)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ min: -2, max: 2, noNaN: true }), { minLength: 50, maxLength: 200 }), (noise) => {
+        const agg = noise.reduce((a, n, i) => ingest(a, icmp(i, 20 + n)), emptyAggregate(tunnel))
+        const rtt = linkStats(agg, noise.length * 1000).rttMs!
+        expect(Math.abs(rtt - 20)).toBeLessThan(2)
+      }),
+    )
+    const twoSpikes = feed(
+      feed(
+        emptyAggregate(tunnel),
+        series(0, 40, 2, () => 10),
+      ),
+      [icmp(40, 200), icmp(42, 200), icmp(44, 10)],
+    )
+    expect(linkStats(twoSpikes, 44_000).rttMs!).toBeLessThan(60)
   })
 })
