@@ -173,6 +173,9 @@ export const environmentLayer = (env: Readonly<Record<string, string | undefined
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith("NETPERF_") || value === undefined) continue
     const path = name.slice("NETPERF_".length).split("__").map(camel)
+    // Other tools share the prefix (NETPERF_DEMO_SCENARIO, NETPERF_BIRD1_PREFIX…): only names
+    // whose first level is a config section are configuration.
+    if (!(path[0]! in DaemonConfig.fields)) continue
     let node = out
     for (const key of path.slice(0, -1)) {
       if (typeof node[key] !== "object" || node[key] === null) node[key] = {}

@@ -79,8 +79,15 @@ describe("daemon config", () => {
     }),
   )
 
-  it("environment names map to nested camel-case keys with typed scalars", () => {
-    expect(environmentLayer({ NETPERF_SITE: "4", NETPERF_KERNEL__WITHDRAW_ON_EXIT: "false", PATH: "/bin" })).toEqual({
+  it("environment names map to nested camel-case keys with typed scalars; other NETPERF_ names are not config", () => {
+    expect(
+      environmentLayer({
+        NETPERF_SITE: "4",
+        NETPERF_KERNEL__WITHDRAW_ON_EXIT: "false",
+        NETPERF_DEMO_SCENARIO: "x.yaml",
+        PATH: "/bin",
+      }),
+    ).toEqual({
       site: 4,
       kernel: { withdrawOnExit: false },
     })
