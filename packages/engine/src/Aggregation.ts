@@ -124,6 +124,8 @@ export interface TunnelAggregate {
   readonly shiftSide: number
   readonly shiftRun: number
   readonly shiftSumMs: number
+  /** Jitter before the run began: the step itself is not jitter, so a confirmed shift restores it. */
+  readonly shiftJitterMs: number
   readonly slowLoss: Decayed
   readonly fastLoss: Decayed
   /** RFC 3550 jitter and the last reply's RTT per probe kind (differences only within a kind). */
@@ -149,6 +151,7 @@ export const emptyAggregate = (tunnel: TunnelId): TunnelAggregate => ({
   shiftSide: 0,
   shiftRun: 0,
   shiftSumMs: 0,
+  shiftJitterMs: 0,
   slowLoss: emptyDecayed,
   fastLoss: emptyDecayed,
   jitterMs: 0,
@@ -229,6 +232,7 @@ export const ingest = (
   let shiftSide = agg.shiftSide
   let shiftRun = agg.shiftRun
   let shiftSumMs = agg.shiftSumMs
+  let shiftJitterMs = agg.shiftJitterMs
   let jitterMs = agg.jitterMs
   let lastEchoRttMs = agg.lastEchoRttMs
   let lastIcmpRttMs = agg.lastIcmpRttMs
@@ -263,6 +267,7 @@ export const ingest = (
         shiftSide = side
         shiftRun = side === 0 ? 0 : 1
         shiftSumMs = side === 0 ? 0 : rttMs
+        shiftJitterMs = jitterMs
       }
     }
     // RFC 3550 §6.4.1: J += (|D| − J)/16, D the difference between consecutive samples.
@@ -282,6 +287,7 @@ export const ingest = (
     if (timesRtt && config.levelShiftSamples > 0 && shiftRun >= config.levelShiftSamples) {
       // The level moved: restart the smoothed RTT at the run's mean.
       rtt = { sum: shiftSumMs / shiftRun, weight: 1, atMillis: Math.max(at, rtt.atMillis) }
+      jitterMs = shiftJitterMs
       shiftSide = 0
       shiftRun = 0
       shiftSumMs = 0
@@ -297,6 +303,7 @@ export const ingest = (
     shiftSide,
     shiftRun,
     shiftSumMs,
+    shiftJitterMs,
     slowLoss: countLoss ? addDecayed(agg.slowLoss, lostNow, sentNow, at, config.lossHalfLifeMillis) : agg.slowLoss,
     fastLoss: countLoss ? addDecayed(agg.fastLoss, lostNow, sentNow, at, config.fastLossHalfLifeMillis) : agg.fastLoss,
     jitterMs,

@@ -279,6 +279,9 @@ describe("Aggregation level shifts", () => {
       series(90, 96, 2, () => 10),
     )
     expect(linkStats(down, 96_000).rttMs!).toBeCloseTo(10, 6)
+    // the step itself is not jitter: a steady level on both sides keeps jitter at 0
+    expect(linkStats(up, 66_000).jitterMs).toBeCloseTo(0, 6)
+    expect(linkStats(down, 96_000).jitterMs).toBeCloseTo(0, 6)
     // without detection the EWMA still reads far above 10 ms six seconds after the repair
     const off = { ...defaultAggregationConfig, levelShiftSamples: 0 }
     const slow = [...series(0, 90, 2, (s) => (s < 60 ? 10 : 160)), ...series(90, 96, 2, () => 10)].reduce(
