@@ -3,8 +3,7 @@
 // that carries best paths) with its repair, and the report must meet the routing targets with
 // margins for a shared, noisy 2-core machine (targets in brackets):
 //   failure → every site forwarding around it within 5 s [p95 1.5 s; BGP's hold timer is 9 s],
-//   degradation → moved within 20 s [10 s], repair → back on the best path within 45 s [30 s]
-//   (only with NETPERF_E2E_REPAIR=1 for now, see below),
+//   degradation → moved within 20 s [10 s], repair → back on the best path within 45 s [30 s],
 // The degradation is +150 ms one way, not the target's +50 ms: at load ~20 on 2 cores the daemons'
 // UDP echo (answered by a Node event loop at each end) measured an idle 10 ms tunnel at 20–50 ms
 // RTT with 10–30 ms jitter, so a two-hop detour looked as slow as +50 ms on the direct link and the
@@ -90,16 +89,14 @@ describe.skipIf(!isRoot)("net-perf end to end in a 4-site twin", () => {
         // degradation: off the slow direction, then back after the repair
         expect(degrade?.badPathAtEnd).toBe(false)
         expect(degrade?.badPathMs).toBeLessThanOrEqual(20_000)
-        // Known gap (2026-11-26, /work/notes/requests-for-lead.md): in three runs the daemons stayed on the
-        // detour for the rest of the run (≥ 45 s) after the repair, and after the link-up too. Asserted
-        // only with NETPERF_E2E_REPAIR=1 until the daemon moves back; the figure is printed either way.
+        // Back after the repair: the engine's level-shift detection sees the step in three ICMP samples
+        // (6.1 s measured at load 0.4; never within the run before it). A link back from a *failure* is
+        // deliberately distrusted for minutes (availability), so the link-up is not asserted.
         console.log(
           `repair → back on the best path: ${repair?.offOptimumAtEnd === true ? "not within the run" : `${repair?.offOptimumMs} ms`}`,
         )
-        if (process.env.NETPERF_E2E_REPAIR === "1") {
-          expect(repair?.offOptimumAtEnd).toBe(false)
-          expect(repair?.offOptimumMs).toBeLessThanOrEqual(45_000)
-        }
+        expect(repair?.offOptimumAtEnd).toBe(false)
+        expect(repair?.offOptimumMs).toBeLessThanOrEqual(45_000)
         // never a loop; a blackhole only while a failure is being detected
         expect(report.anomalies.filter((a) => a.kind === "loop")).toEqual([])
         for (const a of report.anomalies) expect(a.lastSeenMillis - a.firstSeenMillis).toBeLessThanOrEqual(5_000)
