@@ -9,6 +9,7 @@
 import { type AggregationConfig, algorithmNames, MeshGen, RttProbeKind, SiteId } from "@net-perf/engine"
 import { Data, Effect, Either, ParseResult, Schema } from "effect"
 import { parse as parseYaml } from "yaml"
+import { fillTemplate } from "../discovery/Addressing.js"
 import { ProbesConfig } from "../probes/ProbeConfig.js"
 import { SysctlConfig } from "../sysctl/Sysctl.js"
 
@@ -227,13 +228,6 @@ export const loadConfig = (options: {
     const sources = [options.file, "environment", "flags"].filter((s) => s !== undefined).join(" + ")
     return yield* decodeConfig(sources, merged)
   })
-
-/** Fills `{site}`, `{siteHex}` and `{role}` placeholders. */
-export const fillTemplate = (template: string, site: number, role?: number): string =>
-  template
-    .replaceAll("{siteHex}", site.toString(16))
-    .replaceAll("{site}", String(site))
-    .replaceAll("{role}", String(role ?? 1))
 
 /** Destination prefixes of a site: explicit ones from the config, else the templates. */
 export const prefixesOf = (config: DaemonConfig, site: number): ReadonlyArray<string> =>

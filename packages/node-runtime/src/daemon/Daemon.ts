@@ -24,6 +24,7 @@ import {
 import { Effect, Layer, Queue, Schema, Stream } from "effect"
 import { Bird } from "../bird/Bird.js"
 import { watchBgpPaths } from "../bird/BirdWatch.js"
+import { fillTemplate } from "../discovery/Addressing.js"
 import * as linkstatePb from "../gen/netperf/linkstate/v1/linkstate.js"
 import * as managementPb from "../gen/netperf/management/v1/management.js"
 import { serveGrpc } from "../grpc/GrpcServer.js"
@@ -36,7 +37,7 @@ import { type ManagementSource, makeManagementHandler } from "../management/Mana
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { serveMetrics } from "../metrics/MetricsServer.js"
 import { makeSysctl } from "../sysctl/Sysctl.js"
-import { aggregationOf, type DaemonConfig, defaultListenHosts, fillTemplate, prefixesOf } from "./Config.js"
+import { aggregationOf, type DaemonConfig, defaultListenHosts, prefixesOf } from "./Config.js"
 import { makeControlMetrics } from "./ControlMetrics.js"
 
 export interface DaemonOptions {

@@ -19,12 +19,15 @@ export const DEFAULT_ADDRESS_TEMPLATE = "10.201.{site}.{role}"
  * is 1 for the router and 4 or 6 for the probe endpoints.
  */
 export const templateAddressing = (template: string = DEFAULT_ADDRESS_TEMPLATE): Addressing => ({
-  address: (site, role) =>
-    template
-      .replaceAll("{siteHex}", site.toString(16))
-      .replaceAll("{site}", String(site))
-      .replaceAll("{role}", String(role === 0 ? 1 : role)),
+  address: (site, role) => fillTemplate(template, site, role === 0 ? 1 : role),
 })
+
+/** Fills `{site}`, `{siteHex}` and `{role}` (default 1, the router) in an address or prefix template. */
+export const fillTemplate = (template: string, site: number, role = 1): string =>
+  template
+    .replaceAll("{siteHex}", site.toString(16))
+    .replaceAll("{site}", String(site))
+    .replaceAll("{role}", String(role))
 
 export const tunnelEndpoints = (addressing: Addressing, t: TunnelId) => ({
   localAddress: addressing.address(t.local, t.family),
