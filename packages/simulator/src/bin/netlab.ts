@@ -7,6 +7,7 @@
  * Exit codes: 0 ok, 1 the twin failed, 2 bad input.
  */
 import { writeFile } from "node:fs/promises"
+import { resolve } from "node:path"
 import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Option } from "effect"
@@ -136,7 +137,10 @@ const runCmd = Command.make(
           )
           progress(`HTML report written to ${file}`)
         }
-        return yield* Console.log(o.json ? JSON.stringify(c, null, 2) : formatComparison(c))
+        yield* Console.log(o.json ? JSON.stringify(c, null, 2) : formatComparison(c))
+        // The last line names the files, so a newcomer knows where to look.
+        if (!o.json && Option.isSome(o.html)) yield* Console.log(`HTML report: ${resolve(o.html.value)}`)
+        return
       }
       const report = yield* runScenario(s, {
         mode: "run",
@@ -155,6 +159,7 @@ const runCmd = Command.make(
         progress(`HTML report written to ${file}`)
       }
       yield* Console.log(o.json ? JSON.stringify(report, null, 2) : formatSummary(report))
+      if (!o.json && Option.isSome(o.html)) yield* Console.log(`HTML report: ${resolve(o.html.value)}`)
     }),
 ).pipe(
   Command.withDescription(
