@@ -122,7 +122,7 @@ export {
 } from "./MeasurementPlane.js"
 // Appended by H9: the daemon's management handler (perfc/perfe end-to-end tests), control-plane
 // metrics and config decoder (observability checks against the real registry and schema).
-export { type ManagementSource, makeManagementHandler } from "./management/ManagementServer.js"
+export { type ManagementSource, makeManagementHandler, tunnelSnapshotsOf } from "./management/ManagementServer.js"
 export { MeasurementMetrics, tunnelLabelValues } from "./metrics/Metrics.js"
 export {
   defaultMetricsServerConfig,

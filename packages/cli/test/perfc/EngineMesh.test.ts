@@ -20,9 +20,8 @@ import {
   siteAsn,
   tableStats,
   tunnelId,
-  tunnelKey,
 } from "@net-perf/engine"
-import { Management, type ManagementSource, makeManagementHandler } from "@net-perf/node-runtime"
+import { Management, type ManagementSource, makeManagementHandler, tunnelSnapshotsOf } from "@net-perf/node-runtime"
 import { type Console, Effect } from "effect"
 import { runPerfc } from "../../src/perfc/Command.js"
 import { runPerfe } from "../../src/perfe/Command.js"
@@ -95,17 +94,7 @@ const serveMesh = Effect.gen(function* () {
         decision: Effect.sync(() => router.lastDecision),
         perAlgorithm: () => Effect.succeed([]),
         kernelRoutes: Effect.succeed([]),
-        tunnels: Effect.succeed(
-          stats.map((s) => ({
-            interfaceName: tunnelKey(s.tunnel),
-            stats: s,
-            costMs: linkCost(s),
-            selected:
-              router.lastDecision?.routes.some(
-                (r) => r.tunnel !== null && tunnelKey(r.tunnel) === tunnelKey(s.tunnel),
-              ) ?? false,
-          })),
-        ),
+        tunnels: Effect.succeed(tunnelSnapshotsOf(stats, router.lastDecision, (s) => linkCost(s))),
         peers: Effect.succeed([]),
         configJson: Effect.succeed("{}"),
         version: "e2e",

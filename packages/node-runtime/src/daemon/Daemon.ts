@@ -33,7 +33,7 @@ import { RouteInstaller } from "../kernel/RouteInstaller.js"
 import { makeLinkStateExchange } from "../linkstate/LinkStateExchange.js"
 import { livePageHeaders, liveStatusOf, renderLivePage } from "../livepage/LivePage.js"
 import { MeasurementPlane, MeasurementPlaneConfig, MeasurementPlaneLive } from "../MeasurementPlane.js"
-import { type ManagementSource, makeManagementHandler } from "../management/ManagementServer.js"
+import { type ManagementSource, makeManagementHandler, tunnelSnapshotsOf } from "../management/ManagementServer.js"
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { serveMetrics } from "../metrics/MetricsServer.js"
 import { makeSysctl } from "../sysctl/Sysctl.js"
@@ -209,6 +209,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
 
     // --- decide → install → advertise -------------------------------------------------------------
     let installedKey: string | undefined
+    let managedRouteCount = 0
     let advertisedKey: string | undefined
     let lastAdvertMillis = 0
     let previous: RoutingDecision | undefined
@@ -216,26 +217,29 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       const now = Date.now()
       const decision = router.decide(now)
       control.decisions.inc()
+      let infoChanged = previous === undefined || previous.routes.length !== decision.routes.length
       for (const r of decision.routes) {
         const before = previous?.byDestination.get(r.destination)
         const destination = String(r.destination)
         if (before !== undefined && before.nextHop !== r.nextHop) control.routeSwitches.inc({ destination })
-        if (before === undefined || before.algorithm !== r.algorithm || before.nextHop !== r.nextHop) {
-          control.routeAlgorithm.reset()
-        }
+        if (before === undefined || before.algorithm !== r.algorithm || before.nextHop !== r.nextHop) infoChanged = true
         if (r.algorithm !== null && r.algorithm !== config.routing.algorithm)
           control.fallbacks.inc({ algorithm: r.algorithm })
         control.routeCost.set({ destination }, r.costMs)
       }
-      for (const r of decision.routes)
-        control.routeAlgorithm.set(
-          {
-            destination: String(r.destination),
-            algorithm: r.algorithm ?? "none",
-            next_hop: String(r.nextHop ?? "none"),
-          },
-          1,
-        )
+      // One series per destination: rebuilt only when some route's algorithm or next hop changed.
+      if (infoChanged) {
+        control.routeAlgorithm.reset()
+        for (const r of decision.routes)
+          control.routeAlgorithm.set(
+            {
+              destination: String(r.destination),
+              algorithm: r.algorithm ?? "none",
+              next_hop: String(r.nextHop ?? "none"),
+            },
+            1,
+          )
+      }
       previous = decision
       const routes = kernelRoutesOf(config, decision)
       const key = routeKey(routes)
@@ -245,7 +249,8 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
           yield* Effect.logError("installing routes failed; will retry", report.left)
         } else {
           installedKey = key
-          control.managedRoutes.set(report.right.installed.length)
+          managedRouteCount = report.right.installed.length
+          control.managedRoutes.set(managedRouteCount)
           if (report.right.applied.length > 0)
             yield* Effect.logInfo(
               `routes: ${report.right.applied.map((op) => `${op._tag.slice(5).toLowerCase()} ${op.route.prefix} dev ${op.route.device}`).join(", ")}`,
@@ -311,7 +316,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       site: self,
       tunnels: s.tunnels.length,
       tunnelsUp: s.tunnels.filter((t) => t.stats?.state === "up").length,
-      managedRoutes: installedKey === undefined ? 0 : installedKey.split("\n").filter((l) => l !== "").length,
+      managedRoutes: managedRouteCount,
       birdPaths: bgpPathCount,
     }))
     const page = { html: renderLivePage({ title: `net-perf site ${self}` }), headers: livePageHeaders }
@@ -338,15 +343,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
           }),
         kernelRoutes: installer.installed,
         tunnels: Effect.map(plane.linkStats, (stats) =>
-          stats.map((s) => ({
-            interfaceName: tunnelKey(s.tunnel),
-            stats: s,
-            costMs: linkCost(s),
-            selected:
-              router.lastDecision?.routes.some(
-                (r) => r.tunnel !== null && tunnelKey(r.tunnel) === tunnelKey(s.tunnel),
-              ) ?? false,
-          })),
+          tunnelSnapshotsOf(stats, router.lastDecision, (s) => linkCost(s, { model: config.routing.costModel })),
         ),
         peers: Effect.sync(() => {
           const connections = new Map(exchange.peers().map((p) => [p.site as number, p]))

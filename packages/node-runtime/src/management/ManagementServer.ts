@@ -6,7 +6,14 @@
  * the engine's side-effect-free `explain`).
  */
 import * as grpc from "@grpc/grpc-js"
-import type { KernelRoute, LinkStats, RouteChoice, RoutingDecision, SiteId } from "@net-perf/engine"
+import {
+  type KernelRoute,
+  type LinkStats,
+  type RouteChoice,
+  type RoutingDecision,
+  type SiteId,
+  tunnelKey,
+} from "@net-perf/engine"
 import { Effect, Runtime } from "effect"
 import type * as pb from "../gen/netperf/management/v1/management.js"
 
@@ -53,6 +60,19 @@ export interface ManagementSource {
   readonly version: string
   readonly startedAtMillis: number
   readonly now: () => number
+}
+
+/** Tunnel snapshots for the management API: stats, cost (by the caller's model) and whether a route uses it. */
+export const tunnelSnapshotsOf = (
+  stats: ReadonlyArray<LinkStats>,
+  decision: RoutingDecision | undefined,
+  costOf: (stats: LinkStats) => number,
+): ReadonlyArray<TunnelSnapshot> => {
+  const used = new Set(decision?.routes.flatMap((r) => (r.interfaceName === null ? [] : [r.interfaceName])) ?? [])
+  return stats.map((s) => {
+    const interfaceName = tunnelKey(s.tunnel)
+    return { interfaceName, stats: s, costMs: costOf(s), selected: used.has(interfaceName) }
+  })
 }
 
 export const routeToWire = (r: RouteChoice): pb.Route => ({
