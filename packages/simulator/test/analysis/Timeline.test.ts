@@ -2,27 +2,8 @@ import { fc, test } from "@fast-check/vitest"
 import { describe, expect } from "vitest"
 import { snapshotOf } from "../../src/analysis/NextHopGraph.js"
 import { anomalyEpisodes, convergencePerEvent, flapsPerPair } from "../../src/analysis/Timeline.js"
+import { detour, direct, sites } from "../fixtures/Triangle.js"
 
-const sites = [0, 1, 2]
-const direct = (t: number) =>
-  snapshotOf(t, sites, [
-    [0, 1, 1],
-    [0, 2, 2],
-    [1, 0, 0],
-    [1, 2, 2],
-    [2, 0, 0],
-    [2, 1, 1],
-  ])
-/** Link 0-1 failed: traffic goes via 2. */
-const detour = (t: number) =>
-  snapshotOf(t, sites, [
-    [0, 1, 2],
-    [0, 2, 2],
-    [1, 0, 2],
-    [1, 2, 2],
-    [2, 0, 0],
-    [2, 1, 1],
-  ])
 /** Transient: 0 lost its route to 1, 1 still points at 0. */
 const hole = (t: number) =>
   snapshotOf(t, sites, [

@@ -1,28 +1,9 @@
 import { describe, expect, it } from "vitest"
-import { snapshotOf } from "../../src/analysis/NextHopGraph.js"
 import { formatComparison } from "../../src/twin/Compare.js"
 import { buildReport, type ImpairmentState } from "../../src/twin/Report.js"
 import { parseScenarioText, withRouting } from "../../src/twin/Scenario.js"
+import { detour, direct } from "../fixtures/Triangle.js"
 
-const sites = [0, 1, 2]
-const direct = (t: number) =>
-  snapshotOf(t, sites, [
-    [0, 1, 1],
-    [0, 2, 2],
-    [1, 0, 0],
-    [1, 2, 2],
-    [2, 0, 0],
-    [2, 1, 1],
-  ])
-const detour = (t: number) =>
-  snapshotOf(t, sites, [
-    [0, 1, 2],
-    [0, 2, 2],
-    [1, 0, 2],
-    [1, 2, 2],
-    [2, 0, 0],
-    [2, 1, 1],
-  ])
 const state = (down01: boolean): ImpairmentState => {
   const m = new Map<string, Map<4 | 6, { delayMs: number; down?: boolean }>>()
   for (const [a, b] of [
