@@ -9,6 +9,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { NetLab } from "@net-perf/simulator"
 import { Effect, Option } from "effect"
 import YAML from "yaml"
 import { runMeshGen } from "../../src/meshgen/MeshGenCli.js"
@@ -126,25 +127,11 @@ describe("generated configs and the real tools", () => {
     const wgRun = join(tmp, "setconf-run")
     mkdirSync(wgRun, { recursive: true })
     mkdirSync("/var/run/wireguard", { recursive: true })
-    const inNs = (args: ReadonlyArray<string>, input?: string) =>
-      sh(
-        "ip",
-        [
-          "netns",
-          "exec",
-          ns,
-          "unshare",
-          "--mount",
-          "--propagation",
-          "private",
-          "sh",
-          "-c",
-          'mount --bind "$0" /var/run/wireguard && exec "$@"',
-          wgRun,
-          ...args,
-        ],
-        input,
-      )
+    // The twin's per-site wrapper: a private /var/run/wireguard inside the namespace.
+    const inNs = (args: ReadonlyArray<string>, input?: string) => {
+      const [command, ...rest] = NetLab.inSite(ns, wgRun, args)
+      return sh(command!, rest, input)
+    }
     must("ip", ["netns", "add", ns])
     try {
       expect(inNs(["wireguard-go", "wgtest0"]).code).toBe(0)
@@ -207,21 +194,8 @@ describe.skipIf(!isRoot).each(["2", "1"] as const)(
 
     const inSite = (id: number, args: ReadonlyArray<string>) => {
       // Private /var/run/wireguard per site: wireguard-go's sockets would otherwise be shared.
-      const wgRun = join(dir, `run${id}`)
-      return sh("ip", [
-        "netns",
-        "exec",
-        ns(id),
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        'mount --bind "$0" /var/run/wireguard && exec "$@"',
-        wgRun,
-        ...args,
-      ])
+      const [command, ...rest] = NetLab.inSite(ns(id), join(dir, `run${id}`), args)
+      return sh(command!, rest)
     }
 
     beforeAll(async () => {
