@@ -12,7 +12,7 @@
  */
 import * as grpc from "@grpc/grpc-js"
 import type { LinkStateMessage, SiteId } from "@net-perf/engine"
-import { Data, Effect, FiberMap, Queue, Runtime, Schedule, type Scope } from "effect"
+import { Data, Effect, FiberMap, Queue, Schedule, type Scope } from "effect"
 import * as pb from "../gen/netperf/linkstate/v1/linkstate.js"
 import { hostPort, keepaliveOptions } from "../grpc/GrpcServer.js"
 import { fromWire, toWire } from "./Wire.js"
@@ -92,8 +92,6 @@ export const makeLinkStateExchange = (
 ): Effect.Effect<LinkStateExchange, never, Scope.Scope> =>
   Effect.gen(function* () {
     const now = options.now ?? Date.now
-    const runtime = yield* Effect.runtime<never>()
-    const runFork = Runtime.runFork(runtime)
     const received = yield* Queue.sliding<LinkStateMessage>(10_000)
     yield* Effect.addFinalizer(() => Queue.shutdown(received))
     const counters: ExchangeCounters = { accepted: 0, duplicates: 0, invalid: 0, relayed: 0, dropped: 0 }
@@ -124,17 +122,19 @@ export const makeLinkStateExchange = (
       for (const [site, conn] of connections) if (!except.has(site)) write(conn, wire)
     }
 
-    const onIncoming = (wire: pb.LinkStateMessage, sender: number | undefined, peerLabel: string) =>
+    /** Decodes (synchronously: Schema only) and relays one message; false when it was invalid. */
+    const onIncoming = (wire: pb.LinkStateMessage, sender: number | undefined, peerLabel: string): boolean =>
       fromWire(wire).pipe(
         Effect.match({
           onFailure: (error) => {
             counters.invalid++
             options.onInvalid?.(peerLabel, error)
+            return false
           },
           onSuccess: (message) => {
             if (message.origin === options.self || !newer(message, order.get(message.origin))) {
               counters.duplicates++
-              return
+              return true
             }
             order.set(message.origin, { incarnation: message.incarnation, seq: message.seq })
             latest.set(message.origin, wire)
@@ -144,8 +144,10 @@ export const makeLinkStateExchange = (
             if (sender !== undefined) except.add(sender)
             counters.relayed++
             flood(wire, except)
+            return true
           },
         }),
+        Effect.runSync,
       )
 
     const handler: pb.LinkStateServiceServer = {
@@ -156,10 +158,8 @@ export const makeLinkStateExchange = (
         let accepted = 0
         let rejected = 0
         call.on("data", (wire: pb.LinkStateMessage) => {
-          const before = counters.invalid
-          runFork(onIncoming(wire, Number.isInteger(sender) ? sender : undefined, label))
-          if (counters.invalid > before) rejected++
-          else accepted++
+          if (onIncoming(wire, Number.isInteger(sender) ? sender : undefined, label)) accepted++
+          else rejected++
         })
         call.on("end", () => callback(null, { accepted, rejected }))
         call.on("error", () => undefined)
