@@ -64,8 +64,8 @@ const diagnose = (twin: Twin, daemons: ReadonlyArray<NetLab.DaemonHandle>) =>
       const log = await readFile(d.logFile, "utf8").catch(() => "")
       console.log(`--- site ${d.site} daemon log (last 30 lines)\n${log.split("\n").slice(-30).join("\n")}`)
     }
-    const argv = twin.siteCommand(0, [process.execPath, perfc, "--sites", "0,1,2"])
-    const r = await execa(argv[0]!, argv.slice(1), { reject: false })
+    const [command, ...args] = twin.siteCommand(0, [process.execPath, perfc, "--sites", "0,1,2"])
+    const r = await execa(command!, args, { reject: false })
     console.log(`--- perfc from site 0\n${r.stdout}\n${r.stderr}`)
   })
 
@@ -99,13 +99,8 @@ describe.skipIf(!isRoot)("net-perf daemons in a 3-site twin", () => {
         expect(yield* routeTo(0, 1)).toMatch(/^wg0\.1_v[46]$/)
 
         // 2. link state: site 0's perfc sees every site's routes through the management API
-        const overview = yield* Effect.promise(() =>
-          execa(
-            twin.siteCommand(0, [process.execPath, perfc, "--sites", "0,1,2", "--json"])[0]!,
-            twin.siteCommand(0, [process.execPath, perfc, "--sites", "0,1,2", "--json"]).slice(1),
-            { reject: false },
-          ),
-        )
+        const [command, ...args] = twin.siteCommand(0, [process.execPath, perfc, "--sites", "0,1,2", "--json"])
+        const overview = yield* Effect.promise(() => execa(command!, args, { reject: false }))
         expect(overview.exitCode, overview.stderr).toBe(0)
         const sites = JSON.parse(overview.stdout).sites as Array<{ site: number; routes: Array<unknown> }>
         expect(sites.map((s) => s.site)).toEqual([0, 1, 2])
