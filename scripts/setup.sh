@@ -20,6 +20,8 @@ declare -A NEED=(
   [killall]=psmisc
   [promtool]=prometheus
   [chromium]=chromium
+  [openssl]=openssl
+  [curl]=curl
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

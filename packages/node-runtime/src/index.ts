@@ -96,6 +96,8 @@ export {
   type RouteInstallerService,
   watchdog as routeWatchdog,
 } from "./kernel/RouteInstaller.js"
+export { type GrpcTlsCredentials, GrpcTlsError, type GrpcTlsFiles, loadGrpcTls } from "./linkstate/Tls.js"
+export { makeCa, makeLeaf, type PkiCa, PkiFailed, type PkiLeaf } from "./linkstate/testing/ThrowawayPki.js"
 // Appended by H10: the live mesh page for `GET /` on the metrics port (see README "Live page").
 export {
   type LiveMeshLink,

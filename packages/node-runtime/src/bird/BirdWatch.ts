@@ -2,7 +2,7 @@
  * Watching BIRD's table: polls `show route all` on a Schedule and emits only when the BGP paths
  * change (the original hashed the reply to detect this; comparing parsed paths ignores
  * cosmetic changes such as timestamps). An unreachable BIRD is emitted as a state of its own,
- * once per outage, so the consumer can keep its last paths or fall back — never a silent stall.
+ * once per outage and kind of failure, so the consumer can keep its last paths or fall back — never a silent stall.
  */
 import type { BgpPath } from "@net-perf/engine"
 import { Duration, Effect, Schedule, Stream } from "effect"
@@ -17,7 +17,9 @@ const pathKey = (p: BgpPath) => `${p.prefix}|${p.asPath.join(" ")}|${p.nextHop}|
 
 const sameEvent = (a: BirdTableEvent, b: BirdTableEvent): boolean => {
   if (a._tag !== b._tag) return false
-  if (a._tag === "Unavailable") return true
+  // A different failure (BIRD down, then a malformed reply) is news; the same one repeated is not.
+  if (a._tag === "Unavailable")
+    return a.error._tag === (b as Extract<BirdTableEvent, { _tag: "Unavailable" }>).error._tag
   const bp = (b as Extract<BirdTableEvent, { _tag: "Paths" }>).paths
   return a.paths.length === bp.length && a.paths.map(pathKey).join("\n") === bp.map(pathKey).join("\n")
 }

@@ -51,7 +51,7 @@ export const makeControlMetrics = (registry: Registry) => {
     }),
     linkStateMessages: new Counter({
       name: "netperf_linkstate_messages_total",
-      help: "Link-state messages by outcome (accepted, duplicate, invalid, sent)",
+      help: "Link-state messages by outcome (accepted, duplicate, invalid = failed validation, undecodable = not protobuf, sent)",
       labelNames: ["outcome"],
       registers,
     }),
@@ -63,6 +63,40 @@ export const makeControlMetrics = (registry: Registry) => {
     }),
     birdUp: new Gauge({ name: "netperf_bird_up", help: "1 when BIRD's control socket answers", registers }),
     bgpPaths: new Gauge({ name: "netperf_bgp_paths", help: "BGP paths read from BIRD", registers }),
+    birdFailures: new Counter({
+      name: "netperf_bird_failures_total",
+      help: "BIRD outages by the error that started them (BirdUnavailable, BirdTimeout, BirdParseError = malformed reply, BirdReplyError)",
+      labelNames: ["error"],
+      registers,
+    }),
+    linkStatePeerLive: new Gauge({
+      name: "netperf_linkstate_peer_live",
+      help: "1 while an origin's link state is younger than routing.linkStateMaxAgeMillis, 0 once it aged out",
+      labelNames: ["origin"],
+      registers,
+    }),
+    peerStreamChanges: new Counter({
+      name: "netperf_linkstate_peer_stream_changes_total",
+      help: "Link-state streams to a peer opened (state=open) or lost (state=lost)",
+      labelNames: ["peer", "state"],
+      registers,
+    }),
+    tunnelStateChanges: new Counter({
+      name: "netperf_tunnel_state_changes_total",
+      help: "Echo failure-detector verdict changes per tunnel (state = the new verdict: up, dead, unknown)",
+      labelNames: ["tunnel", "state"],
+      registers,
+    }),
+    routesFoundAtStart: new Gauge({
+      name: "netperf_kernel_routes_found_at_start",
+      help: "Protocol-201 routes already in the kernel when the daemon started (left by a crash); the first plan reconciles them",
+      registers,
+    }),
+    startupReconciled: new Gauge({
+      name: "netperf_kernel_startup_reconciled",
+      help: "1 once the first plan has been applied over the routes found at start",
+      registers,
+    }),
     metricsStoreUp: new Gauge({
       name: "netperf_metrics_store_up",
       help: "1 when the optional metrics store answered its last query (absent when not configured)",

@@ -25,12 +25,12 @@ import { Effect, Layer, Queue, Schema, Stream } from "effect"
 import { Bird } from "../bird/Bird.js"
 import { watchBgpPaths } from "../bird/BirdWatch.js"
 import { fillTemplate } from "../discovery/Addressing.js"
-import * as linkstatePb from "../gen/netperf/linkstate/v1/linkstate.js"
 import * as managementPb from "../gen/netperf/management/v1/management.js"
 import { serveGrpc } from "../grpc/GrpcServer.js"
 import { Ip, makeIp } from "../kernel/Ip.js"
 import { RouteInstaller } from "../kernel/RouteInstaller.js"
 import { makeLinkStateExchange } from "../linkstate/LinkStateExchange.js"
+import { loadGrpcTls } from "../linkstate/Tls.js"
 import { livePageHeaders, liveStatusOf, renderLivePage } from "../livepage/LivePage.js"
 import { MeasurementPlane, MeasurementPlaneConfig, MeasurementPlaneLive } from "../MeasurementPlane.js"
 import { type ManagementSource, makeManagementHandler, tunnelSnapshotsOf } from "../management/ManagementServer.js"
@@ -124,11 +124,26 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       incarnation: startedAtMillis,
     })
 
+    // Mutual TLS on every gRPC server and link-state client when `grpc.tls` is set (else plaintext).
+    const tls = config.grpc.tls === undefined ? undefined : yield* loadGrpcTls(config.grpc.tls)
     const exchange = yield* makeLinkStateExchange({
       self,
+      ...(tls === undefined ? {} : { credentials: tls.client }),
       onInvalid: (peer, error) => {
         control.linkStateMessages.inc({ outcome: "invalid" })
         Effect.runFork(Effect.logWarning(`invalid link-state message from ${peer}`, error))
+      },
+      onUndecodable: (frame, error) => {
+        control.linkStateMessages.inc({ outcome: "undecodable" })
+        Effect.runFork(Effect.logWarning(`undecodable link-state message (${frame}): not a LinkStateMessage`, error))
+      },
+      onPeerStream: (peer, state, cause) => {
+        control.peerStreamChanges.inc({ peer: String(peer), state })
+        Effect.runFork(
+          state === "open"
+            ? Effect.logInfo(`link-state stream to site ${peer} open`)
+            : Effect.logWarning(`link-state stream to site ${peer} lost: ${String(cause)}`),
+        )
       },
     })
     const management = yield* makeManagementHandler(managementSource())
@@ -136,8 +151,9 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       yield* serveGrpc({
         host,
         port: config.grpc.port,
+        ...(tls === undefined ? {} : { credentials: tls.server }),
         services: [
-          { definition: linkstatePb.LinkStateServiceService, implementation: exchange.handler },
+          { definition: exchange.definition, implementation: exchange.handler },
           { definition: managementPb.ManagementServiceService, implementation: management },
         ],
       })
@@ -177,6 +193,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
     )
 
     let bgpPathCount = 0
+    let birdDown = false
     yield* Effect.forkScoped(
       Stream.runForEach(watchBgpPaths(bird, `${config.bird.pollIntervalMillis} millis`), (event) =>
         Effect.suspend(() => {
@@ -185,10 +202,30 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
             bgpPathCount = event.paths.length
             control.bgpPaths.set(bgpPathCount)
             router.setBgpPaths(event.paths as ReadonlyArray<BgpPath>)
-            return trigger
+            const recovered = birdDown
+            birdDown = false
+            return recovered
+              ? Effect.zipRight(Effect.logInfo(`BIRD answers again: ${bgpPathCount} BGP path(s)`), trigger)
+              : trigger
           }
+          birdDown = true
           control.birdUp.set(0)
-          return Effect.logWarning(`BIRD unavailable (${event.error._tag}); routing continues on measured link state`)
+          control.birdFailures.inc({ error: event.error._tag })
+          return Effect.logWarning(
+            `BIRD unavailable (${event.error._tag}: ${event.error.message}); routing continues on measured link state`,
+          )
+        }),
+      ),
+    )
+
+    // The echo failure detector's verdicts, as a log line and a counter per tunnel.
+    yield* Effect.forkScoped(
+      Stream.runForEach(plane.healthChanges, (change) =>
+        Effect.suspend(() => {
+          control.tunnelStateChanges.inc({ tunnel: change.key, state: change.health })
+          return (change.health === "dead" ? Effect.logWarning : Effect.logInfo)(
+            `tunnel ${change.key}: ${change.health}`,
+          )
         }),
       ),
     )
@@ -208,6 +245,17 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
     )
 
     // --- decide → install → advertise -------------------------------------------------------------
+    // Routes a crash (kill -9) left behind: the installer keeps them until the first plan replaces them.
+    const foundAtStart = yield* installer.installed.pipe(
+      Effect.catchAll((e) => Effect.as(Effect.logWarning("cannot read protocol-201 routes at start", e), [])),
+    )
+    control.routesFoundAtStart.set(foundAtStart.length)
+    if (foundAtStart.length > 0)
+      yield* Effect.logWarning(
+        `found ${foundAtStart.length} protocol-201 route(s) left by a previous run; the first plan reconciles them`,
+      )
+    let startupReconciled = false
+    const liveOf = new Map<number, boolean>()
     let installedKey: string | undefined
     let managedRouteCount = 0
     let advertisedKey: string | undefined
@@ -251,6 +299,14 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
           installedKey = key
           managedRouteCount = report.right.installed.length
           control.managedRoutes.set(managedRouteCount)
+          if (!startupReconciled) {
+            startupReconciled = true
+            control.startupReconciled.set(1)
+            if (foundAtStart.length > 0)
+              yield* Effect.logInfo(
+                `routes reconciled at start: ${foundAtStart.length} left by a previous run, ${report.right.applied.length} operation(s), ${managedRouteCount} managed route(s) now`,
+              )
+          }
           if (report.right.applied.length > 0)
             yield* Effect.logInfo(
               `routes: ${report.right.applied.map((op) => `${op._tag.slice(5).toLowerCase()} ${op.route.prefix} dev ${op.route.device}`).join(", ")}`,
@@ -268,7 +324,19 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
         advertisedKey = dKey
         lastAdvertMillis = now
       }
-      for (const [origin, at] of lastHeard) control.linkStateAge.set({ origin: String(origin) }, (now - at) / 1000)
+      for (const [origin, at] of lastHeard) {
+        const live = now - at <= config.routing.linkStateMaxAgeMillis
+        control.linkStateAge.set({ origin: String(origin) }, (now - at) / 1000)
+        control.linkStatePeerLive.set({ origin: String(origin) }, live ? 1 : 0)
+        const was = liveOf.get(origin)
+        liveOf.set(origin, live)
+        if (was === undefined || was === live) continue
+        yield* live
+          ? Effect.logInfo(`link state of site ${origin} is fresh again`)
+          : Effect.logWarning(
+              `link state of site ${origin} aged out (silent ${((now - at) / 1000).toFixed(1)} s): its links count as unknown`,
+            )
+      }
       for (const p of exchange.peers()) control.peerConnected.set({ peer: String(p.site) }, p.connected ? 1 : 0)
     })
     yield* Effect.forkScoped(

@@ -54,11 +54,20 @@ export interface LinkStateExchangeOptions {
   readonly reconnect?: Schedule.Schedule<unknown, unknown>
   readonly now?: () => number
   readonly onInvalid?: (peer: string, error: unknown) => void
+  /** A received frame that is not a protobuf LinkStateMessage at all (the call is then ended with INTERNAL). */
+  readonly onUndecodable?: (peer: string, error: unknown) => void
+  /**
+   * Our stream to a peer opened (the peer's server answered) or was lost after having been open:
+   * once per change, not per reconnect attempt.
+   */
+  readonly onPeerStream?: (peer: SiteId, state: "open" | "lost", cause?: unknown) => void
 }
 
 export interface LinkStateExchange {
   /** gRPC handler to register on the daemon's server. */
   readonly handler: pb.LinkStateServiceServer
+  /** The service definition to register it with (counts frames that do not decode; see onUndecodable). */
+  readonly definition: grpc.ServiceDefinition
   /** Newer messages from other origins, in arrival order. */
   readonly received: Queue.Dequeue<LinkStateMessage>
   /** Sends our own message to every peer. */
@@ -73,6 +82,8 @@ interface PeerConnection {
   endpoint: PeerEndpoint
   stream: grpc.ClientWritableStream<pb.LinkStateMessage> | undefined
   connectedAtMillis: number | null
+  /** The peer's server answered (sent its headers) on the current stream. */
+  open: boolean
   failures: number
   sent: number
 }
@@ -157,6 +168,8 @@ export const makeLinkStateExchange = (
         const label = `${call.getPeer()}${sender === undefined ? "" : ` (site ${sender})`}`
         let accepted = 0
         let rejected = 0
+        // Headers at once: the client learns the stream is really open (not just queued).
+        call.sendMetadata(new grpc.Metadata())
         call.on("data", (wire: pb.LinkStateMessage) => {
           if (onIncoming(wire, Number.isInteger(sender) ? sender : undefined, label)) accepted++
           else rejected++
@@ -176,17 +189,27 @@ export const makeLinkStateExchange = (
           conn.stream = undefined
           conn.connectedAtMillis = null
           conn.failures++
+          if (conn.open) {
+            conn.open = false
+            options.onPeerStream?.(conn.endpoint.site, "lost", error ?? "stream ended")
+          }
           resume(
             Effect.fail(new PeerStreamError({ peer: conn.endpoint.site, address, cause: error ?? "stream ended" })),
           )
         })
         stream.on("error", () => undefined)
+        stream.on("metadata", () => {
+          if (conn.open || conn.stream !== stream) return
+          conn.open = true
+          conn.connectedAtMillis = now()
+          options.onPeerStream?.(conn.endpoint.site, "open")
+        })
         conn.stream = stream
-        conn.connectedAtMillis = now()
         for (const wire of latest.values()) write(conn, wire)
         return Effect.sync(() => {
           conn.stream = undefined
           conn.connectedAtMillis = null
+          conn.open = false
           stream.end()
         })
       })
@@ -209,7 +232,14 @@ export const makeLinkStateExchange = (
         }
         for (const [site, endpoint] of wanted) {
           if (connections.has(site)) continue
-          const conn: PeerConnection = { endpoint, stream: undefined, connectedAtMillis: null, failures: 0, sent: 0 }
+          const conn: PeerConnection = {
+            endpoint,
+            stream: undefined,
+            connectedAtMillis: null,
+            open: false,
+            failures: 0,
+            sent: 0,
+          }
           connections.set(site, conn)
           yield* FiberMap.run(fibers, site, runPeer(conn))
         }
@@ -228,12 +258,31 @@ export const makeLinkStateExchange = (
         .map((c) => ({
           site: c.endpoint.site,
           address: hostPort(c.endpoint.host, c.endpoint.port),
-          connected: c.stream !== undefined,
+          connected: c.stream !== undefined && c.open,
           connectedAtMillis: c.connectedAtMillis,
           failures: c.failures,
           sent: c.sent,
         }))
         .sort((a, b) => a.site - b.site)
 
-    return { handler, received, publish, setPeers, peers, counters } satisfies LinkStateExchange
+    // A frame that is not protobuf never reaches the handler: grpc-js ends the call with INTERNAL.
+    // Wrapping the deserializer is the one place it can be counted and named.
+    const publishMethod = pb.LinkStateServiceService.publish
+    const definition: grpc.ServiceDefinition = {
+      ...pb.LinkStateServiceService,
+      publish: {
+        ...publishMethod,
+        requestDeserialize: (bytes: Buffer) => {
+          try {
+            return publishMethod.requestDeserialize(bytes)
+          } catch (error) {
+            counters.invalid++
+            options.onUndecodable?.(`${bytes.length}-byte frame`, error)
+            throw error
+          }
+        },
+      },
+    }
+
+    return { handler, definition, received, publish, setPeers, peers, counters } satisfies LinkStateExchange
   })

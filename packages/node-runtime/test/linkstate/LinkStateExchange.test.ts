@@ -127,6 +127,11 @@ describe("LinkStateExchange over real gRPC on loopback", () => {
         yield* a.exchange.setPeers([{ site: SiteId.make(1), host: "127.0.0.1", port: b.port }])
         const got = yield* takeN(b.exchange.received, 1)
         expect(got[0]?.seq).toBe(9)
+        // "connected" once b's server has answered with its headers, which may trail b's receipt
+        yield* Effect.sync(() => a.exchange.peers()[0]?.connected === true).pipe(
+          Effect.repeat({ until: (c) => c, schedule: Schedule.spaced("20 millis") }),
+          Effect.timeout("5 seconds"),
+        )
         expect(a.exchange.peers()[0]?.connected).toBe(true)
       }),
     20_000,
