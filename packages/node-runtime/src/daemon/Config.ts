@@ -101,11 +101,19 @@ export const KernelSection = Schema.Struct({
   sitePrefixes: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Array(NonEmpty) })),
 })
 
+/**
+ * Optional Prometheus/VictoriaMetrics source (off unless present): fills the routing graph's links
+ * of origins the link-state exchange has no fresh data for (metricsstore/Fallback.ts). `kind` is
+ * informational: both serve the same query API.
+ */
 export const MetricsStoreSection = Schema.Struct({
   kind: field(Schema.Literal("prometheus", "victoriametrics"), "prometheus"),
+  /** Base URL, e.g. `http://10.201.0.10:9090`. */
   url: NonEmpty,
   timeoutMillis: field(Millis, 2_000),
   intervalMillis: field(Millis, 15_000),
+  /** A sample older than this (its scrape time) no longer makes a link usable; keep it above 2× the scrape interval. */
+  maxSampleAgeMillis: field(Millis, 60_000),
 })
 
 export const DaemonConfig = Schema.Struct({
