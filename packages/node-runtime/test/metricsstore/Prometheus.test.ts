@@ -201,7 +201,12 @@ describe.skipIf(!hasPrometheus)("metrics store against a real Prometheus", () =>
         expect(router.graph.linkCost(SiteId.make(1), SiteId.make(2))).toBe(exchangeCost)
 
         const histogram = yield* Effect.promise(
-          async () => (await registry.getSingleMetric("netperf_metrics_store_query_seconds")?.get())?.values ?? [],
+          async () =>
+            ((await registry.getSingleMetric("netperf_metrics_store_query_seconds")?.get())?.values ??
+              []) as ReadonlyArray<{
+              readonly metricName?: string
+              readonly value: number
+            }>,
         )
         const sum = histogram.find((v) => v.metricName === "netperf_metrics_store_query_seconds_sum")?.value ?? 0
         const count = histogram.find((v) => v.metricName === "netperf_metrics_store_query_seconds_count")?.value ?? 0
