@@ -97,11 +97,6 @@ export const makeControlMetrics = (registry: Registry) => {
       help: "1 once the first plan has been applied over the routes found at start",
       registers,
     }),
-    metricsStoreUp: new Gauge({
-      name: "netperf_metrics_store_up",
-      help: "1 when the optional metrics store answered its last query (absent when not configured)",
-      registers,
-    }),
   }
 }
 export type ControlMetrics = ReturnType<typeof makeControlMetrics>

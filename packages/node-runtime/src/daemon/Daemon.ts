@@ -36,6 +36,7 @@ import { MeasurementPlane, MeasurementPlaneConfig, MeasurementPlaneLive } from "
 import { type ManagementSource, makeManagementHandler, tunnelSnapshotsOf } from "../management/ManagementServer.js"
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { serveMetrics } from "../metrics/MetricsServer.js"
+import { runMetricsStoreFallback } from "../metricsstore/MetricsStore.js"
 import { makeSysctl } from "../sysctl/Sysctl.js"
 import { aggregationOf, type DaemonConfig, defaultListenHosts, prefixesOf } from "./Config.js"
 import { makeControlMetrics } from "./ControlMetrics.js"
@@ -191,6 +192,21 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
         ),
       ),
     )
+
+    // --- metrics store (optional): fills graph links of origins without fresh link state ---------
+    // The merge rule is metricsstore/Fallback.ts: the exchange wins, distances never come from the store.
+    if (config.metricsStore !== undefined)
+      yield* runMetricsStoreFallback({
+        settings: config.metricsStore,
+        self,
+        registry: metrics.registry,
+        graph: router.graph,
+        exchangeFresh: (origin, now) =>
+          now - (lastHeard.get(origin) ?? Number.NEGATIVE_INFINITY) <= config.routing.linkStateMaxAgeMillis,
+        costModel: config.routing.costModel,
+        onChange: trigger,
+      })
+    // --- end metrics store ---------------------------------------------------------------------------
 
     let bgpPathCount = 0
     let birdDown = false
