@@ -21,7 +21,13 @@
  * Probes are counted for loss only while the tunnel is up: outages are priced by availability,
  * and the prober's faster probing while a tunnel is down must not be counted twice.
  * Availability is the time-weighted share of time up, counted from the first time the tunnel
- * was up (a tunnel still coming up at start-up is not punished for it).
+ * was up (a tunnel still coming up at start-up is not punished for it), judged over two memories
+ * and reported as the worse of the two: a fast one (half-life 10 s) that prices the outage just
+ * over and forgets it within a minute or so, and a slow one (half-life 10 min) that remembers
+ * repeated outages. One short outage therefore costs little once the tunnel has stayed up for
+ * ~45 s (a 15 s outage: +3.5 ms of cost left from the slow memory), while a tunnel that keeps
+ * failing stays expensive as long as it keeps failing and for minutes after (engine README,
+ * "Recovery after a failure").
  */
 import type { LinkStats, LossTestSample, RttProbeKind, RttSample, Sample, TunnelId, TunnelState } from "./Domain.js"
 import { tunnelKey } from "./Domain.js"
@@ -35,14 +41,19 @@ export interface AggregationConfig {
   readonly fastLossHalfLifeMillis: number
   /** Standard errors subtracted from the fast loss estimate (default 1). */
   readonly fastLossConfidence: number
-  /** Half-life of the availability memory (default 2 min). */
+  /** Half-life of the slow availability memory (default 10 min). */
   readonly availabilityHalfLifeMillis: number
   /**
-   * Up time credited when a tunnel first comes up (default one half-life), decaying like the rest:
-   * without it, one early outage in a short history reads as a very low availability (15 s down
-   * after 60 s up = 0.8) and keeps a recovered tunnel unused for many minutes.
+   * Up time credited to the slow memory when a tunnel first comes up (default one half-life),
+   * decaying like the rest: without it, one early outage in a short history reads as a very low
+   * availability (15 s down after 60 s up = 0.8) and keeps a recovered tunnel unused for many minutes.
    */
   readonly availabilityPriorMillis: number
+  /**
+   * Half-life of the fast availability memory (default 10 s; its prior is one half-life). The
+   * reported availability is min(fast, slow); 0 turns the fast memory off.
+   */
+  readonly fastAvailabilityHalfLifeMillis: number
   /** Consecutive lost fast probes that make a tunnel dead (default 3). */
   readonly deadAfterMisses: number
   /** Consecutive replies that bring a tunnel up (from unknown or dead; default 2). */
@@ -76,8 +87,9 @@ export const defaultAggregationConfig: AggregationConfig = {
   lossHalfLifeMillis: 600_000,
   fastLossHalfLifeMillis: 30_000,
   fastLossConfidence: 1,
-  availabilityHalfLifeMillis: 120_000,
-  availabilityPriorMillis: 120_000,
+  availabilityHalfLifeMillis: 1_800_000,
+  availabilityPriorMillis: 1_800_000,
+  fastAvailabilityHalfLifeMillis: 10_000,
   deadAfterMisses: 3,
   reviveAfterReplies: 2,
   staleAfterMillis: 30_000,
@@ -136,6 +148,9 @@ export interface TunnelAggregate {
   /** Time-weighted up-time and observed time (decayed), accounted up to `accountedAtMillis`. */
   readonly upMillis: number
   readonly observedMillis: number
+  /** The same over the fast availability memory. */
+  readonly fastUpMillis: number
+  readonly fastObservedMillis: number
   readonly accountedAtMillis: number | null
   readonly lastSampleAtMillis: number | null
   readonly lastReplyAtMillis: number | null
@@ -160,6 +175,8 @@ export const emptyAggregate = (tunnel: TunnelId): TunnelAggregate => ({
   lastTcpRttMs: null,
   upMillis: 0,
   observedMillis: 0,
+  fastUpMillis: 0,
+  fastObservedMillis: 0,
   accountedAtMillis: null,
   lastSampleAtMillis: null,
   lastReplyAtMillis: null,
@@ -177,10 +194,11 @@ const account = (
   everUp: boolean,
   fromMillis: number | null,
   toMillis: number,
-  config: AggregationConfig,
+  halfLifeMillis: number,
+  staleAfterMillis: number,
 ): { upMillis: number; observedMillis: number } => {
-  if (fromMillis === null || toMillis <= fromMillis) return { upMillis, observedMillis }
-  const h = config.availabilityHalfLifeMillis
+  if (fromMillis === null || toMillis <= fromMillis || !(halfLifeMillis > 0)) return { upMillis, observedMillis }
+  const h = halfLifeMillis
   const dt = toMillis - fromMillis
   const decayAll = 2 ** (-dt / h)
   // ∫ over an interval of length t ending now of 2^(−age/h) = (h/ln2)(1 − 2^(−t/h))
@@ -190,10 +208,54 @@ const account = (
   }
   const observed = observedMillis * decayAll + integral(dt)
   if (state === "dead") return { upMillis: upMillis * decayAll, observedMillis: observed }
-  const upSpan = Math.min(dt, config.staleAfterMillis)
+  const upSpan = Math.min(dt, staleAfterMillis)
   // Up during the first upSpan of the interval, then (if stale) down until toMillis.
   const up = upMillis * decayAll + integral(upSpan) * 2 ** (-(dt - upSpan) / h)
   return { upMillis: up, observedMillis: observed }
+}
+
+interface Accounts {
+  upMillis: number
+  observedMillis: number
+  fastUpMillis: number
+  fastObservedMillis: number
+}
+
+/** Both availability memories brought forward from `fromMillis` to `toMillis`. */
+const accountBoth = (
+  a: Accounts,
+  state: TunnelState,
+  everUp: boolean,
+  fromMillis: number | null,
+  toMillis: number,
+  config: AggregationConfig,
+): Accounts => {
+  const slow = account(
+    a.upMillis,
+    a.observedMillis,
+    state,
+    everUp,
+    fromMillis,
+    toMillis,
+    config.availabilityHalfLifeMillis,
+    config.staleAfterMillis,
+  )
+  const fast = account(
+    a.fastUpMillis,
+    a.fastObservedMillis,
+    state,
+    everUp,
+    fromMillis,
+    toMillis,
+    config.fastAvailabilityHalfLifeMillis,
+    config.staleAfterMillis,
+  )
+  return {
+    upMillis: slow.upMillis,
+    observedMillis: slow.observedMillis,
+    fastUpMillis: fast.upMillis,
+    fastObservedMillis: fast.observedMillis,
+  }
 }
 
 /** Folds one sample into a tunnel's aggregate (the sample's tunnel is not checked). */
@@ -205,22 +267,22 @@ export const ingest = (
   const at = sample.atMillis
   let state = agg.state
   let replies = agg.replies
-  let upMillis = agg.upMillis
-  let observedMillis = agg.observedMillis
+  let accounts: Accounts = {
+    upMillis: agg.upMillis,
+    observedMillis: agg.observedMillis,
+    fastUpMillis: agg.fastUpMillis,
+    fastObservedMillis: agg.fastObservedMillis,
+  }
   let accountedAtMillis = agg.accountedAtMillis
   // A silence longer than the staleness limit killed the tunnel even if nobody noticed.
   if (state === "up" && agg.lastSampleAtMillis !== null && at - agg.lastSampleAtMillis > config.staleAfterMillis) {
-    const a = account(upMillis, observedMillis, "up", agg.everUp, accountedAtMillis, at, config)
-    upMillis = a.upMillis
-    observedMillis = a.observedMillis
+    accounts = accountBoth(accounts, "up", agg.everUp, accountedAtMillis, at, config)
     accountedAtMillis = at
     state = "dead"
     replies = 0
   }
   if (accountedAtMillis === null || at >= accountedAtMillis) {
-    const a = account(upMillis, observedMillis, state, agg.everUp, accountedAtMillis, at, config)
-    upMillis = a.upMillis
-    observedMillis = a.observedMillis
+    accounts = accountBoth(accounts, state, agg.everUp, accountedAtMillis, at, config)
     accountedAtMillis = at
   }
   const lastSampleAtMillis = agg.lastSampleAtMillis === null ? at : Math.max(agg.lastSampleAtMillis, at)
@@ -279,8 +341,10 @@ export const ingest = (
     misses = 0
     if (state !== "up" && replies >= config.reviveAfterReplies) state = "up"
     if (!everUp && state === "up") {
-      upMillis += config.availabilityPriorMillis
-      observedMillis += config.availabilityPriorMillis
+      accounts.upMillis += config.availabilityPriorMillis
+      accounts.observedMillis += config.availabilityPriorMillis
+      accounts.fastUpMillis += config.fastAvailabilityHalfLifeMillis
+      accounts.fastObservedMillis += config.fastAvailabilityHalfLifeMillis
     }
     everUp = everUp || state === "up"
     lastReplyAtMillis = lastReplyAtMillis === null ? at : Math.max(lastReplyAtMillis, at)
@@ -310,8 +374,10 @@ export const ingest = (
     lastEchoRttMs,
     lastIcmpRttMs,
     lastTcpRttMs,
-    upMillis,
-    observedMillis,
+    upMillis: accounts.upMillis,
+    observedMillis: accounts.observedMillis,
+    fastUpMillis: accounts.fastUpMillis,
+    fastObservedMillis: accounts.fastObservedMillis,
     accountedAtMillis,
     lastSampleAtMillis,
     lastReplyAtMillis,
@@ -345,17 +411,15 @@ export const linkStats = (
   nowMillis: number,
   config: AggregationConfig = defaultAggregationConfig,
 ): LinkStats => {
-  const { upMillis, observedMillis } = account(
-    agg.upMillis,
-    agg.observedMillis,
-    agg.state,
-    agg.everUp,
-    agg.accountedAtMillis,
-    nowMillis,
-    config,
-  )
+  const a = accountBoth(agg, agg.state, agg.everUp, agg.accountedAtMillis, nowMillis, config)
   const state = stateAt(agg, nowMillis, config)
-  const availability = observedMillis > 0 ? Math.min(1, Math.max(0, upMillis / observedMillis)) : state === "up" ? 1 : 0
+  const share = (up: number, observed: number) => (observed > 0 ? Math.min(1, Math.max(0, up / observed)) : 1)
+  const availability =
+    a.observedMillis > 0 || a.fastObservedMillis > 0
+      ? Math.min(share(a.upMillis, a.observedMillis), share(a.fastUpMillis, a.fastObservedMillis))
+      : state === "up"
+        ? 1
+        : 0
   return {
     tunnel: agg.tunnel,
     state,

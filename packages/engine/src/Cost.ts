@@ -14,8 +14,9 @@
  *   1000 ms: 1 % loss ≈ +10 ms, 10 % ≈ +111 ms, 100 % = +∞).
  * - (1−A)/A prices a link that was recently down: it may go down again, and every outage costs
  *   a failure detection and a reroute. Default 200 ms: A = 0.99 ≈ +2 ms, A = 0.9 ≈ +22 ms (with the
- *   aggregation's 2-minute availability memory, a tunnel back from a 15 s outage is priced about
- *   +20 ms at first and +5 ms four minutes later: avoided for minutes, not for hours).
+ *   aggregation's availability = min(10 s memory, 30 min memory), a tunnel back from a 15 s
+ *   outage is priced +170 ms at first, +6 ms 45 s later and +1.5 ms after that: used again within
+ *   a minute; one that keeps failing stays priced above +5 ms while it keeps failing).
  * - Jitter (RFC 3550 mean deviation) is paid about one-for-one by delay-sensitive traffic
  *   (playout buffers), default weight 1.
  *

@@ -6,6 +6,16 @@
  * since the last switch has passed; an incumbent whose cost is +Infinity (dead, gone) is left
  * at once, dwell or not. Ties never depend on map order: equal costs prefer the incumbent, then
  * the earlier candidate in the caller's order.
+ *
+ * The dwell bounds the switch RATE; the margin is what keeps near-equal paths from flapping.
+ * Hence:
+ * - the initial choice is not a switch: it starts no dwell (its `sinceMillis` is −Infinity), so
+ *   a degradation right after start-up is acted on as soon as it is measured;
+ * - an urgent gain, more than `urgentGainFactor` × the threshold (a link that became far worse,
+ *   not noise: the threshold already holds 3σ of it), waits only `urgentDwellMillis` since the
+ *   last switch. Two paths can then alternate faster than the dwell only if their cost
+ *   difference swings by more than 2 × urgentGainFactor thresholds (≥ 30 ms, ≥ 9σ) each way,
+ *   and never more than once per urgentDwellMillis.
  */
 import { Equal } from "effect"
 
@@ -18,13 +28,19 @@ export interface StabilityConfig {
   readonly noiseFactor: number
   /** Minimum time between two switches, except when leaving a dead choice (default 30 s). */
   readonly dwellMillis: number
+  /** A gain above this many thresholds is urgent (default 3; +Infinity = never). */
+  readonly urgentGainFactor?: number
+  /** Minimum time between a switch and an urgent one (default 5 s; capped by dwellMillis). */
+  readonly urgentDwellMillis?: number
 }
 
-export const defaultStabilityConfig: StabilityConfig = {
+export const defaultStabilityConfig: Required<StabilityConfig> = {
   absoluteMarginMs: 5,
   relativeMargin: 0.1,
   noiseFactor: 3,
   dwellMillis: 30_000,
+  urgentGainFactor: 3,
+  urgentDwellMillis: 5_000,
 }
 
 /** One option with its current cost (ms-equivalent, +Infinity = unusable). */
@@ -39,7 +55,10 @@ export interface Candidate<K> {
   readonly noiseMs?: number
 }
 
-/** What is chosen now, and since when (the time of the last switch). */
+/**
+ * What is chosen now, and since when: the time of the last switch, −Infinity for an initial
+ * choice (no switch yet, so no dwell to wait out).
+ */
 export interface Choice<K> {
   readonly key: K
   readonly sinceMillis: number
@@ -52,6 +71,8 @@ export type DecisionReason =
   | "left-dead"
   /** A candidate beat the incumbent by more than the threshold after the dwell time. */
   | "better"
+  /** A candidate beat the incumbent by more than urgentGainFactor thresholds after the urgent dwell. */
+  | "urgent"
   /** The incumbent is (one of) the best. */
   | "incumbent-best"
   /** A better candidate exists but its gain is within the threshold. */
@@ -134,7 +155,7 @@ export const decide = <K>(
     }
   }
   const take = (reason: DecisionReason, thresholdMs: number): Decision<K> => ({
-    choice: { key: best.key, sinceMillis: nowMillis },
+    choice: { key: best.key, sinceMillis: reason === "initial" ? Number.NEGATIVE_INFINITY : nowMillis },
     cost: bestCost,
     switched: previous !== undefined,
     reason,
@@ -161,6 +182,13 @@ export const decide = <K>(
   const threshold = switchThresholdMs(incumbentCost, noise, config)
   const gain = incumbentCost - bestCost
   if (!(gain > threshold)) return keep("within-margin", threshold)
-  if (nowMillis - previous.sinceMillis < config.dwellMillis) return keep("dwell", threshold)
-  return take("better", threshold)
+  const sinceSwitchMillis = nowMillis - previous.sinceMillis
+  if (sinceSwitchMillis >= config.dwellMillis) return take("better", threshold)
+  const urgentGainFactor = config.urgentGainFactor ?? defaultStabilityConfig.urgentGainFactor
+  const urgentDwellMillis = Math.min(
+    config.dwellMillis,
+    config.urgentDwellMillis ?? defaultStabilityConfig.urgentDwellMillis,
+  )
+  if (gain > urgentGainFactor * threshold && sinceSwitchMillis >= urgentDwellMillis) return take("urgent", threshold)
+  return keep("dwell", threshold)
 }

@@ -156,18 +156,58 @@ describe("Aggregation", () => {
     expect(later.availability).toBeGreaterThan(0.995)
   })
 
-  it("by default forgets an early outage within minutes (2-min memory, one half-life of prior up time)", () => {
+  it("by default forgets an early outage within a minute (one half-life of prior up time in the slow memory)", () => {
     // 15 s down after 60 s up: without a prior this read 0.8 and kept the tunnel unused for ages.
     const a = feed(emptyAggregate(tunnel), [
       ...echoes(0, 60, 10),
       ...echoes(60, 75, 10, () => true),
       ...echoes(75, 80, 10),
     ])
-    const s = linkStats(a, 80_000)
-    expect(s.availability).toBeGreaterThan(0.85)
-    expect(s.availability).toBeLessThan(0.97)
+    // Just back: the fast memory distrusts it.
+    expect(linkStats(a, 80_000).availability).toBeLessThan(0.7)
+    const minute = linkStats(feed(a, echoes(80, 135, 10)), 135_000)
+    expect(minute.availability).toBeGreaterThan(0.985)
     const later = linkStats(feed(a, echoes(80, 680, 10)), 680_000)
     expect(later.availability).toBeGreaterThan(0.99)
+  })
+
+  // Recovery after a failure (engine README): one short outage is forgiven within a minute of
+  // steady service; a tunnel that keeps failing stays expensive while it keeps failing.
+  const unavailabilityPenaltyMs = (availability: number) => (200 * (1 - availability)) / availability
+  /** Echo every 250 ms from 0 to `untilS`, lost while `down(s)`; the penalty every second. */
+  const penaltySeries = (untilS: number, down: (s: number) => boolean) => {
+    let a = emptyAggregate(tunnel)
+    const out: Array<{ s: number; up: boolean; penaltyMs: number }> = []
+    for (let t = 0; t < untilS * 1000; t += 250) {
+      a = ingest(a, echo(t, down(t / 1000) ? null : 10))
+      if (t % 1000 === 0) {
+        const st = linkStats(a, t)
+        out.push({ s: t / 1000, up: st.state === "up", penaltyMs: unavailabilityPenaltyMs(st.availability) })
+      }
+    }
+    return out
+  }
+
+  it("trusts a tunnel again within 60 s after one outage of up to 20 s (penalty < 5 ms)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 60, max: 1800 }), fc.integer({ min: 1, max: 20 }), (upS, outageS) => {
+        const series = penaltySeries(upS + outageS + 70, (s) => s >= upS && s < upS + outageS)
+        const back = series.find((x) => x.s > upS + outageS && x.up)!
+        const trusted = series.find((x) => x.s > back.s && x.penaltyMs < 5)
+        expect(trusted).toBeDefined()
+        expect(trusted!.s - back.s).toBeLessThanOrEqual(60)
+        // ... but it is not trusted at once: the first seconds after a return cost more than a detour hop.
+        expect(back.penaltyMs).toBeGreaterThan(10)
+      }),
+      { numRuns: 40 },
+    )
+  })
+
+  it("keeps distrusting a tunnel that flaps: every second, or 3 s down every 30 s", () => {
+    const flapping = penaltySeries(240, (s) => s >= 60 && Math.floor(s) % 2 === 0)
+    for (const x of flapping.filter((x) => x.s >= 70 && x.up)) expect(x.penaltyMs).toBeGreaterThan(20)
+    const periodic = penaltySeries(400, (s) => s >= 60 && (s - 60) % 30 < 3)
+    for (const x of periodic.filter((x) => x.s >= 100 && x.up)) expect(x.penaltyMs).toBeGreaterThan(5)
   })
 
   it("does not punish a tunnel for being down before it first came up", () => {

@@ -138,7 +138,8 @@ describe("NodeRouter", () => {
 
   it("stays inside the margins, waits out the dwell time, and leaves a dead path at once", () => {
     const dwellMillis = 30_000
-    const w = triangle(() => ({ stability: { dwellMillis } }))
+    // The plain dwell (urgent switches off: the swings below are far beyond 3 thresholds).
+    const w = triangle(() => ({ stability: { dwellMillis, urgentGainFactor: Number.POSITIVE_INFINITY } }))
     setBoth(w, 1, 2, 100)
     w.settle(12, 5000)
     expect(routeAt(w, 0, 2).nextHop).toBe(2)

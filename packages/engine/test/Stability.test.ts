@@ -16,9 +16,80 @@ describe("Stability", () => {
       ],
       0,
     )
-    expect(d.choice).toEqual({ key: "b", sinceMillis: 0 })
+    // The initial choice is not a switch: no dwell starts.
+    expect(d.choice).toEqual({ key: "b", sinceMillis: Number.NEGATIVE_INFINITY })
     expect(d.reason).toBe("initial")
     expect(d.switched).toBe(false)
+  })
+
+  it("starts no dwell with the initial choice: a clear gain right after it switches at once", () => {
+    fc.assert(
+      fc.property(fc.double({ min: 0, max: 500, noNaN: true }), fc.nat(cfg.dwellMillis), (baseCost, afterMs) => {
+        const first = decide(undefined, [{ key: "a", cost: baseCost }], 0)
+        // "a" becomes worse by just over the threshold (not urgent): still no dwell to wait.
+        const worse = baseCost + switchThresholdMs(baseCost + 100, 0) + 100
+        const d = decide(
+          first.choice,
+          [
+            { key: "a", cost: worse },
+            { key: "b", cost: baseCost },
+          ],
+          afterMs,
+        )
+        expect(d.reason).toBe("better")
+        expect(d.choice).toEqual({ key: "b", sinceMillis: afterMs })
+      }),
+    )
+  })
+
+  it("an urgent gain (> 3 thresholds) waits only the urgent dwell; a plain one the whole dwell", () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 0, max: 500, noNaN: true }),
+        fc.double({ min: 0, max: 10, noNaN: true }),
+        fc.double({ min: 1.01, max: 10, noNaN: true }),
+        (challengerCost, noiseMs, thresholds) => {
+          // Find the incumbent cost whose threshold the gain exceeds `thresholds` times.
+          let incumbentCost = challengerCost + 5 * thresholds
+          for (let i = 0; i < 50; i++)
+            incumbentCost = challengerCost + thresholds * switchThresholdMs(incumbentCost, noiseMs * Math.SQRT2)
+          const threshold = switchThresholdMs(incumbentCost, noiseMs * Math.SQRT2)
+          const gainInThresholds = (incumbentCost - challengerCost) / threshold
+          fc.pre(Math.abs(gainInThresholds - 3) > 1e-6)
+          const prev: Choice<string> = { key: "inc", sinceMillis: 1_000_000 }
+          const cands: ReadonlyArray<Candidate<string>> = [
+            { key: "inc", cost: incumbentCost, noiseMs },
+            { key: "ch", cost: challengerCost, noiseMs },
+          ]
+          const tooSoon = decide(prev, cands, prev.sinceMillis + cfg.urgentDwellMillis - 1)
+          expect(tooSoon.reason).toBe("dwell")
+          const afterUrgentDwell = decide(prev, cands, prev.sinceMillis + cfg.urgentDwellMillis)
+          if (gainInThresholds > cfg.urgentGainFactor) {
+            expect(afterUrgentDwell.reason).toBe("urgent")
+            expect(afterUrgentDwell.choice).toEqual({
+              key: "ch",
+              sinceMillis: prev.sinceMillis + cfg.urgentDwellMillis,
+            })
+          } else {
+            expect(afterUrgentDwell.reason).toBe("dwell")
+            expect(decide(prev, cands, prev.sinceMillis + cfg.dwellMillis).reason).toBe("better")
+          }
+        },
+      ),
+      { numRuns: 1000 },
+    )
+  })
+
+  it("urgentGainFactor +Infinity restores the plain dwell", () => {
+    const prev: Choice<string> = { key: "inc", sinceMillis: 0 }
+    const cands = [
+      { key: "inc", cost: 1000 },
+      { key: "ch", cost: 10 },
+    ]
+    expect(decide(prev, cands, cfg.urgentDwellMillis).reason).toBe("urgent")
+    expect(
+      decide(prev, cands, cfg.dwellMillis - 1, { ...cfg, urgentGainFactor: Number.POSITIVE_INFINITY }).reason,
+    ).toBe("dwell")
   })
 
   it("never switches when the gain is within the margins", () => {
@@ -120,7 +191,7 @@ describe("Stability", () => {
     expect(switchThresholdMs(100, 10)).toBe(30)
   })
 
-  it("over random timelines: dwell respected between margin switches, dead choices left at once", () => {
+  it("over random timelines: dwell (or urgent dwell for urgent gains) respected between switches, dead choices left at once", () => {
     const step = fc.record({
       dt: fc.integer({ min: 0, max: 20_000 }),
       costs: fc.array(fc.oneof(finiteCost, fc.constant(Number.POSITIVE_INFINITY)), { minLength: 3, maxLength: 3 }),
@@ -140,12 +211,14 @@ describe("Stability", () => {
           const incumbentCost = prev === undefined ? undefined : costs[prev.key]!
           if (d.switched) {
             if (d.reason === "better") expect(now - lastSwitch).toBeGreaterThanOrEqual(cfg.dwellMillis)
-            else expect(d.reason).toBe("left-dead")
+            else if (d.reason === "urgent") {
+              expect(now - lastSwitch).toBeGreaterThanOrEqual(cfg.urgentDwellMillis)
+              expect(incumbentCost! - d.cost).toBeGreaterThan(cfg.urgentGainFactor * d.thresholdMs)
+            } else expect(d.reason).toBe("left-dead")
             expect(d.cost).toBeLessThan(incumbentCost!)
             lastSwitch = now
           }
           if (incumbentCost === Number.POSITIVE_INFINITY && costs.some(Number.isFinite)) expect(d.switched).toBe(true)
-          if (d.reason === "initial") lastSwitch = now
           prev = d.choice
         }
       }),

@@ -34,11 +34,16 @@ describe("TunnelChoice", () => {
     const small = chooseTunnel(peer, prev, { 4: link(4, 50), 6: link(6, 46) }, 60_000)
     expect(small.choice?.key).toBe(4)
     expect(small.reason).toBe("within-margin")
-    const clearEarly = chooseTunnel(peer, prev, { 4: link(4, 50), 6: link(6, 30) }, 10_000)
+    // A 12 ms gain beats the 5 ms threshold but is not urgent (> 3 thresholds): it waits the dwell.
+    const clearEarly = chooseTunnel(peer, prev, { 4: link(4, 50), 6: link(6, 38) }, 10_000)
     expect(clearEarly.choice?.key).toBe(4)
     expect(clearEarly.reason).toBe("dwell")
-    const clear = chooseTunnel(peer, prev, { 4: link(4, 50), 6: link(6, 30) }, 30_000)
+    const clear = chooseTunnel(peer, prev, { 4: link(4, 50), 6: link(6, 38) }, 30_000)
     expect(clear.choice).toEqual({ key: 6, sinceMillis: 30_000 })
+    // A 20 ms gain is urgent: it waits only the urgent dwell (5 s).
+    const urgent = chooseTunnel(peer, prev, { 4: link(4, 50), 6: link(6, 30) }, 5_000)
+    expect(urgent.choice).toEqual({ key: 6, sinceMillis: 5_000 })
+    expect(urgent.reason).toBe("urgent")
     // Jitter as noise widens the margin: costs 54 vs 42, gain 12 ms < 3·√(4²+4²) ≈ 17 ms.
     const noisy = chooseTunnel(peer, prev, { 4: link(4, 50, { jitterMs: 4 }), 6: link(6, 38, { jitterMs: 4 }) }, 1e6)
     expect(noisy.choice?.key).toBe(4)
