@@ -85,6 +85,9 @@ export const RoutingSection = Schema.Struct({
       relativeMargin: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
       noiseFactor: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
       dwellMillis: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
+      /** Engine Stability: a gain above this many thresholds waits only urgentDwellMillis (default 3, 5 s). */
+      urgentGainFactor: Schema.optional(Schema.Number.pipe(Schema.positive())),
+      urgentDwellMillis: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
     }),
   ),
 })
