@@ -132,6 +132,43 @@ export {
   type MetricsServerConfig,
   serveMetrics,
 } from "./metrics/MetricsServer.js"
+// Appended by helper B (optional Prometheus/VictoriaMetrics metrics-store source).
+export {
+  type FallbackPlan,
+  type FallbackRow,
+  type GraphRows,
+  makeFallbackApplier,
+  planFallback,
+} from "./metricsstore/Fallback.js"
+export {
+  type MetricsStoreFallbackOptions,
+  type MetricsStoreSettings,
+  runMetricsStoreFallback,
+} from "./metricsstore/MetricsStore.js"
+export {
+  linkStatsFromSeries,
+  type MetricsStoreSource,
+  makeMetricsStoreMetrics,
+  makeMetricsStoreSource,
+  type StoreSnapshot,
+  tunnelSampleTimesQuery,
+  tunnelValuesQuery,
+} from "./metricsstore/MetricsStoreSource.js"
+export {
+  decodeQueryResponse,
+  type InstantSeries,
+  MetricsStoreError,
+  type MetricsStoreErrorReason,
+  makePromClient,
+  type PromClient,
+} from "./metricsstore/PromApi.js"
+export {
+  PrometheusFailed,
+  type PrometheusHandle,
+  type PrometheusOptions,
+  prometheusConfig,
+  startPrometheus,
+} from "./metricsstore/PrometheusProcess.js"
 export { type EchoHealth, type EchoProberStats, runEchoProber } from "./probes/EchoProber.js"
 export { PingFailed, PingLine, parsePingLine, runIcmpProber } from "./probes/IcmpProber.js"
 export { LossTestFailed, runLossTest, runLossTester } from "./probes/LossTester.js"
