@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url"
 import { Data, Deferred, Effect, type Scope } from "effect"
 import { execa } from "execa"
 import { routerV4 } from "./Addressing.js"
+import { twinMetricsStoreDaemonConfig } from "./MetricsStore.js"
 import type { Twin } from "./Twin.js"
 
 export class DaemonFailed extends Data.TaggedError("DaemonFailed")<{
@@ -39,6 +40,8 @@ export const twinDaemonConfig = (twin: Twin, site: number, overrides: Record<str
   discovery: { confDir: join(twin.siteDir(site), "wgconf"), rescanIntervalMillis: 5_000 },
   controlSocket: join(twin.siteDir(site), "net-perf.sock"),
   bird: { socket: join(twin.siteDir(site), "bird.ctl") },
+  // Scenario `metricsStore`: the store's URL, and HTTP on the underlay address for its scrapes.
+  ...(twin.scenario.metricsStore === undefined ? {} : twinMetricsStoreDaemonConfig(site)),
   ...overrides,
 })
 

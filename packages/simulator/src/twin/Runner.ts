@@ -8,6 +8,7 @@ import { Duration, Effect, Schedule, type Scope } from "effect"
 import type { ForwardingSnapshot } from "../analysis/NextHopGraph.js"
 import { isFullyDelivering, sameForwarding } from "../analysis/NextHopGraph.js"
 import { allPairs } from "./Addressing.js"
+import { startTwinMetricsStore, twinMetricsStoreOf } from "./MetricsStore.js"
 import { type AppliedEvent, buildReport, type ImpairmentState, type TwinReport } from "./Report.js"
 import { startPinger, startRouteSampler } from "./Sampler.js"
 import {
@@ -18,14 +19,7 @@ import {
   type ScenarioEvent,
   watchedPairs,
 } from "./Scenario.js"
-import {
-  baseImpairment,
-  makeTwin,
-  type Twin,
-  type TwinError,
-  type TwinOperationFailed,
-  type TwinOptions,
-} from "./Twin.js"
+import { baseImpairment, makeTwin, type Twin, type TwinError, TwinOperationFailed, type TwinOptions } from "./Twin.js"
 
 export const eventLabel = (e: ScenarioEvent): string => {
   switch (e.action) {
@@ -35,6 +29,9 @@ export const eventLabel = (e: ScenarioEvent): string => {
     case "stop-daemon":
     case "restart-daemon":
       return `${e.action} site ${e.site}`
+    case "stop-metrics-store":
+    case "start-metrics-store":
+      return e.action
     case "link-down":
     case "link-up":
       return `${e.action} ${e.link}${e.family === undefined ? "" : ` v${e.family}`}`
@@ -105,6 +102,17 @@ const applyEventNow = (twin: Twin, e: ScenarioEvent): Effect.Effect<void, TwinOp
       return twin.killBird(e.site)
     case "restart-bird":
       return twin.startBird(e.site)
+    case "stop-metrics-store":
+    case "start-metrics-store": {
+      const store = twinMetricsStoreOf(twin)
+      if (store === undefined)
+        return Effect.fail(
+          new TwinOperationFailed({ operation: e.action, cause: "no metrics store running in this twin" }),
+        )
+      return e.action === "stop-metrics-store"
+        ? store.stop
+        : store.start.pipe(Effect.mapError((cause) => new TwinOperationFailed({ operation: e.action, cause })))
+    }
     case "link-down":
       return twin.impair(e.link, { down: true }, e.family)
     case "link-up":
@@ -151,6 +159,16 @@ export const runOnTwin = (twin: Twin, options: RunOptions = {}): Effect.Effect<T
     const s = twin.scenario
     const progress = options.onProgress ?? (() => {})
     const sites = Array.from({ length: s.sites }, (_, i) => i)
+    // The scenario's metrics store (MetricsStore.ts), in the run's scope; the daemons already use
+    // its URL and report it down until it answers.
+    if (s.metricsStore !== undefined) {
+      const store = yield* Effect.either(startTwinMetricsStore(twin))
+      progress(
+        store._tag === "Right"
+          ? `metrics store: prometheus at ${store.right.url}, scraping every daemon site each second`
+          : `metrics store NOT started (daemons route on link state only): ${store.left.message}`,
+      )
+    }
     const sampler = yield* startRouteSampler(sites, twin.siteNs, s.sampleHz)
     const snapshots: ForwardingSnapshot[] = []
     const periodMs = Math.round(1000 / s.sampleHz)

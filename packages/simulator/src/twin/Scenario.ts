@@ -49,6 +49,8 @@ export const ScenarioEvent = Schema.Union(
   // kill-daemon = SIGKILL (a crash: its routes stay until the next start reconciles them),
   // stop-daemon = SIGTERM (graceful: it withdraws its routes), restart-daemon = stop if running, start.
   Schema.Struct({ ...At, action: Schema.Literal("kill-daemon", "stop-daemon", "restart-daemon"), site: SiteNumber }),
+  // The scenario's metrics store (`metricsStore`): stop = SIGTERM to Prometheus, start = again.
+  Schema.Struct({ ...At, action: Schema.Literal("stop-metrics-store", "start-metrics-store") }),
 )
 export type ScenarioEvent = typeof ScenarioEvent.Type
 
@@ -96,6 +98,8 @@ export const Scenario = Schema.Struct({
   /** Longest wait for initial convergence before t=0. */
   settleTimeoutSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 90 }),
   events: Schema.optionalWith(Schema.Array(ScenarioEvent), { default: () => [] }),
+  /** A real Prometheus scraping every daemon site, given to each daemon as its metrics store (MetricsStore.ts). */
+  metricsStore: Schema.optional(Schema.Literal("prometheus")),
 })
 export type Scenario = typeof Scenario.Type
 export type ScenarioInput = typeof Scenario.Encoded
@@ -163,6 +167,11 @@ const crossCheck = (s: Scenario): ScenarioIssue[] => {
     if ("link" in e) checkLink(`events[${i}].link`, e.link)
     if ("site" in e && e.site >= s.sites)
       issues.push({ path: `events[${i}].site`, message: `site ${e.site} out of range 0..${s.sites - 1}` })
+    if (e.action.endsWith("-metrics-store") && s.metricsStore === undefined)
+      issues.push({
+        path: `events[${i}].action`,
+        message: `${e.action} needs a metrics store (metricsStore: prometheus)`,
+      })
   })
   for (const k of Object.keys(s.siteRouting ?? {}))
     if (Number(k) >= s.sites)
