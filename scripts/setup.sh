@@ -19,6 +19,7 @@ declare -A NEED=(
   [unshare]=util-linux
   [killall]=psmisc
   [promtool]=prometheus
+  [prometheus]=prometheus
   [chromium]=chromium
   [openssl]=openssl
   [curl]=curl
@@ -39,7 +40,8 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Only promtool is wanted from `prometheus`: on a systemd host its package starts a server on :9090.
+  # `prometheus` is run by tests and the twin on their own addresses: on a systemd host its package
+  # also starts a server on :9090, which nothing here wants.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled prometheus >/dev/null 2>&1; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
