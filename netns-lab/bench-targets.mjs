@@ -4,12 +4,18 @@
 // table gives median and p95 per figure next to its target and the baseline's median. The
 // machine's load average is recorded per run (the twin shares 2 cores with everything else:
 // probe RTTs inflate under load, and so do reaction times).
+// Once a net-perf run's timeline is over (everything repaired and settled), the daemons' additive
+// path costs (/status: forward route cost + reverse route cost, halved) are compared with the RTT
+// a ping measures along the installed routes between the same routers.
 // Usage (root, after `npx tsc -b`): node netns-lab/bench-targets.mjs [--reps 5] [--baseline]
-//   [--rows hard-failure,degrade,loss,restarts,jitter] [--jitter-seconds 600] [--json]
+//   [--rows hard-failure,degrade,loss,restarts,jitter] [--jitter-seconds 600] [--jitter-reps 1]
+//   [--dry-run] [--json]
+import { mkdirSync, writeFileSync } from "node:fs"
 import { loadavg } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Schedule } from "effect"
+import { execa } from "execa"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const dist = join(here, "../packages/simulator/dist/src")
@@ -27,6 +33,13 @@ const reps = Number(arg("reps", "5"))
 const baseline = process.argv.includes("--baseline")
 const rows = arg("rows", "hard-failure,degrade,loss,restarts,jitter").split(",")
 const jitterSeconds = Number(arg("jitter-seconds", "600"))
+// The 10-minute flap test runs once per routing unless asked: five would add most of an hour each.
+const jitterReps = Number(arg("jitter-reps", "1"))
+const dryRun = process.argv.includes("--dry-run")
+// --reports DIR: every run's full twin report (and, with --trace, the daemons' routes between the
+// watched pairs every 2 s: next hop, cost, stability reason, and the direct tunnel's stats).
+const reportsDir = arg("reports", undefined)
+const trace = process.argv.includes("--trace")
 const log = (s) => process.stderr.write(`[bench] ${s}\n`)
 const scenarioFile = (name) => join(here, "scenarios", `${name}.yaml`)
 
@@ -37,6 +50,90 @@ const quantile = (xs, q) => {
   return s[Math.max(0, i)]
 }
 const summary = (xs) => ({ n: xs.length, median: quantile(xs, 0.5), p95: quantile(xs, 0.95), max: quantile(xs, 1) })
+
+const pairsOf = (scenario) => {
+  const watched = (scenario.watch ?? []).map((w) => w.split(/[->]/).map(Number))
+  if (watched.length > 0) return watched
+  const all = []
+  for (let a = 0; a < scenario.sites; a++) for (let b = a + 1; b < scenario.sites; b++) all.push([a, b])
+  return all
+}
+
+const inSite = (twin, x, argv) => execa("ip", ["netns", "exec", twin.siteNs(x), ...argv], { timeout: 20_000 })
+const statusOf = (twin, x) =>
+  inSite(twin, x, ["curl", "-sf", "-m", "5", `http://10.201.${x}.1:5120/status`]).then((r) => JSON.parse(r.stdout))
+const medianOf = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? null : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+/**
+ * Additive path cost vs measured RTT once converged: for each pair, the daemons' route costs a→b
+ * and b→a (each the sum of its links' costs, a link's cost being its RTT plus penalties) against
+ * the median of 20 pings between the routers along the installed routes. A pair counts only if
+ * both routes are the daemons' (not BIRD's) and unchanged while the pings ran.
+ */
+const costVsMeasured = async (twin, scenario) => {
+  const sites = Array.from({ length: scenario.sites }, (_, x) => x)
+  const snapshot = async () => new Map(await Promise.all(sites.map(async (x) => [x, await statusOf(twin, x)])))
+  const routeOf = (statuses, a, b) => (statuses.get(a)?.routes ?? []).find((r) => r.destination === b)
+  const before = await snapshot()
+  const measured = await Promise.all(
+    pairsOf(scenario).map(async ([a, b]) => {
+      const r = await inSite(twin, a, [
+        "ping",
+        "-n",
+        "-c",
+        "20",
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        "-I",
+        `10.201.${a}.1`,
+        `10.201.${b}.1`,
+      ])
+        .then((x) => x.stdout)
+        .catch((e) => e.stdout ?? "")
+      return [a, b, medianOf([...r.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])))]
+    }),
+  )
+  const after = await snapshot()
+  const out = []
+  for (const [a, b, rttMs] of measured) {
+    const routes = [routeOf(before, a, b), routeOf(before, b, a), routeOf(after, a, b), routeOf(after, b, a)]
+    if (rttMs === null || routes.some((r) => r === undefined || r.nextHop === null || r.costMs === null)) continue
+    if (routes[0].path.join() !== routes[2].path.join() || routes[1].path.join() !== routes[3].path.join()) continue
+    const costMs = (routes[2].costMs + routes[3].costMs) / 2
+    // The RTT part of the path cost: each hop's sender's smoothed RTT of the tunnel its route uses
+    // (the cost adds jitter and penalties on top; under load the jitter term dominates).
+    const linkRttSum = (path, destination) => {
+      let sum = 0
+      for (let i = 0; i + 1 < path.length; i++) {
+        const st = after.get(path[i])
+        const iface = routeOf(after, path[i], destination)?.interfaceName
+        const ts = (st?.tunnels ?? []).filter((t) => t.remote === path[i + 1] && t.stats?.rttMs != null)
+        const t = ts.find((t) => t.name === iface) ?? ts.sort((x, y) => x.stats.rttMs - y.stats.rttMs)[0]
+        if (t === undefined) return null
+        sum += t.stats.rttMs
+      }
+      return sum
+    }
+    const f = linkRttSum(routes[2].path, b)
+    const r = linkRttSum(routes[3].path, a)
+    const rttSumMs = f === null || r === null ? null : (f + r) / 2
+    out.push({
+      pair: `${a}-${b}`,
+      paths: [routes[2].path, routes[3].path],
+      costMs,
+      rttSumMs,
+      measuredRttMs: rttMs,
+      ratio: costMs / rttMs,
+      rttRatio: rttSumMs === null ? null : rttSumMs / rttMs,
+    })
+  }
+  return out
+}
 
 /** One run on a fresh twin; with daemons, the fast echo's rate per tunnel from their /metrics. */
 const runOnce = (scenario) =>
@@ -54,8 +151,43 @@ const runOnce = (scenario) =>
           ),
         )
         const before = { at: Date.now(), sent: yield* scrape }
+        const traced = []
+        const tracer = Effect.promise(async () => {
+          for (;;) {
+            for (const [a, b] of pairsOf(scenario))
+              for (const [x, y] of [
+                [a, b],
+                [b, a],
+              ]) {
+                const st = await statusOf(twin, x).catch(() => null)
+                const r = st?.routes?.find((r) => r.destination === y)
+                const tun = (st?.tunnels ?? []).filter((t) => t.remote === y)
+                traced.push({
+                  atMillis: Date.now(),
+                  from: x,
+                  to: y,
+                  nextHop: r?.nextHop ?? null,
+                  costMs: r?.costMs ?? null,
+                  stability: r?.stability ?? null,
+                  path: r?.path ?? null,
+                  tunnels: tun.map((t) => ({ family: t.family, costMs: t.costMs, ...t.stats })),
+                })
+              }
+            await new Promise((ok) => setTimeout(ok, 2000))
+          }
+        })
+        if (trace && sites.length > 0) yield* Effect.forkScoped(tracer)
         const report = yield* runOnTwin(twin, { onProgress: (l) => log(`  ${l}`) })
         const after = { at: Date.now(), sent: yield* scrape }
+        const costs =
+          sites.length === 0
+            ? []
+            : yield* Effect.promise(() =>
+                costVsMeasured(twin, scenario).catch((e) => {
+                  log(`  cost vs measured RTT failed: ${e}`)
+                  return []
+                }),
+              )
         const tunnels = (scenario.sites - 1) * scenario.families.length
         const rates = sites.flatMap((_, i) =>
           before.sent[i] === null || after.sent[i] === null
@@ -66,6 +198,8 @@ const runOnce = (scenario) =>
           report,
           echoPerTunnelPerSecond: rates.length === 0 ? null : rates.reduce((a, b) => a + b, 0) / rates.length,
           loadAverage: [load1, loadavg()[0]],
+          costs,
+          traced,
         }
       }),
     ),
@@ -93,8 +227,12 @@ const plans = {
     scenario: "hard-failure",
     figures: (r) => ({
       "hard failure → all sites around it (ms)": r.events.filter((e) => e.label.startsWith("link-down")).map(bad),
+      "failed link back → on it again (ms)": r.events.filter((e) => e.label.startsWith("link-up")).map(off),
     }),
-    targets: { "hard failure → all sites around it (ms)": "p95 ≤ 1500" },
+    targets: {
+      "hard failure → all sites around it (ms)": "p95 ≤ 1500",
+      "failed link back → on it again (ms)": "≤ 60000 (engine README)",
+    },
   },
   degrade: {
     scenario: "degrade",
@@ -131,6 +269,7 @@ const plans = {
   },
 }
 
+const benchStartedAt = Date.now()
 const collected = { "net-perf": {}, bird: {} }
 const runs = []
 const add = (routing, figures) => {
@@ -139,45 +278,82 @@ const add = (routing, figures) => {
   }
 }
 const targets = {}
+// Every run: its scenario (loaded now, so a bad file fails before any twin) and how many times.
+const schedule = []
 for (const row of rows) {
   const plan = plans[row]
   if (plan === undefined) throw new Error(`unknown row ${row} (known: ${Object.keys(plans).join(", ")})`)
-  Object.assign(targets, plan.targets)
-  const names = plan.scenarios ?? [plan.scenario]
-  // The 10-minute flap test runs once per routing: five of them would take most of an hour.
-  const n = row === "jitter" ? 1 : reps
-  for (const name of names) {
+  for (const name of plan.scenarios ?? [plan.scenario]) {
     const loaded = await Effect.runPromise(loadScenario(scenarioFile(name)))
-    const s = plan.tweak ? plan.tweak(loaded) : loaded
-    for (const routing of baseline ? ["bird", "net-perf"] : ["net-perf"])
-      for (let i = 0; i < n; i++) {
-        log(`${name} (${routing}) run ${i + 1}/${n}, load average ${loadavg()[0].toFixed(1)}`)
-        const started = Date.now()
-        const { report, echoPerTunnelPerSecond, loadAverage } = await runOnce(withRouting(s, routing))
-        const figures = {
-          ...plan.figures(report),
-          "loop episodes (all scenarios)": [report.anomalies.filter((a) => a.kind === "loop").length],
-          "chosen path RTT / symmetric oracle": rttRatios(report),
-          "measured RTT / symmetric oracle (twin overhead included)": measuredRatios(report),
-          ...(echoPerTunnelPerSecond === null ? {} : { "fast echo probes/s per tunnel": [echoPerTunnelPerSecond] }),
-        }
-        add(routing, figures)
-        runs.push({
-          scenario: name,
-          routing,
-          run: i + 1,
-          seconds: Math.round((Date.now() - started) / 1000),
-          loadAverage,
-          figures,
-        })
-        log(`  → ${JSON.stringify(figures)}`)
-      }
+    schedule.push({
+      row,
+      plan,
+      name,
+      s: plan.tweak ? plan.tweak(loaded) : loaded,
+      n: row === "jitter" ? jitterReps : reps,
+    })
   }
+}
+// Per run beyond the timeline: bring-up and initial convergence (~20–30 s with daemons: their
+// start-up hold-down is 10 s), the cost check (~6 s) and teardown (wireguard-go exits, ~10 s).
+const overheadSeconds = 45
+const routings = baseline ? ["bird", "net-perf"] : ["net-perf"]
+const expectedSeconds = schedule.reduce(
+  (t, x) => t + x.n * routings.length * (x.s.durationSeconds + overheadSeconds),
+  0,
+)
+log(
+  `${schedule.reduce((t, x) => t + x.n * routings.length, 0)} runs (${schedule.map((x) => `${x.name} ×${x.n * routings.length}`).join(", ")}): expected duration ≈ ${Math.round(expectedSeconds / 60)} min (more under load)`,
+)
+if (dryRun) process.exit(0)
+for (const { plan, name, s, n } of schedule) {
+  Object.assign(targets, plan.targets)
+  for (const routing of routings)
+    for (let i = 0; i < n; i++) {
+      log(`${name} (${routing}) run ${i + 1}/${n}, load average ${loadavg()[0].toFixed(1)}`)
+      const started = Date.now()
+      const { report, echoPerTunnelPerSecond, loadAverage, costs, traced } = await runOnce(withRouting(s, routing))
+      if (reportsDir !== undefined) {
+        mkdirSync(reportsDir, { recursive: true })
+        writeFileSync(
+          join(reportsDir, `${name}-${routing}-${i + 1}.json`),
+          JSON.stringify({ report, costs, ...(trace ? { trace: traced } : {}) }, null, 1),
+        )
+      }
+      const figures = {
+        ...plan.figures(report),
+        "loop episodes (all scenarios)": [report.anomalies.filter((a) => a.kind === "loop").length],
+        "chosen path RTT / symmetric oracle": rttRatios(report),
+        "measured RTT / symmetric oracle (twin overhead included)": measuredRatios(report),
+        ...(echoPerTunnelPerSecond === null ? {} : { "fast echo probes/s per tunnel": [echoPerTunnelPerSecond] }),
+        ...(costs.length === 0
+          ? {}
+          : {
+              "additive path cost / measured RTT, converged": costs.map((c) => c.ratio),
+              "sum of path's link RTTs / measured RTT, converged": costs.flatMap((c) =>
+                c.rttRatio === null ? [] : [c.rttRatio],
+              ),
+            }),
+      }
+      add(routing, figures)
+      runs.push({
+        scenario: name,
+        routing,
+        run: i + 1,
+        seconds: Math.round((Date.now() - started) / 1000),
+        loadAverage,
+        figures,
+        ...(costs.length === 0 ? {} : { costs }),
+      })
+      log(`  → ${JSON.stringify(figures)}`)
+    }
 }
 Object.assign(targets, {
   "loop episodes (all scenarios)": "0",
   "chosen path RTT / symmetric oracle": "≤ 1.10",
   "fast echo probes/s per tunnel": "≤ 1",
+  "additive path cost / measured RTT, converged": "0.90–1.10",
+  "sum of path's link RTTs / measured RTT, converged": "0.90–1.10",
 })
 
 const table = Object.keys(collected["net-perf"]).map((figure) => ({
@@ -190,6 +366,8 @@ const loads = runs.flatMap((r) => r.loadAverage)
 const result = {
   reps,
   baseline,
+  expectedSeconds,
+  elapsedSeconds: Math.round((Date.now() - benchStartedAt) / 1000),
   loadAverage: { min: Math.min(...loads), max: Math.max(...loads) },
   table,
   runs,
