@@ -1,5 +1,5 @@
 /**
- * Mutual TLS for the daemon's gRPC (link-state exchange, management, measure), from the config's
+ * Mutual TLS for the daemon's gRPC (link-state exchange and management), from the config's
  * `grpc.tls` files.
  *
  * Decision a reader must know: with `grpc.tls` set, both directions are authenticated by one
