@@ -2,8 +2,11 @@
 // daemon) with a real Prometheus in the underlay namespace scraping every daemon each second.
 // The timeline stops Prometheus and starts it again: routes stay where they are, no loop or
 // blackhole, every daemon's netperf_metrics_store_up goes to 0 (one log line) and back to 1, the
-// store never replaces fresh link state (no fallback links while the exchange is healthy), and
-// teardown leaves nothing behind (namespaces, Prometheus, the run folder).
+// store never replaces fresh link state (no fallback links while the exchange is healthy). Then
+// site 2's link-state exchange is blocked (gRPC dropped in its namespace): once it ages out, every
+// daemon takes the silent origins' links from the store, traffic still flows, and unblocking
+// hands them back to the exchange. Teardown leaves nothing behind (namespaces, Prometheus, the
+// run folder).
 import { readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
@@ -41,6 +44,23 @@ const gauge = (text: string, name: string): number | undefined => {
   return m === null ? undefined : Number(m[1])
 }
 
+/** Waits until the latest reading after `since` of every site satisfies `ok`; the wait in ms. */
+const waitForReadings = (
+  readings: ReadonlyArray<Reading>,
+  since: number,
+  ok: (r: Reading) => boolean,
+  sites: ReadonlyArray<number>,
+  timeoutMillis: number,
+) =>
+  Effect.gen(function* () {
+    while (Date.now() - since < timeoutMillis) {
+      const latest = sites.map((x) => readings.filter((r) => r.site === x && r.atMillis > since).at(-1))
+      if (latest.every((r) => r !== undefined && ok(r))) return Date.now() - since
+      yield* Effect.sleep("200 millis")
+    }
+    return yield* Effect.dieMessage(`readings did not reach the expected state within ${timeoutMillis} ms`)
+  })
+
 interface Reading {
   readonly atMillis: number
   readonly site: number
@@ -65,13 +85,13 @@ describe("scenario metricsStore", () => {
 
 describe.skipIf(!isRoot)("the twin's Prometheus as the daemons' metrics store", () => {
   it.live(
-    "stopping and starting it moves no route, makes no loop, and every daemon reports it down and up",
+    "stopping and starting it moves no route, makes no loop, every daemon reports it down and up; it fills a silent site's links",
     () =>
       Effect.gen(function* () {
         let prefix = ""
         let pids: ReadonlyArray<number> = []
         const sites = [0, 1, 2]
-        const { report, readings, logs, prometheusPids } = yield* Effect.scoped(
+        const { report, readings, logs, prometheusPids, filledMs, releasedMs } = yield* Effect.scoped(
           Effect.gen(function* () {
             const twin = yield* makeTwin({ scenario, mode: "test" })
             prefix = twin.prefix
@@ -102,11 +122,40 @@ describe.skipIf(!isRoot)("the twin's Prometheus as the daemons' metrics store", 
                 console.log(line)
               },
             })
+            // Phase 2 (after the timeline, store running): site 2's link-state exchange blocked both
+            // ways (gRPC :5122 dropped in its namespace). Once site 2 ages out at sites 0 and 1 (and they
+            // at site 2), the daemons fill those origins' links from the store; unblocked, the exchange
+            // takes over again and the store's links go.
+            const blockedAt = Date.now()
+            yield* twin.exec(2, [
+              "nft",
+              "add table inet npms; add chain inet npms in { type filter hook input priority 0 ; } ; add rule inet npms in tcp dport 5122 drop ; add chain inet npms out { type filter hook output priority 0 ; } ; add rule inet npms out tcp dport 5122 drop",
+            ])
+            const filledMs = yield* waitForReadings(
+              readings,
+              blockedAt,
+              (r) => (r.site === 2 ? r.fallbackLinks === 4 : r.fallbackLinks === 2),
+              sites,
+              40_000,
+            )
+            // Still forwarding to and from the silent site (direct tunnels: a destination is always
+            // eligible over a live link) while its links come from the store.
+            yield* twin.exec(0, ["ping", "-c", "3", "-i", "0.3", "-W", "1", "10.201.2.1"])
+            yield* twin.exec(2, ["ping", "-c", "3", "-i", "0.3", "-W", "1", "10.201.1.1"])
+            const unblockedAt = Date.now()
+            yield* twin.exec(2, ["nft", "delete table inet npms"])
+            const releasedMs = yield* waitForReadings(
+              readings,
+              unblockedAt,
+              (r) => r.fallbackLinks === 0,
+              sites,
+              40_000,
+            )
             yield* Fiber.interrupt(poller)
             const logs = yield* Effect.forEach(sites, (site) =>
               Effect.promise(() => readFile(join(twin.siteDir(site), "net-perf.log"), "utf8")),
             )
-            return { report, readings, logs, prometheusPids }
+            return { report, readings, logs, prometheusPids, filledMs, releasedMs }
           }),
         )
 
@@ -134,9 +183,11 @@ describe.skipIf(!isRoot)("the twin's Prometheus as the daemons' metrics store", 
             figures.push(
               `site ${site}: store links in use before t0 in ${early.length} reading(s), up to ${Math.max(...early.map((r) => r.fallbackLinks ?? 0))}`,
             )
-          expect(mine.filter((r) => r.atMillis >= report.timeline.t0Millis).every((r) => r.fallbackLinks === 0)).toBe(
-            true,
-          )
+          expect(
+            mine
+              .filter((r) => r.atMillis >= report.timeline.t0Millis && r.atMillis <= report.timeline.endMillis)
+              .every((r) => r.fallbackLinks === 0),
+          ).toBe(true)
           // Down after the stop...
           const firstDown = mine.find((r) => r.atMillis > stopAt && r.up === 0)
           expect(firstDown).toBeDefined()
@@ -146,7 +197,7 @@ describe.skipIf(!isRoot)("the twin's Prometheus as the daemons' metrics store", 
           // ...and up again after the start.
           const firstUp = mine.find((r) => r.atMillis > startAt && r.up === 1)
           expect(firstUp).toBeDefined()
-          expect(mine.at(-1)?.up).toBe(1)
+          expect(mine.filter((r) => r.atMillis > report.timeline.endMillis).every((r) => r.up === 1)).toBe(true)
           figures.push(
             `site ${site}: down seen ${firstDown!.atMillis - stopAt} ms after the stop, up ${firstUp!.atMillis - startAt} ms after the start`,
           )
@@ -159,6 +210,9 @@ describe.skipIf(!isRoot)("the twin's Prometheus as the daemons' metrics store", 
           expect(backLines.length).toBe(downLines.length)
         }
         console.log(`metrics store in the twin (readings every 400 ms): ${figures.join("; ")}`)
+        console.log(
+          `exchange of site 2 blocked → store links in use at every site after ${filledMs} ms (age-out 10 s + refresh); unblocked → none after ${releasedMs} ms`,
+        )
 
         const residue = yield* residueOf(defaultStateRoot(), prefix, [...pids, ...prometheusPids])
         expect(isClean(residue), JSON.stringify(residue)).toBe(true)
