@@ -62,6 +62,8 @@ export interface Rig {
   readonly pairId: string
   /** Samples printed by site A's agent (measuring wg1.2_v4), as they arrive. */
   readonly onSample: (f: (s: Sampled) => void) => () => void
+  /** Samples printed by site B's agent (wg2.1_v4), when it was started with `peerProbes`. */
+  readonly onPeerSample: (f: (s: Sampled) => void) => () => void
   readonly agentPid: () => number | undefined
   /** Control socket of site 1's (measuring) agent. */
   readonly controlPath: string
@@ -74,9 +76,12 @@ export interface Rig {
  */
 export const makeRig = async (
   probes: Record<string, unknown>,
-  options: { readonly extraTunnels?: number } = {},
+  options: {
+    readonly extraTunnels?: number
+    /** Site B's probes (default: all off, B only serves); B's samples then reach `onPeerSample`. */
+    readonly peerProbes?: Record<string, unknown>
+  } = {},
 ): Promise<Rig> => {
-  void options
   const pair = await makeTunnelPair(1, 2)
   const cleanups: Array<() => Promise<void>> = []
   const teardown = async () => {
@@ -139,7 +144,19 @@ export const makeRig = async (
       tcp: { enabled: false },
       lossTest: { enabled: false },
     }
-    agent(pair.b, { discovery: { confDir: pair.b.confDir }, control: null, http: null, probes: off }, false)
+    const b = agent(
+      pair.b,
+      { discovery: { confDir: pair.b.confDir }, control: null, http: null, probes: options.peerProbes ?? off },
+      options.peerProbes !== undefined,
+    )
+    const peerListeners = new Set<(s: Sampled) => void>()
+    if (options.peerProbes !== undefined) {
+      createInterface({ input: b.stdout! }).on("line", (line) => {
+        if (!line.startsWith("{")) return
+        const s = JSON.parse(line) as Sampled
+        for (const f of peerListeners) f(s)
+      })
+    }
     const controlA = join(pair.root, "ctl-a.sock")
     const a = agent(
       pair.a,
@@ -159,6 +176,10 @@ export const makeRig = async (
       onSample: (f) => {
         listeners.add(f)
         return () => listeners.delete(f)
+      },
+      onPeerSample: (f) => {
+        peerListeners.add(f)
+        return () => peerListeners.delete(f)
       },
       agentPid: () => a.pid,
       controlPath: controlA,

@@ -11,8 +11,10 @@
  */
 import { readFile } from "node:fs/promises"
 
+import { Schema } from "effect"
 import { execa } from "execa"
 import type { PlaneStatus } from "../src/MeasurementPlane.js"
+import { ProbesConfig } from "../src/probes/ProbeConfig.js"
 import { controlCommand } from "../test/control/ControlClient.js"
 import { bundleAgent } from "../test/probes/bundleAgent.js"
 import { fmt, jsonFlag, sleep } from "./lib.js"
@@ -25,6 +27,11 @@ const windowSeconds = Number(arg("--seconds", "60"))
 const sizes = arg("--sizes", "10,50,100").split(",").map(Number)
 /** Probe overrides (JSON), e.g. '{"lossTest":{"enabled":false}}' to see one probe's share. */
 const probes = JSON.parse(arg("--probes", "{}")) as Record<string, unknown>
+const effectiveProbes = Schema.decodeUnknownSync(ProbesConfig)(probes)
+/** Extra node flags for the plane process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const nodeArgs = arg("--node-args", "")
+  .split(" ")
+  .filter((x) => x.length > 0)
 const TICKS = 100
 
 if (process.getuid?.() !== 0) {
@@ -39,6 +46,14 @@ const cpuTicks = async (pid: number) => {
 }
 const rssKb = async (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0)
+/**
+ * Proportional set size: shared pages (libc, the ping binary) divided among the processes that map
+ * them, so a sum over processes is the real memory they take together (RSS counts them once each).
+ */
+const pssKb = async (pid: number) =>
+  Number(/^Pss:\s+(\d+)/m.exec(await readFile(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0)
+/** Names of the child processes (ping, ip monitor), to tell them apart. */
+const comm = async (pid: number) => (await readFile(`/proc/${pid}/comm`, "utf8")).trim()
 const children = async (pid: number) =>
   (await readFile(`/proc/${pid}/task/${pid}/children`, "utf8").catch(() => ""))
     .split(" ")
@@ -47,7 +62,7 @@ const children = async (pid: number) =>
 
 const bundle = await bundleAgent()
 const startAgent = (ns: string, config: string) =>
-  execa("ip", ["netns", "exec", ns, process.execPath, bundle.file, config], {
+  execa("ip", ["netns", "exec", ns, process.execPath, ...nodeArgs, bundle.file, config], {
     reject: false,
     stdin: "ignore",
     stdout: "ignore",
@@ -90,7 +105,7 @@ try {
       const status = async (): Promise<PlaneStatus> => JSON.parse(await controlCommand(sock, "STATUS"))
       for (let i = 0; ; i++) {
         const s = await status().catch(() => undefined)
-        if (s !== undefined && s.tunnels.filter((t) => t.echo !== null).length === n) break
+        if (s !== undefined && s.tunnels.filter((t) => t.sampleCounts !== null).length === n) break
         if (i > 200) throw new Error(`plane did not start ${n} workers`)
         await sleep(100)
       }
@@ -112,10 +127,14 @@ try {
         at: Date.now(),
       }
       const seconds = (after.at - before.at) / 1000
-      const pingRss = (await Promise.all((await children(pid)).map((p) => rssKb(p).catch(() => 0)))).reduce(
-        (a, b) => a + b,
-        0,
-      )
+      const kids = await children(pid)
+      const pings = (
+        await Promise.all(kids.map(async (p) => ((await comm(p).catch(() => "")) === "ping" ? p : 0)))
+      ).filter((p) => p > 0)
+      const total = async (f: (pid: number) => Promise<number>, pids: ReadonlyArray<number>) =>
+        (await Promise.all(pids.map((p) => f(p).catch(() => 0)))).reduce((a, b) => a + b, 0)
+      const pingRss = await total(rssKb, pings)
+      const pingPss = await total(pssKb, pings)
       const rate = (k: "udp-echo" | "icmp" | "tcp" | "loss-test") =>
         (sum(after.status, k) - sum(before.status, k)) / seconds / n
       const lossBursts = sum(after.status, "loss-test") - sum(before.status, "loss-test")
@@ -124,24 +143,34 @@ try {
         windowSeconds: seconds,
         planeCpuPercentOfOneCore: ((after.cpu - before.cpu) / TICKS / seconds) * 100,
         planeRssMb: (await rssKb(pid)) / 1024,
+        planePssMb: (await pssKb(pid)) / 1024,
         pingCpuPercentOfOneCore:
           ((after.pings.reduce((a, b) => a + b, 0) - before.pings.reduce((a, b) => a + b, 0)) / TICKS / seconds) * 100,
         pingRssMbTotal: pingRss / 1024,
-        pingProcesses: pings0.length,
+        pingPssMbTotal: pingPss / 1024,
+        pingProcesses: pings.length,
         echoPerTunnelPerSecond: rate("udp-echo"),
         icmpPerTunnelPerSecond: rate("icmp"),
         tcpPerTunnelPerSecond: rate("tcp"),
         lossBurstsInWindow: lossBursts,
-        // Datagrams sent per tunnel per second: echo, ICMP and TCP (SYN) requests + loss-test data.
-        packetsPerTunnelPerSecond: rate("udp-echo") + rate("icmp") + rate("tcp") + (lossBursts * 1250) / seconds / n,
+        // Datagrams sent per tunnel per second: echo, ICMP and TCP (SYN) requests + loss-test data
+        // (the loss test's long-run average from its settings: a window sees only a few bursts).
+        packetsPerTunnelPerSecond:
+          rate("udp-echo") +
+          rate("icmp") +
+          rate("tcp") +
+          (effectiveProbes.lossTest.enabled
+            ? effectiveProbes.lossTest.packets / (effectiveProbes.lossTest.intervalMillis / 1000)
+            : 0),
+        loadAverage1m: Number((await readFile("/proc/loadavg", "utf8")).split(" ")[0]),
       }
       results.push(row)
       if (!jsonFlag) {
         console.log(
-          `${String(n).padStart(3)} tunnels: plane CPU ${fmt(row.planeCpuPercentOfOneCore, 2)} % of a core, RSS ${fmt(row.planeRssMb, 1)} MB; ` +
-            `${row.pingProcesses} ping: CPU ${fmt(row.pingCpuPercentOfOneCore, 2)} %, RSS ${fmt(row.pingRssMbTotal, 1)} MB; ` +
+          `${String(n).padStart(3)} tunnels: plane CPU ${fmt(row.planeCpuPercentOfOneCore, 2)} % of a core, RSS ${fmt(row.planeRssMb, 1)} MB, PSS ${fmt(row.planePssMb, 1)} MB; ` +
+            `${row.pingProcesses} ping: CPU ${fmt(row.pingCpuPercentOfOneCore, 2)} %, RSS ${fmt(row.pingRssMbTotal, 1)} MB, PSS ${fmt(row.pingPssMbTotal, 1)} MB; ` +
             `per tunnel/s: echo ${fmt(row.echoPerTunnelPerSecond, 2)}, icmp ${fmt(row.icmpPerTunnelPerSecond, 2)}, tcp ${fmt(row.tcpPerTunnelPerSecond, 2)}, ` +
-            `${lossBursts} loss bursts; ≈ ${fmt(row.packetsPerTunnelPerSecond, 1)} packets/tunnel/s sent`,
+            `${lossBursts} loss bursts; ≈ ${fmt(row.packetsPerTunnelPerSecond, 2)} packets/tunnel/s sent; load ${row.loadAverage1m}`,
         )
       }
     } finally {

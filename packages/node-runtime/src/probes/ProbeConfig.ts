@@ -32,6 +32,13 @@ export const EchoProbeConfig = Schema.Struct({
   minMissTimeoutMillis: field(Millis, 100),
   maxMissTimeoutMillis: field(Millis, 1000),
   payloadBytes: field(Schema.Int.pipe(Schema.between(20, 1472)), 20),
+  /**
+   * The peer's echo requests reaching our server are evidence too: once they arrive regularly, one
+   * missing past its expected time + slack pulls our next probe in (no extra probe).
+   */
+  watchPeerRequests: field(Schema.Boolean, true),
+  /** The end with the lower site id sends half-way between the peer's requests. */
+  alignToPeer: field(Schema.Boolean, true),
 })
 export type EchoProbeConfig = typeof EchoProbeConfig.Type
 
@@ -49,7 +56,7 @@ export const TcpProbeConfig = Schema.Struct({
   enabled: field(Schema.Boolean, true),
   /** The peer daemon's gRPC port; a RST (connection refused) also yields a valid RTT. */
   port: field(Port, 5122),
-  intervalMillis: field(Millis, 10_000),
+  intervalMillis: field(Millis, 30_000),
   timeoutMillis: field(Millis, 2000),
 })
 export type TcpProbeConfig = typeof TcpProbeConfig.Type
@@ -57,10 +64,10 @@ export type TcpProbeConfig = typeof TcpProbeConfig.Type
 export const LossTestConfig = Schema.Struct({
   enabled: field(Schema.Boolean, true),
   port: field(Port, 5121),
-  packets: field(Schema.Int.pipe(Schema.between(10, 100_000)), 1250),
+  packets: field(Schema.Int.pipe(Schema.between(10, 100_000)), 1000),
   packetBytes: field(Schema.Int.pipe(Schema.between(24, 1472)), 500),
   rateBitsPerSecond: field(Schema.Number.pipe(Schema.between(8_000, 1e9)), 1_000_000),
-  intervalMillis: field(Millis, 120_000),
+  intervalMillis: field(Millis, 1_200_000),
   /** The burst is abandoned if the server stays silent (no STATS/FINAL) this long. */
   silenceTimeoutMillis: field(Millis, 3000),
   endRetries: field(Schema.Int.pipe(Schema.between(1, 10)), 4),

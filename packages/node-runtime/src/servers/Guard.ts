@@ -6,6 +6,9 @@
 import { BlockList, isIPv4, isIPv6 } from "node:net"
 import { Data, Either } from "effect"
 
+/** Memoised allow-list verdicts (one per source address seen). */
+const ALLOW_MEMO_ENTRIES = 4096
+
 export class InvalidPrefix extends Data.TaggedError("InvalidPrefix")<{
   readonly prefix: string
   readonly reason: string
@@ -29,11 +32,23 @@ export const makeAllowList = (
     }
     list.addSubnet(address, length, family)
   }
-  return Either.right((address: string) => {
+  const check = (address: string) => {
     // Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d.
     const plain = address.startsWith("::ffff:") && isIPv4(address.slice(7)) ? address.slice(7) : address
     const family = isIPv4(plain) ? "ipv4" : isIPv6(plain) ? "ipv6" : undefined
     return family !== undefined && list.check(plain, family)
+  }
+  // BlockList.check builds a native SocketAddress per call (~5 % of the plane's CPU when it ran per
+  // datagram); a mesh has few sources, so verdicts are memoised. Bounded: a spray of source
+  // addresses only resets the memo.
+  const verdicts = new Map<string, boolean>()
+  return Either.right((address: string) => {
+    const known = verdicts.get(address)
+    if (known !== undefined) return known
+    if (verdicts.size >= ALLOW_MEMO_ENTRIES) verdicts.clear()
+    const verdict = check(address)
+    verdicts.set(address, verdict)
+    return verdict
   })
 }
 

@@ -9,10 +9,10 @@
  * the real first-to-last arrival time in nanoseconds.
  */
 import type * as dgram from "node:dgram"
-import { Deferred, Duration, Effect, Either, Schedule, type Scope } from "effect"
+import { Deferred, Duration, Effect, Schedule, type Scope } from "effect"
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { makeRateLimiter, type RateLimitConfig } from "./Guard.js"
-import { decode5121, encodeLossFinal, encodeLossStats, type LossData } from "./Packets.js"
+import { classify5121, encodeLossFinal, encodeLossStats, PacketType, readU32, readU64Number } from "./Packets.js"
 import { bindUdp } from "./Udp.js"
 
 export interface ProbeServerConfig {
@@ -25,6 +25,11 @@ export interface ProbeServerConfig {
   readonly maxLossPackets: number
   readonly sessionIdleMillis: number
   readonly statsIntervalMillis: number
+  /**
+   * Called for every echo request answered, with the address it reached and its source: the
+   * peer's prober at work, which the local echo scheduler uses as evidence the tunnel is up.
+   */
+  readonly onEchoRequest?: (localAddress: string, sourceAddress: string) => void
 }
 
 export const defaultProbeServerConfig = (bindAddresses: ReadonlyArray<string>, allow: (a: string) => boolean) =>
@@ -52,15 +57,16 @@ interface LossSession {
   duplicates: number
   jitterNs: number
   lastTransitNs: number | null
-  firstArrivalNs: bigint
-  lastArrivalNs: bigint
+  /** Arrival times on this process's monotonic clock, in ns as numbers (no bigint per packet). */
+  firstArrivalNs: number
+  lastArrivalNs: number
   bytes: number
   lastActivityMs: number
   final: Buffer | null
 }
 
 /** Per-socket loss sessions and the datagram handler. */
-const serveOn = (socket: dgram.Socket, config: ProbeServerConfig) =>
+const serveOn = (socket: dgram.Socket, localAddress: string, config: ProbeServerConfig) =>
   Effect.gen(function* () {
     const metrics = yield* MeasurementMetrics
     const invalid = metrics.invalid.labels({ server: "echo" })
@@ -77,7 +83,7 @@ const serveOn = (socket: dgram.Socket, config: ProbeServerConfig) =>
         reordered: s.reordered,
         duplicates: s.duplicates,
         jitterUs: s.jitterNs / 1000,
-        firstToLastArrivalNs: s.received > 0 ? s.lastArrivalNs - s.firstArrivalNs : 0n,
+        firstToLastArrivalNs: s.received > 0 ? BigInt(Math.round(s.lastArrivalNs - s.firstArrivalNs)) : 0n,
         receivedBytes: BigInt(s.bytes),
       })
 
@@ -96,8 +102,8 @@ const serveOn = (socket: dgram.Socket, config: ProbeServerConfig) =>
         duplicates: 0,
         jitterNs: 0,
         lastTransitNs: null,
-        firstArrivalNs: 0n,
-        lastArrivalNs: 0n,
+        firstArrivalNs: 0,
+        lastArrivalNs: 0,
         bytes: 0,
         lastActivityMs: performance.now(),
         final: null,
@@ -107,14 +113,15 @@ const serveOn = (socket: dgram.Socket, config: ProbeServerConfig) =>
     }
     const close = (key: string, s: LossSession) => {
       sessions.delete(key)
+      if (last === s) last = undefined
       const n = (perSource.get(s.address) ?? 1) - 1
       if (n <= 0) perSource.delete(s.address)
       else perSource.set(s.address, n)
     }
 
-    const onData = (s: LossSession, p: LossData, arrivalNs: bigint) => {
-      const byte = p.seq >>> 3
-      const bit = 1 << (p.seq & 7)
+    const onData = (s: LossSession, msg: Buffer, seq: number, arrivalNs: number) => {
+      const byte = seq >>> 3
+      const bit = 1 << (seq & 7)
       if (((s.seen[byte] ?? 0) & bit) !== 0) {
         s.duplicates++
         return
@@ -123,71 +130,90 @@ const serveOn = (socket: dgram.Socket, config: ProbeServerConfig) =>
       if (s.received === 0) s.firstArrivalNs = arrivalNs
       s.received++
       s.lastArrivalNs = arrivalNs
-      s.bytes += p.lengthBytes
-      if (p.seq < s.maxSeq) s.reordered++
-      else s.maxSeq = p.seq
-      const transitNs = Number(arrivalNs - p.sentNs)
+      s.bytes += msg.length
+      if (seq < s.maxSeq) s.reordered++
+      else s.maxSeq = seq
+      const transitNs = arrivalNs - readU64Number(msg, 16)
       if (s.lastTransitNs !== null) s.jitterNs += (Math.abs(transitNs - s.lastTransitNs) - s.jitterNs) / 16
       s.lastTransitNs = transitNs
     }
 
+    // Heartbeat to live bursts, and forget sessions idle for longer than sessionIdleMillis. A plain
+    // timer that runs only while sessions exist: a node serves ~100 addresses and bursts are rare.
+    let heartbeat: NodeJS.Timeout | undefined
+    const beat = () => {
+      const now = performance.now()
+      for (const [key, s] of sessions) {
+        if (now - s.lastActivityMs > config.sessionIdleMillis) close(key, s)
+        else if (s.final === null) {
+          socket.send(encodeLossStats({ sessionId: s.sessionId, received: s.received }), s.port, s.address)
+        }
+      }
+      if (sessions.size === 0) {
+        clearInterval(heartbeat)
+        heartbeat = undefined
+      }
+    }
+    const ensureHeartbeat = () => {
+      heartbeat ??= setInterval(beat, config.statsIntervalMillis)
+    }
+    yield* Effect.addFinalizer(() => Effect.sync(() => clearInterval(heartbeat)))
+
+    /** The session of the previous datagram: a burst's packets arrive back to back. */
+    let last: LossSession | undefined
+    const sessionOf = (address: string, port: number, sessionId: number) => {
+      if (last !== undefined && last.sessionId === sessionId && last.port === port && last.address === address)
+        return last
+      const s = sessions.get(`${address}|${port}|${sessionId}`)
+      if (s !== undefined) last = s
+      return s
+    }
+
     socket.on("message", (msg, rinfo) => {
-      if (!config.allow(rinfo.address)) return notAllowed.inc()
-      if (!admit(rinfo.address)) return rateLimited.inc()
-      const decoded = decode5121(msg)
-      if (Either.isLeft(decoded)) return invalid.inc()
-      const p = decoded.right
-      switch (p._tag) {
-        case "EchoRequest":
+      const source = rinfo.address
+      if (!config.allow(source)) return notAllowed.inc()
+      if (!admit(source)) return rateLimited.inc()
+      switch (classify5121(msg)) {
+        case PacketType.EchoRequest:
           // Same length as the request: the server never amplifies.
-          msg[3] = 2
-          socket.send(msg, rinfo.port, rinfo.address)
+          msg[3] = PacketType.EchoReply
+          socket.send(msg, rinfo.port, source)
+          config.onEchoRequest?.(localAddress, source)
           return
-        case "LossData": {
-          const key = `${rinfo.address}|${rinfo.port}|${p.sessionId}`
-          let s = sessions.get(key)
+        case PacketType.LossData: {
+          const sessionId = readU32(msg, 4)
+          const total = readU32(msg, 12)
+          let s = sessionOf(source, rinfo.port, sessionId)
           if (s === undefined) {
-            if (p.total > config.maxLossPackets) return invalid.inc()
-            s = open(rinfo.address, rinfo.port, p.sessionId, p.total)
+            if (total > config.maxLossPackets) return invalid.inc()
+            s = open(source, rinfo.port, sessionId, total)
             if (s === undefined) return rateLimited.inc()
+            last = s
+            ensureHeartbeat()
           }
-          if (s.total !== p.total) return invalid.inc()
-          s.lastActivityMs = performance.now()
-          if (s.final === null) onData(s, p, process.hrtime.bigint())
+          if (s.total !== total) return invalid.inc()
+          const nowMs = performance.now()
+          s.lastActivityMs = nowMs
+          if (s.final === null) onData(s, msg, readU32(msg, 8), nowMs * 1e6)
           return
         }
-        case "LossEnd": {
-          const key = `${rinfo.address}|${rinfo.port}|${p.sessionId}`
+        case PacketType.LossEnd: {
+          const sessionId = readU32(msg, 4)
           // An END for an unknown session means every data packet was lost: answer received = 0.
-          const s = sessions.get(key) ?? open(rinfo.address, rinfo.port, p.sessionId, 1)
+          const s = sessionOf(source, rinfo.port, sessionId) ?? open(source, rinfo.port, sessionId, 1)
           if (s === undefined) return rateLimited.inc()
+          ensureHeartbeat()
           s.lastActivityMs = performance.now()
           s.final ??= finalOf(s)
-          socket.send(s.final, rinfo.port, rinfo.address)
+          socket.send(s.final, rinfo.port, source)
           return
         }
         default:
-          // Replies (ECHO_REPLY, STATS, FINAL) are never valid requests.
+          // Malformed, or a reply (ECHO_REPLY, STATS, FINAL), which is never a valid request.
           return invalid.inc()
       }
     })
 
-    // Heartbeat to live bursts, and forget sessions idle for longer than sessionIdleMillis. A plain
-    // timer, not a Schedule: a node with many bound addresses would run a fiber per socket per second.
-    yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        setInterval(() => {
-          const now = performance.now()
-          for (const [key, s] of sessions) {
-            if (now - s.lastActivityMs > config.sessionIdleMillis) close(key, s)
-            else if (s.final === null) {
-              socket.send(encodeLossStats({ sessionId: s.sessionId, received: s.received }), s.port, s.address)
-            }
-          }
-        }, config.statsIntervalMillis),
-      ),
-      (timer) => Effect.sync(() => clearInterval(timer)),
-    )
     return yield* Effect.never
   })
 
@@ -204,7 +230,7 @@ export const serveProbeServer = (
       yield* Effect.scoped(
         Effect.flatMap(
           bindUdp(address, config.port).pipe(Effect.ensuring(Deferred.succeed(attempted, undefined))),
-          (socket) => serveOn(socket, config),
+          (socket) => serveOn(socket, address, config),
         ),
       ).pipe(
         Effect.tapError((e) => Effect.logWarning(`probe server: cannot bind ${address}:${config.port}`, e.cause)),

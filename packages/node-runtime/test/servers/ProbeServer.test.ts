@@ -5,13 +5,17 @@ import * as fc from "fast-check"
 import { MeasurementMetrics } from "../../src/metrics/Metrics.js"
 import { makeAllowList } from "../../src/servers/Guard.js"
 import {
+  classify5121,
   decode5121,
   encodeEcho,
+  encodeEchoRequest,
   encodeLossData,
   encodeLossEnd,
   encodeLossFinal,
   encodeLossStats,
   MAGIC,
+  PacketType,
+  readU64Number,
 } from "../../src/servers/Packets.js"
 import { defaultProbeServerConfig, serveProbeServer } from "../../src/servers/ProbeServer.js"
 import { bindUdp } from "../../src/servers/Udp.js"
@@ -174,6 +178,52 @@ describe("5121 packets", () => {
     fc.assert(fc.property(validPacket, (p) => Either.isRight(decode5121(p))))
   })
 
+  it("classify5121 (the allocation-free hot path) agrees with decode5121 on any bytes", () => {
+    const typeOf = (b: Uint8Array) => {
+      const d = decode5121(b)
+      return Either.isLeft(d) ? 0 : PacketType[d.right._tag]
+    }
+    const anyBytes = fc.oneof(
+      fc.uint8Array({ maxLength: 1600 }),
+      validPacket,
+      malformed,
+      replies,
+      // Valid header, random body: the type-specific length and seq/total checks decide.
+      fc
+        .tuple(fc.integer({ min: 0, max: 8 }), fc.uint8Array({ minLength: 0, maxLength: 60 }))
+        .map(([t, body]) => Buffer.concat([Buffer.from([0x4e, 0x50, 1, t]), Buffer.from(body)])),
+    )
+    fc.assert(
+      fc.property(anyBytes, (b) => classify5121(b) === typeOf(b)),
+      { numRuns: 20_000 },
+    )
+  })
+
+  it("encodeEchoRequest writes what decode5121 reads, with the ms timestamp as ns", () => {
+    fc.assert(
+      fc.property(
+        fc.nat(),
+        fc.nat(),
+        fc.double({ min: 0, max: 9e9, noNaN: true }),
+        fc.integer({ min: 0, max: 1472 }),
+        (sessionId, seq, sentMs, length) => {
+          const b = encodeEchoRequest(sessionId, seq, sentMs, length)
+          const d = Either.getOrThrow(decode5121(b))
+          const sentNs = Math.round(sentMs * 1e6)
+          return (
+            d._tag === "EchoRequest" &&
+            d.sessionId === sessionId >>> 0 &&
+            d.seq === seq >>> 0 &&
+            d.sentNs === BigInt(sentNs) &&
+            readU64Number(b, 12) === sentNs &&
+            b.length === Math.max(20, length) &&
+            b.subarray(20).every((x) => x === 0)
+          )
+        },
+      ),
+    )
+  })
+
   it("rejects every constructed malformed packet", () => {
     fc.assert(
       fc.property(malformed, (p) => Either.isLeft(decode5121(p))),
@@ -183,6 +233,28 @@ describe("5121 packets", () => {
 })
 
 describe("5121 probe server", () => {
+  it.scopedLive("tells the echo scheduler which address each answered request reached, and from whom", () =>
+    Effect.gen(function* () {
+      const port = testPort()
+      const seen: Array<string> = []
+      yield* serveProbeServer({
+        ...defaultProbeServerConfig(["127.0.0.1"], allowLoopback),
+        port,
+        onEchoRequest: (local, source) => seen.push(`${local}<-${source}`),
+      })
+      const client = yield* bindUdp("127.0.0.3", 0)
+      yield* waitUntilServing(client, port)
+      const before = seen.length
+      expect(yield* echoOnce(client, port, 5)).toBe(true)
+      expect(seen.length).toBe(before + 1)
+      expect(seen.at(-1)).toBe("127.0.0.1<-127.0.0.3")
+      // Garbage is not a peer's request.
+      client.send(Buffer.from([0x4e, 0x50, 1, 1, 0, 0]), port, "127.0.0.1")
+      yield* Effect.sleep(Duration.millis(100))
+      expect(seen.length).toBe(before + 1)
+    }).pipe(Effect.provide(MeasurementMetrics.Default)),
+  )
+
   it.scopedLive("counts ≥ 10 000 malformed datagrams as invalid and keeps answering", () =>
     Effect.gen(function* () {
       const port = testPort()
