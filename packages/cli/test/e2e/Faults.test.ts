@@ -376,45 +376,57 @@ describe.skipIf(!isRoot)("faults against real net-perf daemons in a 3-site twin"
             Effect.tapErrorCause(() => diagnose(f)),
             Effect.ensuring(Effect.ignore(f.twin.impair("0-1", { down: false }))),
           )
-          // Cut for good: the routes leave the dead tunnel (ground truth), then come back.
+          // Cut for good a link in use (1-2: untouched so far, direct routes): the routes leave the
+          // dead tunnel (ground truth), then the tunnels come back.
+          const cutEnds = [1, 2] as const
+          const routeDev = (site: number, dst: number) =>
+            Effect.map(managedRoutes(f.twin.siteNs(site)), (rs) => rs.find((r) => r.dst === `10.201.${dst}.0/24`)?.dev)
+          const viaCut = Effect.map(
+            Effect.forEach(cutEnds, (s) => managedRoutes(f.twin.siteNs(s)), { concurrency: "unbounded" }),
+            (tables) => tables.flat().some((r) => /^wg(1\.2|2\.1)_v[46]$/.test(r.dev)),
+          )
           yield* Effect.gen(function* () {
-            const cutAt = Date.now()
-            yield* f.twin.impair("0-1", { down: true })
-            const viaCut = Effect.map(
-              Effect.forEach(ends, (s) => managedRoutes(f.twin.siteNs(s)), { concurrency: "unbounded" }),
-              (tables) => tables.flat().some((r) => /^wg(0\.1|1\.0)_v[46]$/.test(r.dev)),
+            yield* waitFor(
+              "1→2 and 2→1 on their direct tunnels",
+              30,
+              Effect.map(
+                Effect.all([routeDev(1, 2), routeDev(2, 1)]),
+                ([a, b]) => a?.startsWith("wg1.2_") === true && b?.startsWith("wg2.1_") === true,
+              ),
             )
+            const cutAt = Date.now()
+            yield* f.twin.impair("1-2", { down: true })
             const leaveMs = yield* waitFor(
-              "no managed route via the cut link 0-1 at sites 0 and 1",
+              "no managed route via the cut link 1-2 at sites 1 and 2",
               30,
               Effect.map(viaCut, (v) => !v),
             )
             yield* waitHealthy(
               f.twin,
-              "a healthy mesh with the link 0-1 cut",
+              "a healthy mesh with the link 1-2 cut",
               30,
-              base(f, { deadLinks: new Set(["0-1"]) }),
+              base(f, { deadLinks: new Set(["1-2"]) }),
             )
             yield* waitFor("4 managed routes at every site around the cut", 30, allRoutes(f.twin))
             const restoredAt = Date.now()
-            yield* f.twin.impair("0-1", { down: false })
+            yield* f.twin.impair("1-2", { down: false })
             const upMs = yield* waitFor(
-              "sites 0 and 1 report the 0-1 tunnels up again",
+              "sites 1 and 2 report the 1-2 tunnels up again",
               60,
               Effect.map(
-                Effect.forEach(ends, (s) =>
-                  metricAt(f.twin, s, "netperf_tunnel_up", { local: String(s), remote: String(1 - s) }),
+                Effect.forEach(cutEnds, (s) =>
+                  metricAt(f.twin, s, "netperf_tunnel_up", { local: String(s), remote: String(3 - s) }),
                 ),
                 (vs) => vs.every((v) => v === 2),
               ),
             )
             yield* waitHealthy(f.twin, "a healthy mesh after the cut is repaired", 60, base(f))
             timings.push(
-              `(c) hard cut of 0-1: routes off the dead tunnel in ${seconds(leaveMs)} (cut at +0, ${seconds(Date.now() - cutAt)} with repair); repaired → tunnels up in ${seconds(upMs)} (${seconds(Date.now() - restoredAt)} to a healthy mesh)`,
+              `(c) hard cut of 1-2 (in use): routes off the dead tunnel ${seconds(leaveMs)} after the cut (${seconds(Date.now() - cutAt)} to repaired); repaired → tunnels up in ${seconds(upMs)} (${seconds(Date.now() - restoredAt)} to a healthy mesh)`,
             )
           }).pipe(
             Effect.tapErrorCause(() => diagnose(f)),
-            Effect.ensuring(Effect.ignore(f.twin.impair("0-1", { down: false }))),
+            Effect.ensuring(Effect.ignore(f.twin.impair("1-2", { down: false }))),
           )
         }),
       150_000,

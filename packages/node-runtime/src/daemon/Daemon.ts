@@ -21,7 +21,7 @@ import {
   SiteId,
   tunnelKey,
 } from "@net-perf/engine"
-import { Effect, Layer, Queue, Schema, Stream } from "effect"
+import { Effect, Layer, Queue, Runtime, Schema, Stream } from "effect"
 import { Bird } from "../bird/Bird.js"
 import { watchBgpPaths } from "../bird/BirdWatch.js"
 import { fillTemplate } from "../discovery/Addressing.js"
@@ -127,20 +127,22 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
 
     // Mutual TLS on every gRPC server and link-state client when `grpc.tls` is set (else plaintext).
     const tls = config.grpc.tls === undefined ? undefined : yield* loadGrpcTls(config.grpc.tls)
+    // gRPC callbacks run outside any fiber: their log lines go through the daemon's runtime (its logger).
+    const logFromCallback = Runtime.runFork(yield* Effect.runtime<never>())
     const exchange = yield* makeLinkStateExchange({
       self,
       ...(tls === undefined ? {} : { credentials: tls.client }),
       onInvalid: (peer, error) => {
         control.linkStateMessages.inc({ outcome: "invalid" })
-        Effect.runFork(Effect.logWarning(`invalid link-state message from ${peer}`, error))
+        logFromCallback(Effect.logWarning(`invalid link-state message from ${peer}`, error))
       },
       onUndecodable: (frame, error) => {
         control.linkStateMessages.inc({ outcome: "undecodable" })
-        Effect.runFork(Effect.logWarning(`undecodable link-state message (${frame}): not a LinkStateMessage`, error))
+        logFromCallback(Effect.logWarning(`undecodable link-state message (${frame}): not a LinkStateMessage`, error))
       },
       onPeerStream: (peer, state, cause) => {
         control.peerStreamChanges.inc({ peer: String(peer), state })
-        Effect.runFork(
+        logFromCallback(
           state === "open"
             ? Effect.logInfo(`link-state stream to site ${peer} open`)
             : Effect.logWarning(`link-state stream to site ${peer} lost: ${String(cause)}`),
