@@ -43,7 +43,8 @@ export const twinMetricsStoreDaemonConfig = (site: number) => ({
     kind: "prometheus",
     url: twinMetricsStoreUrl,
     intervalMillis: 1_000,
-    timeoutMillis: 1_000,
+    // Under the twin's load a query can take hundreds of ms; a timeout would count as an outage.
+    timeoutMillis: 2_000,
     maxSampleAgeMillis: 10_000,
   },
 })
