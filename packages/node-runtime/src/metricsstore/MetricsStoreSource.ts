@@ -10,7 +10,7 @@
  * `maxSampleAgeMillis`). One log line when the store goes down and one when it answers again,
  * not one per failed query.
  */
-import { type LinkStats, LinkStats as LinkStatsSchema, SiteId, tunnelKey } from "@net-perf/engine"
+import { type LinkStats, LinkStats as LinkStatsSchema, tunnelKey } from "@net-perf/engine"
 import { Duration, Effect, Either, Schedule, Schema, type Scope } from "effect"
 import { Counter, Gauge, Histogram, type Registry } from "prom-client"
 import { type InstantSeries, type MetricsStoreError, makePromClient, type PromClient } from "./PromApi.js"
@@ -230,7 +230,3 @@ export const makeMetricsStoreSource = (
       refresh,
     } satisfies MetricsStoreSource
   })
-
-/** The origins (sites) a snapshot has tunnels of. */
-export const originsOf = (snapshot: StoreSnapshot): ReadonlyArray<SiteId> =>
-  [...new Set(snapshot.tunnels.map((t) => t.tunnel.local as number))].sort((a, b) => a - b).map((s) => SiteId.make(s))
