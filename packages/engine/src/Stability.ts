@@ -12,9 +12,9 @@
  * - the initial choice is not a switch: it starts no dwell (its `sinceMillis` is −Infinity), so
  *   a degradation right after start-up is acted on as soon as it is measured;
  * - an urgent gain, more than `urgentGainFactor` × the threshold (a link that became far worse,
- *   not noise: the threshold already holds 3σ of it), waits only `urgentDwellMillis` since the
+ *   not noise: the threshold already holds 1.5σ_sample of it), waits only `urgentDwellMillis` since the
  *   last switch. Two paths can then alternate faster than the dwell only if their cost
- *   difference swings by more than 2 × urgentGainFactor thresholds (≥ 30 ms, ≥ 9σ) each way,
+ *   difference swings by more than 2 × urgentGainFactor thresholds (≥ 30 ms, ≥ 4.5σ) each way,
  *   and never more than once per urgentDwellMillis.
  */
 import { Equal } from "effect"
@@ -24,7 +24,14 @@ export interface StabilityConfig {
   readonly absoluteMarginMs: number
   /** ... and more than this share of the incumbent's cost (default 0.1 = 10 %). */
   readonly relativeMargin: number
-  /** ... and more than this many standard deviations of the measured noise (default 3). */
+  /**
+   * ... and more than this many standard deviations of the measured noise (default 1.5). The noise
+   * is a SAMPLE's σ (a link's RFC 3550 jitter), while the compared costs are smoothed means: at the
+   * daemon's ICMP cadence (0.5 Hz, 10 s half-life) a mean holds ≈ 14 samples, so 1.5 σ_sample
+   * ≈ 5.7 σ of the compared means (≈ 2.6 σ right after a level shift restarted the mean at 3
+   * samples). It was 3: at load 4–8 in the twin (ICMP jitter 1–2 ms per link) that kept a route
+   * on a two-hop 20 ms detour when the 10 ms direct link was back (gain 10 < 3·√3·2 ms).
+   */
   readonly noiseFactor: number
   /** Minimum time between two switches, except when leaving a dead choice (default 30 s). */
   readonly dwellMillis: number
@@ -37,7 +44,7 @@ export interface StabilityConfig {
 export const defaultStabilityConfig: Required<StabilityConfig> = {
   absoluteMarginMs: 5,
   relativeMargin: 0.1,
-  noiseFactor: 3,
+  noiseFactor: 1.5,
   dwellMillis: 30_000,
   urgentGainFactor: 3,
   urgentDwellMillis: 5_000,

@@ -188,7 +188,8 @@ describe("Stability", () => {
   it("the noise term dominates the threshold when the noise is large", () => {
     expect(switchThresholdMs(10, 0)).toBe(5)
     expect(switchThresholdMs(100, 0)).toBe(10)
-    expect(switchThresholdMs(100, 10)).toBe(30)
+    expect(switchThresholdMs(100, 10)).toBe(15)
+    expect(switchThresholdMs(100, 20)).toBe(30)
   })
 
   it("over random timelines: dwell (or urgent dwell for urgent gains) respected between switches, dead choices left at once", () => {
