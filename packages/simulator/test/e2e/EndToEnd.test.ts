@@ -3,7 +3,7 @@
 // that carries best paths) with its repair, and the report must meet the routing targets with
 // margins for a shared, noisy 2-core machine (targets in brackets):
 //   failure → every site forwarding around it within 5 s [p95 1.5 s; BGP's hold timer is 9 s],
-//   degradation → moved within 20 s [10 s], repair → back on the best path within 45 s [30 s],
+//   degradation → moved within 15 s [10 s], repair → back on the best path within 45 s [30 s],
 // The degradation is +150 ms one way, not the target's +50 ms: at load ~20 on 2 cores the daemons'
 // UDP echo (answered by a Node event loop at each end) measured an idle 10 ms tunnel at 20–50 ms
 // RTT with 10–30 ms jitter, so a two-hop detour looked as slow as +50 ms on the direct link and the
@@ -25,10 +25,9 @@ const scenario = Either.getOrThrow(
       "sites: 4",
       "families: [4]",
       "durationSeconds: 95",
+      // Daemon defaults throughout: the initial choice starts no dwell and a +150 ms step is an
+      // urgent gain (engine README, "Reaction to a degradation"), so no stability override is needed.
       "routing: net-perf",
-      // The run is shorter than the daemon's 30 s default dwell after its first routes: a short dwell
-      // lets the degradation and the repair be judged within minutes (the margins still apply).
-      "daemon: { config: { routing: { stability: { dwellMillis: 5000 } } } }",
       "links:",
       "  default: { delayMs: 5 }",
       'watch: ["0-1", "2-3"]',
@@ -88,10 +87,11 @@ describe.skipIf(!isRoot)("net-perf end to end in a 4-site twin", () => {
         expect(up?.settledDelivering).toBe(true)
         // degradation: off the slow direction, then back after the repair
         expect(degrade?.badPathAtEnd).toBe(false)
-        expect(degrade?.badPathMs).toBeLessThanOrEqual(20_000)
-        // Back after the repair: the engine's level-shift detection sees the step in three ICMP samples
-        // (6.1 s measured at load 0.4; never within the run before it). A link back from a *failure* is
-        // deliberately distrusted for minutes (availability), so the link-up is not asserted.
+        expect(degrade?.badPathMs).toBeLessThanOrEqual(15_000)
+        // Back after the repair: the engine's level-shift detection sees the step in three ICMP samples,
+        // and the plain (not urgent) gain waits the 30 s dwell since the move. A link back from a
+        // *failure* is distrusted for up to a minute (availability), longer than its 10 s window here:
+        // the engine's Aggregation tests pin that bound.
         console.log(
           `repair → back on the best path: ${repair?.offOptimumAtEnd === true ? "not within the run" : `${repair?.offOptimumMs} ms`}`,
         )
