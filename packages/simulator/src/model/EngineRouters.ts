@@ -12,7 +12,7 @@ import {
   type NodeRouterConfigInput,
   type StabilityConfig,
 } from "@net-perf/engine"
-import type { SiteRouter } from "./ModelRun.js"
+import type { MessageRoutes, SiteRouter } from "./ModelRun.js"
 
 export interface EngineSettings {
   /** Row label in reports. */
@@ -23,6 +23,12 @@ export interface EngineSettings {
   readonly costModel: "default" | "legacy"
   /** Anything else for NodeRouter.make (aggregation, hold-down, …). */
   readonly extra?: Partial<Omit<NodeRouterConfigInput, "self">>
+  /**
+   * Start-up hold-down of an engine that replaces one lost in a restart. Default: the engine's
+   * own default (link-state max age + 10 s), whatever `extra` sets for the cold start of the
+   * whole mesh — a shortened hold-down is safe only when nobody remembers an earlier life.
+   */
+  readonly restartHoldDownMillis?: number
 }
 
 export const noHysteresis: StabilityConfig = { absoluteMarginMs: 0, relativeMargin: 0, noiseFactor: 0, dwellMillis: 0 }
@@ -42,23 +48,35 @@ export const legacyEngineSettings: EngineSettings = {
   costModel: "legacy",
 }
 
-export const engineConfigInput = (settings: EngineSettings, self: number): NodeRouterConfigInput => {
+export const engineConfigInput = (settings: EngineSettings, self: number, restarted = false): NodeRouterConfigInput => {
   const stability =
     settings.stability === "default" ? undefined : settings.stability === "none" ? noHysteresis : settings.stability
+  const { startupHoldDownMillis, ...extra } = settings.extra ?? {}
+  const holdDown = restarted ? settings.restartHoldDownMillis : startupHoldDownMillis
   return {
     self,
     algorithm: settings.algorithm,
     ...(stability === undefined ? {} : { stability, tunnelStability: stability }),
     ...(settings.costModel === "legacy" ? { costModel: "legacy" as const } : {}),
-    ...settings.extra,
+    ...extra,
+    ...(holdDown === undefined ? {} : { startupHoldDownMillis: holdDown }),
   } as NodeRouterConfigInput
 }
 
 /** A factory for `RunConfig.makeRouter`. */
 export const engineRouters =
   (settings: EngineSettings) =>
-  (self: number): SiteRouter<LinkStateMessage> =>
-    NodeRouter.make(engineConfigInput(settings, self))
+  (self: number, restarted = false): SiteRouter<LinkStateMessage> =>
+    NodeRouter.make(engineConfigInput(settings, self, restarted))
+
+/** The routes of a link-state message, for the simulator's wake-ups. */
+export const linkStateMessageRoutes = (message: LinkStateMessage): MessageRoutes => ({
+  routes: message.distances.map((d) => ({
+    destination: d.destination,
+    nextHop: d.distanceMs === null ? null : d.nextHop,
+    seqno: d.seqno,
+  })),
+})
 
 /** Wire size of a link-state message as JSON (what the overhead figure reports). */
 export const linkStateMessageBytes = (message: LinkStateMessage): number =>

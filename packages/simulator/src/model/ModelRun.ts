@@ -21,6 +21,7 @@ import {
   tunnelId,
 } from "@net-perf/engine"
 import { EventQueue } from "./EventQueue.js"
+import { FloodGraph } from "./Flooding.js"
 import { BLACKHOLE, classifyDestination, DEAD, DELIVERED, ForwardingTable } from "./Forwarding.js"
 import type { ModelMesh } from "./Mesh.js"
 import { ModelNetwork } from "./ModelNetwork.js"
@@ -33,6 +34,10 @@ export interface RouteLike {
   readonly destination: number
   readonly nextHop: number | null
   readonly tunnel: { readonly family: number } | null
+  /** Destination-owned sequence number (see `RunConfig.wakeOnMessage` for when a change is advertised at once). */
+  readonly seqno?: number
+  /** Routes exist but none is feasible: the site asked the destination for a new seqno. */
+  readonly starved?: boolean
 }
 
 /** What the simulator drives at each site: the engine's NodeRouter satisfies this structurally. */
@@ -47,6 +52,24 @@ export interface SiteRouter<M> {
     readonly notBeforeMillis: number
   }>
   setBgpPaths?(paths: ReadonlyArray<BgpPathLike>): void
+  /** Own destination sequence number (raised by peers' requests; a change is advertised at once). */
+  readonly seqno?: number
+}
+
+/** What the simulator reads from a message (for wake-ups): the origin's route per destination. */
+export interface MessageRoutes {
+  readonly routes: ReadonlyArray<{
+    readonly destination: number
+    readonly nextHop: number | null
+    readonly seqno: number
+  }>
+}
+
+/** A site restart: its daemon is down for `downMillis` (no probes, echoes or messages; kernel routes stay), then comes back with a fresh engine. */
+export interface SiteRestart {
+  readonly site: number
+  readonly atMillis: number
+  readonly downMillis: number
 }
 
 export interface BgpPathLike {
@@ -68,6 +91,12 @@ export interface ExchangeConfig {
   /** Extra uniform delay in [0, jitter): more than the advertise interval reorders messages. */
   readonly delayJitterMillis: number
   readonly lossRatio: number
+  /**
+   * "flood": each site relays every new message to its tunnel peers (the daemon's exchange), so a
+   * message travels hop by hop over tunnels that are up, delay and loss applying per hop;
+   * "direct": every site gets every message straight from its origin (one delay, one loss draw).
+   */
+  readonly relay: "flood" | "direct"
 }
 
 export const defaultExchangeConfig: ExchangeConfig = {
@@ -76,6 +105,7 @@ export const defaultExchangeConfig: ExchangeConfig = {
   delayMillis: 20,
   delayJitterMillis: 30,
   lossRatio: 0,
+  relay: "flood",
 }
 
 /** When a path counts as good for reaction times: delivered, and within this slack of the oracle. */
@@ -98,10 +128,30 @@ export interface RunConfig<M> {
   /** Each site runs decide() this often (and once more right after each lost probe). */
   readonly decideIntervalMillis?: number
   readonly decideOnLoss?: boolean
+  /**
+   * The daemon decides at once on every message and advertises at once when a route's next hop,
+   * seqno or metric changed. Doing both for every message would cost N² deliveries per change, so
+   * the model decides at once (after `wakeDelayMillis`, at most every `wakeMinIntervalMillis`)
+   * only on what can change its forwarding soon: a peer it forwards through (or a peer offering a
+   * destination it is starved for) changed that route's next hop or withdrew it; a peer's seqno
+   * for a destination changed while some site is starved for it (the answer to a seqno request
+   * travelling back); a request raised its own seqno; the first echo reply after a loss. It
+   * advertises at once when its forwarding or own seqno changed, or a route's seqno changed while
+   * some site is starved for that destination. Everything else waits for the periodic decide
+   * and advertisement. Default true.
+   */
+  readonly wakeOnMessage?: boolean
+  readonly wakeDelayMillis?: number
+  readonly wakeMinIntervalMillis?: number
+  /** Daemon restarts (engine state lost, new incarnation). */
+  readonly restarts?: ReadonlyArray<SiteRestart>
   /** Stretch vs oracle is sampled this often (every pair, every sample). */
   readonly stretchSampleMillis?: number
   readonly goodSlack?: Partial<GoodPathSlack>
-  readonly makeRouter: (self: number) => SiteRouter<M>
+  /** `restarted`: the router replaces one that was lost in a restart (a fresh engine, new incarnation). */
+  readonly makeRouter: (self: number, restarted: boolean) => SiteRouter<M>
+  /** Reads a message's routes, for wake-ups on route changes (without it, only the periodic decide reads messages). */
+  readonly describeMessage?: (message: M) => MessageRoutes
   /** Feed each engine BGP paths modelled on the topology (needed by the BGP algorithms). */
   readonly bgpPaths?: boolean
   /** Size of a message in bytes, for the overhead figure (sampled once per site). */
@@ -117,10 +167,23 @@ type Ev =
   | { readonly k: 9; readonly p: number; readonly sentAt: number } // loss timeout
   | { readonly k: 2; readonly p: number } // loss test
   | { readonly k: 3; readonly s: number } // site tick: decide, install, advertise
-  | { readonly k: 4; readonly s: number; readonly m: unknown } // link-state delivery
+  | { readonly k: 4; readonly s: number; readonly m: Sent } // link-state delivery
   | { readonly k: 5; readonly c: number } // truth change point
   | { readonly k: 6 } // stretch sample
   | { readonly k: 7; readonly s: number; readonly sample: PathSample } // pathping result
+  | { readonly k: 10; readonly s: number } // wake-up decide
+  | { readonly k: 11; readonly r: number } // restart r: daemon down
+  | { readonly k: 12; readonly r: number } // restart r: daemon up again
+
+/** One advertisement as sent, shared by every delivery. */
+interface Sent {
+  readonly origin: number
+  readonly message: unknown
+  /** Destinations whose next hop (or reachability) differs from the origin's previous message. */
+  readonly changedHop: Int32Array
+  /** Destinations whose seqno alone differs. */
+  readonly changedSeqno: Int32Array
+}
 
 interface OpenEvent {
   readonly atMillis: number
@@ -190,6 +253,9 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
   const exchange: ExchangeConfig = { ...defaultExchangeConfig, ...config.exchange }
   const decideIntervalMillis = config.decideIntervalMillis ?? 1000
   const decideOnLoss = config.decideOnLoss ?? true
+  const wakeOnMessage = config.wakeOnMessage ?? true
+  const wakeDelayMillis = config.wakeDelayMillis ?? 2
+  const wakeMinIntervalMillis = config.wakeMinIntervalMillis ?? 100
   const stretchSampleMillis = config.stretchSampleMillis ?? 10_000
   const slack: GoodPathSlack = { relative: 0.15, absoluteMs: 5, ...config.goodSlack }
   const epoch = config.epochMillis ?? 1_800_000_000_000
@@ -205,12 +271,17 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
   const prngPhase = Prng.derive(config.seed, "phase")
   const acc = emptyReportAccumulators(n)
 
-  const routers: SiteRouter<M>[] = []
-  for (let s = 0; s < n; s++) {
-    const r = config.makeRouter(s)
-    if (config.bgpPaths === true) r.setBgpPaths?.(modelBgpPaths(config.mesh, s))
-    routers.push(r)
+  const bgpPathsOf = (s: number): ReadonlyArray<BgpPathLike> | undefined =>
+    config.bgpPaths === true ? modelBgpPaths(config.mesh, s) : undefined
+  const makeRouter = (s: number, restarted: boolean): SiteRouter<M> => {
+    const r = config.makeRouter(s, restarted)
+    const paths = bgpPathsOf(s)
+    if (paths !== undefined) r.setBgpPaths?.(paths)
+    return r
   }
+  const routers: SiteRouter<M>[] = []
+  for (let s = 0; s < n; s++) routers.push(makeRouter(s, false))
+  const flood = exchange.relay === "flood" ? new FloodGraph(net) : undefined
 
   // Probers: one per directed tunnel end (each site probes its own tunnels).
   const proberTunnel: TunnelId[] = []
@@ -227,6 +298,11 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
     proberRev.push(net.linkIndex(to, from, fam))
   }
   const proberCount = proberTunnel.length
+  const probersOf: number[][] = Array.from({ length: n }, () => [])
+  for (let p = 0; p < proberCount; p++) probersOf[proberLocal[p]!]!.push(p)
+  const proberRemote = Int32Array.from(proberTunnel, (t) => t.remote)
+  /** The last reported sample of this prober was a loss (its next reply wakes the site, as in the daemon). */
+  const lastLost = new Uint8Array(proberCount)
   // EchoProber state per prober (see ProbeModel.ts).
   const misses = new Int32Array(proberCount)
   const generation = new Int32Array(proberCount)
@@ -241,6 +317,27 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
     if (probe.lossTestIntervalMillis > 0) queue.push(prngPhase.next() * probe.lossTestIntervalMillis, { k: 2, p })
   }
   const nextAdvertiseAt = new Float64Array(n)
+  // Restarts: a site's daemon is down (siteDown) and its events from before `siteUpAt` are void.
+  const siteDown = new Uint8Array(n)
+  const siteUpAt = new Float64Array(n)
+  for (const r of config.restarts ?? []) {
+    if (r.site < 0 || r.site >= n) continue
+    queue.push(r.atMillis, { k: 11, r: r.site })
+    queue.push(r.atMillis + r.downMillis, { k: 12, r: r.site })
+  }
+  const wakePending = new Uint8Array(n)
+  const lastWakeAt = new Float64Array(n).fill(Number.NEGATIVE_INFINITY)
+  // Per (site, destination) the seqno of the installed route, and each site's own seqno: a
+  // change is advertised at once (the daemon's advert key includes seqnos).
+  const routeSeqno = new Float64Array(n * n)
+  const ownSeqno = new Float64Array(n)
+  // Per (site, destination): starved (routes exist, none feasible); per destination: how many are.
+  const starved = new Uint8Array(n * n)
+  const starvedCount = new Int32Array(n)
+  // Per (origin, destination) the route in the origin's previous message, for `Sent.changed`.
+  const sentNextHop = new Int32Array(n * n).fill(-2)
+  const sentSeqno = new Float64Array(n * n).fill(-1)
+  const lastSent: Array<Sent | undefined> = new Array(n).fill(undefined)
   for (let s = 0; s < n; s++) {
     const t = prngPhase.next() * decideIntervalMillis
     queue.push(t, { k: 3, s })
@@ -365,6 +462,32 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
     anyDirty = false
   }
 
+  const noChange = new Int32Array(0)
+  const sentOf = (s: number, msg: M): Sent => {
+    if (config.describeMessage === undefined)
+      return { origin: s, message: msg, changedHop: noChange, changedSeqno: noChange }
+    const hop: number[] = []
+    const seq: number[] = []
+    for (const r of config.describeMessage(msg).routes) {
+      const d = r.destination
+      if (d < 0 || d >= n) continue
+      const i = s * n + d
+      const nh = r.nextHop ?? -1
+      if (sentNextHop[i] !== -2) {
+        if (sentNextHop[i] !== nh) hop.push(d)
+        else if (sentSeqno[i] !== r.seqno) seq.push(d)
+      }
+      sentNextHop[i] = nh
+      sentSeqno[i] = r.seqno
+    }
+    return {
+      origin: s,
+      message: msg,
+      changedHop: hop.length === 0 ? noChange : Int32Array.from(hop),
+      changedSeqno: seq.length === 0 ? noChange : Int32Array.from(seq),
+    }
+  }
+
   const deliverAdvert = (s: number, t: number): void => {
     const msg = routers[s]!.advertise(epoch + t)
     if (measured(t)) {
@@ -372,22 +495,71 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
       if (config.messageBytes !== undefined && acc.messageBytesSampled[s] === 0)
         acc.messageBytesSampled[s] = config.messageBytes(msg)
     }
+    const sent = sentOf(s, msg)
+    lastSent[s] = sent
+    if (flood !== undefined) {
+      const arrival = flood.arrivals(s, exchange, prngExchange, siteDown)
+      for (let r = 0; r < n; r++) {
+        const delay = arrival[r] as number
+        if (r !== s && delay < Number.POSITIVE_INFINITY) queue.push(t + delay, { k: 4, s: r, m: sent })
+      }
+      return
+    }
     for (let r = 0; r < n; r++) {
       if (r === s) continue
       if (exchange.lossRatio > 0 && prngExchange.next() < exchange.lossRatio) continue
       const delay =
         exchange.delayMillis + (exchange.delayJitterMillis > 0 ? prngExchange.next() * exchange.delayJitterMillis : 0)
-      queue.push(t + delay, { k: 4, s: r, m: msg })
+      queue.push(t + delay, { k: 4, s: r, m: sent })
     }
   }
 
+  /** Schedules a wake-up decide of site s (coalesced; at most one per wakeMinIntervalMillis). */
+  const wake = (s: number, t: number): void => {
+    if (wakePending[s] === 1 || siteDown[s] === 1) return
+    wakePending[s] = 1
+    queue.push(Math.max(t + wakeDelayMillis, (lastWakeAt[s] as number) + wakeMinIntervalMillis), { k: 10, s })
+  }
+
+  /** Does this delivery change something site r forwards on (so the daemon's decide-per-message matters)? */
+  const concerns = (r: number, sent: Sent): boolean => {
+    const o = sent.origin
+    for (const d of sent.changedHop) {
+      if (d === r) continue
+      if (table.nextHop[r * n + d] === o || starved[r * n + d] === 1) return true
+    }
+    for (const d of sent.changedSeqno) {
+      if (d === r || starvedCount[d] === 0) continue
+      if (table.nextHop[r * n + d] === o || starved[r * n + d] === 1) return true
+    }
+    return false
+  }
+
+  /** Decides and installs; true when something worth advertising at once changed (forwarding or a seqno). */
   const decideAndInstall = (s: number, t: number): boolean => {
-    const decision = routers[s]!.decide(epoch + t)
+    const router = routers[s]!
+    const decision = router.decide(epoch + t)
     if (measured(t)) acc.decides++
     let changed = false
+    const own = router.seqno ?? 0
+    if (own !== ownSeqno[s]) {
+      ownSeqno[s] = own
+      changed = true
+    }
     for (const route of decision.routes) {
       const d = route.destination
       if (d === s || d < 0 || d >= n) continue
+      const i = s * n + d
+      const isStarved = route.starved === true ? 1 : 0
+      if (isStarved !== starved[i]) {
+        starved[i] = isStarved
+        starvedCount[d]! += isStarved === 1 ? 1 : -1
+      }
+      const seqno = route.seqno ?? 0
+      if (seqno !== routeSeqno[i]) {
+        routeSeqno[i] = seqno
+        if (starvedCount[d]! > 0) changed = true
+      }
       const family = route.nextHop === null ? null : (route.tunnel?.family ?? null)
       if (table.install(s, d, route.nextHop, family)) {
         changed = true
@@ -449,6 +621,7 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
   }
 
   const siteTick = (s: number, t: number): void => {
+    if (siteDown[s] === 1) return
     const changed = decideAndInstall(s, t)
     if (t >= (nextAdvertiseAt[s] as number) || (exchange.triggeredUpdates && changed)) {
       deliverAdvert(s, t)
@@ -527,7 +700,9 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
         }
         case 1: {
           const p = ev.p
-          routers[proberLocal[p]!]!.observe(
+          const local = proberLocal[p]!
+          if (siteDown[local] === 1 || ev.sentAt < (siteUpAt[local] as number)) break
+          routers[local]!.observe(
             new RttSample(
               { tunnel: proberTunnel[p]!, kind: "udp-echo", atMillis: epoch + ev.sentAt, rttMs: ev.rttMs },
               true,
@@ -542,6 +717,10 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
             srttMs[p] = 0.875 * srttMs[p]! + 0.125 * ev.rttMs
           }
           if (ev.sentAt > latestRepliedSentAt[p]!) latestRepliedSentAt[p] = ev.sentAt
+          if (lastLost[p] === 1) {
+            lastLost[p] = 0
+            if (wakeOnMessage) wake(local, t)
+          }
           misses[p] = 0
           declaredDead[p] = 0
           if (bursting[p] === 1) {
@@ -552,6 +731,7 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
         }
         case 8: {
           const p = ev.p
+          if (siteDown[proberLocal[p]!] === 1 || ev.sentAt < (siteUpAt[proberLocal[p]!] as number)) break
           // A reply to this or a later probe clears the miss timer.
           if (latestRepliedSentAt[p]! >= ev.sentAt) break
           misses[p]!++
@@ -571,6 +751,8 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
         }
         case 9: {
           const s = proberLocal[ev.p]!
+          if (siteDown[s] === 1 || ev.sentAt < (siteUpAt[s] as number)) break
+          lastLost[ev.p] = 1
           routers[s]!.observe(
             new RttSample(
               { tunnel: proberTunnel[ev.p]!, kind: "udp-echo", atMillis: epoch + ev.sentAt, rttMs: null },
@@ -582,7 +764,8 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
         }
         case 2: {
           const li = proberFwd[ev.p]!
-          const received = lossTestReceived(net, li, t, probe.lossTestPackets, prngProbe)
+          const up = siteDown[proberLocal[ev.p]!] === 0 && siteDown[proberRemote[ev.p]!] === 0
+          const received = up ? lossTestReceived(net, li, t, probe.lossTestPackets, prngProbe) : 0
           if (received > 0)
             routers[proberLocal[ev.p]!]!.observe(
               new LossTestSample(
@@ -605,10 +788,16 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
           siteTick(ev.s, t)
           queue.push(t + decideIntervalMillis, { k: 3, s: ev.s })
           break
-        case 4:
-          if (measured(t)) acc.messagesReceived[ev.s]!++
-          routers[ev.s]!.receiveLinkState(ev.m as M, epoch + t)
+        case 4: {
+          const r = ev.s
+          if (siteDown[r] === 1) break
+          if (measured(t)) acc.messagesReceived[r]!++
+          const router = routers[r]!
+          const before = router.seqno
+          router.receiveLinkState(ev.m.message as M, epoch + t)
+          if (wakeOnMessage && (router.seqno !== before || concerns(r, ev.m))) wake(r, t)
           break
+        }
         case 5:
           onTruthChange(ev.c, t)
           break
@@ -616,7 +805,22 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
           stretchSample(t)
           break
         case 7:
-          routers[ev.s]!.observe(ev.sample)
+          if (siteDown[ev.s] === 0 && ev.sample.atMillis >= epoch + (siteUpAt[ev.s] as number))
+            routers[ev.s]!.observe(ev.sample)
+          break
+        case 10:
+          wakePending[ev.s] = 0
+          if (siteDown[ev.s] === 1) break
+          lastWakeAt[ev.s] = t
+          siteTickOnLoss(ev.s, t)
+          break
+        case 11:
+          siteDown[ev.r] = 1
+          // The prober's timers die with the process.
+          for (const p of probersOf[ev.r]!) generation[p]!++
+          break
+        case 12:
+          restart(ev.r, t)
           break
       }
     }
@@ -631,7 +835,9 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
   }
 
   function sendEcho(p: number, t: number): void {
-    const rtt = echoRttMs(net, proberFwd[p]!, proberRev[p]!, t, prngProbe, probe)
+    // A site whose daemon is down answers no echo.
+    const rtt =
+      siteDown[proberRemote[p]!] === 1 ? null : echoRttMs(net, proberFwd[p]!, proberRev[p]!, t, prngProbe, probe)
     if (measured(t)) acc.probesSent[proberLocal[p]!]!++
     if (rtt !== null) queue.push(t + rtt, { k: 1, p, rttMs: rtt, sentAt: t })
     const missAfter = missTimeoutMillis(p)
@@ -655,6 +861,39 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
   function siteTickOnLoss(s: number, t: number): void {
     const changed = decideAndInstall(s, t)
     if (exchange.triggeredUpdates && changed) deliverAdvert(s, t)
+  }
+
+  /**
+   * The daemon of site s comes back: a fresh engine (new incarnation), a fresh prober, and the
+   * latest message of every origin from its peers' catch-up (the exchange replays them on
+   * reconnect). Its kernel routes stayed installed while it was down; its first decisions (in
+   * the engine's start-up hold-down) withdraw them.
+   */
+  function restart(s: number, t: number): void {
+    siteDown[s] = 0
+    siteUpAt[s] = t
+    routers[s] = makeRouter(s, true)
+    ownSeqno[s] = 0
+    nextAdvertiseAt[s] = t
+    for (const p of probersOf[s]!) {
+      generation[p]!++
+      misses[p] = 0
+      srttMs[p] = Number.NaN
+      rttVarMs[p] = Number.NaN
+      bursting[p] = 0
+      declaredDead[p] = 0
+      debtProbes[p] = 0
+      latestRepliedSentAt[p] = Number.NEGATIVE_INFINITY
+      lastLost[p] = 0
+      queue.push(t + prngPhase.next() * probe.intervalMillis, { k: 0, p, g: generation[p]!, burst: false })
+    }
+    for (let o = 0; o < n; o++) {
+      const sent = lastSent[o]
+      if (o === s || sent === undefined || siteDown[o] === 1) continue
+      const delay =
+        exchange.delayMillis + (exchange.delayJitterMillis > 0 ? prngExchange.next() * exchange.delayJitterMillis : 0)
+      queue.push(t + delay, { k: 4, s, m: sent })
+    }
   }
 
   // Close the books at the end of the run.

@@ -7,10 +7,16 @@
  * under every configuration.
  */
 import type { Family } from "@net-perf/engine"
-import { type EngineSettings, engineRouters, linkStateMessageBytes, needsBgpPaths } from "./EngineRouters.js"
+import {
+  type EngineSettings,
+  engineRouters,
+  linkStateMessageBytes,
+  linkStateMessageRoutes,
+  needsBgpPaths,
+} from "./EngineRouters.js"
 import type { LinkEffect } from "./LinkTimeline.js"
 import { type ModelLinkSpec, type ModelMesh, meshOf, randomMesh, withEffects, withEffectsEverywhere } from "./Mesh.js"
-import { type ExchangeConfig, runModel } from "./ModelRun.js"
+import { type ExchangeConfig, runModel, type SiteRestart } from "./ModelRun.js"
 import { Prng } from "./Prng.js"
 import type { ProbeModelConfig } from "./ProbeModel.js"
 import type { RunReport } from "./Report.js"
@@ -25,6 +31,7 @@ export interface Scenario {
   readonly probe?: Partial<ProbeModelConfig>
   readonly decideIntervalMillis?: number
   readonly stretchSampleMillis?: number
+  readonly restarts?: ReadonlyArray<SiteRestart>
 }
 
 export const runScenario = (scenario: Scenario, settings: EngineSettings, keepEventDetails = false): RunReport =>
@@ -32,6 +39,7 @@ export const runScenario = (scenario: Scenario, settings: EngineSettings, keepEv
     ...scenario,
     name: `${scenario.name} / ${settings.label}`,
     makeRouter: engineRouters(settings),
+    describeMessage: linkStateMessageRoutes,
     // BIRD's paths are always there in a real site; the model computes them up to 60 sites (the
     // fallback chain then has them too) and beyond that only for the BGP algorithms themselves.
     bgpPaths: needsBgpPaths(settings) || scenario.mesh.sites <= 60,
@@ -63,6 +71,10 @@ export interface RandomScenarioOptions {
   readonly exchange?: Partial<ExchangeConfig>
   readonly decideIntervalMillis?: number
   readonly stretchSampleMillis?: number
+  /** Daemon restarts at random sites and instants after warm-up (engine state lost). */
+  readonly siteRestarts?: number
+  /** Downtime of a restart, uniform in [min, max) ms (default 2–10 s). */
+  readonly restartDownMillis?: readonly [number, number]
 }
 
 const tunnelPairs = (mesh: ModelMesh): Array<[number, number]> => {
@@ -116,6 +128,15 @@ export const randomScenario = (o: RandomScenarioOptions): Scenario => {
   }
   const walk = o.randomWalk ?? { sigmaMs: 0.05, maxDeviationMs: 0.5 }
   if (walk !== false) mesh = withEffectsEverywhere(mesh, [{ kind: "random-walk", stepMillis: 1000, ...walk }])
+  // Own stream, so adding restarts leaves every other draw of a seed as it was.
+  const prngRestarts = Prng.derive(o.seed, "restarts")
+  const [downMin, downMax] = o.restartDownMillis ?? [2_000, 10_000]
+  const restarts: SiteRestart[] = []
+  for (let i = 0; i < (o.siteRestarts ?? 0); i++) {
+    const site = prngRestarts.int(o.sites)
+    const atMillis = Math.floor(warmup + 2_000 + prngRestarts.next() * Math.max(1, (2 * measured) / 3 - 2_000))
+    restarts.push({ site, atMillis, downMillis: downMin + prngRestarts.int(Math.max(1, downMax - downMin)) })
+  }
   return {
     name: `random ${o.topology} N=${o.sites} seed=${o.seed}`,
     seed: o.seed,
@@ -125,6 +146,7 @@ export const randomScenario = (o: RandomScenarioOptions): Scenario => {
     ...(o.exchange === undefined ? {} : { exchange: o.exchange }),
     ...(o.decideIntervalMillis === undefined ? {} : { decideIntervalMillis: o.decideIntervalMillis }),
     ...(o.stretchSampleMillis === undefined ? {} : { stretchSampleMillis: o.stretchSampleMillis }),
+    ...(restarts.length === 0 ? {} : { restarts }),
   }
 }
 
@@ -234,7 +256,8 @@ export const flappingLinkScenario = (seed: number, sites = 10, measuredMillis = 
 export const delayedLinkStateScenario = (seed: number, sites = 20, measuredMillis = 600_000): Scenario => ({
   ...randomScenario({ sites, topology: "partial", degree: 5, seed, measuredMillis, hardFailures: 8, latencySteps: 4 }),
   name: `link state delayed 1-5 s N=${sites} seed=${seed}`,
-  exchange: { delayMillis: 1000, delayJitterMillis: 4000, lossRatio: 0.1 },
+  // Direct: each message is late once (relayed copies would add up the delay per hop).
+  exchange: { delayMillis: 1000, delayJitterMillis: 4000, lossRatio: 0.1, relay: "direct" },
 })
 
 /**
@@ -255,6 +278,8 @@ export const randomSmallScenario = (seed: number, measuredMillis = 60_000, warmu
     hardFailures: prng.int(5),
     recoveryAfterMillis: [Math.min(30_000, measuredMillis / 4), Math.min(90_000, measuredMillis / 2)],
     latencySteps: prng.int(3),
+    siteRestarts: Prng.derive(seed, "small-restarts").chance(0.5) ? 1 : 0,
+    restartDownMillis: [500, 5_000],
   })
   const impaired = prng.chance(0.5)
   return {

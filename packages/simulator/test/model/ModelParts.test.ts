@@ -8,6 +8,7 @@ import { describe, expect } from "vitest"
 import { snapshotOf, tracePath } from "../../src/analysis/NextHopGraph.js"
 import { type DirectedLinkState, oraclePath } from "../../src/analysis/Oracle.js"
 import { EventQueue } from "../../src/model/EventQueue.js"
+import { FloodGraph } from "../../src/model/Flooding.js"
 import { BLACKHOLE, classifyDestination, DEAD, DELIVERED, ForwardingTable, LOOP } from "../../src/model/Forwarding.js"
 import { LinkTruth } from "../../src/model/LinkTimeline.js"
 import { type ModelLinkSpec, meshOf } from "../../src/model/Mesh.js"
@@ -203,4 +204,36 @@ describe("Oracle", () => {
       }
     }
   })
+})
+
+describe("FloodGraph (relayed link state)", () => {
+  test.prop([arbMesh, fc.integer({ min: 1, max: 50 }), fc.integer()])(
+    "without jitter or loss a copy arrives after delay × the fewest up hops; a down site neither takes nor relays",
+    ({ n, net }, delayMillis, seed) => {
+      const flood = new FloodGraph(net)
+      const down = new Uint8Array(n)
+      const blocked = n > 2 ? n - 1 : -1
+      if (blocked > 0) down[blocked] = 1
+      const arrival = flood.arrivals(0, { delayMillis, delayJitterMillis: 0, lossRatio: 0 }, new Prng(seed), down)
+      // Reference: BFS over directed links that are up, through sites that are not down.
+      const hops = new Array<number>(n).fill(Number.POSITIVE_INFINITY)
+      hops[0] = 0
+      const queue = [0]
+      for (let qi = 0; qi < queue.length; qi++) {
+        const a = queue[qi]!
+        if (a !== 0 && down[a] === 1) continue
+        for (let b = 0; b < n; b++) {
+          if (hops[b] !== Number.POSITIVE_INFINITY || down[b] === 1) continue
+          const up = net.families.some((f) => {
+            const li = net.linkIndex(a, b, f)
+            return li >= 0 && net.linkUp[li] === 1
+          })
+          if (!up) continue
+          hops[b] = hops[a]! + 1
+          queue.push(b)
+        }
+      }
+      for (let s = 0; s < n; s++) expect(arrival[s]).toBeCloseTo(hops[s]! * delayMillis, 9)
+    },
+  )
 })

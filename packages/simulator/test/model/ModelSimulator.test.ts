@@ -55,6 +55,27 @@ describe("model simulator × engine", () => {
     expect(report.switches.total).toBe(0)
   })
 
+  test.prop([seed], { numRuns: 2 })(
+    "a restarted site gets a fresh engine: it withdraws its routes for its hold-down, then routes again, loop-free",
+    (s) => {
+      const base = randomScenario({ sites: 5, topology: "full", seed: s, measuredMillis: 40_000, warmupMillis: 10_000 })
+      const settings: EngineSettings = {
+        ...defaultEngineSettings,
+        extra: { startupHoldDownMillis: 2_000 },
+        restartHoldDownMillis: 5_000,
+      }
+      const quiet = runScenario(base, settings)
+      const restarted = runScenario({ ...base, restarts: [{ site: 2, atMillis: 15_000, downMillis: 3_000 }] }, settings)
+      expect(restarted.loops.count).toBe(0)
+      // Its 4 destinations have no route during the 5 s hold-down (the model has no BIRD to fall
+      // back on), and while its echo responder is down the others withdraw their routes to it;
+      // both end within seconds (bounded well below 8 pairs × the 40 s measured).
+      const extra = restarted.blackholes.pairSeconds - quiet.blackholes.pairSeconds
+      expect(extra).toBeGreaterThan(4 * 4)
+      expect(extra).toBeLessThan(8 * 15)
+    },
+  )
+
   test.prop([seed], { numRuns: 2 })("the same seed gives the same report", (s) => {
     const a = runScenario(randomSmallScenario(s, 20_000), defaultEngineSettings, true)
     const b = runScenario(randomSmallScenario(s, 20_000), defaultEngineSettings, true)
