@@ -207,7 +207,7 @@ describe.skipIf(!isRoot)("faults against real net-perf daemons in a 3-site twin"
                 ([up, paths]) => up === 1 && paths > 0,
               ),
             )
-            expect(yield* logSince(d0, mark)).toMatch(/BIRD answers again: \d+ BGP path/)
+            expect(yield* logSince(d0, mark)).toMatch(/BIRD is back: \d+ BGP path/)
             yield* waitHealthy(f.twin, "a healthy mesh after BIRD's restart", 30, base(f))
             timings.push(
               `(a) BIRD down: detected (bird_up 0) in ${seconds(detectMs)}; restart → bird_up 1 in ${seconds(recoverMs)}`,
@@ -545,7 +545,7 @@ describe.skipIf(!isRoot)("faults against real net-perf daemons in a 3-site twin"
                 ([up, paths]) => up === 1 && paths > 0,
               ),
             )
-            expect(yield* logSince(d0, mark)).toMatch(/BIRD answers again/)
+            expect(yield* logSince(d0, mark)).toMatch(/BIRD is back: \d+ BGP path/)
             yield* waitHealthy(f.twin, "a healthy mesh with the real BIRD back", 30, base(f))
             timings.push(
               `(d) malformed BIRD reply: counted ${seconds(detectMs)} after the fake took the socket (${seconds(clearedAt - faultAt)} with checks); real BIRD back → paths in ${seconds(recoverMs)}`,

@@ -223,7 +223,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
             const recovered = birdDown
             birdDown = false
             return recovered
-              ? Effect.zipRight(Effect.logInfo(`BIRD answers again: ${bgpPathCount} BGP path(s)`), trigger)
+              ? Effect.zipRight(Effect.logInfo(`BIRD is back: ${bgpPathCount} BGP path(s)`), trigger)
               : trigger
           }
           birdDown = true
