@@ -67,6 +67,8 @@ export class MeshGraph {
   private snapshot: IndexedGraph | undefined
   private snapshotSlots: Int32Array | undefined
   private weightsStale = false
+  /** `sites()` until the next addSite (read on every decision). */
+  private sortedSites: ReadonlyArray<SiteId> | undefined
 
   private grow(): void {
     const old = this.capacity
@@ -98,6 +100,7 @@ export class MeshGraph {
     this.slotOf.set(site, this.siteOfSlot.length)
     this.siteOfSlot.push(site)
     this.snapshot = undefined
+    this.sortedSites = undefined
   }
 
   /** An independent copy (what-if views, e.g. NodeRouter.explain, must not touch the live mesh). */
@@ -121,9 +124,10 @@ export class MeshGraph {
     return this.slotOf.has(site)
   }
 
-  /** Every site ever added, ascending. */
+  /** Every site ever added, ascending (shared until the next site is added: do not mutate). */
   sites(): ReadonlyArray<SiteId> {
-    return [...this.siteOfSlot].sort((a, b) => a - b)
+    if (this.sortedSites === undefined) this.sortedSites = [...this.siteOfSlot].sort((a, b) => a - b)
+    return this.sortedSites
   }
 
   /** Number of usable links. */

@@ -72,10 +72,11 @@ export const encodeLinkStateMessage = Schema.encodeSync(LinkStateMessage)
 
 export type AcceptResult = "accepted" | "duplicate" | "older"
 
+/** Updated in place on every accepted message of its origin (no allocation per message). */
 interface Entry {
-  readonly message: LinkStateMessage
-  readonly receivedAtMillis: number
-  readonly distances: ReadonlyMap<number, RouteMetric>
+  message: LinkStateMessage
+  receivedAtMillis: number
+  distances: ReadonlyMap<number, RouteMetric>
 }
 
 /**
@@ -120,7 +121,14 @@ export class LinkStateStore {
     }
     // The message itself carries its order: no allocation per accepted message.
     this.highest.set(message.origin, message)
-    this.entries.set(message.origin, { message, receivedAtMillis: nowMillis, distances: parsedDistances(message) })
+    const entry = this.entries.get(message.origin)
+    if (entry === undefined)
+      this.entries.set(message.origin, { message, receivedAtMillis: nowMillis, distances: parsedDistances(message) })
+    else {
+      entry.message = message
+      entry.receivedAtMillis = nowMillis
+      entry.distances = parsedDistances(message)
+    }
     this.version++
     return "accepted"
   }

@@ -290,8 +290,10 @@ export class NodeRouter {
       return
     }
     // Relay each (destination, seqno) once, in case the requester cannot reach the destination.
+    // (The cheaper check first: most requests arrive again in every message for their lifetime.)
+    if (r.seqno <= (this.requestSeen.get(r.destination) ?? -1)) return
     const known = this.store.advertised(r.destination, r.destination)?.seqno ?? -1
-    if (r.seqno <= known || r.seqno <= (this.requestSeen.get(r.destination) ?? -1)) return
+    if (r.seqno <= known) return
     this.requestSeen.set(r.destination, r.seqno)
     this.requests.set(r.destination, {
       seqno: r.seqno,
@@ -633,6 +635,20 @@ interface DerivedLinks {
  */
 const derivedLinks = new WeakMap<LinkStateMessage, DerivedLinks>()
 
+/**
+ * One string object per distinct destination list: every recipient compares a message's key with
+ * the origin's previous one, and equal keys that are the same object compare without reading
+ * their ~1 000 characters (speed only; the comparison's result is the same).
+ */
+const internedKeys = new Map<string, string>()
+const internedKey = (key: string): string => {
+  const known = internedKeys.get(key)
+  if (known !== undefined) return known
+  if (internedKeys.size > 10_000) internedKeys.clear()
+  internedKeys.set(key, key)
+  return key
+}
+
 const derivedOf = (message: LinkStateMessage): DerivedLinks => {
   const cached = derivedLinks.get(message)
   if (cached !== undefined) return cached
@@ -662,7 +678,7 @@ const derivedOf = (message: LinkStateMessage): DerivedLinks => {
     costsMs,
     families,
     rttsMs,
-    destinationsKey: message.distances.map((d) => d.destination).join(","),
+    destinationsKey: internedKey(message.distances.map((d) => d.destination).join(",")),
   }
   derivedLinks.set(message, derived)
   return derived

@@ -5,7 +5,8 @@
  * `--json`. Wall-clock times are measured here (performance.now), never inside the simulator.
  *
  *   npm run bench:model -w packages/simulator -- [--json] [--quick] [--loop-runs=10000]
- *        [--sections=scale,adversarial,loops] [--sizes=50,200] [--measured-seconds=600] [--seeds=2]
+ *        [--sections=scale,adversarial,loops] [--sizes=50,200] [--topologies=full,partial]
+ *        [--measured-seconds=600] [--seeds=3] [--restarts=2] [--loop-start=0]
  */
 import {
   type AggregateReport,
@@ -37,7 +38,11 @@ const quick = args.has("quick")
 const sections = new Set((args.get("sections") ?? "scale,adversarial,loops").split(","))
 const sizes = (args.get("sizes") ?? "50,200").split(",").map(Number)
 const measuredSeconds = Number(args.get("measured-seconds") ?? (quick ? 120 : 600))
-const seedsPerRow = Number(args.get("seeds") ?? (quick ? 1 : 2))
+const seedsPerRow = Number(args.get("seeds") ?? (quick ? 1 : 3))
+// Site restarts per scale scenario (daemon down 2-10 s, fresh engine).
+const restartsPerScenario = Number(args.get("restarts") ?? 2)
+const topologiesArg = args.get("topologies")?.split(",") as Array<"full" | "partial"> | undefined
+const loopStart = Number(args.get("loop-start") ?? 0)
 const loopRuns = Number(args.get("loop-runs") ?? (quick ? 200 : 10_000))
 const rowFilter = args.get("rows")?.split(",")
 // Probe and exchange settings applied to every scenario (defaults: the daemon's prober, 1 s adverts).
@@ -128,35 +133,47 @@ const printRows = (title: string, section: ReadonlyArray<Row>) => {
 
 const out: Record<string, unknown> = {
   machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
-  parameters: { measuredSeconds, seedsPerRow, loopRuns, sizes, quick, lossTimeoutMillis, advertiseIntervalMillis },
+  parameters: {
+    measuredSeconds,
+    seedsPerRow,
+    loopRuns,
+    loopStart,
+    sizes,
+    topologies: topologiesArg ?? "full up to 50 sites, else partial",
+    restartsPerScenario,
+    quick,
+    lossTimeoutMillis,
+    advertiseIntervalMillis,
+  },
 }
 
 // --- Scale: N = 50 full mesh and N = 200 partial mesh, every configuration. ----------------
 if (sections.has("scale")) {
   const scale: Row[] = []
-  for (const n of sizes) {
-    const topology = n <= 50 ? ("full" as const) : ("partial" as const)
-    const scenarios = Array.from({ length: seedsPerRow }, (_, i) =>
-      randomScenario({
-        sites: n,
-        topology,
-        degree: 8,
-        seed: 1000 + i,
-        measuredMillis: measuredSeconds * 1000,
-        hardFailures: Math.max(4, Math.round(measuredSeconds / 60)),
-        latencySteps: Math.max(2, Math.round(measuredSeconds / 120)),
-        stretchSampleMillis: n >= 200 ? 30_000 : 10_000,
-      }),
-    )
-    for (const settings of rows) {
-      if (n >= 200 && settings.algorithm === "measured-fastest" && !args.has("all-rows")) continue
-      scale.push(runRow(`N=${n} ${topology}`, `${settings.label} N=${n}`, scenarios, settings))
+  for (const n of sizes)
+    for (const topology of topologiesArg ?? [n <= 50 ? ("full" as const) : ("partial" as const)]) {
+      const scenarios = Array.from({ length: seedsPerRow }, (_, i) =>
+        randomScenario({
+          sites: n,
+          topology,
+          degree: 8,
+          seed: 1000 + i,
+          measuredMillis: measuredSeconds * 1000,
+          hardFailures: Math.max(4, Math.round(measuredSeconds / 60)),
+          latencySteps: Math.max(2, Math.round(measuredSeconds / 120)),
+          stretchSampleMillis: n >= 200 ? 30_000 : 10_000,
+          siteRestarts: restartsPerScenario,
+        }),
+      )
+      for (const settings of rows) {
+        if (n >= 200 && settings.algorithm === "measured-fastest" && !args.has("all-rows")) continue
+        scale.push(runRow(`N=${n} ${topology}`, `${settings.label} N=${n} ${topology}`, scenarios, settings))
+      }
+      printRows(
+        `Scale: N=${n} ${topology} mesh, ${measuredSeconds} s measured after ${(scenarios[0]?.warmupMillis ?? 0) / 1000} s warm-up`,
+        scale.filter((r) => r.section === `N=${n} ${topology}`),
+      )
     }
-    printRows(
-      `Scale: N=${n} ${topology} mesh, ${measuredSeconds} s measured after ${(scenarios[0]?.warmupMillis ?? 0) / 1000} s warm-up`,
-      scale.filter((r) => r.aggregate.sites === n),
-    )
-  }
   out.scale = scale
 }
 
@@ -187,8 +204,8 @@ if (sections.has("loops")) {
   // Every configuration takes its turn; a short start-up hold-down keeps each scenario small.
   const loopRows = allRows.map((r) => ({ ...r, extra: { ...r.extra, startupHoldDownMillis: 2_000 } }))
   for (let i = 0; i < loopRuns; i++) {
-    const seed = 100_000 + i
-    const settings = loopRows[i % loopRows.length]!
+    const seed = 100_000 + loopStart + i
+    const settings = loopRows[(loopStart + i) % loopRows.length]!
     const r = runScenario(tuned(randomSmallScenario(seed, 20_000, 8_000)), settings)
     loops += r.loops.count
     loopPairSeconds += r.loops.pairSeconds
