@@ -67,8 +67,9 @@ export const RoutingSection = Schema.Struct({
   linkStateMaxAgeMillis: field(Millis, 10_000),
   /**
    * No managed routes right after start (BIRD's apply), until peers have dropped what they learnt
-   * from our previous incarnation; default = linkStateMaxAgeMillis (the engine's loop-freedom
-   * argument needs at least that, see the engine README).
+   * from our previous incarnation; default = linkStateMaxAgeMillis + 10 s (the engine's default:
+   * the loop-freedom argument needs at least the max age, the 10 s cover peers' first probes; see the
+   * engine README).
    */
   startupHoldDownMillis: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
   /**
