@@ -153,30 +153,30 @@ const runOnce = (scenario) =>
         )
         const before = { at: Date.now(), sent: yield* scrape }
         const traced = []
-        const tracer = Effect.promise(async () => {
-          for (;;) {
-            for (const [a, b] of pairsOf(scenario))
-              for (const [x, y] of [
-                [a, b],
-                [b, a],
-              ]) {
-                const st = await statusOf(twin, x).catch(() => null)
-                const r = st?.routes?.find((r) => r.destination === y)
-                const tun = (st?.tunnels ?? []).filter((t) => t.remote === y)
-                traced.push({
-                  atMillis: Date.now(),
-                  from: x,
-                  to: y,
-                  nextHop: r?.nextHop ?? null,
-                  costMs: r?.costMs ?? null,
-                  stability: r?.stability ?? null,
-                  path: r?.path ?? null,
-                  tunnels: tun.map((t) => ({ family: t.family, costMs: t.costMs, ...t.stats })),
-                })
-              }
-            await new Promise((ok) => setTimeout(ok, 2000))
-          }
+        // One round every 2 s as an Effect (interrupted with the run's scope; an async loop would
+        // outlive the twin and keep the process alive).
+        const traceRound = Effect.promise(async () => {
+          for (const [a, b] of pairsOf(scenario))
+            for (const [x, y] of [
+              [a, b],
+              [b, a],
+            ]) {
+              const st = await statusOf(twin, x).catch(() => null)
+              const r = st?.routes?.find((r) => r.destination === y)
+              const tun = (st?.tunnels ?? []).filter((t) => t.remote === y)
+              traced.push({
+                atMillis: Date.now(),
+                from: x,
+                to: y,
+                nextHop: r?.nextHop ?? null,
+                costMs: r?.costMs ?? null,
+                stability: r?.stability ?? null,
+                path: r?.path ?? null,
+                tunnels: tun.map((t) => ({ family: t.family, costMs: t.costMs, ...t.stats })),
+              })
+            }
         })
+        const tracer = Effect.repeat(traceRound, Schedule.spaced("2 seconds"))
         if (trace && sites.length > 0) yield* Effect.forkScoped(tracer)
         const report = yield* runOnTwin(twin, { onProgress: (l) => log(`  ${l}`) })
         const after = { at: Date.now(), sent: yield* scrape }
