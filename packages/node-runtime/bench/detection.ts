@@ -13,6 +13,8 @@
  *     [--no-peer-echo]   site 2 only serves (the set-up before peer evidence: one prober per tunnel)
  *     [--echo '{…}']     echo overrides for both sites, e.g. '{"watchPeerRequests":false,"alignToPeer":false}'
  */
+import type { PlaneStatus } from "../src/MeasurementPlane.js"
+import { controlCommand } from "../test/control/ControlClient.js"
 import { fmt, jsonFlag, makeRig, mean, quantile, type Sampled, sleep } from "./lib.js"
 
 const argOf = (name: string) => {
@@ -52,25 +54,33 @@ const waitHealth = async (
 }
 const setDown = (down: boolean) =>
   rig.relay.request({ op: "setImpairment", id: rig.pairId, direction: "both", impairment: { down } })
+/** Echo probes site 1 has sent (STATUS): samples overcount when a late reply follows its loss. */
+const sentBySite1 = async () => {
+  const status = JSON.parse(await controlCommand(rig.controlPath, "STATUS")) as PlaneStatus
+  return status.tunnels.reduce((a, t) => a + (t.echo?.sent ?? 0), 0)
+}
 const echoCount = (list: ReadonlyArray<Sampled>, from: number, to = list.length) =>
   list.slice(from, to).filter((e) => e._tag === "RttSample" && e.kind === "udp-echo").length
 
 try {
   if ((await waitHealth(events, "up", 0, 20_000)) === undefined) throw new Error("tunnel never came up")
-  // Steady state first (after the peers' phases settled): the rate a healthy tunnel costs.
+  // Steady state first (after the peers' phases settled): the rate a healthy tunnel costs. Site 2's
+  // rate is from its samples (no control socket there); a late reply adds a sample, never a probe.
   await sleep(5000)
   const steadyFrom = events.length
   const steadyPeerFrom = peerEvents.length
   const steadyStart = Date.now()
+  const sent0 = await sentBySite1()
   await sleep(steadySeconds * 1000)
-  const steadyRate = echoCount(events, steadyFrom) / ((Date.now() - steadyStart) / 1000)
+  const steadyRate = ((await sentBySite1()) - sent0) / ((Date.now() - steadyStart) / 1000)
+  const steadySamples = echoCount(events, steadyFrom) / ((Date.now() - steadyStart) / 1000)
   const steadyPeerRate = echoCount(peerEvents, steadyPeerFrom) / ((Date.now() - steadyStart) / 1000)
 
   const detections: Array<number> = []
   const peerDetections: Array<number> = []
   let missed = 0
   const startedAt = Date.now()
-  const startIndex = events.length
+  const sentAtStart = await sentBySite1()
   for (let n = 0; n < failures; n++) {
     await sleep(4000 + Math.random() * 4000)
     const idx = events.length
@@ -111,7 +121,8 @@ try {
     bothEndsMillis: peerEcho ? summary(both) : null,
     echoProbesPerSecondSteady: steadyRate,
     peerEchoProbesPerSecondSteady: peerEcho ? steadyPeerRate : null,
-    echoProbesPerSecondDuringFailures: echoCount(events, startIndex) / seconds,
+    echoSamplesPerSecondSteady: steadySamples,
+    echoProbesPerSecondDuringFailures: ((await sentBySite1()) - sentAtStart) / seconds,
     loadAverage1m: Number(
       (await import("node:fs/promises").then((f) => f.readFile("/proc/loadavg", "utf8"))).split(" ")[0],
     ),
@@ -129,7 +140,7 @@ try {
     if (result.peerDetectionMillis !== null) line("site 2 detection", result.peerDetectionMillis)
     if (result.bothEndsMillis !== null) line("both ends       ", result.bothEndsMillis)
     console.log(
-      `echo probes/s: steady ${fmt(steadyRate, 3)}${peerEcho ? ` (site 2 ${fmt(steadyPeerRate, 3)})` : ""}; during the failure run ${fmt(result.echoProbesPerSecondDuringFailures, 2)}`,
+      `site 1 echo probes sent/s: steady ${fmt(steadyRate, 3)} (samples/s ${fmt(steadySamples, 3)}${peerEcho ? `; site 2 samples/s ${fmt(steadyPeerRate, 3)}` : ""}); during the failure run ${fmt(result.echoProbesPerSecondDuringFailures, 2)}`,
     )
   }
 } finally {

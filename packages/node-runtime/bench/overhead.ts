@@ -4,10 +4,14 @@
  * wg0.Y_v4 (veth, up) and the probe endpoints 10.201.0.4 and 10.201.Y.4 on lo, so every probe is
  * real (echo + loss test to the plane's own 5121 server, `ping`, TCP connect → RST) but crosses
  * loopback instead of WireGuard. Figures are for the plane process alone and, apart, for its N
- * `ping` children. The window is shorter than the 120 s loss-test cycle: loss-test bursts start at
- * random offsets, so a window of W s sees about W/120 of them.
+ * `ping` children: CPU from /proc/<pid>/stat, memory as RSS, PSS (shared pages divided among the
+ * processes mapping them: the honest sum over 100 pings) and USS (private pages only). The window
+ * is shorter than the 20 min loss-test cycle: bursts start at random offsets, so a window of W s
+ * sees about N·W/1200 of them; packets/tunnel/s counts the loss test at its long-run average.
  *
  *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/overhead.ts [--json] [--seconds 60] [--sizes 10,50,100]
+ *     [--probes '{"lossTest":{"enabled":false}}']   probe overrides, to see one probe's share
+ *     [--node-args "--cpu-prof --cpu-prof-dir=/tmp/p"]   flags for the plane's node process
  */
 import { readFile } from "node:fs/promises"
 
@@ -52,6 +56,12 @@ const rssKb = async (pid: number) =>
  */
 const pssKb = async (pid: number) =>
   Number(/^Pss:\s+(\d+)/m.exec(await readFile(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0)
+/** Unique set size: pages no other process maps (what killing the process would free). */
+const ussKb = async (pid: number) => {
+  const text = await readFile(`/proc/${pid}/smaps_rollup`, "utf8")
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0)
+  return field("Private_Clean") + field("Private_Dirty")
+}
 /** Names of the child processes (ping, ip monitor), to tell them apart. */
 const comm = async (pid: number) => (await readFile(`/proc/${pid}/comm`, "utf8")).trim()
 const children = async (pid: number) =>
@@ -135,6 +145,7 @@ try {
         (await Promise.all(pids.map((p) => f(p).catch(() => 0)))).reduce((a, b) => a + b, 0)
       const pingRss = await total(rssKb, pings)
       const pingPss = await total(pssKb, pings)
+      const pingUss = await total(ussKb, pings)
       const rate = (k: "udp-echo" | "icmp" | "tcp" | "loss-test") =>
         (sum(after.status, k) - sum(before.status, k)) / seconds / n
       const lossBursts = sum(after.status, "loss-test") - sum(before.status, "loss-test")
@@ -144,10 +155,12 @@ try {
         planeCpuPercentOfOneCore: ((after.cpu - before.cpu) / TICKS / seconds) * 100,
         planeRssMb: (await rssKb(pid)) / 1024,
         planePssMb: (await pssKb(pid)) / 1024,
+        planeUssMb: (await ussKb(pid)) / 1024,
         pingCpuPercentOfOneCore:
           ((after.pings.reduce((a, b) => a + b, 0) - before.pings.reduce((a, b) => a + b, 0)) / TICKS / seconds) * 100,
         pingRssMbTotal: pingRss / 1024,
         pingPssMbTotal: pingPss / 1024,
+        pingUssMbTotal: pingUss / 1024,
         pingProcesses: pings.length,
         echoPerTunnelPerSecond: rate("udp-echo"),
         icmpPerTunnelPerSecond: rate("icmp"),
@@ -167,8 +180,8 @@ try {
       results.push(row)
       if (!jsonFlag) {
         console.log(
-          `${String(n).padStart(3)} tunnels: plane CPU ${fmt(row.planeCpuPercentOfOneCore, 2)} % of a core, RSS ${fmt(row.planeRssMb, 1)} MB, PSS ${fmt(row.planePssMb, 1)} MB; ` +
-            `${row.pingProcesses} ping: CPU ${fmt(row.pingCpuPercentOfOneCore, 2)} %, RSS ${fmt(row.pingRssMbTotal, 1)} MB, PSS ${fmt(row.pingPssMbTotal, 1)} MB; ` +
+          `${String(n).padStart(3)} tunnels: plane CPU ${fmt(row.planeCpuPercentOfOneCore, 2)} % of a core, RSS ${fmt(row.planeRssMb, 1)} MB, PSS ${fmt(row.planePssMb, 1)} MB, USS ${fmt(row.planeUssMb, 1)} MB; ` +
+            `${row.pingProcesses} ping: CPU ${fmt(row.pingCpuPercentOfOneCore, 2)} %, RSS ${fmt(row.pingRssMbTotal, 1)} MB, PSS ${fmt(row.pingPssMbTotal, 1)} MB, USS ${fmt(row.pingUssMbTotal, 1)} MB; ` +
             `per tunnel/s: echo ${fmt(row.echoPerTunnelPerSecond, 2)}, icmp ${fmt(row.icmpPerTunnelPerSecond, 2)}, tcp ${fmt(row.tcpPerTunnelPerSecond, 2)}, ` +
             `${lossBursts} loss bursts; ≈ ${fmt(row.packetsPerTunnelPerSecond, 2)} packets/tunnel/s sent; load ${row.loadAverage1m}`,
         )
