@@ -319,7 +319,11 @@ export const ingest = (
     const timesRtt = config.rttProbeKinds.includes(kind)
     const previousRtt = kind === "udp-echo" ? lastEchoRttMs : kind === "icmp" ? lastIcmpRttMs : lastTcpRttMs
     if (timesRtt && config.levelShiftSamples > 0 && rtt.weight > 0) {
-      const threshold = Math.max(config.levelShiftMinMs, config.levelShiftSigmas * jitterMs)
+      // Judged against the jitter from before the run began: the step's own differences inflate
+      // the jitter, and a noisy new level (a queue behind the slowed link) must not raise the bar
+      // for its own detection (seen in the twin: +50 ms never detected at 8 ms of jitter).
+      const baseJitterMs = shiftRun > 0 ? shiftJitterMs : jitterMs
+      const threshold = Math.max(config.levelShiftMinMs, config.levelShiftSigmas * baseJitterMs)
       const mean = meanOf(rtt)
       const side = rttMs > mean + threshold ? 1 : rttMs < mean - threshold ? -1 : 0
       if (side !== 0 && side === shiftSide) {

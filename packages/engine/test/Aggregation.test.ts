@@ -331,6 +331,20 @@ describe("Aggregation level shifts", () => {
     expect(linkStats(slow, 96_000, off).rttMs!).toBeGreaterThan(60)
   })
 
+  it("detects a step whose new level is noisier than the old one (threshold from the jitter before the step)", () => {
+    const icmp = (atMillis: number, rttMs: number) => echo(atMillis, rttMs, "icmp")
+    const cfg = { ...defaultAggregationConfig, rttProbeKinds: ["icmp"] as const }
+    let a = emptyAggregate(tunnel)
+    // 16/24 ms alternating: jitter → 8 ms, mean 20.
+    for (let i = 0; i < 60; i++) a = ingest(a, icmp(i * 2000, i % 2 === 0 ? 16 : 24), cfg)
+    const before = linkStats(a, 119_000, cfg)
+    expect(before.jitterMs).toBeGreaterThan(7)
+    expect(before.rttMs).toBeGreaterThan(18)
+    // +50 ms with spikes: 70, 110, 62 — the 3rd is within 3 × the inflated jitter of the risen mean.
+    for (const [i, rtt] of [70, 110, 62].entries()) a = ingest(a, icmp(120_000 + i * 2000, rtt), cfg)
+    expect(linkStats(a, 124_000, cfg).rttMs).toBeGreaterThan(60)
+  })
+
   it("never fires on noise around a level (two outliers in a row are not a shift)", () => {
     fc.assert(
       fc.property(fc.array(fc.double({ min: -2, max: 2, noNaN: true }), { minLength: 50, maxLength: 200 }), (noise) => {
