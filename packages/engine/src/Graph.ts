@@ -44,6 +44,9 @@ export interface IndexedGraph {
   readonly weights: Float64Array
 }
 
+/** Site ids below this are mapped to slots through an array (see `MeshGraph.slotBySite`). */
+const fastSiteLimit = 65_536
+
 const usableCost = (costMs: number): boolean => costMs >= 0 && costMs < Number.POSITIVE_INFINITY
 
 /**
@@ -52,6 +55,14 @@ const usableCost = (costMs: number): boolean => costMs >= 0 && costMs < Number.P
  */
 export class MeshGraph {
   private readonly slotOf = new Map<number, number>()
+  /**
+   * slot + 1 per site id below 65 536 (0 = absent): the same mapping as `slotOf` for the usual
+   * small ids, read with one array access (a model run does millions of lookups per simulated
+   * second, and a Map lookup per router was most of a row update's time).
+   */
+  private slotBySite = new Int32Array(0)
+  /** Rows (slots) whose costs changed since the indexed snapshot's weights were last refreshed. */
+  private rowDirty = new Uint8Array(0)
   private siteOfSlot: Array<SiteId> = []
   private capacity = 0
   private cost = new Float64Array(0)
@@ -79,6 +90,9 @@ export class MeshGraph {
     const rowLinks = new Int32Array(capacity)
     rowLinks.set(this.rowLinks)
     this.rowLinks = rowLinks
+    const rowDirty = new Uint8Array(capacity)
+    rowDirty.set(this.rowDirty)
+    this.rowDirty = rowDirty
     for (let i = 0; i < old; i++) {
       cost.set(this.cost.subarray(i * old, (i + 1) * old), i * capacity)
       rtt.set(this.rtt.subarray(i * old, (i + 1) * old), i * capacity)
@@ -91,12 +105,24 @@ export class MeshGraph {
   }
 
   private slot(site: number): number | undefined {
+    if (site >= 0 && site < fastSiteLimit && Number.isInteger(site)) {
+      const v = site < this.slotBySite.length ? (this.slotBySite[site] as number) : 0
+      return v === 0 ? undefined : v - 1
+    }
     return this.slotOf.get(site)
   }
 
   addSite(site: SiteId): void {
-    if (this.slotOf.has(site)) return
+    if (this.slot(site) !== undefined) return
     if (this.siteOfSlot.length === this.capacity) this.grow()
+    if (site >= 0 && site < fastSiteLimit && Number.isInteger(site)) {
+      if (site >= this.slotBySite.length) {
+        const grown = new Int32Array(Math.min(fastSiteLimit, Math.max(256, 2 * (site + 1))))
+        grown.set(this.slotBySite)
+        this.slotBySite = grown
+      }
+      this.slotBySite[site] = this.siteOfSlot.length + 1
+    }
     this.slotOf.set(site, this.siteOfSlot.length)
     this.siteOfSlot.push(site)
     this.snapshot = undefined
@@ -107,6 +133,8 @@ export class MeshGraph {
   clone(): MeshGraph {
     const copy = new MeshGraph()
     for (const [site, slot] of this.slotOf) copy.slotOf.set(site, slot)
+    copy.slotBySite = this.slotBySite.slice()
+    copy.rowDirty = this.rowDirty.slice()
     copy.siteOfSlot = [...this.siteOfSlot]
     copy.capacity = this.capacity
     copy.cost = this.cost.slice()
@@ -121,7 +149,7 @@ export class MeshGraph {
   }
 
   hasSite(site: SiteId): boolean {
-    return this.slotOf.has(site)
+    return this.slot(site) !== undefined
   }
 
   /** Every site ever added, ascending (shared until the next site is added: do not mutate). */
@@ -170,6 +198,7 @@ export class MeshGraph {
     if (old !== costMs) {
       this.cost[k] = costMs
       this.weightsStale = true
+      this.rowDirty[a] = 1
     }
   }
 
@@ -187,15 +216,18 @@ export class MeshGraph {
     families: ArrayLike<number>,
     rttsMs: ArrayLike<number>,
   ): void {
-    this.addSite(from)
-    const a = this.slot(from)!
+    let a = this.slot(from)
+    if (a === undefined) {
+      this.addSite(from)
+      a = this.slot(from)!
+    }
     let usable = 0
     // setLink(from, remotes[i], …) inlined: one map lookup per link instead of four.
     for (let i = 0; i < remotes.length; i++) {
       const to = remotes[i]!
       if (to === from) continue
       const c = costsMs[i]!
-      let b = this.slotOf.get(to)
+      let b = this.slot(to)
       if (!usableCost(c)) {
         if (b !== undefined) this.setLink(from, to, c, 4)
         continue
@@ -203,7 +235,7 @@ export class MeshGraph {
       usable++
       if (b === undefined) {
         this.addSite(to)
-        b = this.slotOf.get(to)!
+        b = this.slot(to)!
       }
       const k = a * this.capacity + b
       const old = this.cost[k]!
@@ -217,6 +249,7 @@ export class MeshGraph {
       if (old !== c) {
         this.cost[k] = c
         this.weightsStale = true
+        this.rowDirty[a] = 1
       }
     }
     if (this.rowLinks[a] === usable) return
@@ -292,10 +325,12 @@ export class MeshGraph {
     } else if (this.weightsStale) {
       // Same topology, new costs: a new snapshot sharing the adjacency, so earlier snapshots
       // (held by views or copies) never change under their holders.
+      // Rows whose costs did not change keep their weights (one sequential copy).
       const g = this.snapshot
       const slots = this.snapshotSlots!
-      const weights = new Float64Array(g.targets.length)
+      const weights = g.weights.slice()
       for (let i = 0; i < g.sites.length; i++) {
+        if (this.rowDirty[slots[i]!] === 0) continue
         const row = slots[i]! * this.capacity
         for (let p = g.offsets[i]!, end = g.offsets[i + 1]!; p < end; p++)
           weights[p] = this.cost[row + slots[g.targets[p]!]!]!
@@ -303,6 +338,7 @@ export class MeshGraph {
       this.snapshot = { ...g, weights }
     }
     this.weightsStale = false
+    this.rowDirty.fill(0)
     return this.snapshot
   }
 
