@@ -22,8 +22,9 @@
  * regularly, a request missing past its expected time + slack (clamp(4·gap deviation + 20 ms,
  * min, max miss timeout)) pulls our next probe in to now: no extra probe, only an earlier one. And
  * the end with the lower site id sends half-way between the peer's requests, at the peer's period
- * (the peer's own stretch included); it pays for its burst probes by skipping a regular probe
- * (≤ 1 in 10, phase kept) instead of stretching, and a pull-in's lead is repaid by re-alignment.
+ * (the peer's own stretch included, which pays for our bursts too: both ends' probes cross the
+ * same tunnel); what that leaves unpaid it pays by skipping a regular probe (rarely, phase kept,
+ * within the same 10 % budget), and a pull-in's lead is repaid by re-alignment.
  * Together: a piece of evidence every half interval, so the wait from a failure to the first miss
  * halves (detection p95 1.43 s → see the README's detection bench).
  */
@@ -391,7 +392,18 @@ const makeProber = (
     const step = ALIGN_MAX_STEP * interval
     at += Math.max(-step, Math.min(step, ALIGN_GAIN * error))
     regularSinceSkip++
-    if (burstDebt >= 1 && regularSinceSkip >= SKIP_EVERY_AT_MOST) {
+    // Both ends' probes cross the same tunnel, so their burst shares match: the peer's stretch
+    // (its period beyond our interval) already pays ours. Skip only for what it leaves unpaid, and
+    // only within the MAX_STRETCH budget (beyond it the rate rises, as on a stretched prober): a
+    // skip doubles one gap between our probes, so skips must stay rare.
+    const paidByPeer = Math.max(0, period / interval - 1)
+    burstDebt = Math.max(0, burstDebt - paidByPeer)
+    const skipBudget = MAX_STRETCH - paidByPeer
+    if (
+      burstDebt >= 1 &&
+      skipBudget > 0.01 &&
+      regularSinceSkip >= Math.max(SKIP_EVERY_AT_MOST, Math.ceil(1 / skipBudget))
+    ) {
       // Pay one burst probe back: skip a regular one, same phase.
       burstDebt -= 1
       regularSinceSkip = 0
