@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import { loadavg } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
 import { Effect, Schedule } from "effect"
 import { execa } from "execa"
 
@@ -24,23 +25,74 @@ const { runOnTwin } = await import(join(dist, "twin/Runner.js"))
 const { loadScenario, withRouting } = await import(join(dist, "twin/Scenario.js"))
 const { scrapeDaemonMetrics, sumCounter } = await import(join(dist, "twin/Daemons.js"))
 
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i < 0 ? dflt : process.argv[i + 1]
+const usage = `Usage (root, after \`npx tsc -b\`): node netns-lab/bench-targets.mjs [options]
+  --reps N             repetitions per scenario with the net-perf daemon (default 5)
+  --baseline           also run each scenario with plain BIRD
+  --baseline-reps N    repetitions of the plain-BIRD runs (default: --reps)
+  --rows LIST          hard-failure,degrade,loss,restarts,jitter (default: all)
+  --jitter-seconds S   length of the near-equal jitter test (default 600)
+  --jitter-reps N      repetitions of the jitter test (default 1)
+  --reports DIR        write every run's full twin report there
+  --trace              with --reports: the daemons' routes between watched pairs every 2 s
+  --dry-run            print the run count and expected duration, run nothing
+  --json               one JSON document on stdout instead of the table
+  --help               this text`
+let parsed
+try {
+  parsed = parseArgs({
+    options: {
+      reps: { type: "string", default: "5" },
+      baseline: { type: "boolean", default: false },
+      "baseline-reps": { type: "string" },
+      rows: { type: "string", default: "hard-failure,degrade,loss,restarts,jitter" },
+      "jitter-seconds": { type: "string", default: "600" },
+      "jitter-reps": { type: "string", default: "1" },
+      reports: { type: "string" },
+      trace: { type: "boolean", default: false },
+      "dry-run": { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  }).values
+} catch (e) {
+  process.stderr.write(`bench-targets: ${e.message}\n${usage}\n`)
+  process.exit(2)
 }
-const json = process.argv.includes("--json")
-const reps = Number(arg("reps", "5"))
-const baseline = process.argv.includes("--baseline")
-const rows = arg("rows", "hard-failure,degrade,loss,restarts,jitter").split(",")
-const jitterSeconds = Number(arg("jitter-seconds", "600"))
+if (parsed.help) {
+  process.stdout.write(`${usage}\n`)
+  process.exit(0)
+}
+const count = (name, text) => {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`bench-targets: --${name} must be a positive integer, got "${text}"\n`)
+    process.exit(2)
+  }
+  return n
+}
+const json = parsed.json
+const reps = count("reps", parsed.reps)
+const baseline = parsed.baseline
+const rows = parsed.rows.split(",")
+const knownRows = ["hard-failure", "degrade", "loss", "restarts", "jitter"]
+for (const r of rows) {
+  if (!knownRows.includes(r)) {
+    process.stderr.write(`bench-targets: unknown row "${r}" (rows: ${knownRows.join(", ")})\n`)
+    process.exit(2)
+  }
+}
+const jitterSeconds = count("jitter-seconds", parsed["jitter-seconds"])
 // The 10-minute flap test runs once per routing unless asked: five would add most of an hour each.
-const jitterReps = Number(arg("jitter-reps", "1"))
-const dryRun = process.argv.includes("--dry-run")
-const baselineReps = Number(arg("baseline-reps", String(reps)))
+const jitterReps = count("jitter-reps", parsed["jitter-reps"])
+const dryRun = parsed["dry-run"]
+const baselineReps = count("baseline-reps", parsed["baseline-reps"] ?? String(reps))
 // --reports DIR: every run's full twin report (and, with --trace, the daemons' routes between the
 // watched pairs every 2 s: next hop, cost, stability reason, and the direct tunnel's stats).
-const reportsDir = arg("reports", undefined)
-const trace = process.argv.includes("--trace")
+const reportsDir = parsed.reports
+const trace = parsed.trace
+// A closed pipe (`… | head`) must not kill the process before its scopes tear the twin down.
+process.stderr.on("error", () => {})
+process.stdout.on("error", () => {})
 const log = (s) => process.stderr.write(`[bench] ${s}\n`)
 const scenarioFile = (name) => join(here, "scenarios", `${name}.yaml`)
 
