@@ -188,6 +188,7 @@ const costVsMeasured = async (twin, scenario) => {
   return out
 }
 
+const stopping = new AbortController()
 /** One run on a fresh twin; with daemons, the fast echo's rate per tunnel from their /metrics. */
 const runOnce = (scenario) =>
   Effect.runPromise(
@@ -256,6 +257,7 @@ const runOnce = (scenario) =>
         }
       }),
     ),
+    { signal: stopping.signal },
   )
 
 const INF = Number.POSITIVE_INFINITY
@@ -359,13 +361,25 @@ log(
   `${schedule.reduce((t, x) => t + runCount(x), 0)} runs (${schedule.map((x) => `${x.name} ×${runCount(x)}`).join(", ")}): expected duration ≈ ${Math.round(expectedSeconds / 60)} min (more under load)`,
 )
 if (dryRun) process.exit(0)
+// SIGINT/SIGTERM interrupt the running twin, so its scope tears it down, and then exit.
+for (const signal of ["SIGINT", "SIGTERM"])
+  process.once(signal, () => {
+    log(`${signal}: tearing the current twin down`)
+    stopping.abort()
+  })
 for (const { plan, name, s, n } of schedule) {
   Object.assign(targets, plan.targets)
   for (const routing of routings)
     for (let i = 0; i < runsOf({ n }, routing); i++) {
       log(`${name} (${routing}) run ${i + 1}/${runsOf({ n }, routing)}, load average ${loadavg()[0].toFixed(1)}`)
       const started = Date.now()
-      const { report, echoPerTunnelPerSecond, loadAverage, costs, traced } = await runOnce(withRouting(s, routing))
+      const { report, echoPerTunnelPerSecond, loadAverage, costs, traced } = await runOnce(
+        withRouting(s, routing),
+      ).catch((e) => {
+        if (!stopping.signal.aborted) throw e
+        log("stopped; no table")
+        process.exit(130)
+      })
       if (reportsDir !== undefined) {
         mkdirSync(reportsDir, { recursive: true })
         writeFileSync(
