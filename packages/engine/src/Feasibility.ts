@@ -111,3 +111,49 @@ export const ownSeqnoAfterRequests = (self: SiteId, ownSeqno: number, requests: 
   for (const r of requests) if (r.destination === self && r.seqno > seqno) seqno = r.seqno
   return seqno
 }
+
+/** Back-off of the optional seqno requests (see `SeqnoRequestBackoff`). */
+export interface SeqnoRequestBackoffConfig {
+  /** Minimum time between two optional requests for one destination at first. Default 5 s. */
+  readonly initialMillis: number
+  /** The interval doubles per request while the wish persists, up to this. Default 60 s. */
+  readonly maxMillis: number
+}
+
+export const defaultSeqnoRequestBackoff: SeqnoRequestBackoffConfig = { initialMillis: 5_000, maxMillis: 60_000 }
+
+/**
+ * Rate limit of the seqno requests a node sends for a better-but-infeasible route while it has
+ * a feasible one (Babel rate-limits its requests too). Such a request is optional: the node
+ * still routes, loop-free, and every request makes the destination raise its seqno, which
+ * resets every node's feasible distance for it. Unlimited, metric noise turned that into
+ * steady churn (FD ratchets down to the lowest noisy metric ever advertised, a neighbour's next
+ * noisy advertisement fails it, a request, a bump, and again). A starved node's requests do not
+ * go through here: they stay immediate.
+ *
+ * Rule per destination: the first wish of an episode is granted at once; while the wish persists
+ * the next grant waits `initialMillis`, then twice that, up to `maxMillis`; an episode ends when
+ * no wish came for `maxMillis`.
+ */
+export class SeqnoRequestBackoff {
+  private readonly state = new Map<number, { grantedMillis: number; intervalMillis: number; wishedMillis: number }>()
+
+  constructor(readonly config: SeqnoRequestBackoffConfig = defaultSeqnoRequestBackoff) {}
+
+  /** A request for `destination` is wanted now: may it go out? (Records the grant.) */
+  grant(destination: SiteId, nowMillis: number): boolean {
+    const { initialMillis, maxMillis } = this.config
+    const old = this.state.get(destination)
+    const episode = old !== undefined && nowMillis - old.wishedMillis <= maxMillis ? old : undefined
+    if (episode !== undefined && nowMillis - episode.grantedMillis < episode.intervalMillis) {
+      this.state.set(destination, { ...episode, wishedMillis: nowMillis })
+      return false
+    }
+    this.state.set(destination, {
+      grantedMillis: nowMillis,
+      intervalMillis: episode === undefined ? initialMillis : Math.min(2 * episode.intervalMillis, maxMillis),
+      wishedMillis: nowMillis,
+    })
+    return true
+  }
+}

@@ -14,13 +14,17 @@ import * as Aggregation from "./Aggregation.js"
 import {
   type AlgorithmName,
   algorithmNames,
+  algorithms,
   type BgpCandidate,
   bestFeasible,
   bgpCandidatesFor,
+  type ChosenRoute,
   chooseRoute,
   type FallbackReason,
+  type Proposal,
   type RouteMemory,
   type RoutingView,
+  stabilityFor,
 } from "./Algorithms.js"
 import { type CostModel, type CostWeights, defaultCostWeights, linkCost } from "./Cost.js"
 import {
@@ -35,7 +39,16 @@ import {
   type TunnelId,
   tunnelKey,
 } from "./Domain.js"
-import { type Eligibility, eligibility, FeasibilityTable, type RouteMetric, type SeqnoRequest } from "./Feasibility.js"
+import {
+  defaultSeqnoRequestBackoff,
+  type Eligibility,
+  eligibility,
+  FeasibilityTable,
+  type RouteMetric,
+  type SeqnoRequest,
+  SeqnoRequestBackoff,
+  type SeqnoRequestBackoffConfig,
+} from "./Feasibility.js"
 import { dijkstra, MeshGraph, type ShortestPathTree } from "./Graph.js"
 import { LinkStateMessage, LinkStateStore, type TunnelAdvert } from "./LinkState.js"
 import {
@@ -75,6 +88,11 @@ export interface NodeRouterConfigInput {
   readonly startupHoldDownMillis?: number
   /** How long a seqno request is repeated in our messages. Default 10 s. */
   readonly seqnoRequestLifetimeMillis?: number
+  /**
+   * Back-off of the requests for a better-but-infeasible route while a feasible one exists
+   * (Feasibility.SeqnoRequestBackoff). Default 5 s doubling to 60 s. Starved requests are immediate.
+   */
+  readonly seqnoRequestBackoff?: Partial<SeqnoRequestBackoffConfig>
   /** Floor of a link's share of a route metric, so metrics strictly grow per hop. Default 0.01 ms. */
   readonly minLinkMetricMs?: number
   readonly measured?: Partial<MeasuredConfig>
@@ -96,6 +114,7 @@ export interface NodeRouterConfig {
   readonly linkStateMaxAgeMillis: number
   readonly startupHoldDownMillis: number
   readonly seqnoRequestLifetimeMillis: number
+  readonly seqnoRequestBackoff: SeqnoRequestBackoffConfig
   readonly minLinkMetricMs: number
   readonly measured: MeasuredConfig
   readonly incarnation: number | undefined
@@ -122,6 +141,7 @@ export const resolveConfig = (input: NodeRouterConfigInput): NodeRouterConfig =>
     linkStateMaxAgeMillis,
     startupHoldDownMillis: input.startupHoldDownMillis ?? linkStateMaxAgeMillis + 10_000,
     seqnoRequestLifetimeMillis: input.seqnoRequestLifetimeMillis ?? 10_000,
+    seqnoRequestBackoff: { ...defaultSeqnoRequestBackoff, ...input.seqnoRequestBackoff },
     minLinkMetricMs: input.minLinkMetricMs ?? 0.01,
     measured: { ...defaultMeasuredConfig, ...input.measured },
     incarnation: input.incarnation,
@@ -186,6 +206,9 @@ interface OwnLink {
   readonly family: Family
 }
 
+/** Start of Algorithms.chooseRoute's fallback reason when an algorithm had proposals but none eligible. */
+const noFeasibleNextHop = "no feasible next hop"
+
 const deadLink: OwnLink = { costMs: Number.POSITIVE_INFINITY, noiseMs: 0, family: 4 }
 
 export class NodeRouter {
@@ -200,6 +223,7 @@ export class NodeRouter {
   private readonly memory = new Map<number, RouteMemory>()
   private readonly requests = new Map<number, { seqno: number; untilMillis: number }>()
   private readonly requestSeen = new Map<number, number>()
+  private readonly requestBackoff: SeqnoRequestBackoff
   private readonly measured: MeasuredPathStore
   private ownLinks = new Map<number, OwnLink>()
   /** Per origin, the destination list of its last accepted message (DerivedLinks.destinationsKey). */
@@ -213,6 +237,7 @@ export class NodeRouter {
     this.config = config
     this.store = new LinkStateStore(config.linkStateMaxAgeMillis)
     this.measured = new MeasuredPathStore(config.self, config.measured)
+    this.requestBackoff = new SeqnoRequestBackoff(config.seqnoRequestBackoff)
     this.mesh.addSite(config.self)
   }
 
@@ -482,7 +507,7 @@ export class NodeRouter {
       }
       const nextHop = chosen.nextHop
       this.memory.set(destination, { nextHop, sinceMillis: chosen.sinceMillis })
-      if (chosen.betterInfeasible) this.requestSeqno(destination, nowMillis)
+      if (chosen.betterInfeasible) this.requestForBetter(view, destination, chosen, nowMillis)
       const link = this.ownLink(nextHop)
       const linkMetric = Math.max(link.costMs, this.config.minLinkMetricMs)
       const advertised = chosen.advertised
@@ -522,6 +547,45 @@ export class NodeRouter {
       if (!e.eligible && e.reason === "not-feasible") return true
     }
     return false
+  }
+
+  /**
+   * A proposal better than the chosen route was refused only for feasibility. Ask the
+   * destination for a new seqno only when it matters (README, "Loop freedom", "Optional
+   * requests"): at once when an algorithm earlier in the chain had proposals but none feasible
+   * (the preferred algorithm is starved; failure reaction must not wait); otherwise only when
+   * the refused route's gain over the chosen one beats the stability threshold, i.e. we would
+   * switch to it once feasible, and then through the per-destination back-off. Asking whenever
+   * a noisy metric dipped below the chosen one made seqnos rise forever in a quiet network.
+   */
+  private requestForBetter(view: RoutingView, destination: SiteId, chosen: ChosenRoute, nowMillis: number): void {
+    if (chosen.fallbacks.some((f) => f.reason.startsWith(noFeasibleNextHop))) {
+      this.requestSeqno(destination, nowMillis)
+      return
+    }
+    const name = chosen.algorithm
+    const incumbent = chosen.proposal
+    if (name === null || incumbent === undefined) return
+    const result = algorithms[name].propose(view, destination, chosen.nextHop ?? undefined)
+    if (result._tag !== "Proposals") return
+    const fd = this.fd.get(destination)
+    let best: Proposal | undefined
+    for (const p of result.proposals) {
+      if (best !== undefined && !(p.costMs < best.costMs)) continue
+      const e = view.eligibility(p.nextHop, destination)
+      if (e.eligible || e.reason !== "not-feasible") continue
+      // Same filter as gatedProposals: one with an older seqno is still waiting for the current one.
+      if (fd !== undefined && e.advertised !== undefined && e.advertised.seqno < fd.seqno) continue
+      best = p
+    }
+    if (best === undefined) return
+    const thresholdMs = Stability.switchThresholdMs(
+      incumbent.costMs,
+      Stability.combineNoise(incumbent.noiseMs, best.noiseMs),
+      stabilityFor(name, this.config.stability),
+    )
+    if (!(incumbent.costMs - best.costMs > thresholdMs)) return
+    if (this.requestBackoff.grant(destination, nowMillis)) this.requestSeqno(destination, nowMillis)
   }
 
   private requestSeqno(destination: SiteId, nowMillis: number): void {
