@@ -39,9 +39,13 @@ export const startImpairmentRelay = (options: {
     let applied = 0
     let forwarded = 0
     let dropped = 0
+    // Datagrams still held back when the relay closes are dropped: sending them on a closed socket
+    // throws from a timer, outside any test.
+    let closed = false
     const release = (arrivalNs: bigint, send: () => void) => {
       const deadline = arrivalNs + BigInt(Math.round(impairment.delayMs * 1e6))
       const done = () => {
+        if (closed) return
         appliedSumNs += process.hrtime.bigint() - arrivalNs
         applied++
         forwarded++
@@ -79,6 +83,7 @@ export const startImpairmentRelay = (options: {
     })
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
+        closed = true
         for (const s of upstreams.values()) s.close()
       }),
     )
