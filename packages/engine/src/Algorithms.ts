@@ -364,7 +364,9 @@ export const gatedProposals = (
   return { _tag: "Gated", eligible, rejected, bestInfeasibleCostMs }
 }
 
-const noFeasibleReason = (rejected: ReadonlyArray<string>): string => `no feasible next hop: ${rejected.join("; ")}`
+/** Every fallback reason for "proposals existed, none feasible" starts with this (NodeRouter requests on it). */
+export const noFeasibleNextHop = "no feasible next hop"
+const noFeasibleReason = (rejected: ReadonlyArray<string>): string => `${noFeasibleNextHop}: ${rejected.join("; ")}`
 
 /**
  * Runs the chain for one destination: the first algorithm with at least one eligible proposal

@@ -21,6 +21,7 @@ import {
   type ChosenRoute,
   chooseRoute,
   type FallbackReason,
+  noFeasibleNextHop,
   type Proposal,
   type RouteMemory,
   type RoutingView,
@@ -205,9 +206,6 @@ interface OwnLink {
   readonly noiseMs: number
   readonly family: Family
 }
-
-/** Start of Algorithms.chooseRoute's fallback reason when an algorithm had proposals but none eligible. */
-const noFeasibleNextHop = "no feasible next hop"
 
 const deadLink: OwnLink = { costMs: Number.POSITIVE_INFINITY, noiseMs: 0, family: 4 }
 
