@@ -38,6 +38,7 @@ import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { serveMetrics } from "../metrics/MetricsServer.js"
 import { runMetricsStoreFallback } from "../metricsstore/MetricsStore.js"
 import { makeSysctl } from "../sysctl/Sysctl.js"
+import { type AdvertisedView, advertisedViewOf, needsTriggeredAdvert } from "./AdvertTrigger.js"
 import { aggregationOf, type DaemonConfig, defaultListenHosts, prefixesOf } from "./Config.js"
 import { makeControlMetrics } from "./ControlMetrics.js"
 
@@ -87,9 +88,6 @@ const routeKey = (routes: ReadonlyArray<KernelRoute>) =>
     .map((r) => `${r.prefix} ${r.device} ${r.metric} ${r.source ?? ""}`)
     .sort()
     .join("\n")
-
-const distancesKey = (d: RoutingDecision) =>
-  d.routes.map((r) => `${r.destination}:${r.nextHop ?? "-"}:${r.seqno}:${Math.round(r.metricMs * 10)}`).join(",")
 
 export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
   Effect.gen(function* () {
@@ -276,7 +274,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
     const liveOf = new Map<number, boolean>()
     let installedKey: string | undefined
     let managedRouteCount = 0
-    let advertisedKey: string | undefined
+    let advertised: AdvertisedView | undefined
     let lastAdvertMillis = 0
     let previous: RoutingDecision | undefined
     const step = Effect.gen(function* () {
@@ -335,11 +333,11 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
             yield* Effect.logWarning(`not installing ${r.route.prefix} via ${r.route.device}: ${r.reason}`)
         }
       }
-      const dKey = distancesKey(decision)
-      if (dKey !== advertisedKey || now - lastAdvertMillis >= config.routing.advertiseIntervalMillis) {
+      const view = advertisedViewOf(decision)
+      if (needsTriggeredAdvert(advertised, view) || now - lastAdvertMillis >= config.routing.advertiseIntervalMillis) {
         yield* exchange.publish(router.advertise(now))
         control.linkStateMessages.inc({ outcome: "sent" })
-        advertisedKey = dKey
+        advertised = view
         lastAdvertMillis = now
       }
       for (const [origin, at] of lastHeard) {

@@ -1,0 +1,87 @@
+import { fc, test } from "@fast-check/vitest"
+import { SiteId } from "@net-perf/engine"
+import { describe, expect } from "vitest"
+import {
+  type AdvertisedRoute,
+  type AdvertisedView,
+  defaultAdvertTriggerThresholds,
+  needsTriggeredAdvert,
+} from "../../src/daemon/AdvertTrigger.js"
+
+const route = fc.record({
+  nextHop: fc.option(
+    fc.integer({ min: 0, max: 50 }).map((n) => SiteId.make(n)),
+    { nil: null },
+  ),
+  seqno: fc.nat({ max: 1000 }),
+  metricMs: fc.oneof(fc.double({ min: 0, max: 500, noNaN: true }), fc.constant(Number.POSITIVE_INFINITY)),
+  starved: fc.boolean(),
+})
+const view = fc
+  .uniqueArray(fc.tuple(fc.integer({ min: 0, max: 50 }), route), { selector: ([d]) => d, minLength: 1, maxLength: 12 })
+  .map((entries): AdvertisedView => new Map(entries.map(([d, r]) => [SiteId.make(d), r])))
+const withRoute = (v: AdvertisedView, index: number, change: (r: AdvertisedRoute) => AdvertisedRoute) => {
+  const entries = [...v]
+  const i = index % entries.length
+  const [d, r] = entries[i]!
+  entries[i] = [d, change(r)]
+  return new Map(entries)
+}
+const { absoluteMs, relative } = defaultAdvertTriggerThresholds
+const allowedMs = (metricMs: number) => Math.max(absoluteMs, relative * metricMs)
+
+describe("triggered link-state adverts", () => {
+  test.prop([view])("the first decision and an unchanged view", (v) => {
+    expect(needsTriggeredAdvert(undefined, v)).toBe(true)
+    expect(needsTriggeredAdvert(v, new Map(v))).toBe(false)
+  })
+
+  test.prop([view, fc.nat(), fc.constantFrom("nextHop", "seqno", "starved", "reachability")])(
+    "a structural change to any destination goes out at once",
+    (v, index, field) => {
+      const changed = withRoute(v, index, (r) =>
+        field === "nextHop"
+          ? { ...r, nextHop: r.nextHop === null ? SiteId.make(99) : null }
+          : field === "seqno"
+            ? { ...r, seqno: r.seqno + 1 }
+            : field === "starved"
+              ? { ...r, starved: !r.starved }
+              : { ...r, metricMs: Number.isFinite(r.metricMs) ? Number.POSITIVE_INFINITY : 10 },
+      )
+      expect(needsTriggeredAdvert(v, changed)).toBe(true)
+    },
+  )
+
+  test.prop([view, fc.nat({ max: 100 })])("a destination gained or lost goes out at once", (v, d) => {
+    const more = new Map(v)
+    more.set(SiteId.make(100 + d), { nextHop: null, seqno: 0, metricMs: 1, starved: false })
+    expect(needsTriggeredAdvert(v, more)).toBe(true)
+    expect(needsTriggeredAdvert(more, v)).toBe(true)
+  })
+
+  test.prop([view, fc.double({ min: -0.99, max: 0.99, noNaN: true })])(
+    "metric noise within max(1 ms, 5 %) waits for the periodic message",
+    (v, share) => {
+      const noisy = new Map(
+        [...v].map(([d, r]) => [
+          d,
+          Number.isFinite(r.metricMs) ? { ...r, metricMs: Math.max(0, r.metricMs + share * allowedMs(r.metricMs)) } : r,
+        ]),
+      )
+      expect(needsTriggeredAdvert(v, noisy)).toBe(false)
+    },
+  )
+
+  test.prop([view, fc.nat(), fc.double({ min: 1.01, max: 20, noNaN: true }), fc.boolean()])(
+    "a metric that moved beyond max(1 ms, 5 %) goes out at once",
+    (v, index, factor, up) => {
+      const entries = [...v].filter(([, r]) => Number.isFinite(r.metricMs))
+      fc.pre(entries.length > 0)
+      const [d] = entries[index % entries.length]!
+      const r = v.get(d)!
+      const metricMs = r.metricMs + (up ? 1 : -1) * factor * allowedMs(r.metricMs)
+      fc.pre(metricMs >= 0)
+      expect(needsTriggeredAdvert(v, new Map(v).set(d, { ...r, metricMs }))).toBe(true)
+    },
+  )
+})
