@@ -4,7 +4,7 @@
  * an engine and the page's HTTP server (LiveAgent.ts); headless Chromium runs INSIDE site 1's
  * namespace (so "127.0.0.1:5120" is that site's server), loads `/`, waits until the page shows
  * the measured tunnel and the engine's route, checks there was no console error and saves a
- * screenshot to a temp folder (path printed).
+ * screenshot to a temp folder (kept, path printed, with NETPERF_KEEP_SCREENSHOTS=1).
  */
 import { existsSync } from "node:fs"
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
@@ -103,10 +103,13 @@ describe.skipIf(!isRoot)("live page of a site in a namespace, in headless Chromi
   afterAll(async () => {
     await pair?.teardown()
     await agent?.cleanup()
-    // Keep the screenshot for a person to look at; the browser profile goes.
+    // Screenshots stay for a person to look at only when asked (NETPERF_KEEP_SCREENSHOTS=1):
+    // tests leave no files behind.
     if (work !== undefined) {
-      await rm(join(work, "profile"), { recursive: true, force: true })
-      console.log(`live page browser test: screenshot in ${work}`)
+      if (process.env.NETPERF_KEEP_SCREENSHOTS === "1") {
+        await rm(join(work, "profile"), { recursive: true, force: true })
+        console.log(`live page browser test: screenshot in ${work}`)
+      } else await rm(work, { recursive: true, force: true })
     }
   }, 60_000)
 

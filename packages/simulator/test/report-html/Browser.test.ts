@@ -57,7 +57,12 @@ describe.skipIf(!haveChromium && !isRoot)("HTML reports in headless Chromium", (
   afterAll(async () => {
     await context?.close()
     if (profile !== undefined) await rm(profile, { recursive: true, force: true })
-    if (out !== undefined) console.log(`report-html browser test: pages and screenshots in ${out}`)
+    // Pages and screenshots stay for a person only when asked (NETPERF_KEEP_SCREENSHOTS=1).
+    if (out !== undefined) {
+      if (process.env.NETPERF_KEEP_SCREENSHOTS === "1")
+        console.log(`report-html browser test: pages and screenshots in ${out}`)
+      else await rm(out, { recursive: true, force: true })
+    }
   }, 30_000)
 
   const open = async (name: string, html: string) => {
