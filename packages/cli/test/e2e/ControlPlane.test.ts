@@ -5,8 +5,9 @@ import { readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { makeTwin, NetLab, parseScenarioText, type Twin } from "@net-perf/simulator"
-import { Duration, Effect, Either, Schedule } from "effect"
+import { Effect, Either } from "effect"
 import { execa } from "execa"
+import { managedRoutes, waitFor } from "./faults/Mesh.js"
 
 const isRoot = process.getuid?.() === 0
 if (!isRoot) console.log("skipping the control-plane twin test: needs root (network namespaces)")
@@ -23,37 +24,6 @@ const scenario = Either.getOrThrow(
     ].join("\n"),
   ),
 )
-
-interface Route {
-  readonly dst: string
-  readonly dev: string
-}
-
-/** Managed (protocol 201) routes of both families in a namespace. */
-const managedRoutes = (ns: string) =>
-  Effect.promise(async () => {
-    const out: Array<Route> = []
-    for (const family of ["-4", "-6"]) {
-      const r = await execa("ip", [family, "-n", ns, "-json", "route", "show", "proto", "201"], { reject: false })
-      if (r.exitCode === 0) out.push(...(JSON.parse(r.stdout || "[]") as Array<Route>))
-    }
-    return out
-  })
-
-/** Polls until `check` holds; fails after `seconds`. Returns the time it took. */
-const waitFor = (what: string, seconds: number, check: Effect.Effect<boolean>) =>
-  Effect.gen(function* () {
-    const started = Date.now()
-    yield* check.pipe(
-      Effect.filterOrFail(
-        (ok) => ok,
-        () => new Error(`not yet: ${what}`),
-      ),
-      Effect.retry(Schedule.spaced("250 millis").pipe(Schedule.upTo(Duration.seconds(seconds)))),
-      Effect.mapError(() => new Error(`timed out after ${seconds} s waiting for: ${what}`)),
-    )
-    return Date.now() - started
-  })
 
 const perfc = join(import.meta.dirname, "../../dist/src/bin/perfc.js")
 
