@@ -32,6 +32,10 @@ const openssl = (step: string, args: ReadonlyArray<string>, cwd: string) =>
     catch: (cause) => new PkiFailed({ step, cause }),
   }).pipe(Effect.asVoid)
 
+/** `openssl req` arguments for a fresh unencrypted P-256 key written to `keyFile`. */
+const newP256Key = (keyFile: string) =>
+  ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyFile] as const
+
 /** A self-signed CA `name` (files `<name>.crt`, `<name>.key` in `dir`). */
 export const makeCa = (dir: string, name: string): Effect.Effect<PkiCa, PkiFailed> =>
   Effect.gen(function* () {
@@ -42,13 +46,7 @@ export const makeCa = (dir: string, name: string): Effect.Effect<PkiCa, PkiFaile
       [
         "req",
         "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        keyFile,
+        ...newP256Key(keyFile),
         "-out",
         certFile,
         "-days",
@@ -93,20 +91,7 @@ export const makeLeaf = (
     })
     yield* openssl(
       `key and request of ${name}`,
-      [
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        keyFile,
-        "-out",
-        csrFile,
-        "-subj",
-        `/CN=${name}`,
-      ],
+      ["req", ...newP256Key(keyFile), "-out", csrFile, "-subj", `/CN=${name}`],
       dir,
     )
     yield* openssl(
