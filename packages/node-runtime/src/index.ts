@@ -74,6 +74,8 @@ export {
   type WgPeerConf,
 } from "./discovery/WgConf.js"
 export * as Management from "./gen/netperf/management/v1/management.js"
+// Appended by the pathping-API helper: MeasureService.PathPing (server handler and generated client).
+export * as Measure from "./gen/netperf/measure/v1/measure.js"
 export {
   type BatchResult,
   Ip,
@@ -125,6 +127,21 @@ export {
 // Appended by H9: the daemon's management handler (perfc/perfe end-to-end tests), control-plane
 // metrics and config decoder (observability checks against the real registry and schema).
 export { type ManagementSource, makeManagementHandler, tunnelSnapshotsOf } from "./management/ManagementServer.js"
+export {
+  callerOf,
+  decodePathPingRequest,
+  defaultPathPingLimits,
+  InvalidPathPingRequest,
+  type MeasureHandlerOptions,
+  makeMeasureHandler,
+  type PathPingLimits,
+  type PathPingOrder,
+  PathPingRequestWire,
+  type PathPingSource,
+  pathPingBounds,
+  pathResultToWire,
+  planePathPingSource,
+} from "./management/MeasureServer.js"
 export { MeasurementMetrics, tunnelLabelValues } from "./metrics/Metrics.js"
 export {
   defaultMetricsServerConfig,

@@ -26,6 +26,7 @@ import { Bird } from "../bird/Bird.js"
 import { watchBgpPaths } from "../bird/BirdWatch.js"
 import { fillTemplate } from "../discovery/Addressing.js"
 import * as managementPb from "../gen/netperf/management/v1/management.js"
+import * as measurePb from "../gen/netperf/measure/v1/measure.js"
 import { serveGrpc } from "../grpc/GrpcServer.js"
 import { Ip, makeIp } from "../kernel/Ip.js"
 import { RouteInstaller } from "../kernel/RouteInstaller.js"
@@ -34,6 +35,7 @@ import { loadGrpcTls } from "../linkstate/Tls.js"
 import { livePageHeaders, liveStatusOf, renderLivePage } from "../livepage/LivePage.js"
 import { MeasurementPlane, MeasurementPlaneConfig, MeasurementPlaneLive } from "../MeasurementPlane.js"
 import { type ManagementSource, makeManagementHandler, tunnelSnapshotsOf } from "../management/ManagementServer.js"
+import { makeMeasureHandler, planePathPingSource } from "../management/MeasureServer.js"
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { serveMetrics } from "../metrics/MetricsServer.js"
 import { runMetricsStoreFallback } from "../metricsstore/MetricsStore.js"
@@ -148,6 +150,11 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       },
     })
     const management = yield* makeManagementHandler(managementSource())
+    // On-demand pathping (perfc pathping, benches): same server, port and TLS as management.
+    const measure = yield* makeMeasureHandler(
+      planePathPingSource(plane, self, () => router.graph.sites(), config.probes.pathPing),
+      { registry: metrics.registry, pathGauges: [metrics.pathRtt, metrics.pathLoss] },
+    )
     for (const host of hosts) {
       yield* serveGrpc({
         host,
@@ -156,6 +163,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
         services: [
           { definition: exchange.definition, implementation: exchange.handler },
           { definition: managementPb.ManagementServiceService, implementation: management },
+          { definition: measurePb.MeasureServiceService, implementation: measure },
         ],
       })
     }

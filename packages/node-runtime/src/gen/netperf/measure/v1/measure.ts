@@ -23,31 +23,63 @@ export const protobufPackage = "netperf.measure.v1";
 
 export const protobufFileName = "netperf/measure/v1/measure.proto";
 
-/** On-demand measurements run by a daemon on behalf of a caller (perfc, the path analyser). */
+/**
+ * On-demand measurements run by a daemon on behalf of a caller (perfc, the path analyser, benches).
+ * Served on the daemon's gRPC port (5122) next to ManagementService, with the same TLS policy.
+ */
 
 export interface PathPingRequest {
-  /** sites visited in order, starting and ending at the daemon that runs the measurement */
+  /**
+   * Sites visited in order, starting and ending at the daemon that runs the measurement:
+   * 3..16 entries ([L, R, L] is the shortest round trip), every site known to the daemon.
+   */
   path: number[];
-  /** underlay family per hop: 0 = follow the kernel's routing, 4 or 6 = that tunnel */
+  /**
+   * Underlay family per hop: 0 = follow the kernel's routing (the router address), 4 or 6 = that
+   * tunnel's probe endpoint. Empty = 0 for every hop; one value = that value for every hop;
+   * path.length - 1 values = one per hop (hop i goes from path[i] to path[i + 1]).
+   */
   families: number[];
+  /** Probes per hop; 0 = the daemon's configured default (10). At most 50. */
   count: number;
+  /**
+   * Between rounds; 0 = the daemon's configured default (100 ms). 20..1000 ms, and
+   * count × interval ≤ 4000 ms so a run (plus the 1 s reply timeout) stays within 5 s.
+   */
   intervalMillis: number;
 }
 
 export interface HopResult {
+  /** The hop ends at path[index]: from = path[index - 1], to = path[index]. */
   from: number;
   to: number;
+  /**
+   * Round trip from the origin to `to` and back over the path's own tunnels (mtr-style,
+   * cumulative); the hop's own share is the difference from the previous hop's. Absent: all lost.
+   */
   rttMs?: number | undefined;
   sent: number;
   received: number;
+  index: number;
 }
 
 export interface PathPingResponse {
   path: number[];
+  /** Mean round trip of the whole path; absent when every probe was lost. */
   rttMs?: number | undefined;
   sent: number;
   received: number;
+  /** One per hop up to the path's farthest point (a palindromic path [L, A, B, A, L] has 2). */
   hops: HopResult[];
+  /** The site that measured (path[0]). */
+  site: number;
+  /** Families per node as measured (families[0] is the origin's and unused). */
+  families: number[];
+  /** Mean time probes spent inside relays, already included in rtt_ms. */
+  relayResidenceMs?: number | undefined;
+  atMillis: number;
+  count: number;
+  intervalMillis: number;
 }
 
 function createBasePathPingRequest(): PathPingRequest {
@@ -200,7 +232,7 @@ export const PathPingRequest: MessageFns<PathPingRequest> = {
 };
 
 function createBaseHopResult(): HopResult {
-  return { from: 0, to: 0, rttMs: undefined, sent: 0, received: 0 };
+  return { from: 0, to: 0, rttMs: undefined, sent: 0, received: 0, index: 0 };
 }
 
 export const HopResult: MessageFns<HopResult> = {
@@ -219,6 +251,9 @@ export const HopResult: MessageFns<HopResult> = {
     }
     if (message.received !== 0) {
       writer.uint32(40).uint32(message.received);
+    }
+    if (message.index !== 0) {
+      writer.uint32(48).uint32(message.index);
     }
     return writer;
   },
@@ -276,6 +311,14 @@ export const HopResult: MessageFns<HopResult> = {
             message.received = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.index = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -299,6 +342,7 @@ export const HopResult: MessageFns<HopResult> = {
         : undefined,
       sent: isSet(object.sent) ? globalThis.Number(object.sent) : 0,
       received: isSet(object.received) ? globalThis.Number(object.received) : 0,
+      index: isSet(object.index) ? globalThis.Number(object.index) : 0,
     };
   },
 
@@ -319,6 +363,9 @@ export const HopResult: MessageFns<HopResult> = {
     if (message.received !== 0) {
       obj.received = Math.round(message.received);
     }
+    if (message.index !== 0) {
+      obj.index = Math.round(message.index);
+    }
     return obj;
   },
 
@@ -332,12 +379,25 @@ export const HopResult: MessageFns<HopResult> = {
     message.rttMs = object.rttMs ?? undefined;
     message.sent = object.sent ?? 0;
     message.received = object.received ?? 0;
+    message.index = object.index ?? 0;
     return message;
   },
 };
 
 function createBasePathPingResponse(): PathPingResponse {
-  return { path: [], rttMs: undefined, sent: 0, received: 0, hops: [] };
+  return {
+    path: [],
+    rttMs: undefined,
+    sent: 0,
+    received: 0,
+    hops: [],
+    site: 0,
+    families: [],
+    relayResidenceMs: undefined,
+    atMillis: 0,
+    count: 0,
+    intervalMillis: 0,
+  };
 }
 
 export const PathPingResponse: MessageFns<PathPingResponse> = {
@@ -360,6 +420,28 @@ export const PathPingResponse: MessageFns<PathPingResponse> = {
     }
     for (const v of message.hops) {
       HopResult.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.site !== 0) {
+      writer.uint32(48).uint32(message.site);
+    }
+    if (message.families.length !== 0) {
+      writer.uint32(58).fork();
+      for (const v of message.families) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.relayResidenceMs !== undefined) {
+      writer.uint32(65).double(message.relayResidenceMs);
+    }
+    if (message.atMillis !== 0) {
+      writer.uint32(72).uint64(message.atMillis);
+    }
+    if (message.count !== 0) {
+      writer.uint32(80).uint32(message.count);
+    }
+    if (message.intervalMillis !== 0) {
+      writer.uint32(88).uint32(message.intervalMillis);
     }
     return writer;
   },
@@ -427,6 +509,64 @@ export const PathPingResponse: MessageFns<PathPingResponse> = {
             message.hops.push(HopResult.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.site = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag === 56) {
+              message.families.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 58) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.families.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.relayResidenceMs = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.atMillis = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.intervalMillis = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -450,6 +590,24 @@ export const PathPingResponse: MessageFns<PathPingResponse> = {
       sent: isSet(object.sent) ? globalThis.Number(object.sent) : 0,
       received: isSet(object.received) ? globalThis.Number(object.received) : 0,
       hops: globalThis.Array.isArray(object?.hops) ? object.hops.map((e: any) => HopResult.fromJSON(e)) : [],
+      site: isSet(object.site) ? globalThis.Number(object.site) : 0,
+      families: globalThis.Array.isArray(object?.families) ? object.families.map((e: any) => globalThis.Number(e)) : [],
+      relayResidenceMs: isSet(object.relayResidenceMs)
+        ? globalThis.Number(object.relayResidenceMs)
+        : isSet(object.relay_residence_ms)
+        ? globalThis.Number(object.relay_residence_ms)
+        : undefined,
+      atMillis: isSet(object.atMillis)
+        ? globalThis.Number(object.atMillis)
+        : isSet(object.at_millis)
+        ? globalThis.Number(object.at_millis)
+        : 0,
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+      intervalMillis: isSet(object.intervalMillis)
+        ? globalThis.Number(object.intervalMillis)
+        : isSet(object.interval_millis)
+        ? globalThis.Number(object.interval_millis)
+        : 0,
     };
   },
 
@@ -470,6 +628,24 @@ export const PathPingResponse: MessageFns<PathPingResponse> = {
     if (message.hops?.length) {
       obj.hops = message.hops.map((e) => HopResult.toJSON(e));
     }
+    if (message.site !== 0) {
+      obj.site = Math.round(message.site);
+    }
+    if (message.families?.length) {
+      obj.families = message.families.map((e) => Math.round(e));
+    }
+    if (message.relayResidenceMs !== undefined) {
+      obj.relayResidenceMs = floatToJson(message.relayResidenceMs);
+    }
+    if (message.atMillis !== 0) {
+      obj.atMillis = Math.round(message.atMillis);
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    if (message.intervalMillis !== 0) {
+      obj.intervalMillis = Math.round(message.intervalMillis);
+    }
     return obj;
   },
 
@@ -483,12 +659,23 @@ export const PathPingResponse: MessageFns<PathPingResponse> = {
     message.sent = object.sent ?? 0;
     message.received = object.received ?? 0;
     message.hops = object.hops?.map((e) => HopResult.fromPartial(e)) || [];
+    message.site = object.site ?? 0;
+    message.families = object.families?.map((e) => e) || [];
+    message.relayResidenceMs = object.relayResidenceMs ?? undefined;
+    message.atMillis = object.atMillis ?? 0;
+    message.count = object.count ?? 0;
+    message.intervalMillis = object.intervalMillis ?? 0;
     return message;
   },
 };
 
 export type MeasureServiceService = typeof MeasureServiceService;
 export const MeasureServiceService = {
+  /**
+   * INVALID_ARGUMENT for a path or parameters outside the rules above, RESOURCE_EXHAUSTED when
+   * the caller exceeds its request rate or concurrency, UNAVAILABLE while the 5124/udp relay is
+   * not bound yet, CANCELLED/DEADLINE_EXCEEDED stop the probes.
+   */
   pathPing: {
     path: "/netperf.measure.v1.MeasureService/PathPing" as const,
     requestStream: false as const,
@@ -501,10 +688,20 @@ export const MeasureServiceService = {
 } as const;
 
 export interface MeasureServiceServer extends UntypedServiceImplementation {
+  /**
+   * INVALID_ARGUMENT for a path or parameters outside the rules above, RESOURCE_EXHAUSTED when
+   * the caller exceeds its request rate or concurrency, UNAVAILABLE while the 5124/udp relay is
+   * not bound yet, CANCELLED/DEADLINE_EXCEEDED stop the probes.
+   */
   pathPing: handleUnaryCall<PathPingRequest, PathPingResponse>;
 }
 
 export interface MeasureServiceClient extends Client {
+  /**
+   * INVALID_ARGUMENT for a path or parameters outside the rules above, RESOURCE_EXHAUSTED when
+   * the caller exceeds its request rate or concurrency, UNAVAILABLE while the 5124/udp relay is
+   * not bound yet, CANCELLED/DEADLINE_EXCEEDED stop the probes.
+   */
   pathPing(
     request: PathPingRequest,
     callback: (error: ServiceError | null, response: PathPingResponse) => void,
@@ -546,6 +743,17 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
