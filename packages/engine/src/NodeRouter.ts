@@ -361,7 +361,18 @@ export class NodeRouter {
   private refreshOwnLinks(nowMillis: number): void {
     const updates = this.ownLinksAt(nowMillis)
     for (const u of updates) if (u.choice !== undefined) this.familyChoice.set(u.remote, u.choice)
+    const before = this.ownLinks
     this.ownLinks = applyOwnLinks(this.mesh, this.config.self, updates, this.ownLinks)
+    // A neighbour that routed to us over a link that just died may find every other neighbour
+    // infeasible (its FD is the direct link's distance). Raising our seqno now, as the node next
+    // to the failure, makes every alternative to us feasible one message later, instead of after
+    // that neighbour's starvation request has travelled here and our answer back (README, "Loop
+    // freedom": only we raise our seqno, and raising it is always safe).
+    for (const [remote, link] of before)
+      if (Number.isFinite(link.costMs) && !Number.isFinite(this.ownLink(remote).costMs)) {
+        this.ownSeqno += 1
+        break
+      }
   }
 
   private destinations(): Array<SiteId> {

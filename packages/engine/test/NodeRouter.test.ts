@@ -289,7 +289,8 @@ describe("NodeRouter", () => {
     w.settle(3, 1000)
     const healed = routeAt(w, 0, 2)
     expect(healed.nextHop).toBe(1)
-    expect(healed.seqno).toBe(1)
+    // The request's 1, then 2 once site 2's own decision saw its link to 0 die.
+    expect(healed.seqno).toBe(2)
     expect(w.findLoop()).toBeUndefined()
   })
 
@@ -464,5 +465,55 @@ describe("NodeRouter cost model", () => {
       ),
       { numRuns: 500 },
     )
+  })
+})
+
+describe("NodeRouter seqno next to a failure", () => {
+  /** 4 sites, full mesh: direct links 10 ms, so every pair routes direct. */
+  const square = () =>
+    new World(
+      4,
+      [0, 1, 2, 3].flatMap((a) =>
+        [0, 1, 2, 3].filter((b) => b > a).map((b) => ({ a, b, family: 4 as const, rttMs: 10 })),
+      ),
+      () => ({ startupHoldDownMillis: 0, stability: { dwellMillis: 1000 } }),
+    )
+
+  it("both ends of a link that dies raise their own seqno once; nobody else does", () => {
+    const w = square()
+    w.settle(6, 1000)
+    const before = w.routers.map((r) => r.seqno)
+    w.settle(3, 1000)
+    expect(w.routers.map((r) => r.seqno)).toEqual(before)
+    setBoth(w, 0, 1, null)
+    w.settle(1, 1000)
+    const after = w.routers.map((r) => r.seqno)
+    expect(after[0]).toBeGreaterThanOrEqual(before[0]! + 1)
+    expect(after[1]).toBeGreaterThanOrEqual(before[1]! + 1)
+    expect(after[2]).toBe(before[2])
+    expect(after[3]).toBe(before[3])
+    // Still dead: no further raise from the link itself.
+    const once = w.routers.map((r) => r.seqno)
+    w.settle(1, 1000)
+    expect(w.routers[0]!.seqno - once[0]!).toBeLessThanOrEqual(1)
+    w.settle(3, 1000)
+    expect(w.findLoop()).toBeUndefined()
+    expect(w.nextHop(0, 1)).not.toBeNull()
+    expect(w.nextHop(0, 1)).not.toBe(1)
+    expect(w.nextHop(1, 0)).not.toBe(0)
+  })
+
+  it("the raised seqno makes the detour feasible for a neighbour whose FD is the dead link's", () => {
+    const w = square()
+    w.settle(6, 1000)
+    // Site 2's FD for 1 is its direct 10 ms link; the detours via 0 or 3 cost 20 ms.
+    setBoth(w, 2, 1, null)
+    // One round: site 1 sees the death and raises its seqno; its message reaches 0 and 3, whose
+    // next decision advertises the new seqno, and site 2 may take them at once.
+    w.settle(3, 1000)
+    const r = routeAt(w, 2, 1)
+    expect(r.nextHop === 0 || r.nextHop === 3).toBe(true)
+    expect(r.starved).toBe(false)
+    expect(w.findLoop()).toBeUndefined()
   })
 })

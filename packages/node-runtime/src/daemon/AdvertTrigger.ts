@@ -32,13 +32,18 @@ export interface AdvertTriggerThresholds {
 
 export const defaultAdvertTriggerThresholds: AdvertTriggerThresholds = { absoluteMs: 1, relative: 0.05 }
 
-export const advertisedViewOf = (decision: RoutingDecision): AdvertisedView =>
-  new Map(
-    decision.routes.map((r) => [
-      r.destination,
-      { nextHop: r.nextHop, seqno: r.seqno, metricMs: r.metricMs, starved: r.starved },
-    ]),
-  )
+/**
+ * The view a message built now carries: every route of `decision`, and our own seqno as the entry
+ * for ourselves, so a raised seqno (a neighbour's request, or one of our links died) goes out at
+ * once — the sites waiting for it are starved.
+ */
+export const advertisedViewOf = (decision: RoutingDecision, ownSeqno: number): AdvertisedView =>
+  new Map([
+    ...decision.routes.map(
+      (r) => [r.destination, { nextHop: r.nextHop, seqno: r.seqno, metricMs: r.metricMs, starved: r.starved }] as const,
+    ),
+    [decision.self, { nextHop: null, seqno: ownSeqno, metricMs: 0, starved: false }] as const,
+  ])
 
 const metricMoved = (before: number, after: number, t: AdvertTriggerThresholds): boolean => {
   if (before === after) return false

@@ -341,7 +341,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
             yield* Effect.logWarning(`not installing ${r.route.prefix} via ${r.route.device}: ${r.reason}`)
         }
       }
-      const view = advertisedViewOf(decision)
+      const view = advertisedViewOf(decision, router.seqno)
       if (needsTriggeredAdvert(advertised, view) || now - lastAdvertMillis >= config.routing.advertiseIntervalMillis) {
         yield* exchange.publish(router.advertise(now))
         control.linkStateMessages.inc({ outcome: "sent" })

@@ -1,9 +1,10 @@
 import { fc, test } from "@fast-check/vitest"
-import { SiteId } from "@net-perf/engine"
+import { type RouteChoice, type RoutingDecision, SiteId } from "@net-perf/engine"
 import { describe, expect } from "vitest"
 import {
   type AdvertisedRoute,
   type AdvertisedView,
+  advertisedViewOf,
   defaultAdvertTriggerThresholds,
   needsTriggeredAdvert,
 } from "../../src/daemon/AdvertTrigger.js"
@@ -82,6 +83,40 @@ describe("triggered link-state adverts", () => {
       const metricMs = r.metricMs + (up ? 1 : -1) * factor * allowedMs(r.metricMs)
       fc.pre(metricMs >= 0)
       expect(needsTriggeredAdvert(v, new Map(v).set(d, { ...r, metricMs }))).toBe(true)
+    },
+  )
+})
+
+describe("our own seqno in the advertised view", () => {
+  const decision = (routes: ReadonlyArray<{ destination: number; seqno: number }>): RoutingDecision => {
+    const choices = routes.map(
+      (r) =>
+        ({
+          destination: SiteId.make(r.destination),
+          nextHop: SiteId.make(r.destination),
+          seqno: r.seqno,
+          metricMs: 10,
+          starved: false,
+        }) as unknown as RouteChoice,
+    )
+    return {
+      self: SiteId.make(0),
+      atMillis: 0,
+      routes: choices,
+      byDestination: new Map(choices.map((c) => [c.destination, c])),
+    }
+  }
+
+  test.prop([fc.nat({ max: 1000 }), fc.integer({ min: 1, max: 5 })])(
+    "a raised own seqno goes out at once even when no route changed",
+    (seqno, raise) => {
+      const d = decision([
+        { destination: 1, seqno: 3 },
+        { destination: 2, seqno: 7 },
+      ])
+      const last = advertisedViewOf(d, seqno)
+      expect(needsTriggeredAdvert(last, advertisedViewOf(d, seqno))).toBe(false)
+      expect(needsTriggeredAdvert(last, advertisedViewOf(d, seqno + raise))).toBe(true)
     },
   )
 })
