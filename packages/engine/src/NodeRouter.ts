@@ -368,11 +368,13 @@ export class NodeRouter {
     // to the failure, makes every alternative to us feasible one message later, instead of after
     // that neighbour's starvation request has travelled here and our answer back (README, "Loop
     // freedom": only we raise our seqno, and raising it is always safe).
-    for (const [remote, link] of before)
-      if (Number.isFinite(link.costMs) && !Number.isFinite(this.ownLink(remote).costMs)) {
+    for (const [remote, link] of before) {
+      const costNowMs = this.ownLinks.get(remote)?.costMs ?? Number.POSITIVE_INFINITY
+      if (Number.isFinite(link.costMs) && !Number.isFinite(costNowMs)) {
         this.ownSeqno += 1
         break
       }
+    }
   }
 
   private destinations(): Array<SiteId> {
