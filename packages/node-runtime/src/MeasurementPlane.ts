@@ -343,6 +343,7 @@ export const makeMeasurementPlane = (
         port: config.probes.echo.port,
         rateLimit: config.serverRateLimit,
         onEchoRequest: echoProbes.peerRequest,
+        onEchoSymmetric: echoProbes.peerSymmetric,
       })
       const r = yield* makePathRelay({
         localSite: site,

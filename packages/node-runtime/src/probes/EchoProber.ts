@@ -2,66 +2,69 @@
  * Fast UDP echo over every tunnel: the failure detector and the main RTT/loss source.
  *
  * One `EchoProbes` per plane drives all tunnels: one UDP socket per local probe address (replies
- * are told apart by the prober's random session id) and one timer for everything, re-armed at the
- * earliest due event on a 10 ms grid, instead of a socket and two timers per tunnel (a 100-tunnel
- * node wakes up at most 100 times a second, whatever the number of tunnels).
+ * are told apart by the prober's random session id) and one timer, armed for the next due instant
+ * only (no polling grid).
  *
- * Per tunnel: one probe per `intervalMillis`. A probe unanswered after the timeout
- * clamp(1.5·srtt + 4·rttvar, min, max) (RFC 6298-style, so a slow tunnel is not flagged by its
- * own RTT) is lost: a null sample at once, because the engine's aggregation declares a tunnel dead
- * after 3 consecutive lost echoes. The first loss switches to a burst, one probe every
- * `burstIntervalMillis`, until an answer (back to normal) or `deadAfterMisses` consecutive losses
- * (dead; back to the normal interval, so recovery shows within one interval). Burst probes are paid
- * for by stretching the normal interval by the recent burst share (≈ the loss rate, at most 10 %),
- * so normal and burst probes together average one per interval while bursts stay under 10 %.
- * A reply after its timeout is reported too (proof of life; the timeout learns the new RTT). RTT uses
- * this process's monotonic clock only.
+ * **Wall-clock grid.** Regular probes go at a fixed phase of the wall-clock interval: the lower
+ * site id of a pair at phase 0, the higher at phase ½ (clocks are NTP-synced; a skew only moves
+ * the phases). Every tunnel of a site with the same phase is probed in the same wake-up, so a site
+ * wakes up about twice per interval for its regular probes whatever the number of tunnels.
  *
- * The peer probes the same tunnel from its end, and its requests reach our 5121 server (which calls
- * `peerRequest`): they are evidence too, at no probe cost. Once the peer's requests arrive
- * regularly, a request missing past its expected time + slack (clamp(4·gap deviation + 20 ms,
- * min, max miss timeout)) pulls our next probe in to now: no extra probe, only an earlier one. And
- * the end with the lower site id sends half-way between the peer's requests, at the peer's period
- * (the peer's own stretch included, which pays for our bursts too: both ends' probes cross the
- * same tunnel); what that leaves unpaid it pays by skipping a regular probe (rarely, phase kept,
- * within the same 10 % budget), and a pull-in's lead is repaid by re-alignment.
- * Together: a piece of evidence every half interval, so the wait from a failure to the first miss
- * halves (detection p95 1.43 s → see the README's detection bench).
+ * **Symmetric echo** (ECHO_SYM, see Packets.ts). Both ends probe a tunnel; each regular request
+ * carries the reply to the peer's latest request (its seq, its sentNs, and our residence time, the
+ * receive-to-send delay), so a steady tunnel costs one datagram per end per interval instead of
+ * two. RTT = arrival − our send time − the peer's residence: the deliberate wait until its slot
+ * and its event-loop delay are taken out. A request is deferred like this only while the peer's
+ * requests arrive regularly (else IMMEDIATE: the peer's server answers at once). A peer that does
+ * not speak ECHO_SYM gets v1 requests (24 B: a new server marks its v1 reply, an old one does not),
+ * and its v1 requests get v1 replies, so mixed versions interoperate. Burst probes are v1 requests
+ * (answered at once by any server).
+ *
+ * **Detection.** A probe unanswered past its deadline is lost: a null sample at once (the engine's
+ * aggregation declares a tunnel dead after 3 consecutive lost echoes). For an immediate request
+ * the deadline is clamp(1.5·srtt + 4·rttvar, min, max) (RFC 6298-style); for a deferred one it is
+ * the peer's next expected request + slack (clamp(4·gap deviation + 20 ms, min, max)), the instant
+ * its silence is noticed. A peer request arriving without the ack of one of our requests that it
+ * must have seen (sent more than a miss timeout before) is a loss in our direction at once. The
+ * first loss (or a silence) switches to a burst, one v1 probe every `burstIntervalMillis`, until an
+ * answer (back to the grid) or `deadAfterMisses` consecutive losses (dead; back to the grid, so
+ * recovery shows within one interval). The peer is heard once per interval, so a failure is first
+ * noticed after U(0, 1) interval + slack, and declared ≈ 2 burst intervals later.
+ * A reply after its deadline is reported too (proof of life; the timeout learns the new RTT). RTT
+ * uses this process's monotonic clock only.
+ *
+ * **Rate.** Burst probes are extra. Where regular requests are answered at once (the peer does not
+ * probe, or an old peer) they are paid back by skipping a regular slot (at most one in 10); a
+ * deferred request is never skipped, because the peer would take the gap for a failure.
  */
 import { randomInt } from "node:crypto"
 import type * as dgram from "node:dgram"
 import { RttSample, type TunnelId } from "@net-perf/engine"
 import { Effect, Exit, Scope } from "effect"
 import { MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
-import { classify5121, encodeEchoRequest, PacketType, readU32 } from "../servers/Packets.js"
+import {
+  classify5121,
+  ECHO_MIN_BYTES,
+  ECHO_SYM_CAPABLE_MARK,
+  ECHO_V1_PROBE_BYTES,
+  EchoSymFlag,
+  encodeEchoRequest,
+  encodeEchoSym,
+  PacketType,
+  readU32,
+} from "../servers/Packets.js"
 import { bindUdp, type UdpBindFailed } from "../servers/Udp.js"
 import type { EchoProbeConfig } from "./ProbeConfig.js"
 
-/** Memory of the burst share, per normal probe (~500 probes, ~8 min at 1/s). */
-const BURST_SHARE_DECAY = 0.998
-/**
- * The stretch never exceeds this: more would delay detection past the 1.5 s target. So the average
- * is ≤ 1/interval while bursts are ≤ 10 % of probes (loss ≲ 8 %, or outages rarer than ~1 per
- * 20 s); beyond that detection keeps its speed and the rate rises by the excess.
- */
-const MAX_STRETCH = 0.1
-/** Timer grid: events fire up to this late, never early; bounds wake-ups to 1000/GRID per second. */
-export const ECHO_TIMER_GRID_MILLIS = 10
-/** Regular peer requests seen before their absence counts as evidence. */
+/** Regular peer requests seen before their rhythm is trusted (deferral, silence watch). */
 const PEER_REGULAR_AFTER = 3
-/** Phase alignment: share of the phase error corrected per probe, and its cap (share of the interval). */
-const ALIGN_GAIN = 0.5
-const ALIGN_MAX_STEP = 0.1
-/**
- * Align only while the peer's period is within [1 − this, 1 + MAX_STRETCH + this] intervals: the
- * peer at our interval, stretched by its own burst share or not.
- */
-const ALIGN_PERIOD_TOLERANCE = 0.03
-/**
- * While aligned, our period is the peer's, so our own burst probes are paid for by skipping a
- * regular probe (the phase is kept) instead of stretching: at most one skip per this many regular
- * probes (≤ 10 %, like MAX_STRETCH), and at most this much debt remembered.
- */
+/** The peer counts as speaking ECHO_SYM for this many intervals after its last ECHO_SYM datagram or marked reply. */
+const SYM_FRESH_INTERVALS = 3
+/** The timer may fire this much before an instant (libuv's cached loop time): such events are due. */
+const TIMER_SLOP_MILLIS = 2
+/** A wall-clock step bigger than this moves the grid (smaller differences are Date.now's ms resolution). */
+const WALL_STEP_MILLIS = 20
+/** Burst probes paid back by skipping a regular slot: at most one skip per this many regular probes. */
 const SKIP_EVERY_AT_MOST = 10
 const MAX_BURST_DEBT = 20
 
@@ -84,16 +87,24 @@ export interface EchoProberStats {
   readonly duplicates: number
   /** Echo requests from the peer's prober that reached our server. */
   readonly peerRequests: number
-  /** Times an expected peer request did not come (each pulled our next probe in). */
+  /** Times an expected peer request did not come (each started a burst unless one was running). */
   readonly peerSilences: number
-  /** Our sends are being kept half-way between the peer's requests. */
+  /** Regular probes go on the pair's wall-clock slot (lower site id phase 0, higher ½). */
   readonly phaseAligned: boolean
+  /** The peer speaks ECHO_SYM (our regular requests carry our acks of its requests). */
+  readonly symmetric: boolean
+  /** Peer requests we answered inside our own regular request (no datagram of their own). */
+  readonly acksPiggybacked: number
+  /** Our requests the peer's next request showed it never got: losses in our → peer direction. */
+  readonly lostToPeer: number
 }
 
 interface Outstanding {
   readonly sentMs: number
   readonly sentAtMillis: number
   readonly deadlineMs: number
+  /** Answered in the peer's next regular request, not at once. */
+  readonly deferred: boolean
 }
 
 interface SharedSocket {
@@ -104,6 +115,12 @@ interface SharedSocket {
   users: number
 }
 
+/** The scheduler's wall-clock grid, shared so that every prober of a phase lands on the same instant. */
+interface Grid {
+  /** The first instant (performance.now ms) after `afterMs` at `phaseMs` of the wall-clock interval. */
+  readonly slotAfter: (afterMs: number, phaseMs: number) => number
+}
+
 /** Per-tunnel echo state; driven by the plane-wide scheduler. */
 interface Prober {
   readonly localAddress: string
@@ -111,11 +128,16 @@ interface Prober {
   readonly sessionId: number
   /** Earliest instant (performance.now ms) at which `due` has something to do. */
   nextDueMs: number
-  readonly due: (nowMs: number) => void
-  readonly onReply: (seq: number, nowMs: number) => void
+  readonly due: (nowMs: number, horizonMs: number) => void
+  /** A reply to one of our requests: v1 (`residenceMs` 0) or an ECHO_SYM ack. */
+  readonly onReply: (seq: number, nowMs: number, residenceMs: number, symCapable: boolean) => void
+  /** A v1 request of the peer reached our server (answered there). */
   readonly onPeerRequest: (nowMs: number) => void
+  /** An ECHO_SYM request of the peer reached our server; true = we answer it in our next regular request. */
+  readonly onSymmetric: (msg: Buffer, port: number, nowMs: number) => boolean
   readonly stats: () => EchoProberStats
-  readonly close: () => void
+  /** Stops; a held peer request is answered first (`sent` is called once that datagram left, or at once). */
+  readonly close: (sent?: () => void) => void
 }
 
 export interface EchoProbes {
@@ -125,8 +147,19 @@ export interface EchoProbes {
     endpoints: { readonly localAddress: string; readonly remoteAddress: string },
     handlers: EchoProberHandlers,
   ) => Effect.Effect<() => EchoProberStats, UdpBindFailed, Scope.Scope>
-  /** An echo request from `sourceAddress` reached our server on `localAddress` (called by the 5121 server). */
+  /** A v1 echo request from `sourceAddress` reached our server on `localAddress` (the 5121 server's `onEchoRequest`). */
   readonly peerRequest: (localAddress: string, sourceAddress: string) => void
+  /**
+   * An ECHO_SYM request reached our server (the 5121 server's `onEchoSymmetric`): its ack goes to
+   * our prober; true when our prober will answer the request in its next regular request.
+   */
+  readonly peerSymmetric: (
+    localAddress: string,
+    sourceAddress: string,
+    sourcePort: number,
+    msg: Buffer,
+    arrivalMs: number,
+  ) => boolean
 }
 
 /** The plane-wide echo scheduler (one socket per local address, one timer). */
@@ -144,6 +177,24 @@ export const makeEchoProbes = (
     let armedForMs = Number.POSITIVE_INFINITY
     let closed = false
 
+    // Wall clock = performance.now() + offset, re-read at each wake-up but moved only by a real
+    // step: probers scheduled in different wake-ups must compute bit-identical slot instants.
+    let wallOffsetMs = Date.now() - performance.now()
+    const interval = config.intervalMillis
+    const grid: Grid = {
+      slotAfter: (afterMs, phaseMs) => {
+        let slot = (Math.floor((afterMs + wallOffsetMs - phaseMs) / interval) + 1) * interval + phaseMs - wallOffsetMs
+        if (slot <= afterMs) slot += interval
+        return slot
+      },
+    }
+
+    const arm = (atMs: number) => {
+      if (closed || atMs >= armedForMs) return
+      if (timer !== undefined) clearTimeout(timer)
+      armedForMs = atMs
+      timer = setTimeout(tick, Math.max(0, Math.ceil(atMs - performance.now())))
+    }
     const tick = () => {
       timer = undefined
       armedForMs = Number.POSITIVE_INFINITY
@@ -152,29 +203,37 @@ export const makeEchoProbes = (
       setImmediate(() => {
         if (closed) return
         const nowMs = performance.now()
-        for (const p of probers) if (p.nextDueMs <= nowMs) p.due(nowMs)
-        rearm()
+        const offset = Date.now() - nowMs
+        if (Math.abs(offset - wallOffsetMs) > WALL_STEP_MILLIS) wallOffsetMs = offset
+        const horizonMs = nowMs + TIMER_SLOP_MILLIS
+        let earliest = Number.POSITIVE_INFINITY
+        for (const p of probers) {
+          if (p.nextDueMs <= horizonMs) p.due(nowMs, horizonMs)
+          if (p.nextDueMs < earliest) earliest = p.nextDueMs
+        }
+        if (earliest < Number.POSITIVE_INFINITY) arm(earliest)
       })
     }
-    const rearm = () => {
-      if (closed) return
-      let earliest = Number.POSITIVE_INFINITY
-      for (const p of probers) if (p.nextDueMs < earliest) earliest = p.nextDueMs
-      if (earliest === Number.POSITIVE_INFINITY) return
-      const atMs = Math.ceil(earliest / ECHO_TIMER_GRID_MILLIS) * ECHO_TIMER_GRID_MILLIS
-      if (timer !== undefined && armedForMs <= atMs) return
-      if (timer !== undefined) clearTimeout(timer)
-      armedForMs = atMs
-      timer = setTimeout(tick, Math.max(0, atMs - performance.now()))
+    /** After a prober's state changed outside a tick: make sure the timer fires by its next due instant. */
+    const wake = (p: Prober) => {
+      if (p.nextDueMs < armedForMs) arm(p.nextDueMs)
     }
 
     const onMessage = (shared: SharedSocket) => (msg: Buffer, rinfo: dgram.RemoteInfo) => {
       const nowMs = performance.now()
-      if (classify5121(msg) !== PacketType.EchoReply) return
-      const p = shared.probers.get(readU32(msg, 4))
-      if (p === undefined || rinfo.address !== p.remoteAddress) return
-      p.onReply(readU32(msg, 8), nowMs)
-      rearm()
+      const type = classify5121(msg)
+      if (type === PacketType.EchoReply) {
+        const p = shared.probers.get(readU32(msg, 4))
+        if (p === undefined || rinfo.address !== p.remoteAddress) return
+        const marked = msg.length > ECHO_MIN_BYTES && msg[ECHO_MIN_BYTES] === ECHO_SYM_CAPABLE_MARK
+        p.onReply(readU32(msg, 8), nowMs, 0, marked)
+        wake(p)
+      } else if (type === PacketType.EchoSym && msg[20] === EchoSymFlag.Ack) {
+        const p = shared.probers.get(readU32(msg, 24))
+        if (p === undefined || rinfo.address !== p.remoteAddress) return
+        p.onReply(readU32(msg, 28), nowMs, readU32(msg, 40) / 1000, true)
+        wake(p)
+      }
     }
 
     const acquireSocket = (address: string) =>
@@ -226,7 +285,7 @@ export const makeEchoProbes = (
         const labels = { ...tunnelLabelValues(tunnel), probe: "udp" }
         let sessionId = randomInt(0, 2 ** 32)
         while (shared.probers.has(sessionId)) sessionId = randomInt(0, 2 ** 32)
-        const prober = makeProber(tunnel, endpoints, config, handlers, shared.socket, sessionId, {
+        const prober = makeProber(tunnel, endpoints, config, handlers, shared.socket, sessionId, grid, {
           sent: metrics.probesSent.labels(labels),
           lost: metrics.probesLost.labels(labels),
           rtt: metrics.rtt.labels(labels),
@@ -237,15 +296,25 @@ export const makeEchoProbes = (
             shared.probers.set(sessionId, prober)
             probers.add(prober)
             byPath.set(path, prober)
-            rearm()
+            wake(prober)
           }),
           () =>
-            Effect.sync(() => {
-              prober.close()
-              shared.probers.delete(sessionId)
-              probers.delete(prober)
-              if (byPath.get(path) === prober) byPath.delete(path)
-            }),
+            Effect.async<void>((resume) => {
+              // The socket may close right after this: wait (briefly) until a held ack has left.
+              const t = setTimeout(() => resume(Effect.void), 200)
+              prober.close(() => {
+                clearTimeout(t)
+                resume(Effect.void)
+              })
+            }).pipe(
+              Effect.zipRight(
+                Effect.sync(() => {
+                  shared.probers.delete(sessionId)
+                  probers.delete(prober)
+                  if (byPath.get(path) === prober) byPath.delete(path)
+                }),
+              ),
+            ),
         )
         return prober.stats
       })
@@ -256,7 +325,14 @@ export const makeEchoProbes = (
         const p = byPath.get(`${localAddress}|${sourceAddress}`)
         if (p === undefined) return
         p.onPeerRequest(performance.now())
-        rearm()
+        wake(p)
+      },
+      peerSymmetric: (localAddress, sourceAddress, sourcePort, msg, arrivalMs) => {
+        const p = byPath.get(`${localAddress}|${sourceAddress}`)
+        if (p === undefined) return false
+        const taken = p.onSymmetric(msg, sourcePort, arrivalMs)
+        wake(p)
+        return taken
       },
     }
   })
@@ -268,6 +344,7 @@ const makeProber = (
   handlers: EchoProberHandlers,
   socket: dgram.Socket,
   sessionId: number,
+  grid: Grid,
   counters: {
     readonly sent: { inc: () => void }
     readonly lost: { inc: () => void }
@@ -276,28 +353,36 @@ const makeProber = (
 ): Prober => {
   const interval = config.intervalMillis
   const outstanding = new Map<number, Outstanding>()
-  /** Probes reported lost whose reply may still come (kept for up to twice the max timeout). */
+  /** Probes reported lost whose reply may still come (kept for up to two intervals + the max timeout). */
   const lateProbes = new Map<number, { readonly sentMs: number; readonly sentAtMillis: number }>()
-  const counts = { sent: 0, received: 0, lost: 0, late: 0, reordered: 0, duplicates: 0 }
+  const counts = {
+    sent: 0,
+    received: 0,
+    lost: 0,
+    late: 0,
+    reordered: 0,
+    duplicates: 0,
+    acksPiggybacked: 0,
+    lostToPeer: 0,
+  }
   let seq = 0
   let health: EchoHealth = "unknown"
   let srttMs: number | null = null
   let rttVarMs: number | null = null
   let consecutiveMisses = 0
   let bursting = false
-  // Decayed counts of normal and burst probes: the normal interval is stretched by the burst
-  // share, so normal + burst probes average exactly one per interval.
-  let normalWeight = 0
-  let burstWeight = 0
-  // Aligned mode pays for burst probes by skipping regular ones instead (see SKIP_EVERY_AT_MOST).
   let burstDebt = 0
   let regularSinceSkip = 0
   let highestAnswered = -1
   let closed = false
-  // Spread tunnels over the interval so 100 probers do not fire together.
-  let nextSendMs = performance.now() + Math.random() * interval
+  const aligned = config.alignToPeer
+  // The pair's slot: lower site id at phase 0, higher at ½ (random without alignment).
+  const phaseMs = aligned ? (tunnel.local < tunnel.remote ? 0 : interval / 2) : Math.random() * interval
+  let nextSendMs = grid.slotAfter(performance.now(), phaseMs)
   let nextBurstMs = Number.POSITIVE_INFINITY
   let earliestDeadlineMs = Number.POSITIVE_INFINITY
+  /** Last ECHO_SYM datagram or marked v1 reply from the peer (performance.now ms). */
+  let symSeenMs = Number.NEGATIVE_INFINITY
   // The peer's requests: last arrival, smoothed regular gap and its mean deviation.
   const peer = {
     lastMs: Number.NaN,
@@ -308,28 +393,42 @@ const makeProber = (
     requests: 0,
     silences: 0,
   }
-  const aligns = config.alignToPeer && tunnel.local < tunnel.remote
-  let phaseAligned = false
-  let alignDirection = 0
+  // The peer's latest ECHO_SYM request, to be answered in our next regular request.
+  const pending = { has: false, sessionId: 0, seq: 0, sentHigh: 0, sentLow: 0, arrivalMs: 0, port: 0 }
 
   const self: Prober = {
     localAddress: endpoints.localAddress,
     remoteAddress: endpoints.remoteAddress,
     sessionId,
     nextDueMs: nextSendMs,
-    due: (nowMs) => due(nowMs),
-    onReply: (s, nowMs) => onReply(s, nowMs),
-    onPeerRequest: (nowMs) => onPeerRequest(nowMs),
+    due: (nowMs, horizonMs) => due(nowMs, horizonMs),
+    onReply: (s, nowMs, residenceMs, symCapable) => onReply(s, nowMs, residenceMs, symCapable),
+    onPeerRequest: (nowMs) => {
+      if (closed) return
+      notePeerRequest(nowMs)
+      refreshDue()
+    },
+    onSymmetric: (msg, port, nowMs) => onSymmetric(msg, port, nowMs),
     stats: () => ({
       health,
       srttMs,
       rttVarMs,
-      ...counts,
+      sent: counts.sent,
+      received: counts.received,
+      lost: counts.lost,
+      late: counts.late,
+      reordered: counts.reordered,
+      duplicates: counts.duplicates,
       peerRequests: peer.requests,
       peerSilences: peer.silences,
-      phaseAligned,
+      phaseAligned: aligned,
+      symmetric: symFresh(performance.now()),
+      acksPiggybacked: counts.acksPiggybacked,
+      lostToPeer: counts.lostToPeer,
     }),
-    close: () => {
+    close: (sent) => {
+      if (closed) return sent?.()
+      if (!flushPending(performance.now(), sent)) sent?.()
       closed = true
       outstanding.clear()
       self.nextDueMs = Number.POSITIVE_INFINITY
@@ -340,6 +439,11 @@ const makeProber = (
     if (closed) return
     self.nextDueMs = Math.min(bursting ? nextBurstMs : nextSendMs, earliestDeadlineMs, peer.deadlineMs)
   }
+
+  const symFresh = (nowMs: number) => nowMs - symSeenMs < SYM_FRESH_INTERVALS * interval
+  /** The peer's requests come on a rhythm we can wait for (it probes this tunnel, and recently). */
+  const peerProbing = (nowMs: number) =>
+    config.watchPeerRequests && peer.regular >= PEER_REGULAR_AFTER && nowMs - peer.lastMs < 1.5 * peer.gapMs
 
   // RFC 6298 smoothing, used only for the miss timeout.
   const learnRtt = (rttMs: number) => {
@@ -356,6 +460,8 @@ const makeProber = (
     srttMs === null || rttVarMs === null
       ? config.maxMissTimeoutMillis
       : Math.min(config.maxMissTimeoutMillis, Math.max(config.minMissTimeoutMillis, 1.5 * srttMs + 4 * rttVarMs))
+  const peerSlackMillis = () =>
+    Math.min(config.maxMissTimeoutMillis, Math.max(config.minMissTimeoutMillis, 4 * peer.gapDevMs + 20))
 
   const setHealth = (next: EchoHealth) => {
     if (next === health) return
@@ -363,77 +469,116 @@ const makeProber = (
     handlers.onHealth(next, Date.now())
   }
 
-  const scheduleRegular = (nowMs: number) => {
-    phaseAligned =
-      aligns &&
-      peer.regular >= PEER_REGULAR_AFTER &&
-      nowMs - peer.lastMs < 2 * peer.gapMs &&
-      peer.gapMs >= (1 - ALIGN_PERIOD_TOLERANCE) * interval &&
-      peer.gapMs <= (1 + MAX_STRETCH + ALIGN_PERIOD_TOLERANCE) * interval
-    if (!phaseAligned) {
-      // A uniform stretch of 1 + burst share, not a payback after each burst: a payback (1.5× the
-      // interval until repaid) delayed the next failure's detection (p95 1.59 s in the bench).
-      const stretch = normalWeight > 0 ? 1 + Math.min(MAX_STRETCH, burstWeight / normalWeight) : 1
-      nextSendMs = nowMs + interval * stretch
-      return
-    }
-    // Our period is the peer's (≥ our interval: its own stretch included), and the target is
-    // half-way between its requests. The phase error is taken on the circle of one period and
-    // corrected gradually, so corrections average out and the long-run rate is the peer's.
-    const period = peer.gapMs
-    let at = nowMs + period
-    const raw = (peer.lastMs + period / 2 - at) % period
-    let error = raw > period / 2 ? raw - period : raw < -period / 2 ? raw + period : raw
-    // Near phase 0 (our send right at the peer's) the error is ±½ period depending on whether the
-    // peer's request was read just before or just after our send: keep the previous direction there,
-    // or the correction flip-flops and we hover at the worst phase.
-    if (Math.abs(error) > 0.4 * period && alignDirection !== 0) error = alignDirection * Math.abs(error)
-    alignDirection = Math.sign(error)
-    const step = ALIGN_MAX_STEP * interval
-    at += Math.max(-step, Math.min(step, ALIGN_GAIN * error))
-    regularSinceSkip++
-    // Both ends' probes cross the same tunnel, so their burst shares match: the peer's stretch
-    // (its period beyond our interval) already pays ours. Skip only for what it leaves unpaid, and
-    // only within the MAX_STRETCH budget (beyond it the rate rises, as on a stretched prober): a
-    // skip doubles one gap between our probes, so skips must stay rare.
-    const paidByPeer = Math.max(0, period / interval - 1)
-    burstDebt = Math.max(0, burstDebt - paidByPeer)
-    const skipBudget = MAX_STRETCH - paidByPeer
-    if (
-      burstDebt >= 1 &&
-      skipBudget > 0.01 &&
-      regularSinceSkip >= Math.max(SKIP_EVERY_AT_MOST, Math.ceil(1 / skipBudget))
-    ) {
-      // Pay one burst probe back: skip a regular one, same phase.
-      burstDebt -= 1
-      regularSinceSkip = 0
-      at += period
-    }
-    nextSendMs = at
+  const scheduleRegular = (afterMs: number) => {
+    nextSendMs = grid.slotAfter(afterMs, phaseMs)
   }
 
-  const send = (nowMs: number) => {
-    if (closed) return
-    const probeSeq = seq
-    seq = (seq + 1) >>> 0
-    const deadlineMs = nowMs + missTimeoutMillis()
-    outstanding.set(probeSeq, { sentMs: nowMs, sentAtMillis: Date.now(), deadlineMs })
+  const track = (probeSeq: number, nowMs: number, deadlineMs: number, deferred: boolean) => {
+    outstanding.set(probeSeq, { sentMs: nowMs, sentAtMillis: Date.now(), deadlineMs, deferred })
     if (deadlineMs < earliestDeadlineMs) earliestDeadlineMs = deadlineMs
     counts.sent++
     counters.sent.inc()
+  }
+
+  /** A v1 request (burst probes; regular ones to a peer not known to speak ECHO_SYM): answered at once by any server. */
+  const sendV1 = (nowMs: number) => {
+    const probeSeq = seq
+    seq = (seq + 1) >>> 0
+    track(probeSeq, nowMs, nowMs + missTimeoutMillis(), false)
     socket.send(
-      encodeEchoRequest(sessionId, probeSeq, nowMs, config.payloadBytes),
+      encodeEchoRequest(sessionId, probeSeq, nowMs, Math.max(ECHO_V1_PROBE_BYTES, config.payloadBytes)),
       config.port,
       endpoints.remoteAddress,
     )
   }
 
+  /**
+   * A regular request. To an ECHO_SYM peer it carries our ack of the peer's latest request and, while
+   * the peer probes on its rhythm, asks to be answered in the peer's next request (deferred).
+   */
+  const sendRegular = (nowMs: number) => {
+    if (!symFresh(nowMs)) {
+      pending.has = false
+      sendV1(nowMs)
+      return
+    }
+    const deferred = peerProbing(nowMs)
+    let flags = EchoSymFlag.Request | (deferred ? 0 : EchoSymFlag.Immediate)
+    // An ack older than two intervals is of no use to the peer any more (it has counted the loss).
+    if (pending.has && nowMs - pending.arrivalMs < 2 * interval) flags |= EchoSymFlag.Ack
+    const probeSeq = seq
+    seq = (seq + 1) >>> 0
+    let deadlineMs = nowMs + missTimeoutMillis()
+    if (deferred) {
+      // Answered by the first peer request sent after ours arrived there: expected at the peer's
+      // next arrival at least a miss timeout from now (ours cannot have reached it before that).
+      let expectedMs = peer.lastMs + peer.gapMs
+      const earliestMs = nowMs + missTimeoutMillis()
+      for (let i = 0; expectedMs < earliestMs && i < 10; i++) expectedMs += peer.gapMs
+      deadlineMs = Math.max(deadlineMs, expectedMs + peerSlackMillis())
+    }
+    track(probeSeq, nowMs, deadlineMs, deferred)
+    const ack = (flags & EchoSymFlag.Ack) !== 0
+    if (ack) counts.acksPiggybacked++
+    pending.has = false
+    socket.send(
+      encodeEchoSym(
+        flags,
+        sessionId,
+        probeSeq,
+        nowMs,
+        pending.sessionId,
+        pending.seq,
+        pending.sentHigh,
+        pending.sentLow,
+        ack ? (performance.now() - pending.arrivalMs) * 1000 : 0,
+      ),
+      config.port,
+      endpoints.remoteAddress,
+    )
+  }
+
+  /** Answers the held peer request at once, from our socket to the peer's prober (burst start, close). */
+  const flushPending = (nowMs: number, sent?: () => void): boolean => {
+    if (!pending.has) return false
+    pending.has = false
+    if (nowMs - pending.arrivalMs >= 2 * interval) return false
+    // On close the socket may be going too: a lost ack then costs the peer one sample, no more.
+    try {
+      socket.send(
+        encodeEchoSym(
+          EchoSymFlag.Ack,
+          0,
+          0,
+          0,
+          pending.sessionId,
+          pending.seq,
+          pending.sentHigh,
+          pending.sentLow,
+          (performance.now() - pending.arrivalMs) * 1000,
+        ),
+        pending.port,
+        endpoints.remoteAddress,
+        () => sent?.(),
+      )
+      return true
+    } catch {
+      return false
+    }
+  }
+
   const startBurst = (nowMs: number) => {
     bursting = true
-    burstWeight++
+    flushPending(nowMs)
     burstDebt = Math.min(MAX_BURST_DEBT, burstDebt + 1)
-    send(nowMs)
+    sendV1(nowMs)
     nextBurstMs = nowMs + config.burstIntervalMillis
+  }
+
+  const endBurst = (nowMs: number) => {
+    bursting = false
+    nextBurstMs = Number.POSITIVE_INFINITY
+    scheduleRegular(nowMs)
   }
 
   const onMiss = (probeSeq: number, o: Outstanding, nowMs: number) => {
@@ -441,7 +586,7 @@ const makeProber = (
     lateProbes.set(probeSeq, { sentMs: o.sentMs, sentAtMillis: o.sentAtMillis })
     // Forget probes whose reply can no longer be told from a genuinely late duplicate.
     for (const [k, v] of lateProbes)
-      if (nowMs - v.sentMs > 2 * config.maxMissTimeoutMillis) lateProbes.delete(k)
+      if (nowMs - v.sentMs > 2 * (interval + config.maxMissTimeoutMillis)) lateProbes.delete(k)
       else break
     counts.lost++
     counters.lost.inc()
@@ -449,72 +594,71 @@ const makeProber = (
     consecutiveMisses++
     if (consecutiveMisses >= config.deadAfterMisses) {
       setHealth("dead")
-      if (bursting) {
-        bursting = false
-        nextBurstMs = Number.POSITIVE_INFINITY
-        scheduleRegular(nowMs)
-      }
+      if (bursting) endBurst(nowMs)
     } else if (!bursting && health !== "dead") {
       startBurst(nowMs)
     }
   }
 
-  const due = (nowMs: number) => {
+  const due = (nowMs: number, horizonMs: number) => {
     if (closed) return
-    if (earliestDeadlineMs <= nowMs) {
+    if (earliestDeadlineMs <= horizonMs) {
       earliestDeadlineMs = Number.POSITIVE_INFINITY
       for (const [s, o] of outstanding) {
-        if (o.deadlineMs <= nowMs) onMiss(s, o, nowMs)
+        if (o.deadlineMs <= horizonMs) onMiss(s, o, nowMs)
         else if (o.deadlineMs < earliestDeadlineMs) earliestDeadlineMs = o.deadlineMs
       }
     }
-    if (peer.deadlineMs <= nowMs) {
-      // The peer's request did not come: evidence the tunnel may be down. Pull our next probe in
-      // to now (its lead counts as burst share, so the average rate is unchanged).
+    if (peer.deadlineMs <= horizonMs) {
+      // The peer's request did not come: evidence the tunnel may be down (usually our deferred
+      // request missed at the same instant, and the burst is on already).
       peer.deadlineMs = Number.POSITIVE_INFINITY
       peer.silences++
-      if (!bursting && health !== "dead" && nextSendMs > nowMs) {
-        // Aligned, the lead is paid back by re-alignment (it moved us earlier: the corrections
-        // that follow lengthen the period); otherwise by the stretch.
-        if (!phaseAligned) burstWeight += (nextSendMs - nowMs) / interval
-        nextSendMs = nowMs
-      }
+      if (!bursting && health !== "dead") startBurst(nowMs)
     }
     if (bursting) {
-      if (nextBurstMs <= nowMs) {
-        burstWeight++
+      if (nextBurstMs <= horizonMs) {
         burstDebt = Math.min(MAX_BURST_DEBT, burstDebt + 1)
-        send(nowMs)
+        sendV1(nowMs)
         nextBurstMs = nowMs + config.burstIntervalMillis
       }
-    } else if (nextSendMs <= nowMs) {
-      normalWeight = normalWeight * BURST_SHARE_DECAY + 1
-      burstWeight *= BURST_SHARE_DECAY
-      send(nowMs)
-      scheduleRegular(nowMs)
+    } else if (nextSendMs <= horizonMs) {
+      regularSinceSkip++
+      if (burstDebt >= 1 && regularSinceSkip >= SKIP_EVERY_AT_MOST && !peerProbing(nowMs) && !pending.has) {
+        // Pay one burst probe back. Only where our requests are answered at once: a deferred
+        // request skipped would look like a failure to the peer.
+        burstDebt -= 1
+        regularSinceSkip = 0
+      } else {
+        sendRegular(nowMs)
+      }
+      scheduleRegular(horizonMs)
     }
     refreshDue()
   }
 
-  const onReply = (probeSeq: number, nowMs: number) => {
+  const onReply = (probeSeq: number, nowMs: number, residenceMs: number, symCapable: boolean) => {
     if (closed) return
+    if (symCapable) symSeenMs = nowMs
     const o = outstanding.get(probeSeq)
     const late = o === undefined ? lateProbes.get(probeSeq) : undefined
     if (late !== undefined) {
-      // A reply after its timeout: the probe was already reported lost, but the tunnel is alive
-      // and slower than the timeout assumed (a latency step, e.g. 10 → 120 ms). Report the reply
-      // (the aggregation resets its miss streak, so a slow tunnel is not declared dead) and let
-      // the timeout learn the new RTT; otherwise every following probe would miss too.
+      // A reply after its deadline: the probe was already reported lost, but the tunnel is alive
+      // and slower than the timeout assumed (a latency step, e.g. 10 → 120 ms, or a peer stalled
+      // past its slot). Report the reply (the aggregation resets its miss streak, so a slow tunnel
+      // is not declared dead) and let the timeout learn the new RTT; otherwise every following
+      // probe would miss too.
       lateProbes.delete(probeSeq)
       counts.late++
-      const rttMs = nowMs - late.sentMs
+      const rttMs = Math.max(0, nowMs - late.sentMs - residenceMs)
       learnRtt(rttMs)
       handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: late.sentAtMillis, rttMs }, true))
     } else if (o === undefined) {
       counts.duplicates++
+      return
     } else {
       outstanding.delete(probeSeq)
-      const rttMs = nowMs - o.sentMs
+      const rttMs = Math.max(0, nowMs - o.sentMs - residenceMs)
       counts.received++
       if (probeSeq < highestAnswered) counts.reordered++
       else highestAnswered = probeSeq
@@ -524,16 +668,11 @@ const makeProber = (
     }
     consecutiveMisses = 0
     setHealth("up")
-    if (bursting) {
-      bursting = false
-      nextBurstMs = Number.POSITIVE_INFINITY
-      scheduleRegular(nowMs)
-    }
+    if (bursting) endBurst(nowMs)
     refreshDue()
   }
 
-  const onPeerRequest = (nowMs: number) => {
-    if (closed) return
+  const notePeerRequest = (nowMs: number) => {
     peer.requests++
     if (!Number.isNaN(peer.lastMs)) {
       const gap = nowMs - peer.lastMs
@@ -550,14 +689,41 @@ const makeProber = (
       }
     }
     peer.lastMs = nowMs
-    if (config.watchPeerRequests && peer.regular >= PEER_REGULAR_AFTER) {
-      const slackMs = Math.min(
-        config.maxMissTimeoutMillis,
-        Math.max(config.minMissTimeoutMillis, 4 * peer.gapDevMs + 2 * ECHO_TIMER_GRID_MILLIS),
-      )
-      peer.deadlineMs = nowMs + peer.gapMs + slackMs
+    if (config.watchPeerRequests && peer.regular >= PEER_REGULAR_AFTER)
+      peer.deadlineMs = nowMs + peer.gapMs + peerSlackMillis()
+  }
+
+  const onSymmetric = (msg: Buffer, port: number, nowMs: number): boolean => {
+    if (closed) return false
+    symSeenMs = nowMs
+    notePeerRequest(nowMs)
+    const flags = msg[20]!
+    if ((flags & EchoSymFlag.Ack) !== 0 && readU32(msg, 24) === sessionId) {
+      onReply(readU32(msg, 28), nowMs, readU32(msg, 40) / 1000, true)
+    }
+    // The peer sent this after our deferred requests older than a miss timeout had reached it (or
+    // they were lost on the way): its ack would have been in here.
+    if (earliestDeadlineMs < Number.POSITIVE_INFINITY) {
+      const seenBeforeMs = nowMs - missTimeoutMillis()
+      for (const [s, o] of outstanding) {
+        if (o.deferred && o.sentMs < seenBeforeMs) {
+          counts.lostToPeer++
+          onMiss(s, o, nowMs)
+        }
+      }
     }
     refreshDue()
+    // Ours to answer in our next regular request, unless it asks for an answer now, we are in a
+    // burst (no regular request soon), or we already hold one (the peer is out of rhythm).
+    if ((flags & EchoSymFlag.Immediate) !== 0 || bursting || pending.has) return false
+    pending.has = true
+    pending.sessionId = readU32(msg, 4)
+    pending.seq = readU32(msg, 8)
+    pending.sentHigh = readU32(msg, 12)
+    pending.sentLow = readU32(msg, 16)
+    pending.arrivalMs = nowMs
+    pending.port = port
+    return true
   }
 
   return self

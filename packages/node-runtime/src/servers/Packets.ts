@@ -16,6 +16,16 @@
  * ECHO_REQUEST(1) / ECHO_REPLY(2), >= 20 B (reply = request with type 2, same length):
  *       8   4    seq
  *       12  8    sentNs
+ *       20  1    (reply from a server that speaks ECHO_SYM: 2; request: 0; only when the echo is >= 21 B)
+ * ECHO_SYM(7), >= 44 B: both directions of a tunnel's echo in one datagram. A site's regular
+ * request carries the reply to the peer's latest request, so a tunnel probed from both ends needs
+ * one datagram per end per interval instead of two.
+ *       8   4    seq               12  8  sentNs (sender's monotonic clock)   (valid with REQUEST)
+ *       20  1    flags: 1 REQUEST, 2 IMMEDIATE (answer at once, not in your next request), 4 ACK
+ *       21  3    0
+ *       24  4    ackSessionId      28  4  ackSeq      32  8  ackSentNs (the peer's, echoed)
+ *       40  4    residenceUs (our receive-to-send time of the acked request: the peer subtracts it)
+ *       An ACK-only datagram (flags = 4) is a reply (to a prober's socket, never to a server).
  * LOSS_DATA(3), >= 24 B, padded to the test's packet size:
  *       8   4    seq (0-based)        12  4  total      16  8  sentNs
  * LOSS_END(4), 12 B:      8 4 sent (data packets the client sent)
@@ -44,8 +54,20 @@ export const PacketType = {
   LossEnd: 4,
   LossStats: 5,
   LossFinal: 6,
+  EchoSym: 7,
   Path: 0x10,
 } as const
+
+/** ECHO_SYM flag bits (byte 20). */
+export const EchoSymFlag = { Request: 1, Immediate: 2, Ack: 4 } as const
+export const ECHO_SYM_BYTES = 44
+/**
+ * A v1 echo request this long has room for the marker a symmetric-capable server writes at byte
+ * 20 of its reply (an old server echoes the zero): how a prober learns its peer speaks ECHO_SYM
+ * without sending it a datagram type an old peer would drop.
+ */
+export const ECHO_V1_PROBE_BYTES = 24
+export const ECHO_SYM_CAPABLE_MARK = 2
 
 export class MalformedPacket extends Data.TaggedError("MalformedPacket")<{
   readonly reason: string
@@ -87,7 +109,19 @@ export interface LossFinal {
   readonly firstToLastArrivalNs: bigint
   readonly receivedBytes: bigint
 }
-export type Packet5121 = EchoPacket | LossData | LossEnd | LossStats | LossFinal
+export interface EchoSymPacket {
+  readonly _tag: "EchoSym"
+  readonly sessionId: number
+  readonly seq: number
+  readonly sentNs: bigint
+  readonly flags: number
+  readonly ackSessionId: number
+  readonly ackSeq: number
+  readonly ackSentNs: bigint
+  readonly residenceUs: number
+  readonly lengthBytes: number
+}
+export type Packet5121 = EchoPacket | LossData | LossEnd | LossStats | LossFinal | EchoSymPacket
 
 export interface PathPacket {
   readonly _tag: "Path"
@@ -102,6 +136,8 @@ export interface PathPacket {
 
 export const MAX_PATH_NODES = 16
 const ECHO_MIN = 20
+/** Smallest echo (v1) datagram. */
+export const ECHO_MIN_BYTES = ECHO_MIN
 const LOSS_DATA_MIN = 24
 const LOSS_SMALL = 12
 const LOSS_FINAL_LEN = 40
@@ -124,7 +160,7 @@ const viewOf = (buf: Uint8Array) => new DataView(buf.buffer, buf.byteOffset, buf
 
 /** Decodes any 5121 datagram (echo or loss test, either direction). */
 export const decode5121 = (buf: Uint8Array): Either.Either<Packet5121, MalformedPacket> =>
-  Either.flatMap(header(buf, [1, 2, 3, 4, 5, 6]), (type): Either.Either<Packet5121, MalformedPacket> => {
+  Either.flatMap(header(buf, [1, 2, 3, 4, 5, 6, 7]), (type): Either.Either<Packet5121, MalformedPacket> => {
     const v = viewOf(buf)
     const sessionId = v.getUint32(4)
     const n = buf.length
@@ -152,6 +188,23 @@ export const decode5121 = (buf: Uint8Array): Either.Either<Packet5121, Malformed
       case PacketType.LossStats:
         if (n !== LOSS_SMALL) return fail("loss stats is not 12 bytes", n)
         return Either.right({ _tag: "LossStats", sessionId, received: v.getUint32(8) })
+      case PacketType.EchoSym: {
+        if (n < ECHO_SYM_BYTES) return fail("symmetric echo shorter than 44 bytes", n)
+        const flags = v.getUint8(20)
+        if (!validSymFlags(flags, v.getUint8(21) | v.getUint16(22))) return fail(`symmetric echo flags ${flags}`, n)
+        return Either.right({
+          _tag: "EchoSym",
+          sessionId,
+          seq: v.getUint32(8),
+          sentNs: v.getBigUint64(12),
+          flags,
+          ackSessionId: v.getUint32(24),
+          ackSeq: v.getUint32(28),
+          ackSentNs: v.getBigUint64(32),
+          residenceUs: v.getUint32(40),
+          lengthBytes: n,
+        })
+      }
       default: {
         if (n !== LOSS_FINAL_LEN) return fail("loss final is not 40 bytes", n)
         return Either.right({
@@ -167,6 +220,16 @@ export const decode5121 = (buf: Uint8Array): Either.Either<Packet5121, Malformed
       }
     }
   })
+
+/**
+ * Flags name a request or an ack or both, nothing else; IMMEDIATE only on a request; the three
+ * bytes after the flags are zero (room for later fields).
+ */
+const validSymFlags = (flags: number, reserved: number) =>
+  reserved === 0 &&
+  (flags & ~7) === 0 &&
+  (flags & (EchoSymFlag.Request | EchoSymFlag.Ack)) !== 0 &&
+  ((flags & EchoSymFlag.Immediate) === 0 || (flags & EchoSymFlag.Request) !== 0)
 
 /** Big-endian u32 at `offset` (the caller checked the length). */
 export const readU32 = (buf: Uint8Array, offset: number): number =>
@@ -200,6 +263,8 @@ export const classify5121 = (buf: Uint8Array): number => {
       return n === LOSS_SMALL ? type : 0
     case PacketType.LossFinal:
       return n === LOSS_FINAL_LEN ? type : 0
+    case PacketType.EchoSym:
+      return n >= ECHO_SYM_BYTES && validSymFlags(buf[20]!, buf[21]! | buf[22]! | buf[23]!) ? type : 0
     default:
       return 0
   }
@@ -220,6 +285,58 @@ export const encodeEchoRequest = (sessionId: number, seq: number, sentMs: number
   buf.writeUInt32BE(high >>> 0, 12)
   buf.writeUInt32BE((sentNs - high * 4294967296) >>> 0, 16)
   return buf
+}
+
+/**
+ * An ECHO_SYM datagram without bigint or object allocation. The request part (seq, sentMs) is
+ * written when `flags` has REQUEST; the ack part echoes the peer's request (its session, seq and
+ * sentNs as two u32 halves, copied opaque) with our residence time in µs.
+ */
+export const encodeEchoSym = (
+  flags: number,
+  sessionId: number,
+  seq: number,
+  sentMs: number,
+  ackSessionId: number,
+  ackSeq: number,
+  ackSentHigh: number,
+  ackSentLow: number,
+  residenceUs: number,
+): Buffer => {
+  // Every byte is written below, so the pooled (unzeroed) buffer is safe.
+  const buf = Buffer.allocUnsafe(ECHO_SYM_BYTES)
+  const sentNs = (flags & EchoSymFlag.Request) !== 0 ? Math.max(0, Math.round(sentMs * 1e6)) : 0
+  const high = Math.floor(sentNs / 4294967296)
+  buf.writeUInt16BE(MAGIC, 0)
+  buf.writeUInt8(VERSION, 2)
+  buf.writeUInt8(PacketType.EchoSym, 3)
+  buf.writeUInt32BE(sessionId >>> 0, 4)
+  buf.writeUInt32BE(seq >>> 0, 8)
+  buf.writeUInt32BE(high >>> 0, 12)
+  buf.writeUInt32BE((sentNs - high * 4294967296) >>> 0, 16)
+  buf.writeUInt32BE((flags & 0xff) << 24, 20)
+  const ack = (flags & EchoSymFlag.Ack) !== 0
+  buf.writeUInt32BE(ack ? ackSessionId >>> 0 : 0, 24)
+  buf.writeUInt32BE(ack ? ackSeq >>> 0 : 0, 28)
+  buf.writeUInt32BE(ack ? ackSentHigh >>> 0 : 0, 32)
+  buf.writeUInt32BE(ack ? ackSentLow >>> 0 : 0, 36)
+  buf.writeUInt32BE(ack ? Math.max(0, Math.min(0xffffffff, Math.round(residenceUs))) : 0, 40)
+  return buf
+}
+
+/**
+ * Turns a received ECHO_SYM request (>= 44 B, checked) into the ACK-only answer to it, in place:
+ * the server's immediate reply, same length as the request (no amplification), nothing allocated.
+ */
+export const echoSymToAck = (msg: Buffer, residenceUs: number): Buffer => {
+  msg.copyWithin(24, 4, 20)
+  msg.writeUInt32BE(0, 4)
+  msg.writeUInt32BE(0, 8)
+  msg.writeUInt32BE(0, 12)
+  msg.writeUInt32BE(0, 16)
+  msg.writeUInt32BE(EchoSymFlag.Ack << 24, 20)
+  msg.writeUInt32BE(Math.max(0, Math.min(0xffffffff, Math.round(residenceUs))), 40)
+  return msg
 }
 
 const alloc = (n: number, type: number, sessionId: number) => {

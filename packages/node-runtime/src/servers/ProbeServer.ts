@@ -7,12 +7,29 @@
  * (duplicates apart), a late packet is *reordered*, never *dropped*; jitter is RFC 3550's running
  * estimate over transit-time differences (clock offsets cancel); the achieved rate is measured over
  * the real first-to-last arrival time in nanoseconds.
+ *
+ * Echo: a v1 request is answered at once (same datagram, type 2; from a request of >= 21 B the
+ * reply carries the "speaks ECHO_SYM" mark at byte 20, which an old server leaves zero). An
+ * ECHO_SYM request is handed to the local echo scheduler (`onEchoSymmetric`): its ack part is the
+ * peer's answer to our prober, its request part is answered in our prober's next regular request
+ * when the scheduler takes it, else here at once as an ACK-only datagram built in place.
  */
 import type * as dgram from "node:dgram"
 import { Deferred, Duration, Effect, Schedule, type Scope } from "effect"
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { makeRateLimiter, type RateLimitConfig } from "./Guard.js"
-import { classify5121, encodeLossFinal, encodeLossStats, PacketType, readU32, readU64Number } from "./Packets.js"
+import {
+  classify5121,
+  ECHO_MIN_BYTES,
+  ECHO_SYM_CAPABLE_MARK,
+  EchoSymFlag,
+  echoSymToAck,
+  encodeLossFinal,
+  encodeLossStats,
+  PacketType,
+  readU32,
+  readU64Number,
+} from "./Packets.js"
 import { bindUdp } from "./Udp.js"
 
 export interface ProbeServerConfig {
@@ -30,6 +47,19 @@ export interface ProbeServerConfig {
    * peer's prober at work, which the local echo scheduler uses as evidence the tunnel is up.
    */
   readonly onEchoRequest?: (localAddress: string, sourceAddress: string) => void
+  /**
+   * Called for every valid ECHO_SYM request (`msg`, read it before returning: the buffer is reused
+   * for the immediate answer), with its arrival time (performance.now ms). Returns true when the
+   * local prober takes the request, to be answered in its next regular datagram; false (or no
+   * handler) has the server answer at once.
+   */
+  readonly onEchoSymmetric?: (
+    localAddress: string,
+    sourceAddress: string,
+    sourcePort: number,
+    msg: Buffer,
+    arrivalMs: number,
+  ) => boolean
 }
 
 export const defaultProbeServerConfig = (bindAddresses: ReadonlyArray<string>, allow: (a: string) => boolean) =>
@@ -177,9 +207,18 @@ const serveOn = (socket: dgram.Socket, localAddress: string, config: ProbeServer
         case PacketType.EchoRequest:
           // Same length as the request: the server never amplifies.
           msg[3] = PacketType.EchoReply
+          if (msg.length > ECHO_MIN_BYTES) msg[ECHO_MIN_BYTES] = ECHO_SYM_CAPABLE_MARK
           socket.send(msg, rinfo.port, source)
           config.onEchoRequest?.(localAddress, source)
           return
+        case PacketType.EchoSym: {
+          // An ACK-only datagram is a reply; it never comes to a server.
+          if ((msg[20]! & EchoSymFlag.Request) === 0) return invalid.inc()
+          const arrivalMs = performance.now()
+          if (config.onEchoSymmetric?.(localAddress, source, rinfo.port, msg, arrivalMs) === true) return
+          socket.send(echoSymToAck(msg, (performance.now() - arrivalMs) * 1000), rinfo.port, source)
+          return
+        }
         case PacketType.LossData: {
           const sessionId = readU32(msg, 4)
           const total = readU32(msg, 12)

@@ -7,14 +7,19 @@ import { makeAllowList } from "../../src/servers/Guard.js"
 import {
   classify5121,
   decode5121,
+  ECHO_SYM_BYTES,
+  EchoSymFlag,
+  echoSymToAck,
   encodeEcho,
   encodeEchoRequest,
+  encodeEchoSym,
   encodeLossData,
   encodeLossEnd,
   encodeLossFinal,
   encodeLossStats,
   MAGIC,
   PacketType,
+  readU32,
   readU64Number,
 } from "../../src/servers/Packets.js"
 import { defaultProbeServerConfig, serveProbeServer } from "../../src/servers/ProbeServer.js"
@@ -23,8 +28,24 @@ import { bindUdp } from "../../src/servers/Udp.js"
 const testPort = () => 20000 + Math.floor(Math.random() * 30000)
 const allowLoopback = Either.getOrThrow(makeAllowList(["127.0.0.0/8"]))
 
+/** A valid ECHO_SYM datagram: a request (immediate or not), with or without an ack. */
+const validSym = fc
+  .record({
+    flags: fc.constantFrom(1, 3, 5, 7),
+    s: fc.nat(),
+    q: fc.nat(),
+    t: fc.double({ min: 0, max: 9e9, noNaN: true }),
+    as: fc.nat(),
+    aq: fc.nat(),
+    ah: fc.nat(),
+    al: fc.nat(),
+    r: fc.nat(),
+  })
+  .map(({ flags, s, q, t, as, aq, ah, al, r }) => encodeEchoSym(flags, s, q, t, as, aq, ah, al, r))
+
 /** A valid 5121 packet of any type. */
 const validPacket = fc.oneof(
+  validSym,
   fc
     .record({
       s: fc.nat(),
@@ -67,7 +88,7 @@ const malformed = fc.oneof(
       b[2] = v
       return b
     }),
-  fc.tuple(validPacket, fc.integer({ min: 7, max: 255 })).map(([p, t]) => {
+  fc.tuple(validPacket, fc.integer({ min: 8, max: 255 })).map(([p, t]) => {
     const b = Buffer.from(p)
     b[3] = t
     return b
@@ -87,6 +108,24 @@ const malformed = fc.oneof(
     .integer({ min: 1473, max: 2000 })
     .map((n) => encodeEcho({ _tag: "EchoRequest", sessionId: 1, seq: 1, sentNs: 1n, lengthBytes: n })),
   fc.uint8Array({ minLength: 0, maxLength: 1472 }).filter((b) => b.length < 2 || ((b[0]! << 8) | b[1]!) !== MAGIC),
+  // ECHO_SYM: truncated below 44 B, unknown or contradictory flags (none, IMMEDIATE without
+  // REQUEST, bits above 4), non-zero reserved bytes; an ACK-only datagram (a reply) counts here too.
+  fc.tuple(validSym, fc.integer({ min: 8, max: ECHO_SYM_BYTES - 1 })).map(([p, n]) => p.subarray(0, n)),
+  fc
+    .tuple(
+      validSym,
+      fc.integer({ min: 0, max: 255 }).filter((f) => (f & ~7) !== 0 || (f & 5) === 0 || (f & 3) === 2),
+    )
+    .map(([p, f]) => {
+      const b = Buffer.from(p)
+      b[20] = f
+      return b
+    }),
+  fc.tuple(validSym, fc.integer({ min: 21, max: 23 }), fc.integer({ min: 1, max: 255 })).map(([p, i, x]) => {
+    const b = Buffer.from(p)
+    b[i] = x
+    return b
+  }),
 )
 
 /** Sends in batches, each once the server has counted the previous one: no datagram is lost to a full buffer. */
@@ -105,6 +144,7 @@ const replies = fc.oneof(
     }),
   ),
   fc.nat().map((s) => encodeEcho({ _tag: "EchoReply", sessionId: s, seq: 1, sentNs: 1n })),
+  fc.tuple(fc.nat(), fc.nat()).map(([s, q]) => encodeEchoSym(EchoSymFlag.Ack, 0, 0, 0, s, q, 0, 1, 5)),
 )
 const notARequest = fc.oneof({ arbitrary: malformed, weight: 9 }, { arbitrary: replies, weight: 1 })
 
@@ -224,6 +264,44 @@ describe("5121 packets", () => {
     )
   })
 
+  it("encodeEchoSym writes what decode5121 reads; the in-place ack echoes the request", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(1, 3, 4, 5, 7),
+        fc.tuple(fc.nat(), fc.nat(), fc.double({ min: 0, max: 9e9, noNaN: true })),
+        fc.tuple(fc.nat(), fc.nat(), fc.nat(), fc.nat(), fc.nat({ max: 0xffffffff })),
+        (flags, [s, q, t], [as, aq, ah, al, r]) => {
+          const b = encodeEchoSym(flags, s, q, t, as, aq, ah, al, r)
+          const d = Either.getOrThrow(decode5121(b))
+          if (d._tag !== "EchoSym" || d.flags !== flags || b.length !== ECHO_SYM_BYTES) return false
+          const request = (flags & EchoSymFlag.Request) !== 0
+          const ack = (flags & EchoSymFlag.Ack) !== 0
+          const okRequest =
+            !request || (d.sessionId === s >>> 0 && d.seq === q >>> 0 && readU64Number(b, 12) === Math.round(t * 1e6))
+          const okAck =
+            !ack ||
+            (d.ackSessionId === as >>> 0 &&
+              d.ackSeq === aq >>> 0 &&
+              d.ackSentNs === (BigInt(ah >>> 0) << 32n) + BigInt(al >>> 0) &&
+              d.residenceUs === r)
+          if (!request) return okRequest && okAck
+          const reply = Either.getOrThrow(decode5121(echoSymToAck(Buffer.from(b), 42)))
+          return (
+            okRequest &&
+            okAck &&
+            reply._tag === "EchoSym" &&
+            reply.flags === EchoSymFlag.Ack &&
+            reply.ackSessionId === d.sessionId &&
+            reply.ackSeq === d.seq &&
+            reply.ackSentNs === d.sentNs &&
+            reply.residenceUs === 42
+          )
+        },
+      ),
+      { numRuns: 5000 },
+    )
+  })
+
   it("rejects every constructed malformed packet", () => {
     fc.assert(
       fc.property(malformed, (p) => Either.isLeft(decode5121(p))),
@@ -253,6 +331,51 @@ describe("5121 probe server", () => {
       yield* Effect.sleep(Duration.millis(100))
       expect(seen.length).toBe(before + 1)
     }).pipe(Effect.provide(MeasurementMetrics.Default)),
+  )
+
+  it.scopedLive(
+    "answers ECHO_SYM at once when no local prober takes it, and marks v1 replies it could answer in ECHO_SYM",
+    () =>
+      Effect.gen(function* () {
+        const port = testPort()
+        const held: Array<string> = []
+        yield* serveProbeServer({
+          ...defaultProbeServerConfig(["127.0.0.1"], allowLoopback),
+          port,
+          // Takes (holds) requests from 127.0.0.4 only, as a local prober of that tunnel would.
+          onEchoSymmetric: (_local, source, _port, msg) => {
+            held.push(`${source}:${readU32(msg, 8)}`)
+            return source === "127.0.0.4"
+          },
+        })
+        const client = yield* bindUdp("127.0.0.3", 0)
+        yield* waitUntilServing(client, port)
+        const got: Array<Buffer> = []
+        client.on("message", (m) => got.push(Buffer.from(m)))
+        client.send(encodeEchoSym(EchoSymFlag.Request, 11, 77, 1234.5, 0, 0, 0, 0, 0), port, "127.0.0.1")
+        client.send(encodeEchoRequest(11, 78, 1, 24), port, "127.0.0.1")
+        const holder = yield* bindUdp("127.0.0.4", 0)
+        const heldReplies: Array<Buffer> = []
+        holder.on("message", (m) => heldReplies.push(Buffer.from(m)))
+        holder.send(encodeEchoSym(EchoSymFlag.Request, 12, 5, 1, 0, 0, 0, 0, 0), port, "127.0.0.1")
+        yield* waitFor(
+          () => got.length,
+          (n) => n >= 2,
+        )
+        const ack = got.find((m) => m[3] === PacketType.EchoSym)!
+        const d = Either.getOrThrow(decode5121(ack))
+        expect(d._tag).toBe("EchoSym")
+        if (d._tag !== "EchoSym") return
+        expect(ack.length).toBe(ECHO_SYM_BYTES)
+        expect(d.flags).toBe(EchoSymFlag.Ack)
+        expect([d.ackSessionId, d.ackSeq, d.ackSentNs]).toEqual([11, 77, 1234500000n])
+        expect(d.residenceUs).toBeLessThan(100_000)
+        const v1 = got.find((m) => m[3] === PacketType.EchoReply)!
+        expect([v1.length, v1[20]]).toEqual([24, 2])
+        yield* Effect.sleep(Duration.millis(100))
+        expect(heldReplies).toEqual([])
+        expect(held).toEqual(["127.0.0.3:77", "127.0.0.4:5"])
+      }).pipe(Effect.provide(MeasurementMetrics.Default)),
   )
 
   it.scopedLive("counts ≥ 10 000 malformed datagrams as invalid and keeps answering", () =>
