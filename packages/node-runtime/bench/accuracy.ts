@@ -10,7 +10,11 @@
  * Probe rates are raised for the bench (echo 20/s, ICMP 20/s) so a phase gathers enough samples;
  * the estimators are the same as at defaults.
  *
- *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/accuracy.ts [--json] [--seconds N]
+ * `--peer-echo`: site 2 probes the tunnel too (echo at the same rate, other probes off), as in a
+ * mesh: the symmetric echo then answers in the peer's own requests, and its RTT has the peer's
+ * residence time (the wait for its slot) taken out.
+ *
+ *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/accuracy.ts [--json] [--seconds N] [--peer-echo]
  */
 import type { PlaneStatus } from "../src/MeasurementPlane.js"
 import { controlCommand } from "../test/control/ControlClient.js"
@@ -29,12 +33,27 @@ if (process.getuid?.() !== 0) {
   process.exit(1)
 }
 
-const rig = await makeRig({
-  echo: { intervalMillis: 50 },
-  icmp: { intervalMillis: 50 },
-  tcp: { intervalMillis: 250, timeoutMillis: 3000 },
-  lossTest: { packets: 1250, intervalMillis: 1000 },
-})
+const peerEcho = process.argv.includes("--peer-echo")
+const rig = await makeRig(
+  {
+    echo: { intervalMillis: 50 },
+    icmp: { intervalMillis: 50 },
+    tcp: { intervalMillis: 250, timeoutMillis: 3000 },
+    lossTest: { packets: 1250, intervalMillis: 1000 },
+  },
+  peerEcho
+    ? {
+        peerProbes: {
+          echo: { intervalMillis: 50 },
+          icmp: { enabled: false },
+          tcp: { enabled: false },
+          lossTest: { enabled: false },
+        },
+      }
+    : {},
+)
+const loadAverage = async () =>
+  Number((await import("node:fs/promises").then((f) => f.readFile("/proc/loadavg", "utf8"))).split(" ")[0])
 
 type Kind = "udp-echo" | "icmp" | "tcp" | "loss-test"
 const collect = async (seconds: number) => {
@@ -145,6 +164,9 @@ try {
   }))
   const result = {
     phaseSeconds,
+    peerEcho,
+    echoSymmetric: ea?.symmetric ?? null,
+    loadAverage1m: await loadAverage(),
     injected: { delayMsEachWay: delayMs, injectedRttMs, lossRatioNominal: lossRatio, lossRatioDrawn: drawnLoss },
     rows,
     lossTest: {
@@ -156,6 +178,9 @@ try {
   }
   if (jsonFlag) console.log(JSON.stringify(result, null, 2))
   else {
+    console.log(
+      `peer echo ${peerEcho ? "on" : "off"}, echo symmetric ${String(result.echoSymmetric)}; load ${result.loadAverage1m}`,
+    )
     console.log(
       `injected: +${delayMs} ms each way (relay really added ${fmt(injectedRttMs)} ms RTT), loss ${lossRatio} a->b (drawn ${fmt(drawnLoss, 4)})`,
     )

@@ -9,7 +9,16 @@
  * is shorter than the 20 min loss-test cycle: bursts start at random offsets, so a window of W s
  * sees about N·W/1200 of them; packets/tunnel/s counts the loss test at its long-run average.
  *
- *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/overhead.ts [--json] [--seconds 60] [--sizes 10,50,100]
+ *
+ * `--mesh`: both ends of every tunnel in the one plane (wg0.Y_v4 and wgY.0_v4, N/2 pairs for N
+ * tunnels), so each end probes and answers its peer as in a mesh where every site runs the plane:
+ * the load of a node with N tunnels (the default, one end probing and the plane's server answering,
+ * has a mesh node's datagram count only for the v1 echo, where each request is answered apart).
+ * Echo datagrams are counted by an nftables rule on the namespace's output hook (UDP lengths of
+ * the echo: v1 20/24 B and ECHO_SYM 44 B payloads; the loss test's 12/40/500 B are not counted),
+ * per tunnel per second, both ends together.
+ *
+ *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/overhead.ts [--json] [--seconds 60] [--sizes 10,50,100] [--mesh]
  *     [--probes '{"lossTest":{"enabled":false}}']   probe overrides, to see one probe's share
  *     [--node-args "--cpu-prof --cpu-prof-dir=/tmp/p"]   flags for the plane's node process
  */
@@ -37,6 +46,7 @@ const nodeArgs = arg("--node-args", "")
   .split(" ")
   .filter((x) => x.length > 0)
 const TICKS = 100
+const mesh = process.argv.includes("--mesh")
 
 if (process.getuid?.() !== 0) {
   console.error("overhead bench: needs root (namespaces)")
@@ -92,20 +102,41 @@ try {
       await execa("ip", ["netns", "add", ns])
       await ip(["link", "set", "lo", "up"])
       const batch = ["addr add 10.201.0.4/32 dev lo"]
-      for (let y = 1; y <= n; y++) {
+      const sites = mesh ? Math.ceil(n / 2) : n
+      for (let y = 1; y <= sites; y++) {
         batch.push(
           `link add wg0.${y}_v4 type veth peer name ${tag}p${y}`,
           `link set wg0.${y}_v4 up`,
           `addr add 10.201.${y}.4/32 dev lo`,
         )
+        // The far end of the same tunnel, measured by the same plane (its own prober and server).
+        if (mesh && 2 * (y - 1) + 1 < n)
+          batch.push(`link add wg${y}.0_v4 type veth peer name ${tag}q${y}`, `link set wg${y}.0_v4 up`)
       }
       await execa("ip", ["-n", ns, "-batch", "-"], { input: `${batch.join("\n")}\n` })
+      await execa("ip", ["netns", "exec", ns, "nft", "-f", "-"], {
+        input: [
+          "table inet npbench {",
+          "  chain out {",
+          "    type filter hook output priority 0; policy accept;",
+          "    udp length { 28, 32, 52 } counter",
+          "  }",
+          "}",
+          "",
+        ].join("\n"),
+      })
+      const echoDatagrams = async () =>
+        Number(
+          /counter packets (\d+)/.exec(
+            (await execa("ip", ["netns", "exec", ns, "nft", "list", "chain", "inet", "npbench", "out"])).stdout,
+          )?.[1] ?? Number.NaN,
+        )
       const config = {
         localSite: 0,
         discovery: { confDir: "/nonexistent" },
         control: { path: sock },
         http: null,
-        probeServerAddresses: ["10.201.0.4", ...Array.from({ length: n }, (_, i) => `10.201.${i + 1}.4`)],
+        probeServerAddresses: ["10.201.0.4", ...Array.from({ length: sites }, (_, i) => `10.201.${i + 1}.4`)],
         pathRelayAddresses: ["10.201.0.4"],
         probes,
       }
@@ -127,6 +158,7 @@ try {
         cpu: await cpuTicks(pid),
         pings: await Promise.all(pings0.map(cpuTicks)),
         status: await status(),
+        echoDatagrams: await echoDatagrams(),
         at: Date.now(),
       }
       await sleep(windowSeconds * 1000)
@@ -134,6 +166,7 @@ try {
         cpu: await cpuTicks(pid),
         pings: await Promise.all(pings0.map((p) => cpuTicks(p).catch(() => 0))),
         status: await status(),
+        echoDatagrams: await echoDatagrams(),
         at: Date.now(),
       }
       const seconds = (after.at - before.at) / 1000
@@ -151,6 +184,7 @@ try {
       const lossBursts = sum(after.status, "loss-test") - sum(before.status, "loss-test")
       const row = {
         tunnels: n,
+        mesh: mesh ? 1 : 0,
         windowSeconds: seconds,
         planeCpuPercentOfOneCore: ((after.cpu - before.cpu) / TICKS / seconds) * 100,
         planeRssMb: (await rssKb(pid)) / 1024,
@@ -166,6 +200,9 @@ try {
         icmpPerTunnelPerSecond: rate("icmp"),
         tcpPerTunnelPerSecond: rate("tcp"),
         lossBurstsInWindow: lossBursts,
+        // Every echo datagram on the wire (requests, replies, acks), per tunnel per second, both
+        // ends together: in --mesh n tunnel ends make n/2 tunnels.
+        echoDatagramsPerTunnelPerSecond: (after.echoDatagrams - before.echoDatagrams) / seconds / (mesh ? n / 2 : n),
         // Datagrams sent per tunnel per second: echo, ICMP and TCP (SYN) requests + loss-test data
         // (the loss test's long-run average from its settings: a window sees only a few bursts).
         packetsPerTunnelPerSecond:
@@ -183,7 +220,8 @@ try {
           `${String(n).padStart(3)} tunnels: plane CPU ${fmt(row.planeCpuPercentOfOneCore, 2)} % of a core, RSS ${fmt(row.planeRssMb, 1)} MB, PSS ${fmt(row.planePssMb, 1)} MB, USS ${fmt(row.planeUssMb, 1)} MB; ` +
             `${row.pingProcesses} ping: CPU ${fmt(row.pingCpuPercentOfOneCore, 2)} %, RSS ${fmt(row.pingRssMbTotal, 1)} MB, PSS ${fmt(row.pingPssMbTotal, 1)} MB, USS ${fmt(row.pingUssMbTotal, 1)} MB; ` +
             `per tunnel/s: echo ${fmt(row.echoPerTunnelPerSecond, 2)}, icmp ${fmt(row.icmpPerTunnelPerSecond, 2)}, tcp ${fmt(row.tcpPerTunnelPerSecond, 2)}, ` +
-            `${lossBursts} loss bursts; ≈ ${fmt(row.packetsPerTunnelPerSecond, 2)} packets/tunnel/s sent; load ${row.loadAverage1m}`,
+            `${lossBursts} loss bursts; ≈ ${fmt(row.packetsPerTunnelPerSecond, 2)} packets/tunnel/s sent; ` +
+            `echo datagrams/tunnel/s (both ends) ${fmt(row.echoDatagramsPerTunnelPerSecond, 2)}; load ${row.loadAverage1m}`,
         )
       }
     } finally {
