@@ -4,13 +4,19 @@
  * the daemon's errors passed through; plus properties of the path parser and of the round trip
  * built from routes in force. The twin test (PathPingTwin.test.ts) runs it against real daemons.
  */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as grpc from "@grpc/grpc-js"
 import {
+  loadGrpcTls,
   Measure,
   MeasurementMetrics,
   makeAllowList,
+  makeCa,
+  makeLeaf,
   makeMeasureHandler,
   makePathRelay,
   measurePath,
@@ -42,45 +48,47 @@ const perfc = (args: ReadonlyArray<string>) =>
   })
 
 /** Site 1's MeasureService on 127.0.0.1 (port 0) over loopback relays for sites 1..3. */
-const site1 = Effect.gen(function* () {
-  const port = 20000 + Math.floor(Math.random() * 30000)
-  const addressing = templateAddressing("127.0.{site}.{role}")
-  const allow = Either.getOrThrow(makeAllowList(["127.0.0.0/8"]))
-  const relays = yield* Effect.forEach([1, 2, 3], (site) =>
-    makePathRelay({
-      localSite: site,
-      bindAddresses: [addressing.address(site, 0), addressing.address(site, 4)],
-      port,
-      addressing,
-      allow,
-      rateLimit: { packetsPerSecond: 5000, burstPackets: 5000 },
-      rebindIntervalMillis: 1000,
-    }),
-  )
-  const metrics = yield* MeasurementMetrics
-  const defaults = { count: 4, intervalMillis: 30, timeoutMillis: 500 }
-  const config = Schema.decodeSync(PathPingConfig)({ port, ...defaults })
-  const handler = yield* makeMeasureHandler({
-    site: 1,
-    knownSites: Effect.succeed(new Set([1, 2, 3])),
-    defaults,
-    measurePath: (path, families, c) =>
-      measurePath(relays[0]!, 1, path, families, { ...config, ...c }).pipe(
-        Effect.provideService(MeasurementMetrics, metrics),
-      ),
-  })
-  const server = yield* Effect.acquireRelease(
-    Effect.async<{ server: grpc.Server; port: number }, Error>((resume) => {
-      const server = new grpc.Server()
-      server.addService(Measure.MeasureServiceService, handler)
-      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, bound) =>
-        resume(error === null ? Effect.succeed({ server, port: bound }) : Effect.fail(error)),
-      )
-    }),
-    ({ server }) => Effect.sync(() => server.forceShutdown()),
-  )
-  return ["--target", `1=127.0.0.1:${server.port}`]
-}).pipe(Effect.provide(MeasurementMetrics.Default))
+const site1For = (credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()) =>
+  Effect.gen(function* () {
+    const port = 20000 + Math.floor(Math.random() * 30000)
+    const addressing = templateAddressing("127.0.{site}.{role}")
+    const allow = Either.getOrThrow(makeAllowList(["127.0.0.0/8"]))
+    const relays = yield* Effect.forEach([1, 2, 3], (site) =>
+      makePathRelay({
+        localSite: site,
+        bindAddresses: [addressing.address(site, 0), addressing.address(site, 4)],
+        port,
+        addressing,
+        allow,
+        rateLimit: { packetsPerSecond: 5000, burstPackets: 5000 },
+        rebindIntervalMillis: 1000,
+      }),
+    )
+    const metrics = yield* MeasurementMetrics
+    const defaults = { count: 4, intervalMillis: 30, timeoutMillis: 500 }
+    const config = Schema.decodeSync(PathPingConfig)({ port, ...defaults })
+    const handler = yield* makeMeasureHandler({
+      site: 1,
+      knownSites: Effect.succeed(new Set([1, 2, 3])),
+      defaults,
+      measurePath: (path, families, c) =>
+        measurePath(relays[0]!, 1, path, families, { ...config, ...c }).pipe(
+          Effect.provideService(MeasurementMetrics, metrics),
+        ),
+    })
+    const server = yield* Effect.acquireRelease(
+      Effect.async<{ server: grpc.Server; port: number }, Error>((resume) => {
+        const server = new grpc.Server()
+        server.addService(Measure.MeasureServiceService, handler)
+        server.bindAsync("127.0.0.1:0", credentials, (error, bound) =>
+          resume(error === null ? Effect.succeed({ server, port: bound }) : Effect.fail(error)),
+        )
+      }),
+      ({ server }) => Effect.sync(() => server.forceShutdown()),
+    )
+    return ["--target", `1=127.0.0.1:${server.port}`]
+  }).pipe(Effect.provide(MeasurementMetrics.Default))
+const site1 = site1For()
 
 describe("perfc pathping against a real MeasureService on loopback", () => {
   it.scopedLive("prints a hop table, or JSON; exit 0", () =>
@@ -146,6 +154,40 @@ describe("perfc pathping against a real MeasureService on loopback", () => {
       const none = yield* perfc(["pathping", "1", "1,2,1", "--target", "1=127.0.0.1:1", "--timeout", "2000"])
       expect(none.exit).toBe(3)
       expect(none.stderr).toMatch(/site 1 \(127\.0\.0\.1:1\): UNAVAILABLE/)
+    }),
+  )
+})
+
+describe("perfc pathping over mutual TLS (the daemon's grpc.tls)", () => {
+  it.scopedLive("with the CA and a client certificate it measures; plaintext to the TLS port fails with exit 3", () =>
+    Effect.gen(function* () {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => mkdtempSync(join(tmpdir(), "np-pathping-tls-"))),
+        (d) => Effect.sync(() => rmSync(d, { recursive: true, force: true })),
+      )
+      const ca = yield* makeCa(dir, "ca")
+      const server = yield* makeLeaf(dir, ca, "site1", ["127.0.0.1"])
+      const client = yield* makeLeaf(dir, ca, "perfc", ["127.0.0.1"])
+      const tls = yield* loadGrpcTls(server)
+      const target = yield* site1For(tls.server)
+      const secure = yield* perfc([
+        "pathping",
+        "1",
+        "1,2,1",
+        "--tls-ca",
+        ca.certFile,
+        "--tls-cert",
+        client.certFile,
+        "--tls-key",
+        client.keyFile,
+        "--json",
+        ...target,
+      ])
+      expect(secure.exit, secure.stderr).toBe(0)
+      expect(JSON.parse(secure.stdout)).toMatchObject({ path: [1, 2, 1], received: 4 })
+      const plain = yield* perfc(["pathping", "1", "1,2,1", "--timeout", "2000", ...target])
+      expect(plain.exit).toBe(3)
+      expect(plain.stderr).toMatch(/UNAVAILABLE/)
     }),
   )
 })
