@@ -5,11 +5,12 @@
 // machine's load average is recorded per run (the twin shares 2 cores with everything else:
 // probe RTTs inflate under load, and so do reaction times).
 // Once a net-perf run's timeline is over (everything repaired and settled), the daemons' additive
-// path costs (/status: forward route cost + reverse route cost, halved) are compared with the RTT
-// a ping measures along the installed routes between the same routers.
+// path costs (/status: forward route cost + reverse route cost, halved) and their RTT part are
+// compared with the daemon's pathping (MeasureService.PathPing, via `perfc pathping`) of the
+// round trip along those routes, and beside it with a plain ping between the same routers.
 // Usage (root, after `npx tsc -b`): node netns-lab/bench-targets.mjs [--reps 5] [--baseline]
 //   [--rows hard-failure,degrade,loss,loss-fast,restarts,jitter] [--jitter-seconds 600] [--jitter-reps 1]
-//   [--baseline-reps N] [--reports DIR] [--trace] [--dry-run] [--json]
+//   [--baseline-reps N] [--reports DIR] [--trace] [--all-pairs] [--dry-run] [--json]
 import { mkdirSync, writeFileSync } from "node:fs"
 import { loadavg } from "node:os"
 import { dirname, join } from "node:path"
@@ -35,6 +36,8 @@ const usage = `Usage (root, after \`npx tsc -b\`): node netns-lab/bench-targets.
   --jitter-reps N      repetitions of the jitter test (default 1)
   --reports DIR        write every run's full twin report there
   --trace              with --reports: the daemons' routes between watched pairs every 2 s
+  --all-pairs          the additivity check (cost vs pathping/ping) on every site pair, not
+                       only the scenario's watched ones
   --dry-run            print the run count and expected duration, run nothing
   --json               one JSON document on stdout instead of the table
   --help               this text`
@@ -50,6 +53,7 @@ try {
       "jitter-reps": { type: "string", default: "1" },
       reports: { type: "string" },
       trace: { type: "boolean", default: false },
+      "all-pairs": { type: "boolean", default: false },
       "dry-run": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -91,6 +95,7 @@ const baselineReps = count("baseline-reps", parsed["baseline-reps"] ?? String(re
 // watched pairs every 2 s: next hop, cost, stability reason, and the direct tunnel's stats).
 const reportsDir = parsed.reports
 const trace = parsed.trace
+const allPairs = parsed["all-pairs"]
 // A closed pipe (`… | head`) must not kill the process before its scopes tear the twin down.
 process.stderr.on("error", () => {})
 process.stdout.on("error", () => {})
@@ -121,53 +126,135 @@ const medianOf = (xs) => {
   return s.length === 0 ? null : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
+const perfcBin = join(here, "../packages/cli/dist/src/bin/perfc.js")
 /**
- * Additive path cost vs measured RTT once converged: for each pair, the daemons' route costs a→b
- * and b→a (each the sum of its links' costs, a link's cost being its RTT plus penalties) against
- * the median of 20 pings between the routers along the installed routes. A pair counts only if
- * both routes are the daemons' (not BIRD's) and unchanged while the pings ran.
+ * The daemon's pathping (MeasureService.PathPing via `perfc pathping --json`) from site `a`, with
+ * its own time limit (node's start-up alone took > 20 s at load 38 on this machine) and one retry.
+ */
+const pathpingOnce = (twin, a, path, families) =>
+  execa(
+    "ip",
+    [
+      "netns",
+      "exec",
+      twin.siteNs(a),
+      process.execPath,
+      perfcBin,
+      "pathping",
+      String(a),
+      path.join(","),
+      "--family",
+      families.join(","),
+      "--count",
+      "20",
+      "--interval",
+      "100",
+      "--timeout",
+      "15000",
+      "--json",
+    ],
+    { timeout: 60_000 },
+  )
+    .then((r) => JSON.parse(r.stdout))
+    .catch((e) => {
+      // exit 2 = every probe lost: the daemon answered, the reply is on stdout
+      if (e.exitCode === 2 && e.stdout) return JSON.parse(e.stdout)
+      log(`  pathping ${path.join(">")} from ${a} failed: ${(e.stderr || e.shortMessage || String(e)).trim()}`)
+      return null
+    })
+const pathpingFrom = async (twin, a, path, families) =>
+  (await pathpingOnce(twin, a, path, families)) ?? (await pathpingOnce(twin, a, path, families))
+
+/**
+ * Additive path cost vs measured RTT once converged. For each pair, the daemons' route costs a→b
+ * and b→a (each the sum of its links' costs, a link's cost being its RTT plus penalties), halved,
+ * and their RTT part (each hop's sender's smoothed RTT of the tunnel it uses) against the daemon's
+ * pathping of the round trip a→…→b→…→a along those routes, source-routed over exactly those
+ * tunnels (20 probes, 100 ms apart). Beside it, the median of 20 plain pings between the routers
+ * (what the kernel forwards; includes no relay), taken after the pathpings. A pair counts only if both routes are the
+ * daemons' (not BIRD's) and unchanged while the measurements ran.
  */
 const costVsMeasured = async (twin, scenario) => {
   const sites = Array.from({ length: scenario.sites }, (_, x) => x)
   const snapshot = async () => new Map(await Promise.all(sites.map(async (x) => [x, await statusOf(twin, x)])))
   const routeOf = (statuses, a, b) => (statuses.get(a)?.routes ?? []).find((r) => r.destination === b)
   const before = await snapshot()
-  const measured = await Promise.all(
-    pairsOf(scenario).map(async ([a, b]) => {
-      const r = await inSite(twin, a, [
-        "ping",
-        "-n",
-        "-c",
-        "20",
-        "-i",
-        "0.2",
-        "-W",
-        "2",
-        "-I",
-        `10.201.${a}.1`,
-        `10.201.${b}.1`,
-      ])
-        .then((x) => x.stdout)
-        .catch((e) => e.stdout ?? "")
-      return [a, b, medianOf([...r.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])))]
+  // The tunnel hop i of `path` (towards `destination`) uses: its route's interface, else the
+  // lowest-RTT tunnel to the next site — the same tunnel whose RTT the sum below counts.
+  const hopTunnel = (statuses, path, i, destination) => {
+    const st = statuses.get(path[i])
+    const iface = routeOf(statuses, path[i], destination)?.interfaceName
+    const ts = (st?.tunnels ?? []).filter((t) => t.remote === path[i + 1] && t.stats?.rttMs != null)
+    return ts.find((t) => t.name === iface) ?? [...ts].sort((x, y) => x.stats.rttMs - y.stats.rttMs)[0]
+  }
+  const pairs = allPairs ? sites.flatMap((a) => sites.filter((b) => b > a).map((b) => [a, b])) : pairsOf(scenario)
+  const pingOf = async ([a, b]) => {
+    const r = await inSite(twin, a, [
+      "ping",
+      "-n",
+      "-c",
+      "20",
+      "-i",
+      "0.2",
+      "-W",
+      "2",
+      "-I",
+      `10.201.${a}.1`,
+      `10.201.${b}.1`,
+    ])
+      .then((x) => x.stdout)
+      .catch((e) => e.stdout ?? "")
+    const rtts = [...r.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]))
+    return {
+      medianMs: medianOf(rtts),
+      meanMs: rtts.length === 0 ? null : rtts.reduce((x, y) => x + y, 0) / rtts.length,
+    }
+  }
+  // One pathping at a time per origin (the API's per-caller limit), origins in parallel.
+  const pathpingOf = new Map()
+  const origins = [...new Set(pairs.map(([a]) => a))]
+  const pathpings = Promise.all(
+    origins.map(async (a) => {
+      for (const [x, b] of pairs) {
+        if (x !== a) continue
+        const forward = routeOf(before, a, b)
+        const reverse = routeOf(before, b, a)
+        if (forward?.nextHop == null || reverse?.nextHop == null) continue
+        if (forward.path[0] !== a || forward.path.at(-1) !== b || reverse.path[0] !== b || reverse.path.at(-1) !== a)
+          continue
+        const trip = [...forward.path, ...reverse.path.slice(1)]
+        const families = []
+        for (let i = 0; i + 1 < trip.length; i++) {
+          const onForward = i + 1 < forward.path.length
+          families.push(hopTunnel(before, trip, i, onForward ? b : a)?.family ?? 0)
+        }
+        if (trip.length > 16) continue
+        pathpingOf.set(`${a}-${b}`, { trip, families, reply: await pathpingFrom(twin, a, trip, families) })
+      }
     }),
   )
+  // Pathpings first, then the pings: neither runs beside the other (nor beside perfc's start-up),
+  // so one measurement's CPU does not inflate the other's RTTs on this loaded machine.
+  await pathpings
+  const pings = await Promise.all(pairs.map(pingOf))
   const after = await snapshot()
   const out = []
-  for (const [a, b, rttMs] of measured) {
+  for (const [k, [a, b]] of pairs.entries()) {
+    const pingRttMs = pings[k].medianMs
+    const pingMeanMs = pings[k].meanMs
+    const pp = pathpingOf.get(`${a}-${b}`)
+    const pathpingRttMs = pp?.reply?.rttMs ?? null
     const routes = [routeOf(before, a, b), routeOf(before, b, a), routeOf(after, a, b), routeOf(after, b, a)]
-    if (rttMs === null || routes.some((r) => r === undefined || r.nextHop === null || r.costMs === null)) continue
+    if (routes.some((r) => r === undefined || r.nextHop === null || r.costMs === null)) continue
     if (routes[0].path.join() !== routes[2].path.join() || routes[1].path.join() !== routes[3].path.join()) continue
+    if (pingRttMs === null && pathpingRttMs === null) continue
     const costMs = (routes[2].costMs + routes[3].costMs) / 2
     // The RTT part of the path cost: each hop's sender's smoothed RTT of the tunnel its route uses
     // (the cost adds jitter and penalties on top; under load the jitter term dominates).
     const linkRttSum = (path, destination) => {
       let sum = 0
       for (let i = 0; i + 1 < path.length; i++) {
-        const st = after.get(path[i])
-        const iface = routeOf(after, path[i], destination)?.interfaceName
-        const ts = (st?.tunnels ?? []).filter((t) => t.remote === path[i + 1] && t.stats?.rttMs != null)
-        const t = ts.find((t) => t.name === iface) ?? ts.sort((x, y) => x.stats.rttMs - y.stats.rttMs)[0]
+        const t = hopTunnel(after, path, i, destination)
         if (t === undefined) return null
         sum += t.stats.rttMs
       }
@@ -176,14 +263,35 @@ const costVsMeasured = async (twin, scenario) => {
     const f = linkRttSum(routes[2].path, b)
     const r = linkRttSum(routes[3].path, a)
     const rttSumMs = f === null || r === null ? null : (f + r) / 2
+    const ratio = (x, y) => (x === null || y === null || !(y > 0) ? null : x / y)
     out.push({
       pair: `${a}-${b}`,
       paths: [routes[2].path, routes[3].path],
       costMs,
       rttSumMs,
-      measuredRttMs: rttMs,
-      ratio: costMs / rttMs,
-      rttRatio: rttSumMs === null ? null : rttSumMs / rttMs,
+      pathping:
+        pp === undefined
+          ? null
+          : {
+              trip: pp.trip,
+              families: pp.families,
+              rttMs: pathpingRttMs,
+              sent: pp.reply?.sent ?? null,
+              received: pp.reply?.received ?? null,
+              relayResidenceMs: pp.reply?.relayResidenceMs ?? null,
+              hops: pp.reply?.hops ?? null,
+            },
+      pingRttMs,
+      pingMeanMs,
+      // the additivity check proper: cost (and its RTT part) against the pathping of the same path
+      ratio: ratio(costMs, pathpingRttMs),
+      rttRatio: ratio(rttSumMs, pathpingRttMs),
+      // beside it, the plain ping along the routes in force (the figure before the pathping API)
+      pingRatio: ratio(costMs, pingRttMs),
+      pingRttRatio: ratio(rttSumMs, pingRttMs),
+      // like for like: pathping reports a mean; both relays and echoes are timed in userspace
+      // (event-loop lag under load), ping replies come from the kernel
+      pathpingVsPing: ratio(pathpingRttMs, pingMeanMs),
     })
   }
   return out
@@ -262,6 +370,7 @@ const runOnce = (scenario) =>
   )
 
 const INF = Number.POSITIVE_INFINITY
+const pick = (costs, key) => costs.flatMap((c) => (c[key] === null ? [] : [c[key]]))
 const bad = (e) => (e === undefined ? null : e.badPathAtEnd ? INF : e.badPathMs)
 const off = (e) => (e === undefined ? null : e.offOptimumAtEnd ? INF : e.offOptimumMs)
 const longestMs = (r, kind) =>
@@ -410,10 +519,11 @@ for (const { plan, name, s, n } of schedule) {
         ...(costs.length === 0
           ? {}
           : {
-              "additive path cost / measured RTT, converged": costs.map((c) => c.ratio),
-              "sum of path's link RTTs / measured RTT, converged": costs.flatMap((c) =>
-                c.rttRatio === null ? [] : [c.rttRatio],
-              ),
+              "additive path cost / pathping RTT, converged": pick(costs, "ratio"),
+              "cost's RTT part (link RTT sum) / pathping RTT, converged": pick(costs, "rttRatio"),
+              "additive path cost / ping RTT (routes in force), converged": pick(costs, "pingRatio"),
+              "cost's RTT part (link RTT sum) / ping RTT, converged": pick(costs, "pingRttRatio"),
+              "pathping RTT / ping RTT (means), converged": pick(costs, "pathpingVsPing"),
             }),
       }
       add(routing, figures)
@@ -433,8 +543,11 @@ Object.assign(targets, {
   "loop episodes (all scenarios)": "0",
   "chosen path RTT / symmetric oracle": "≤ 1.10",
   "fast echo probes/s per tunnel": "≤ 1",
-  "additive path cost / measured RTT, converged": "0.90–1.10",
-  "sum of path's link RTTs / measured RTT, converged": "0.90–1.10",
+  "additive path cost / pathping RTT, converged": "0.90–1.10",
+  "cost's RTT part (link RTT sum) / pathping RTT, converged": "0.90–1.10",
+  "additive path cost / ping RTT (routes in force), converged": "(beside)",
+  "cost's RTT part (link RTT sum) / ping RTT, converged": "(beside)",
+  "pathping RTT / ping RTT (means), converged": "≈ 1 (+ userspace relay delay)",
 })
 
 const table = Object.keys(collected["net-perf"]).map((figure) => ({
