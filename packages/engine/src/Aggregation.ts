@@ -80,6 +80,22 @@ export interface AggregationConfig {
   readonly levelShiftSamples: number
   readonly levelShiftMinMs: number
   readonly levelShiftSigmas: number
+  /**
+   * Loss change-point: consecutive loss-test bursts (each ≥ `lossShiftMinPackets`) on one side of
+   * the fast mean by at least `lossShiftMinRatio`, whose pooled loss is improbable (binomial tail
+   * below `lossShiftAlpha`) even against the fast mean from before the run widened by its own
+   * `fastLossConfidence` standard errors, restart BOTH loss memories at the run's pooled loss
+   * (defaults 50 packets, 1 %, 0.01; alpha 0 = off; a run older than two fast half-lives starts
+   * over). A burst is a few hundred packets of fresh evidence in one second; averaged into the
+   * 30 s memory it moved the estimate only as fast as the memory forgot (23.5 s in the twin with a
+   * burst every 5 s), and averaged into the 10 min memory the bursts of a 30 s lossy episode kept
+   * a repaired link priced for minutes. The RTT level-shift rule for loss: a level that clearly
+   * moved restarts the mean; a run (not only one burst) because each clean burst averaged in
+   * weakens the contrast the next one is judged by.
+   */
+  readonly lossShiftAlpha: number
+  readonly lossShiftMinRatio: number
+  readonly lossShiftMinPackets: number
 }
 
 export const defaultAggregationConfig: AggregationConfig = {
@@ -99,6 +115,9 @@ export const defaultAggregationConfig: AggregationConfig = {
   levelShiftSamples: 3,
   levelShiftMinMs: 5,
   levelShiftSigmas: 3,
+  lossShiftAlpha: 0.01,
+  lossShiftMinRatio: 0.01,
+  lossShiftMinPackets: 50,
 }
 
 /** A decaying-memory sum: Σ w·x and Σ w, both as of `atMillis`. */
@@ -124,6 +143,61 @@ const addDecayed = (d: Decayed, sum: number, weight: number, atMillis: number, h
 
 const meanOf = (d: Decayed): number => (d.weight > 0 ? d.sum / d.weight : 0)
 
+/** log P(X ≤ k) for X ~ Binomial(n, p), summed in log space (n up to 1e5: (1−p)^n underflows). */
+const logBinomialLowerTail = (n: number, k: number, p: number): number => {
+  if (k >= n || p <= 0) return 0
+  if (k < 0 || p >= 1) return Number.NEGATIVE_INFINITY
+  const logOdds = Math.log(p / (1 - p))
+  let term = n * Math.log1p(-p)
+  let max = term
+  const terms = [term]
+  for (let i = 0; i < k; i++) {
+    term += Math.log((n - i) / (i + 1)) + logOdds
+    terms.push(term)
+    if (term > max) max = term
+  }
+  let sum = 0
+  for (const t of terms) sum += Math.exp(t - max)
+  return Math.min(0, max + Math.log(sum))
+}
+
+/** P(X ≤ k) and P(X ≥ k) for X ~ Binomial(n, p). */
+export const binomialLowerTail = (n: number, k: number, p: number): number => Math.exp(logBinomialLowerTail(n, k, p))
+export const binomialUpperTail = (n: number, k: number, p: number): number =>
+  k <= 0 ? 1 : Math.max(0, 1 - binomialLowerTail(n, k - 1, p))
+
+/**
+ * Whether `lost` of `sent` (a loss-test burst, or a run of them) shows a loss level clearly
+ * different from the fast mean `fast` (see `AggregationConfig.lossShiftAlpha`). The burst is
+ * tested against the fast mean moved towards it by `fastLossConfidence` standard errors of that
+ * mean, so a mean built on few probes (its own sampling error large) is not "refuted" by a burst
+ * that merely adds precision.
+ */
+export const isLossShift = (
+  fast: { readonly sum: number; readonly weight: number },
+  lost: number,
+  sent: number,
+  config: AggregationConfig,
+): boolean => {
+  if (!(config.lossShiftAlpha > 0) || !(sent > 0) || !(fast.weight > 0)) return false
+  const p = Math.min(1, Math.max(0, fast.sum / fast.weight))
+  const burst = lost / sent
+  if (Math.abs(burst - p) < config.lossShiftMinRatio) return false
+  const sigma = config.fastLossConfidence * Math.sqrt((p * (1 - p)) / fast.weight)
+  return burst > p
+    ? binomialUpperTail(sent, lost, Math.min(1, p + sigma)) < config.lossShiftAlpha
+    : binomialLowerTail(sent, lost, Math.max(0, p - sigma)) < config.lossShiftAlpha
+}
+
+/** Consecutive loss-test bursts on one side of the fast mean from before the first of them. */
+interface LossRun {
+  readonly side: 1 | -1
+  readonly lost: number
+  readonly sent: number
+  readonly startMillis: number
+  readonly base: Decayed
+}
+
 /** Aggregated state of one tunnel. Treat as opaque; read it through `linkStats`. */
 export interface TunnelAggregate {
   readonly tunnel: TunnelId
@@ -140,6 +214,8 @@ export interface TunnelAggregate {
   readonly shiftJitterMs: number
   readonly slowLoss: Decayed
   readonly fastLoss: Decayed
+  /** The loss-test run under test for a change-point (null: none). */
+  readonly lossRun: LossRun | null
   /** RFC 3550 jitter and the last reply's RTT per probe kind (differences only within a kind). */
   readonly jitterMs: number
   readonly lastEchoRttMs: number | null
@@ -169,6 +245,7 @@ export const emptyAggregate = (tunnel: TunnelId): TunnelAggregate => ({
   shiftJitterMs: 0,
   slowLoss: emptyDecayed,
   fastLoss: emptyDecayed,
+  lossRun: null,
   jitterMs: 0,
   lastEchoRttMs: null,
   lastIcmpRttMs: null,
@@ -361,6 +438,46 @@ export const ingest = (
       shiftSumMs = 0
     } else if (timesRtt) rtt = addDecayed(rtt, rttMs, 1, at, config.rttHalfLifeMillis)
   }
+  // A run of bursts that clearly moved the loss level restarts the fast memory at it, and a fall
+  // restarts the slow one too (a late
+  // burst, older than the memory's last sample, neither joins a run nor restarts anything).
+  let lossRun = agg.lossRun
+  /** +1: the level rose (the fast memory restarts), −1: it fell (both restart), 0: no change-point. */
+  let lossShift = 0
+  let restarted: Decayed = emptyDecayed
+  if (
+    countLoss &&
+    sample._tag === "LossTestSample" &&
+    config.lossShiftAlpha > 0 &&
+    sentNow >= config.lossShiftMinPackets &&
+    agg.fastLoss.weight > 0 &&
+    at >= agg.fastLoss.atMillis
+  ) {
+    if (lossRun !== null && at - lossRun.startMillis > 2 * config.fastLossHalfLifeMillis) lossRun = null
+    const pNow = lostNow / sentNow
+    const sideOf = (base: Decayed) => {
+      const pBase = meanOf(base)
+      return pNow >= pBase + config.lossShiftMinRatio ? 1 : pNow <= pBase - config.lossShiftMinRatio ? -1 : 0
+    }
+    // A burst on the run's side of the mean as it is now (the run's bursts averaged in), and
+    // within lossShiftMinRatio of the run's own loss, extends the run, still judged against the
+    // mean from before it; any other burst starts over (a run pooling a 4 % and a 0 % burst would
+    // restart the memories at 2 %).
+    const side = sideOf(agg.fastLoss)
+    if (side === 0) lossRun = null
+    else if (
+      lossRun !== null &&
+      lossRun.side === side &&
+      Math.abs(pNow - lossRun.lost / lossRun.sent) < config.lossShiftMinRatio
+    )
+      lossRun = { ...lossRun, lost: lossRun.lost + lostNow, sent: lossRun.sent + sentNow }
+    else lossRun = { side, lost: lostNow, sent: sentNow, startMillis: at, base: agg.fastLoss }
+    if (lossRun !== null && isLossShift(lossRun.base, lossRun.lost, lossRun.sent, config)) {
+      lossShift = lossRun.side
+      restarted = { sum: lossRun.lost, weight: lossRun.sent, atMillis: at }
+      lossRun = null
+    }
+  }
   return {
     tunnel: agg.tunnel,
     state,
@@ -372,8 +489,19 @@ export const ingest = (
     shiftRun,
     shiftSumMs,
     shiftJitterMs,
-    slowLoss: countLoss ? addDecayed(agg.slowLoss, lostNow, sentNow, at, config.lossHalfLifeMillis) : agg.slowLoss,
-    fastLoss: countLoss ? addDecayed(agg.fastLoss, lostNow, sentNow, at, config.fastLossHalfLifeMillis) : agg.fastLoss,
+    lossRun,
+    slowLoss:
+      lossShift === -1
+        ? restarted
+        : countLoss
+          ? addDecayed(agg.slowLoss, lostNow, sentNow, at, config.lossHalfLifeMillis)
+          : agg.slowLoss,
+    fastLoss:
+      lossShift !== 0
+        ? restarted
+        : countLoss
+          ? addDecayed(agg.fastLoss, lostNow, sentNow, at, config.fastLossHalfLifeMillis)
+          : agg.fastLoss,
     jitterMs,
     lastEchoRttMs,
     lastIcmpRttMs,

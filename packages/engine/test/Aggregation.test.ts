@@ -3,6 +3,8 @@ import { Either, Schema } from "effect"
 import * as fc from "fast-check"
 import {
   type AggregationConfig,
+  binomialLowerTail,
+  binomialUpperTail,
   defaultAggregationConfig,
   emptyAggregate,
   ingest,
@@ -361,5 +363,176 @@ describe("Aggregation level shifts", () => {
       [icmp(40, 200), icmp(42, 200), icmp(44, 10)],
     )
     expect(linkStats(twoSpikes, 44_000).rttMs!).toBeLessThan(60)
+  })
+})
+
+describe("Aggregation loss change-points (loss-test bursts)", () => {
+  // The daemon's setting: loss from ICMP (0.5/s) and loss-test bursts only.
+  const icmpOnly: AggregationConfig = { ...defaultAggregationConfig, rttProbeKinds: ["icmp"], lossProbeKinds: ["icmp"] }
+  const run = (agg: TunnelAggregate, samples: ReadonlyArray<RttSample | LossTestSample>) =>
+    samples.reduce((a, s) => ingest(a, s, icmpOnly), agg)
+  /** ICMP every 2 s in [fromS, toS); `lost(s)` decides losses. */
+  const icmpSeries = (fromS: number, toS: number, lost: (s: number) => boolean = () => false) => {
+    const out: Array<RttSample> = []
+    for (let s = fromS; s < toS; s += 2) out.push(echo(s * 1000, lost(s) ? null : 10, "icmp"))
+    return out
+  }
+  const byTime = (xs: ReadonlyArray<RttSample | LossTestSample>) => [...xs].sort((a, b) => a.atMillis - b.atMillis)
+  const up = run(emptyAggregate(tunnel), icmpSeries(0, 4))
+  const lossPenaltyMs = (p: number) => (1000 * p) / (1 - p)
+
+  it("binomial tails match direct summation", () => {
+    const choose = (n: number, k: number) => {
+      let c = 1
+      for (let i = 0; i < k; i++) c = (c * (n - i)) / (i + 1)
+      return c
+    }
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 60 }),
+        fc.nat(60),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (n, k0, p) => {
+          const k = Math.min(n, k0)
+          let lower = 0
+          for (let i = 0; i <= k; i++) lower += choose(n, i) * p ** i * (1 - p) ** (n - i)
+          expect(binomialLowerTail(n, k, p)).toBeCloseTo(Math.min(1, lower), 9)
+          expect(binomialUpperTail(n, k, p)).toBeCloseTo(
+            Math.max(0, 1 - lower + choose(n, k) * p ** k * (1 - p) ** (n - k)),
+            9,
+          )
+        },
+      ),
+      { numRuns: 500 },
+    )
+    // (1 − p)^n underflows for a 100 000-packet test: the tail must not.
+    expect(binomialLowerTail(100_000, 5000, 0.05)).toBeGreaterThan(0.4)
+    expect(binomialLowerTail(100_000, 5000, 0.05)).toBeLessThan(0.6)
+    expect(binomialUpperTail(100_000, 6000, 0.05)).toBeLessThan(1e-9)
+  })
+
+  it("a burst showing new loss after a clean history counts at once (≥ 2.5 %: ≥ +25 ms)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 40, max: 1800 }),
+        fc.array(fc.record({ at: fc.double({ min: 0, max: 1, noNaN: true }), size: fc.constantFrom(200, 1000) }), {
+          maxLength: 6,
+        }),
+        fc.boolean(),
+        fc.integer({ min: 10, max: 20 }),
+        (historyS, cleanBursts, suspicionWasIcmp, lost) => {
+          const history = byTime([
+            // the suspicion: possibly an ICMP probe lost a few seconds before the burst
+            ...icmpSeries(4, historyS, (s) => suspicionWasIcmp && s === historyS - 2),
+            ...cleanBursts.map((b) => lossTest(Math.floor(4000 + b.at * (historyS - 5) * 1000), b.size, b.size)),
+          ])
+          const before = run(up, history)
+          const after = run(before, [lossTest(historyS * 1000, 200, 200 - lost)])
+          const p = linkStats(after, historyS * 1000, icmpOnly).lossRatio
+          expect(p).toBeGreaterThanOrEqual(0.025)
+          expect(lossPenaltyMs(p)).toBeGreaterThanOrEqual(25)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it("a clean burst after a lossy episode brings the estimate down at once, or with the next burst (≤ 0.5 %)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 60, max: 1800 }),
+        fc.integer({ min: 2, max: 6 }),
+        fc.array(fc.integer({ min: 8, max: 16 }), { minLength: 6, maxLength: 6 }),
+        fc.integer({ min: 0, max: 1 }),
+        (cleanS, lossyBursts, lostPerBurst, lostAtEnd) => {
+          // clean, then a lossy episode: ICMP losing 1 in 10, a 200-packet burst every 10 s (4–8 %)
+          const episodeEndS = cleanS + 10 * lossyBursts
+          const samples = byTime([
+            ...icmpSeries(4, cleanS),
+            ...icmpSeries(cleanS, episodeEndS, (s) => s % 20 === 0),
+            ...Array.from({ length: lossyBursts }, (_, i) =>
+              lossTest((cleanS + 3 + 10 * i) * 1000, 200, 200 - (lostPerBurst[i] ?? 10)),
+            ),
+          ])
+          const lossy = run(up, samples)
+          expect(linkStats(lossy, episodeEndS * 1000, icmpOnly).lossRatio).toBeGreaterThan(0.025)
+          // Repaired: the next burst loses at most one packet. After three lossy bursts (a 30 s
+          // episode) a clean burst brings the estimate down at once; after a shorter one, or with
+          // one packet lost, the trigger's next burst 10 s later does.
+          const first = run(lossy, [lossTest((episodeEndS + 3) * 1000, 200, 200 - lostAtEnd)])
+          const firstRatio = linkStats(first, (episodeEndS + 3) * 1000, icmpOnly).lossRatio
+          if (lossyBursts >= 3 && lostAtEnd === 0) expect(firstRatio).toBeLessThan(0.005)
+          // (with one packet lost per 200, 0.5 % is what is measured)
+          const repaired =
+            firstRatio <= 0.005
+              ? first
+              : run(first, [
+                  ...icmpSeries(episodeEndS + 4, episodeEndS + 13),
+                  lossTest((episodeEndS + 13) * 1000, 200, 200 - lostAtEnd),
+                ])
+          expect(linkStats(repaired, (episodeEndS + 13) * 1000, icmpOnly).lossRatio).toBeLessThanOrEqual(0.005)
+          // and stays down while the probes stay clean
+          const later = run(repaired, icmpSeries(episodeEndS + 14, episodeEndS + 34))
+          expect(linkStats(later, (episodeEndS + 34) * 1000, icmpOnly).lossRatio).toBeLessThan(0.005)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it("never restarts on a burst within lossShiftMinRatio of the fast mean, nor on a small or late burst", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 200 }),
+        fc.double({ min: -0.0099, max: 0.0099, noNaN: true }),
+        fc.integer({ min: 10, max: 49 }),
+        (lostBefore, delta, smallSize) => {
+          const before = run(up, [lossTest(10_000, 1000, 1000 - lostBefore)])
+          const p = before.fastLoss.sum / before.fastLoss.weight
+          const lost = Math.min(500, Math.max(0, Math.round((p + delta) * 500)))
+          if (Math.abs(lost / 500 - p) >= icmpOnly.lossShiftMinRatio) return
+          const near = run(before, [lossTest(11_000, 500, 500 - lost)])
+          expect(near.fastLoss.weight).toBeGreaterThan(500)
+          // a burst below the minimum size, or one older than the memory's last sample, only adds
+          const small = run(before, [lossTest(11_000, smallSize, 0)])
+          expect(small.fastLoss.weight).toBeGreaterThan(smallSize)
+          const late = run(before, [lossTest(9_000, 500, lostBefore > 100 ? 500 : 0)])
+          expect(late.fastLoss.weight).toBeGreaterThan(500)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it("rarely restarts on steady loss (seeded: bursts of 200 at 2 % every 10 s for 3 h)", () => {
+    // Steady loss is not a change: a restart here only swaps the mean for one burst's estimate.
+    let seed = 12345
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed / 2 ** 31
+    }
+    let agg = up
+    let restarts = 0
+    const bursts = 1080
+    for (let i = 0; i < bursts; i++) {
+      const t = 10_000 + i * 10_000
+      agg = run(
+        agg,
+        icmpSeries(t / 1000 - 9, t / 1000, () => random() < 0.02),
+      )
+      let lost = 0
+      for (let j = 0; j < 200; j++) if (random() < 0.02) lost++
+      agg = run(agg, [lossTest(t, 200, 200 - lost)])
+      if (Number.isInteger(agg.fastLoss.weight)) restarts++
+    }
+    expect(restarts / bursts).toBeLessThan(0.02)
+  })
+
+  it("is off with lossShiftAlpha 0 (the plain decaying means)", () => {
+    const off: AggregationConfig = { ...icmpOnly, lossShiftAlpha: 0 }
+    const clean = [lossTest(10_000, 1000, 1000), lossTest(20_000, 1000, 1000)].reduce((a, s) => ingest(a, s, off), up)
+    const burst = ingest(clean, lossTest(21_000, 200, 180), off)
+    expect(burst.fastLoss.weight).toBeGreaterThan(1000)
+    expect(ingest(clean, lossTest(21_000, 200, 180), icmpOnly).fastLoss.weight).toBe(200)
   })
 })
