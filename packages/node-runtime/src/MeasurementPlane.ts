@@ -42,6 +42,7 @@ import { serveMetrics } from "./metrics/MetricsServer.js"
 import { type EchoHealth, type EchoProberStats, makeEchoProbes } from "./probes/EchoProber.js"
 import { runIcmpProber } from "./probes/IcmpProber.js"
 import { runLossTester } from "./probes/LossTester.js"
+import { type LossTrigger, runLossTrigger } from "./probes/LossTrigger.js"
 import {
   type InvalidPath,
   measurePath,
@@ -176,6 +177,8 @@ export class MeasurementPlane extends Context.Tag("net-perf/MeasurementPlane")<
 interface WorkerState {
   aggregate: TunnelAggregate
   echo: (() => EchoProberStats) | undefined
+  /** Suspicion-triggered loss bursts; fed every RTT sample of the tunnel. */
+  lossTrigger?: LossTrigger
   readonly sampleCounts: Record<SampleCountKey, number>
   /** Label children resolved once: prom-client hashes the labels on every `labels()` call. */
   readonly gauges: Record<
@@ -243,6 +246,7 @@ export const makeMeasurementPlane = (
         if (state !== undefined) {
           state.aggregate = ingest(state.aggregate, s, aggregation)
           state.sampleCounts[s._tag === "LossTestSample" ? "loss-test" : s.kind]++
+          if (s._tag === "RttSample") state.lossTrigger?.observe(s)
         }
       }
       // unsafeOffer: a synchronous enqueue; running an Effect per sample cost ~1 % of a core per 100 tunnels.
@@ -297,7 +301,26 @@ export const makeMeasurementPlane = (
         }
         if (probes.icmp.enabled) yield* runIcmpProber(t.id, endpoints, probes.icmp, publish)
         if (probes.tcp.enabled) yield* runTcpProber(t.id, endpoints, probes.tcp, publish)
-        if (probes.lossTest.enabled) yield* runLossTester(t.id, endpoints, probes.lossTest, publish)
+        // One lock: a triggered burst never overlaps the scheduled loss test of its tunnel.
+        const lossLock = yield* Effect.makeSemaphore(1)
+        if (probes.lossTest.enabled) yield* runLossTester(t.id, endpoints, probes.lossTest, publish, lossLock)
+        if (probes.lossTrigger.enabled) {
+          const view = {
+            isUp: () =>
+              state.echo?.().health !== "dead" && linkStats(state.aggregate, Date.now(), aggregation).state === "up",
+            lossRatio: () => linkStats(state.aggregate, Date.now(), aggregation).lossRatio,
+            peerSilences: () => state.echo?.().peerSilences ?? 0,
+          }
+          state.lossTrigger = yield* runLossTrigger(
+            t.id,
+            endpoints,
+            probes.lossTest,
+            probes.lossTrigger,
+            publish,
+            view,
+            lossLock,
+          )
+        }
         yield* Effect.logDebug(`${t.name}: measuring ${endpoints.localAddress} -> ${endpoints.remoteAddress}`)
         return yield* Effect.never
       })

@@ -188,7 +188,17 @@ export {
 } from "./metricsstore/PrometheusProcess.js"
 export { type EchoHealth, type EchoProberStats, runEchoProber } from "./probes/EchoProber.js"
 export { PingFailed, PingLine, parsePingLine, runIcmpProber } from "./probes/IcmpProber.js"
-export { LossTestFailed, runLossTest, runLossTester } from "./probes/LossTester.js"
+export { LossTestFailed, recordLossSample, runLossTest, runLossTester } from "./probes/LossTester.js"
+export {
+  idleTrigger,
+  type LossTrigger,
+  type LossTriggerView,
+  onBurstDone,
+  onDue,
+  onSuspicion,
+  runLossTrigger,
+  type TriggerState,
+} from "./probes/LossTrigger.js"
 export {
   type HopResult,
   InvalidPath,
@@ -202,6 +212,7 @@ export {
   EchoProbeConfig,
   IcmpProbeConfig,
   LossTestConfig,
+  LossTriggerConfig,
   PathPingConfig,
   ProbesConfig,
   TcpProbeConfig,

@@ -110,25 +110,36 @@ export const runLossTest = (
     )
   })
 
-/** Runs a burst every `intervalMillis` (first one at a random offset) for the scope's lifetime. */
+/** Exports one burst's figures (scheduled or triggered: both are `probe="loss"`). */
+export const recordLossSample = (metrics: MeasurementMetrics, s: LossTestSample): void => {
+  const labels = tunnelLabelValues(s.tunnel)
+  metrics.probesSent.labels({ ...labels, probe: "loss" }).inc(s.sent)
+  metrics.probesLost.labels({ ...labels, probe: "loss" }).inc(s.sent - s.received)
+  metrics.lossTestLoss.labels(labels).set((s.sent - s.received) / s.sent)
+  metrics.lossTestReorder.labels(labels).set(s.received > 0 ? s.reordered / s.received : 0)
+  metrics.lossTestJitter.labels(labels).set(s.jitterMs / 1000)
+  metrics.lossTestRate.labels(labels).set(s.rateBitsPerSecond)
+}
+
+/**
+ * Runs a burst every `intervalMillis` (first one at a random offset) for the scope's lifetime.
+ * `lock`, shared with the tunnel's `LossTrigger`, keeps two bursts of one tunnel from overlapping
+ * (each would count the other's queueing losses).
+ */
 export const runLossTester = (
   tunnel: TunnelId,
   endpoints: { readonly localAddress: string; readonly remoteAddress: string },
   config: LossTestConfig,
   onSample: (sample: LossTestSample) => void,
+  lock?: Effect.Semaphore,
 ): Effect.Effect<void, never, Scope.Scope | MeasurementMetrics> =>
   Effect.gen(function* () {
     const metrics = yield* MeasurementMetrics
-    const labels = tunnelLabelValues(tunnel)
-    const once = Effect.scoped(runLossTest(tunnel, endpoints, config)).pipe(
+    const burst = Effect.scoped(runLossTest(tunnel, endpoints, config))
+    const once = (lock === undefined ? burst : lock.withPermits(1)(burst)).pipe(
       Effect.tap((s) =>
         Effect.sync(() => {
-          metrics.probesSent.labels({ ...labels, probe: "loss" }).inc(s.sent)
-          metrics.probesLost.labels({ ...labels, probe: "loss" }).inc(s.sent - s.received)
-          metrics.lossTestLoss.labels(labels).set((s.sent - s.received) / s.sent)
-          metrics.lossTestReorder.labels(labels).set(s.received > 0 ? s.reordered / s.received : 0)
-          metrics.lossTestJitter.labels(labels).set(s.jitterMs / 1000)
-          metrics.lossTestRate.labels(labels).set(s.rateBitsPerSecond)
+          recordLossSample(metrics, s)
           onSample(s)
         }),
       ),

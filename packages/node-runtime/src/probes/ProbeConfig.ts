@@ -8,6 +8,8 @@
  * | icmp      | `ping -i 2`, 56 B                         | 1 (req+reply)    | ≈ 1.2 k           |
  * | tcp       | connect every 30 s to :5122               | ≈ 0.1            | ≈ 0.1 k           |
  * | loss test | 1000 × 500 B at 1 Mbit/s every 20 min     | 0.83 (bursty)    | ≈ 3.9 k (avg)     |
+ * | loss burst| 200 × 64 B in 0.4 s after a lost probe,   | 0 if lossless,   | 0 if lossless,    |
+ * |  (trigger)| then every 10 s while lossy (see below)   | ≤ 20 while lossy | ≤ 25 k while lossy|
  *
  * What it buys: the echo detects a hard failure in ≤ 1 s typically, ≤ 1.5 s worst case (the peer's
  * requests and ours alternate every half interval, see EchoProber; then 3 misses of ≥ 100 ms
@@ -85,6 +87,40 @@ export const LossTestConfig = Schema.Struct({
 })
 export type LossTestConfig = typeof LossTestConfig.Type
 
+/**
+ * Suspicion-triggered loss bursts (`LossTrigger`): a short loss test started when an up tunnel
+ * loses an echo or ICMP probe, or the peer's regular echo request does not come, repeated while
+ * the loss stays above `continueAboveRatio`. What it buys: 5 % loss on a link moves the route
+ * within ≈ 1–2 s of the first lost probe (≈ 3–8 s after the loss starts at the default probe
+ * rates), and a repaired link is seen clean by the next repeat (≤ `minGapMillis` later), where
+ * the echo and ICMP alone cannot tell 5 % from 0 % within 10 s and the 20-minute loss test is too
+ * rare. Cost, per tunnel and end: nothing on a lossless tunnel (no lost probe, no burst); at most
+ * one burst per `minGapMillis`: 200 × 64 B every 10 s is 20 datagrams/s and ≈ 25 kbit/s on the
+ * wire (≈ 156 B per datagram with IPv4 + WireGuard headers; IPv6 ≈ 28 kbit/s) for a link losing
+ * probes all the time, twice that for the tunnel with both ends probing, against the 100 kbit/s
+ * budget of the loss test. Each burst lasts `packets·packetBytes·8/rateBitsPerSecond` (0.4 s).
+ */
+export const LossTriggerConfig = Schema.Struct({
+  enabled: field(Schema.Boolean, true),
+  packets: field(Schema.Int.pipe(Schema.between(50, 10_000)), 200),
+  packetBytes: field(Schema.Int.pipe(Schema.between(24, 1472)), 64),
+  rateBitsPerSecond: field(Schema.Number.pipe(Schema.between(8_000, 1e9)), 256_000),
+  /**
+   * Wait after the first lost probe before the burst: a tunnel that is dying is declared dead
+   * by then (the echo's three misses ≈ 0.2–0.4 s at 10–50 ms RTT) and gets no burst.
+   */
+  graceMillis: field(Schema.Number.pipe(Schema.between(0, 10_000)), 600),
+  /** The rate limit: burst starts on one tunnel are at least this far apart; also the repeat spacing. */
+  minGapMillis: field(Schema.Number.pipe(Schema.between(1000, 3_600_000)), 10_000),
+  /** Repeat while the last burst's loss or the engine's loss estimate is above this. */
+  continueAboveRatio: field(Schema.Number.pipe(Schema.between(0, 1)), 0.005),
+  /** At most this many bursts per suspicion (a chronically lossy link starts new series on new losses). */
+  maxSeriesBursts: field(Schema.Int.pipe(Schema.between(1, 1000)), 12),
+  /** After a burst that failed (no FINAL: an old peer, a tunnel dying), no burst for this long. */
+  failureBackoffMillis: field(Millis, 60_000),
+})
+export type LossTriggerConfig = typeof LossTriggerConfig.Type
+
 export const PathPingConfig = Schema.Struct({
   port: field(Port, 5124),
   count: field(Schema.Int.pipe(Schema.between(1, 100)), 10),
@@ -99,6 +135,7 @@ export const ProbesConfig = Schema.Struct({
   icmp: field(IcmpProbeConfig, Schema.decodeSync(IcmpProbeConfig)({})),
   tcp: field(TcpProbeConfig, Schema.decodeSync(TcpProbeConfig)({})),
   lossTest: field(LossTestConfig, Schema.decodeSync(LossTestConfig)({})),
+  lossTrigger: field(LossTriggerConfig, Schema.decodeSync(LossTriggerConfig)({})),
   pathPing: field(PathPingConfig, Schema.decodeSync(PathPingConfig)({})),
 })
 export type ProbesConfig = typeof ProbesConfig.Type

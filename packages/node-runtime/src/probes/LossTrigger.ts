@@ -1,0 +1,205 @@
+/**
+ * Suspicion-triggered loss bursts: the loss test where and when it is needed.
+ *
+ * The echo (1/s) and ICMP (0.5/s) cannot tell 5 % loss from 0 % within 10 s (≈ 15 probes), and
+ * the scheduled loss test is too rare to react (every 20 min). A continuous fast loss test would
+ * see it but costs ≈ 40 datagrams/s on every tunnel, lossless or not. Here a tunnel pays only
+ * once it shows a symptom: when an up tunnel loses an echo or ICMP probe, or the peer's regular
+ * echo request does not come, a short burst (default 200 × 64 B in 0.4 s) measures the loss at
+ * once; while the loss (the burst's, or the engine's estimate) stays above a small level, the
+ * burst repeats every `minGapMillis`, so a repair is seen as quickly as the loss was. The engine
+ * (Aggregation's loss change-point) lets one such burst move the estimate at once.
+ *
+ * Budget (ProbeConfig `lossTrigger`): burst starts on one tunnel are at least `minGapMillis`
+ * apart whatever happens (one semaphore with the scheduled loss test, so two bursts never
+ * overlap); no probe lost, no burst; a tunnel that is dead (or dies within `graceMillis` of the
+ * lost probe) gets none; a failed burst (no FINAL) blocks bursts for `failureBackoffMillis`.
+ *
+ * The decisions are a pure state machine (`TriggerState`, property-tested); `runLossTrigger` is
+ * the fiber that follows it.
+ */
+import type { LossTestSample, RttSample, TunnelId } from "@net-perf/engine"
+import { Duration, Effect, Either, Queue, type Scope } from "effect"
+import { MeasurementMetrics } from "../metrics/Metrics.js"
+import { recordLossSample, runLossTest } from "./LossTester.js"
+import type { LossTestConfig, LossTriggerConfig } from "./ProbeConfig.js"
+
+/** The trigger's decision state; all times on the caller's clock (ms). */
+export interface TriggerState {
+  /** When the next burst is due; null: none planned (idle, or a burst is running). */
+  readonly dueAtMillis: number | null
+  /** Start of the last burst (−∞: none yet). */
+  readonly lastStartMillis: number
+  /** Bursts of the current series so far (0: idle). */
+  readonly seriesBursts: number
+  /** No burst before this (after a failed one). */
+  readonly blockedUntilMillis: number
+}
+
+export const idleTrigger: TriggerState = {
+  dueAtMillis: null,
+  lastStartMillis: Number.NEGATIVE_INFINITY,
+  seriesBursts: 0,
+  blockedUntilMillis: Number.NEGATIVE_INFINITY,
+}
+
+type Policy = Pick<
+  LossTriggerConfig,
+  "graceMillis" | "minGapMillis" | "continueAboveRatio" | "maxSeriesBursts" | "failureBackoffMillis"
+>
+
+/** A probe was lost (or a peer request missed) at `nowMillis`: plan a burst unless one is planned. */
+export const onSuspicion = (s: TriggerState, nowMillis: number, p: Policy): TriggerState =>
+  s.dueAtMillis !== null
+    ? s
+    : {
+        ...s,
+        seriesBursts: 0,
+        dueAtMillis: Math.max(nowMillis + p.graceMillis, s.lastStartMillis + p.minGapMillis, s.blockedUntilMillis),
+      }
+
+/** The planned burst is due: start it only on a tunnel that is up (a dead one drops the series). */
+export const onDue = (
+  s: TriggerState,
+  nowMillis: number,
+  tunnelUp: boolean,
+): { readonly start: boolean; readonly state: TriggerState } =>
+  tunnelUp
+    ? { start: true, state: { ...s, dueAtMillis: null, lastStartMillis: nowMillis } }
+    : { start: false, state: { ...s, dueAtMillis: null, seriesBursts: 0 } }
+
+/**
+ * A burst ended at `nowMillis` with `burstLossRatio` (null: it failed) while the engine's loss
+ * estimate reads `estimateRatio`: repeat while either is above `continueAboveRatio`.
+ */
+export const onBurstDone = (
+  s: TriggerState,
+  nowMillis: number,
+  burstLossRatio: number | null,
+  estimateRatio: number,
+  p: Policy,
+): TriggerState => {
+  if (burstLossRatio === null)
+    return { ...s, dueAtMillis: null, seriesBursts: 0, blockedUntilMillis: nowMillis + p.failureBackoffMillis }
+  const seriesBursts = s.seriesBursts + 1
+  const lossy = burstLossRatio > p.continueAboveRatio || estimateRatio > p.continueAboveRatio
+  return lossy && seriesBursts < p.maxSeriesBursts
+    ? { ...s, seriesBursts, dueAtMillis: Math.max(nowMillis, s.lastStartMillis + p.minGapMillis) }
+    : { ...s, seriesBursts: 0, dueAtMillis: null }
+}
+
+/** What the trigger reads about its tunnel (from the measurement plane's worker). */
+export interface LossTriggerView {
+  /** The tunnel is up and not being declared dead (engine state up, echo not dead). */
+  readonly isUp: () => boolean
+  /** The engine's current loss estimate (0..1). */
+  readonly lossRatio: () => number
+  /** The echo prober's count of missed peer requests (monotonic; 0 without an echo). */
+  readonly peerSilences: () => number
+}
+
+export interface LossTrigger {
+  /** Every RTT sample of the tunnel (cheap: called for each one). A lost one is a suspicion. */
+  readonly observe: (sample: RttSample) => void
+  readonly stats: () => {
+    readonly suspicions: number
+    readonly bursts: number
+    readonly failed: number
+    /** Series dropped because the tunnel was not up when its burst was due. */
+    readonly droppedDead: number
+  }
+}
+
+/** Follows the trigger's state for the scope's lifetime; bursts go to `onSample` (and the metrics). */
+export const runLossTrigger = (
+  tunnel: TunnelId,
+  endpoints: { readonly localAddress: string; readonly remoteAddress: string },
+  lossTest: LossTestConfig,
+  config: LossTriggerConfig,
+  onSample: (sample: LossTestSample) => void,
+  view: LossTriggerView,
+  lock: Effect.Semaphore,
+): Effect.Effect<LossTrigger, never, Scope.Scope | MeasurementMetrics> =>
+  Effect.gen(function* () {
+    const metrics = yield* MeasurementMetrics
+    const burstConfig: LossTestConfig = {
+      ...lossTest,
+      packets: config.packets,
+      packetBytes: config.packetBytes,
+      rateBitsPerSecond: config.rateBitsPerSecond,
+    }
+    // Capacity 1: suspicions between two looks at the queue are one suspicion.
+    const signals = yield* Effect.acquireRelease(Queue.sliding<number>(1), Queue.shutdown)
+    const counts = { suspicions: 0, bursts: 0, failed: 0, droppedDead: 0 }
+    let lastPeerSilences = view.peerSilences()
+
+    const burst = lock
+      .withPermits(1)(Effect.scoped(runLossTest(tunnel, endpoints, burstConfig)))
+      .pipe(
+        Effect.tap((s) =>
+          Effect.sync(() => {
+            recordLossSample(metrics, s)
+            onSample(s)
+          }),
+        ),
+        Effect.either,
+      )
+
+    const loop = Effect.gen(function* () {
+      let state = idleTrigger
+      while (true) {
+        if (state.dueAtMillis === null) {
+          const at = yield* Queue.take(signals)
+          state = onSuspicion(state, Math.max(at, Date.now()), config)
+          continue
+        }
+        const waitMillis = state.dueAtMillis - Date.now()
+        if (waitMillis > 0) {
+          yield* Effect.sleep(Duration.millis(waitMillis))
+          continue
+        }
+        // Suspicions until now are answered by this burst.
+        yield* Queue.takeAll(signals)
+        const due = onDue(state, Date.now(), view.isUp())
+        state = due.state
+        if (!due.start) {
+          counts.droppedDead++
+          continue
+        }
+        counts.bursts++
+        const result = yield* burst
+        if (Either.isLeft(result)) {
+          counts.failed++
+          yield* Effect.logInfo(`loss burst over ${endpoints.remoteAddress} abandoned`, result.left)
+        }
+        // Probes lost during the burst are what it just measured.
+        yield* Queue.takeAll(signals)
+        const burstLoss = Either.isRight(result)
+          ? (result.right.sent - result.right.received) / result.right.sent
+          : null
+        state = onBurstDone(state, Date.now(), burstLoss, view.lossRatio(), config)
+      }
+    })
+    yield* Effect.forkScoped(loop)
+
+    const suspect = () => {
+      counts.suspicions++
+      Queue.unsafeOffer(signals, Date.now())
+    }
+    return {
+      observe: (sample) => {
+        if (sample.rttMs === null) {
+          // A tunnel already down is priced by availability; its lost probes are no suspicion.
+          if (view.isUp()) suspect()
+          return
+        }
+        if (sample.kind !== "udp-echo") return
+        const silences = view.peerSilences()
+        if (silences > lastPeerSilences) {
+          lastPeerSilences = silences
+          suspect()
+        }
+      },
+      stats: () => ({ ...counts }),
+    }
+  })

@@ -1,0 +1,255 @@
+import { describe, expect, it } from "@effect/vitest"
+import { type LossTestSample, RttSample, tunnelId } from "@net-perf/engine"
+import { Effect, Either, Schema } from "effect"
+import * as fc from "fast-check"
+import { MeasurementMetrics } from "../../src/metrics/Metrics.js"
+import {
+  idleTrigger,
+  onBurstDone,
+  onDue,
+  onSuspicion,
+  runLossTrigger,
+  type TriggerState,
+} from "../../src/probes/LossTrigger.js"
+import { LossTestConfig, LossTriggerConfig } from "../../src/probes/ProbeConfig.js"
+import { makeAllowList } from "../../src/servers/Guard.js"
+import { defaultProbeServerConfig, serveProbeServer } from "../../src/servers/ProbeServer.js"
+import { startImpairmentRelay } from "./ImpairmentRelay.js"
+
+const defaults = Schema.decodeSync(LossTriggerConfig)({})
+const tunnel = tunnelId(1, 2, 4)
+
+/**
+ * Drives the pure policy through a timeline of suspicions, tunnel states and burst outcomes, the
+ * way `runLossTrigger`'s fiber does (a burst takes `burstMillis`), and returns the burst starts.
+ */
+const simulate = (
+  events: ReadonlyArray<{ readonly atMillis: number }>,
+  up: (atMillis: number) => boolean,
+  burstLoss: (startMillis: number) => number | null,
+  estimate: (atMillis: number) => number,
+  horizonMillis: number,
+  burstMillis = 500,
+): Array<number> => {
+  const starts: Array<number> = []
+  let state: TriggerState = idleTrigger
+  let runningUntil = Number.NEGATIVE_INFINITY
+  let runningStart = 0
+  const pending = [...events].sort((a, b) => a.atMillis - b.atMillis)
+  for (let t = 0; t <= horizonMillis; t += 100) {
+    if (runningUntil !== Number.NEGATIVE_INFINITY && t >= runningUntil) {
+      state = onBurstDone(state, t, burstLoss(runningStart), estimate(t), defaults)
+      runningUntil = Number.NEGATIVE_INFINITY
+      // probes lost during the burst are dropped with it
+      while (pending.length > 0 && (pending[0]?.atMillis ?? 0) <= t) pending.shift()
+    }
+    if (runningUntil !== Number.NEGATIVE_INFINITY) continue
+    while (pending.length > 0 && (pending[0]?.atMillis ?? Number.POSITIVE_INFINITY) <= t) {
+      pending.shift()
+      if (state.dueAtMillis === null) state = onSuspicion(state, t, defaults)
+    }
+    if (state.dueAtMillis !== null && t >= state.dueAtMillis) {
+      const due = onDue(state, t, up(t))
+      state = due.state
+      if (due.start) {
+        starts.push(t)
+        runningStart = t
+        runningUntil = t + burstMillis
+      }
+    }
+  }
+  return starts
+}
+
+const suspicions = fc.array(fc.record({ atMillis: fc.integer({ min: 0, max: 600_000 }) }), { maxLength: 200 })
+
+describe("loss trigger policy", () => {
+  it("never starts two bursts closer than minGapMillis, whatever the suspicions and outcomes", () => {
+    fc.assert(
+      fc.property(
+        suspicions,
+        fc.func(fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: null })),
+        fc.func(fc.double({ min: 0, max: 0.2, noNaN: true })),
+        (events, loss, estimate) => {
+          const starts = simulate(events, () => true, loss, estimate, 600_000)
+          for (let i = 1; i < starts.length; i++)
+            expect((starts[i] ?? 0) - (starts[i - 1] ?? 0)).toBeGreaterThanOrEqual(defaults.minGapMillis)
+          // the long-run budget that follows: ≤ one burst per minGap
+          expect(starts.length).toBeLessThanOrEqual(Math.floor(600_000 / defaults.minGapMillis) + 1)
+        },
+      ),
+      { numRuns: 200 },
+    )
+  })
+
+  it("costs nothing without a suspicion, and nothing on a tunnel that is not up", () => {
+    fc.assert(
+      fc.property(suspicions, (events) => {
+        expect(
+          simulate(
+            [],
+            () => true,
+            () => 0.05,
+            () => 0.05,
+            600_000,
+          ),
+        ).toEqual([])
+        expect(
+          simulate(
+            events,
+            () => false,
+            () => 0.05,
+            () => 0.05,
+            600_000,
+          ),
+        ).toEqual([])
+      }),
+      { numRuns: 100 },
+    )
+  })
+
+  it("a tunnel that dies within the grace time gets no burst", () => {
+    // lost probe at 10 s, dead from 10.3 s (the echo's three misses)
+    expect(
+      simulate(
+        [{ atMillis: 10_000 }],
+        (t) => t < 10_300,
+        () => 0,
+        () => 0,
+        60_000,
+      ),
+    ).toEqual([])
+  })
+
+  it("bursts graceMillis after the first suspicion, repeats while lossy, stops on a clean burst", () => {
+    // 5 % loss from 10 s to 40 s; the first lost probe at 12 s
+    const lossy = (t: number) => t >= 10_000 && t < 40_000
+    const starts = simulate(
+      [{ atMillis: 12_000 }, { atMillis: 12_300 }, { atMillis: 15_000 }],
+      () => true,
+      (start) => (lossy(start) ? 0.05 : 0),
+      () => 0,
+      120_000,
+    )
+    expect(starts[0]).toBe(12_000 + defaults.graceMillis)
+    // repeats every minGap through the lossy period, then one clean burst ends the series
+    expect(starts).toEqual([12_600, 22_600, 32_600, 42_600])
+  })
+
+  it("keeps repeating while the engine's estimate is high, up to maxSeriesBursts", () => {
+    const starts = simulate(
+      [{ atMillis: 1000 }],
+      () => true,
+      () => 0,
+      () => 0.02,
+      600_000,
+    )
+    expect(starts.length).toBe(defaults.maxSeriesBursts)
+  })
+
+  it("backs off after a failed burst", () => {
+    const starts = simulate(
+      [{ atMillis: 1000 }, { atMillis: 15_000 }, { atMillis: 30_000 }, { atMillis: 70_000 }],
+      () => true,
+      (start) => (start < 2000 ? null : 0),
+      () => 0,
+      120_000,
+    )
+    // failed at 2.1 s: the suspicion at 15 s waits for the back-off's end (62.1 s), the one at
+    // 30 s joins it, the one at 70 s waits for minGap after that burst
+    expect(starts).toEqual([1600, 2100 + defaults.failureBackoffMillis, 2100 + defaults.failureBackoffMillis + 10_000])
+  })
+})
+
+const testPort = () => 20000 + Math.floor(Math.random() * 30000)
+const allowLoopback = Either.getOrThrow(makeAllowList(["127.0.0.0/8"]))
+
+const until = (cond: () => boolean, timeoutMillis: number) =>
+  Effect.promise(async () => {
+    const start = performance.now()
+    while (!cond() && performance.now() - start < timeoutMillis) await new Promise((r) => setTimeout(r, 10))
+    return performance.now() - start
+  })
+
+describe("loss trigger over real sockets", () => {
+  it.scopedLive(
+    "a lost probe starts a burst that measures the loss; repeats while lossy; a repair ends the series",
+    () =>
+      Effect.gen(function* () {
+        const port = testPort()
+        yield* serveProbeServer({ ...defaultProbeServerConfig(["127.0.0.1"], allowLoopback), port })
+        const relay = yield* startImpairmentRelay({
+          listenAddress: "127.0.0.6",
+          listenPort: port,
+          targetAddress: "127.0.0.1",
+          targetPort: port,
+        })
+        const samples: Array<{ sample: LossTestSample; atMs: number }> = []
+        let up = true
+        let estimate = 0
+        let silences = 0
+        const lock = yield* Effect.makeSemaphore(1)
+        const config = { ...defaults, minGapMillis: 1500, graceMillis: 200 }
+        const trigger = yield* runLossTrigger(
+          tunnel,
+          { localAddress: "127.0.0.1", remoteAddress: "127.0.0.6" },
+          Schema.decodeSync(LossTestConfig)({ port }),
+          config,
+          (s) => {
+            samples.push({ sample: s, atMs: performance.now() })
+            estimate = (s.sent - s.received) / s.sent
+          },
+          { isUp: () => up, lossRatio: () => estimate, peerSilences: () => silences },
+          lock,
+        )
+        const reply = (rttMs: number | null, kind: "udp-echo" | "icmp" = "udp-echo") =>
+          RttSample.make({ tunnel, kind, atMillis: Date.now(), rttMs })
+
+        // Lossless and nothing lost: no burst at all.
+        for (let i = 0; i < 10; i++) trigger.observe(reply(10))
+        yield* Effect.sleep("2 seconds")
+        expect(samples.length).toBe(0)
+
+        // 5 % loss; one lost ICMP probe: a burst 200 ms later, 200 packets, loss seen.
+        relay.impairment.lossRatio = 0.05
+        const suspectedAt = performance.now()
+        trigger.observe(reply(null, "icmp"))
+        yield* until(() => samples.length >= 1, 5000)
+        expect(samples.length).toBe(1)
+        const first = samples[0]!
+        expect(first.sample.sent).toBe(200)
+        expect(first.atMs - suspectedAt).toBeLessThan(2000)
+        // 200 packets at 5 %: 10 expected, P(< 3 lost) ≈ 0.2 %
+        expect(first.sample.sent - first.sample.received).toBeGreaterThanOrEqual(3)
+
+        // it repeats (no new suspicion needed) while lossy, spaced by minGap
+        yield* until(() => samples.length >= 2, 5000)
+        expect(samples.length).toBeGreaterThanOrEqual(2)
+        expect(samples[1]!.atMs - first.atMs).toBeGreaterThanOrEqual(1400)
+
+        // repaired: the next burst is clean and the series stops
+        relay.impairment.lossRatio = 0
+        yield* until(() => samples.length >= 1 && samples[samples.length - 1]!.sample.received === 200, 8000)
+        const settled = samples.length
+        yield* Effect.sleep("4 seconds")
+        expect(samples.length).toBe(settled)
+
+        // a missed peer request is a suspicion too
+        silences++
+        trigger.observe(reply(10))
+        yield* until(() => samples.length > settled, 5000)
+        expect(samples.length).toBe(settled + 1)
+
+        // a tunnel that is down: lost probes start nothing
+        up = false
+        yield* Effect.sleep("2 seconds")
+        const beforeDown = samples.length
+        trigger.observe(reply(null))
+        trigger.observe(reply(null))
+        yield* Effect.sleep("3 seconds")
+        expect(samples.length).toBe(beforeDown)
+        expect(trigger.stats().failed).toBe(0)
+      }).pipe(Effect.provide(MeasurementMetrics.Default)),
+    60_000,
+  )
+})
