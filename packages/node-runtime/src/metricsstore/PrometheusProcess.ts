@@ -31,7 +31,7 @@ export interface PrometheusOptions {
   readonly targets: ReadonlyArray<string>
   /** Default 1000 ms (the smallest Prometheus interval that is still sane). */
   readonly scrapeIntervalMillis?: number
-  /** argv prefix, e.g. `["ip", "netns", "exec", "nl12ab-u"]`. */
+  /** argv prefix, e.g. `["ip", "netns", "exec", "nl12ab-u"]`; readiness is then checked through it with curl. */
   readonly commandPrefix?: ReadonlyArray<string>
   /** How long `start` waits for `/-/ready`. Default 30 s. */
   readonly readyTimeoutMillis?: number
@@ -87,8 +87,9 @@ export const startPrometheus = (
       },
       catch: (cause) => new PrometheusFailed({ what: `writing ${configFile}`, cause }),
     })
+    const prefix = options.commandPrefix ?? []
     const argv = [
-      ...(options.commandPrefix ?? []),
+      ...prefix,
       options.binary ?? "prometheus",
       `--config.file=${configFile}`,
       `--storage.tsdb.path=${join(options.dir, "data")}`,
@@ -99,13 +100,21 @@ export const startPrometheus = (
     let exited: Deferred.Deferred<void> | undefined
     const running = () => child !== undefined && child.exitCode === null && child.signalCode === null
 
+    // With a command prefix the listen address may exist only where the prefix runs (the twin's
+    // underlay namespace), so readiness is asked from there too.
     const ready = Effect.tryPromise({
       try: async (signal) => {
+        if (prefix.length > 0) {
+          await execa(prefix[0]!, [...prefix.slice(1), "curl", "-sf", "-m", "1", `${url}/-/ready`], {
+            cancelSignal: signal,
+          })
+          return
+        }
         const res = await fetch(`${url}/-/ready`, { signal })
         if (res.status !== 200) throw new Error(`HTTP ${res.status}`)
       },
       catch: (cause) => new PrometheusFailed({ what: `not ready at ${url}`, cause }),
-    }).pipe(Effect.timeout("1 second"))
+    }).pipe(Effect.timeout("2 seconds"))
 
     const start = Effect.gen(function* () {
       if (running()) return

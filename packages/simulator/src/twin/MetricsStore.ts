@@ -12,10 +12,9 @@
  * the daemon's client speaks the query API both serve. The process lives in the run's scope and
  * in the underlay namespace, so the twin's teardown would also find it.
  */
-import { mkdir, writeFile } from "node:fs/promises"
 import { join } from "node:path"
-import { Data, Deferred, Duration, Effect, type Scope } from "effect"
-import { execa } from "execa"
+import { startPrometheus } from "@net-perf/node-runtime"
+import { Data, Effect, type Scope } from "effect"
 import { routerV4, underlayHub, underlayNs, underlayV4 } from "./Addressing.js"
 import { routingOf } from "./Scenario.js"
 import type { Twin } from "./Twin.js"
@@ -65,16 +64,6 @@ const stores = new WeakMap<Twin, TwinMetricsStore>()
 /** The twin's running metrics store, if its scenario has one and it was started. */
 export const twinMetricsStoreOf = (twin: Twin): TwinMetricsStore | undefined => stores.get(twin)
 
-const spawnLogged = (argv: ReadonlyArray<string>, logFile: string) =>
-  execa(argv[0]!, argv.slice(1), {
-    reject: false,
-    // The Scope stops it; execa's exit hook would signal it before our finalizers run.
-    cleanup: false,
-    stdin: "ignore",
-    stdout: { file: logFile, append: true },
-    stderr: { file: logFile, append: true },
-  })
-
 /** Starts the twin's Prometheus (once per twin) in the caller's scope, which stops it. */
 export const startTwinMetricsStore = (
   twin: Twin,
@@ -83,99 +72,29 @@ export const startTwinMetricsStore = (
     const existing = stores.get(twin)
     if (existing !== undefined) return existing
     const s = twin.scenario
-    const dir = join(twin.dir, "prometheus")
-    const configFile = join(dir, "prometheus.yml")
-    const logFile = join(dir, "prometheus.log")
     const targets = Array.from({ length: s.sites }, (_, x) => x)
       .filter((x) => routingOf(s, x) === "net-perf")
       .map((x) => `${underlayV4(x)}:${daemonHttpPort}`)
-    yield* Effect.tryPromise({
-      try: async () => {
-        await mkdir(join(dir, "data"), { recursive: true })
-        await writeFile(
-          configFile,
-          [
-            "global:",
-            "  scrape_interval: 1s",
-            "  scrape_timeout: 800ms",
-            "scrape_configs:",
-            "  - job_name: netperf",
-            "    static_configs:",
-            `      - targets: [${targets.map((t) => JSON.stringify(t)).join(", ")}]`,
-            "",
-          ].join("\n"),
-        )
-      },
-      catch: (cause) => new TwinMetricsStoreFailed({ what: `writing ${configFile}`, cause }),
-    })
-    const argv = [
-      "ip",
-      "netns",
-      "exec",
-      underlayNs(twin.prefix),
-      "prometheus",
-      `--config.file=${configFile}`,
-      `--storage.tsdb.path=${join(dir, "data")}`,
-      `--web.listen-address=${underlayHub.v4}:${twinMetricsStorePort}`,
-      "--log.level=warn",
-    ]
-    let child: ReturnType<typeof spawnLogged> | undefined
-    let exited: Deferred.Deferred<void> | undefined
-    const running = () => child !== undefined && child.exitCode === null && child.signalCode === null
-
-    // Readiness from inside the underlay namespace (the hub address exists only there).
-    const ready = Effect.tryPromise({
-      try: () =>
-        execa("ip", [
-          "netns",
-          "exec",
-          underlayNs(twin.prefix),
-          "curl",
-          "-sf",
-          "-m",
-          "1",
-          `${twinMetricsStoreUrl}/-/ready`,
-        ]),
-      catch: (cause) => new TwinMetricsStoreFailed({ what: "not ready", cause }),
-    })
-
-    const start = Effect.gen(function* () {
-      if (running()) return
-      const done = yield* Deferred.make<void>()
-      const proc = yield* Effect.try({
-        try: () => spawnLogged(argv, logFile),
-        catch: (cause) => new TwinMetricsStoreFailed({ what: "spawning", cause }),
-      })
-      void proc.then(() => Effect.runSync(Deferred.succeed(done, undefined)))
-      child = proc
-      exited = done
-      const deadline = Date.now() + 30_000
-      while (true) {
-        const ok = yield* Effect.either(ready)
-        if (ok._tag === "Right") return
-        if (!running()) return yield* new TwinMetricsStoreFailed({ what: `exited at start (see ${logFile})` })
-        if (Date.now() > deadline) return yield* new TwinMetricsStoreFailed({ what: "not ready within 30 s" })
-        yield* Effect.sleep(Duration.millis(200))
-      }
-    })
-
-    const stop = Effect.gen(function* () {
-      if (child === undefined || exited === undefined || !running()) return
-      child.kill("SIGTERM")
-      const outcome = yield* Deferred.await(exited).pipe(Effect.timeout("10 seconds"), Effect.option)
-      if (outcome._tag === "Some") return
-      child.kill("SIGKILL")
-      yield* Deferred.await(exited)
-    })
-
-    yield* Effect.addFinalizer(() =>
-      Effect.zipRight(
-        stop,
-        Effect.sync(() => stores.delete(twin)),
+    // The hub address exists only in the underlay namespace: Prometheus runs there, and its
+    // readiness is asked from there.
+    const prometheus = yield* startPrometheus({
+      dir: join(twin.dir, "prometheus"),
+      listen: `${underlayHub.v4}:${twinMetricsStorePort}`,
+      targets,
+      scrapeIntervalMillis: 1000,
+      commandPrefix: ["ip", "netns", "exec", underlayNs(twin.prefix)],
+    }).pipe(Effect.mapError((e) => new TwinMetricsStoreFailed({ what: e.what, cause: e.cause })))
+    yield* Effect.addFinalizer(() => Effect.sync(() => stores.delete(twin)))
+    const store: TwinMetricsStore = {
+      url: twinMetricsStoreUrl,
+      logFile: prometheus.logFile,
+      pid: prometheus.pid,
+      running: prometheus.running,
+      start: prometheus.start.pipe(
+        Effect.mapError((e) => new TwinMetricsStoreFailed({ what: e.what, cause: e.cause })),
       ),
-    )
-    yield* start
-    const store: TwinMetricsStore = { url: twinMetricsStoreUrl, logFile, pid: () => child?.pid, running, start, stop }
+      stop: prometheus.stop(),
+    }
     stores.set(twin, store)
     return store
   })
