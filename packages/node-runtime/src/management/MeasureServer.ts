@@ -280,58 +280,53 @@ export const makeMeasureHandler = (
         if (Either.isLeft(order)) {
           return reply("invalid", grpcError(grpc.status.INVALID_ARGUMENT, order.left.message))
         }
-        const mine = running.get(caller) ?? 0
-        if (mine >= limits.concurrentPerCaller || runningTotal >= limits.concurrentTotal) {
-          return reply(
-            "rate_limited",
-            grpcError(
-              grpc.status.RESOURCE_EXHAUSTED,
-              mine >= limits.concurrentPerCaller
-                ? `${caller} already runs ${mine} pathping(s) here (at most ${limits.concurrentPerCaller} at once)`
-                : `${runningTotal} pathpings already running here (at most ${limits.concurrentTotal} at once)`,
-            ),
-          )
-        }
-        if (!admit(caller)) {
-          return reply(
-            "rate_limited",
-            grpcError(
-              grpc.status.RESOURCE_EXHAUSTED,
-              `${caller} asked too often: ${limits.requestsPerSecond} pathping(s)/s sustained, bursts of ${limits.burst}`,
-            ),
-          )
-        }
+        // Check and take a slot in one synchronous, uninterruptible step (acquire), so concurrent
+        // calls cannot both pass and an interrupted call always gives its slot back (release).
+        const takeSlot = Effect.sync(() => {
+          const mine = running.get(caller) ?? 0
+          if (mine >= limits.concurrentPerCaller)
+            return `${caller} already runs ${mine} pathping(s) here (at most ${limits.concurrentPerCaller} at once)`
+          if (runningTotal >= limits.concurrentTotal)
+            return `${runningTotal} pathpings already running here (at most ${limits.concurrentTotal} at once)`
+          if (!admit(caller))
+            return `${caller} asked too often: ${limits.requestsPerSecond} pathping(s)/s sustained, bursts of ${limits.burst}`
+          running.set(caller, mine + 1)
+          runningTotal++
+          return undefined
+        })
+        const giveSlot = (refusal: string | undefined) =>
+          Effect.sync(() => {
+            if (refusal !== undefined) return
+            const left = (running.get(caller) ?? 1) - 1
+            if (left === 0) running.delete(caller)
+            else running.set(caller, left)
+            runningTotal--
+          })
         const { path, families } = order.right
         const budget = Duration.millis(
           order.right.count * order.right.intervalMillis + source.defaults.timeoutMillis + 2000,
         )
+        type Failure = InvalidPath | PathRelayUnavailable | { _tag: "Timeout" } | { _tag: "Refused"; refusal: string }
         const result = yield* Effect.acquireUseRelease(
-          Effect.sync(() => {
-            running.set(caller, mine + 1)
-            runningTotal++
-          }),
-          () =>
-            source.measurePath(path, families, order.right).pipe(
-              Effect.timeoutFail({
-                duration: budget,
-                onTimeout: () => "timeout" as const,
-              }),
-              Effect.either,
-            ),
-          () =>
-            Effect.sync(() => {
-              const left = (running.get(caller) ?? 1) - 1
-              if (left === 0) running.delete(caller)
-              else running.set(caller, left)
-              runningTotal--
-            }),
+          takeSlot,
+          (refusal): Effect.Effect<Either.Either<PathResult, Failure>> =>
+            refusal !== undefined
+              ? Effect.succeed(Either.left({ _tag: "Refused" as const, refusal }))
+              : source
+                  .measurePath(path, families, order.right)
+                  .pipe(
+                    Effect.timeoutFail({ duration: budget, onTimeout: () => ({ _tag: "Timeout" as const }) }),
+                    Effect.either,
+                  ),
+          giveSlot,
         )
         if (Either.isRight(result)) {
           keepSeries(order.right, result.right)
           return reply("ok", null, pathResultToWire(source.site, order.right, result.right))
         }
         const e = result.left
-        if (e === "timeout")
+        if (e._tag === "Refused") return reply("rate_limited", grpcError(grpc.status.RESOURCE_EXHAUSTED, e.refusal))
+        if (e._tag === "Timeout")
           return reply("unavailable", grpcError(grpc.status.UNAVAILABLE, "the pathping relay did not answer in time"))
         if (e._tag === "PathRelayUnavailable")
           return reply("unavailable", grpcError(grpc.status.UNAVAILABLE, `pathping relay: ${e.reason}`))
