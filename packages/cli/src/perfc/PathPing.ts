@@ -327,19 +327,25 @@ export const pathPingCommand = Command.make("pathping", { ...pathPingArgs, ...pa
         )
       yield* Effect.forEach([site, to], fetchRoutes, { concurrency: 2 })
       for (let round = 0; round < 16; round++) {
+        // Walk the chain as far as the routes fetched so far go; the sites it asked for and we
+        // have not fetched are the next to fetch.
         const missing = new Set<number>()
-        Either.match(
-          roundTripViaRoutes(site, to, (x) => {
-            if (!replies.has(x)) missing.add(x)
-            return replies.get(x)?.routes.routes
-          }),
-          { onLeft: () => undefined, onRight: () => undefined },
-        )
+        roundTripViaRoutes(site, to, (x) => {
+          if (!replies.has(x)) missing.add(x)
+          return replies.get(x)?.routes.routes
+        })
         if (missing.size === 0) break
         yield* Effect.forEach(missing, fetchRoutes, { concurrency: "unbounded" })
       }
       const trip = yield* roundTripViaRoutes(site, to, (x) => replies.get(x)?.routes.routes).pipe(
-        Effect.catchAll(usage),
+        Effect.catchAll((e) =>
+          // A site on the way that did not answer is "no daemon", not bad input.
+          [...replies.values()].some((r) => r === undefined)
+            ? Console.error(`perfc pathping: ${e.message}`).pipe(
+                Effect.zipRight(new PerfcExit({ code: exitCodes.none })),
+              )
+            : usage(e),
+        ),
       )
       path = trip.path
       families = trip.families

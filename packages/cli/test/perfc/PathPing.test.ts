@@ -154,6 +154,13 @@ describe("perfc pathping against a real MeasureService on loopback", () => {
       const none = yield* perfc(["pathping", "1", "1,2,1", "--target", "1=127.0.0.1:1", "--timeout", "2000"])
       expect(none.exit).toBe(3)
       expect(none.stderr).toMatch(/site 1 \(127\.0\.0\.1:1\): UNAVAILABLE/)
+      // --via-routes needs GetRoutes from the sites on the way: a daemon that does not answer → exit 3
+      const noRoutes = yield* perfc(["pathping", "1", "--to", "2", "--via-routes", "--target", "1=127.0.0.1:1"])
+      expect(noRoutes.exit).toBe(3)
+      expect(noRoutes.stderr).toMatch(/no managed route chain from 1 to 2 \(incomplete\)/)
+      const both = yield* perfc(["pathping", "1", "1,2,1", "--to", "2", "--via-routes", ...target])
+      expect(both.exit).toBe(1)
+      expect(both.stderr).toMatch(/give either a path, or --to <site> --via-routes/)
     }),
   )
 })
