@@ -303,8 +303,10 @@ export const makeMeasureHandler = (
             runningTotal--
           })
         const { path, families } = order.right
+        // A safety net for a relay that never comes up (a client without a deadline would hold its
+        // slot forever), not a measurement limit: at load 30 a 2 s run was seen taking over 5 s.
         const budget = Duration.millis(
-          order.right.count * order.right.intervalMillis + source.defaults.timeoutMillis + 2000,
+          3 * (order.right.count * order.right.intervalMillis + source.defaults.timeoutMillis) + 5000,
         )
         type Failure = InvalidPath | PathRelayUnavailable | { _tag: "Timeout" } | { _tag: "Refused"; refusal: string }
         const result = yield* Effect.acquireUseRelease(
@@ -327,7 +329,10 @@ export const makeMeasureHandler = (
         const e = result.left
         if (e._tag === "Refused") return reply("rate_limited", grpcError(grpc.status.RESOURCE_EXHAUSTED, e.refusal))
         if (e._tag === "Timeout")
-          return reply("unavailable", grpcError(grpc.status.UNAVAILABLE, "the pathping relay did not answer in time"))
+          return reply(
+            "unavailable",
+            grpcError(grpc.status.UNAVAILABLE, `the pathping run did not finish within ${Duration.format(budget)}`),
+          )
         if (e._tag === "PathRelayUnavailable")
           return reply("unavailable", grpcError(grpc.status.UNAVAILABLE, `pathping relay: ${e.reason}`))
         return reply("invalid", grpcError(grpc.status.INVALID_ARGUMENT, `path ${e.path.join(",")}: ${e.reason}`))
