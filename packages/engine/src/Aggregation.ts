@@ -189,6 +189,14 @@ export const isLossShift = (
     : binomialLowerTail(sent, lost, Math.max(0, p - sigma)) < config.lossShiftAlpha
 }
 
+/**
+ * How far a loss-test sample (stamped at its burst's start) may be older than the loss memory's
+ * last sample and still take part in a change-point: a 1000 × 500 B burst at 1 Mbit/s lasts 4 s,
+ * and its END/FINAL exchange up to ~1 s more. Seen in the twin: a ping reply arriving during the
+ * 0.4 s triggered burst made every such burst "late", and a repaired link kept its 3 % for 30 s.
+ */
+const LOSS_BURST_LATE_MILLIS = 10_000
+
 /** Consecutive loss-test bursts on one side of the fast mean from before the first of them. */
 interface LossRun {
   readonly side: 1 | -1
@@ -439,8 +447,9 @@ export const ingest = (
     } else if (timesRtt) rtt = addDecayed(rtt, rttMs, 1, at, config.rttHalfLifeMillis)
   }
   // A run of bursts that clearly moved the loss level restarts the fast memory at it, and a fall
-  // restarts the slow one too (a late
-  // burst, older than the memory's last sample, neither joins a run nor restarts anything).
+  // restarts the slow one too. A burst is stamped with its start and other probes' samples arrive
+  // while it runs, so "late" by up to LOSS_BURST_LATE_MILLIS is normal; an older one neither joins
+  // a run nor restarts anything.
   let lossRun = agg.lossRun
   /** +1: the level rose (the fast memory restarts), −1: it fell (both restart), 0: no change-point. */
   let lossShift = 0
@@ -451,7 +460,7 @@ export const ingest = (
     config.lossShiftAlpha > 0 &&
     sentNow >= config.lossShiftMinPackets &&
     agg.fastLoss.weight > 0 &&
-    at >= agg.fastLoss.atMillis
+    at >= agg.fastLoss.atMillis - LOSS_BURST_LATE_MILLIS
   ) {
     if (lossRun !== null && at - lossRun.startMillis > 2 * config.fastLossHalfLifeMillis) lossRun = null
     const pNow = lostNow / sentNow
@@ -474,7 +483,7 @@ export const ingest = (
     else lossRun = { side, lost: lostNow, sent: sentNow, startMillis: at, base: agg.fastLoss }
     if (lossRun !== null && isLossShift(lossRun.base, lossRun.lost, lossRun.sent, config)) {
       lossShift = lossRun.side
-      restarted = { sum: lossRun.lost, weight: lossRun.sent, atMillis: at }
+      restarted = { sum: lossRun.lost, weight: lossRun.sent, atMillis: Math.max(at, agg.fastLoss.atMillis) }
       lossRun = null
     }
   }

@@ -487,21 +487,33 @@ describe("Aggregation loss change-points (loss-test bursts)", () => {
         fc.double({ min: -0.0099, max: 0.0099, noNaN: true }),
         fc.integer({ min: 10, max: 49 }),
         (lostBefore, delta, smallSize) => {
-          const before = run(up, [lossTest(10_000, 1000, 1000 - lostBefore)])
+          const before = run(up, [lossTest(30_000, 1000, 1000 - lostBefore)])
           const p = before.fastLoss.sum / before.fastLoss.weight
           const lost = Math.min(500, Math.max(0, Math.round((p + delta) * 500)))
           if (Math.abs(lost / 500 - p) >= icmpOnly.lossShiftMinRatio) return
-          const near = run(before, [lossTest(11_000, 500, 500 - lost)])
+          const near = run(before, [lossTest(31_000, 500, 500 - lost)])
           expect(near.fastLoss.weight).toBeGreaterThan(500)
-          // a burst below the minimum size, or one older than the memory's last sample, only adds
-          const small = run(before, [lossTest(11_000, smallSize, 0)])
+          // a burst below the minimum size, or one > 10 s older than the memory's last sample, only adds
+          const small = run(before, [lossTest(31_000, smallSize, 0)])
           expect(small.fastLoss.weight).toBeGreaterThan(smallSize)
-          const late = run(before, [lossTest(9_000, 500, lostBefore > 100 ? 500 : 0)])
+          const late = run(before, [lossTest(19_999, 500, lostBefore > 100 ? 500 : 0)])
           expect(late.fastLoss.weight).toBeGreaterThan(500)
         },
       ),
       { numRuns: 300 },
     )
+  })
+
+  it("a burst stamped at its start still counts when probes answered while it ran came first", () => {
+    // the twin: ICMP replies arrive during the 0.4 s burst, whose sample is stamped at its start
+    const lossy = run(up, [
+      ...icmpSeries(4, 60),
+      lossTest(60_000, 200, 190),
+      lossTest(70_000, 200, 190),
+      lossTest(80_000, 200, 190),
+    ])
+    const repaired = run(lossy, [echo(90_300, 10, "icmp"), lossTest(90_000, 200, 200)])
+    expect(linkStats(repaired, 90_300, icmpOnly).lossRatio).toBe(0)
   })
 
   it("rarely restarts on steady loss (seeded: bursts of 200 at 2 % every 10 s for 3 h)", () => {
