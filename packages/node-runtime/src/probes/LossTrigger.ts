@@ -13,7 +13,8 @@
  * Budget (ProbeConfig `lossTrigger`): burst starts on one tunnel are at least `minGapMillis`
  * apart whatever happens (one semaphore with the scheduled loss test, so two bursts never
  * overlap); no probe lost, no burst; a tunnel that is dead (or dies within `graceMillis` of the
- * lost probe) gets none; a failed burst (no FINAL) blocks bursts for `failureBackoffMillis`.
+ * lost probe) gets none; a failed burst (no FINAL) blocks bursts for `minGapMillis`, doubling
+ * with each further failure up to `failureBackoffMillis`.
  *
  * The decisions are a pure state machine (`TriggerState`, property-tested); `runLossTrigger` is
  * the fiber that follows it.
@@ -34,6 +35,8 @@ export interface TriggerState {
   readonly seriesBursts: number
   /** No burst before this (after a failed one). */
   readonly blockedUntilMillis: number
+  /** Consecutive failed bursts (the back-off doubles with each, from minGap to failureBackoff). */
+  readonly failures: number
 }
 
 export const idleTrigger: TriggerState = {
@@ -41,6 +44,7 @@ export const idleTrigger: TriggerState = {
   lastStartMillis: Number.NEGATIVE_INFINITY,
   seriesBursts: 0,
   blockedUntilMillis: Number.NEGATIVE_INFINITY,
+  failures: 0,
 }
 
 type Policy = Pick<
@@ -79,13 +83,22 @@ export const onBurstDone = (
   estimateRatio: number,
   p: Policy,
 ): TriggerState => {
-  if (burstLossRatio === null)
-    return { ...s, dueAtMillis: null, seriesBursts: 0, blockedUntilMillis: nowMillis + p.failureBackoffMillis }
+  if (burstLossRatio === null) {
+    // A burst can fail once on a loaded host (no FINAL in time); a peer without a loss server fails always.
+    const backoffMillis = Math.min(p.failureBackoffMillis, p.minGapMillis * 2 ** s.failures)
+    return {
+      ...s,
+      dueAtMillis: null,
+      seriesBursts: 0,
+      failures: s.failures + 1,
+      blockedUntilMillis: nowMillis + backoffMillis,
+    }
+  }
   const seriesBursts = s.seriesBursts + 1
   const lossy = burstLossRatio > p.continueAboveRatio || estimateRatio > p.continueAboveRatio
   return lossy && seriesBursts < p.maxSeriesBursts
-    ? { ...s, seriesBursts, dueAtMillis: Math.max(nowMillis, s.lastStartMillis + p.minGapMillis) }
-    : { ...s, seriesBursts: 0, dueAtMillis: null }
+    ? { ...s, failures: 0, seriesBursts, dueAtMillis: Math.max(nowMillis, s.lastStartMillis + p.minGapMillis) }
+    : { ...s, failures: 0, seriesBursts: 0, dueAtMillis: null }
 }
 
 /** What the trigger reads about its tunnel (from the measurement plane's worker). */
@@ -171,6 +184,11 @@ export const runLossTrigger = (
         if (Either.isLeft(result)) {
           counts.failed++
           yield* Effect.logInfo(`loss burst over ${endpoints.remoteAddress} abandoned`, result.left)
+        } else {
+          const s = result.right
+          yield* Effect.logInfo(
+            `loss burst over ${endpoints.remoteAddress}: ${s.sent - s.received}/${s.sent} lost (series burst ${state.seriesBursts + 1})`,
+          )
         }
         // Probes lost during the burst are what it just measured.
         yield* Queue.takeAll(signals)

@@ -116,7 +116,10 @@ export const LossTriggerConfig = Schema.Struct({
   continueAboveRatio: field(Schema.Number.pipe(Schema.between(0, 1)), 0.005),
   /** At most this many bursts per suspicion (a chronically lossy link starts new series on new losses). */
   maxSeriesBursts: field(Schema.Int.pipe(Schema.between(1, 1000)), 12),
-  /** After a burst that failed (no FINAL: an old peer, a tunnel dying), no burst for this long. */
+  /**
+   * After a burst that failed (no FINAL: an old peer, a tunnel dying, a host too loaded to answer
+   * in time) no burst for `minGapMillis`, doubling with each further failure up to this.
+   */
   failureBackoffMillis: field(Millis, 60_000),
 })
 export type LossTriggerConfig = typeof LossTriggerConfig.Type

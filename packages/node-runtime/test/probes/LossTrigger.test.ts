@@ -147,17 +147,25 @@ describe("loss trigger policy", () => {
     expect(starts.length).toBe(defaults.maxSeriesBursts)
   })
 
-  it("backs off after a failed burst", () => {
-    const starts = simulate(
-      [{ atMillis: 1000 }, { atMillis: 15_000 }, { atMillis: 30_000 }, { atMillis: 70_000 }],
+  it("backs off after failed bursts: minGap, doubling up to failureBackoffMillis; a success resets it", () => {
+    const everySecond = Array.from({ length: 300 }, (_, i) => ({ atMillis: i * 1000 }))
+    const failing = simulate(
+      everySecond,
       () => true,
-      (start) => (start < 2000 ? null : 0),
+      () => null,
       () => 0,
-      120_000,
+      300_000,
     )
-    // failed at 2.1 s: the suspicion at 15 s waits for the back-off's end (62.1 s), the one at
-    // 30 s joins it, the one at 70 s waits for minGap after that burst
-    expect(starts).toEqual([1600, 2100 + defaults.failureBackoffMillis, 2100 + defaults.failureBackoffMillis + 10_000])
+    // bursts take 500 ms; back-offs 10, 20, 40, 60, 60, 60 s after each end
+    expect(failing).toEqual([600, 11_100, 31_600, 72_100, 132_600, 193_100, 253_600])
+    const onceFailing = simulate(
+      everySecond,
+      () => true,
+      (start) => (start < 1000 ? null : 0.05),
+      () => 0,
+      60_000,
+    )
+    expect(onceFailing.slice(0, 4)).toEqual([600, 11_100, 21_100, 31_100])
   })
 })
 
