@@ -319,6 +319,11 @@ export const makeMeasurementPlane = (
             publish,
             view,
             lossLock,
+            // The other family's tunnel to the same peer often crosses the same underlay path.
+            () =>
+              workers
+                .get(`wg${t.id.local}.${t.id.remote}_v${t.id.family === 4 ? 6 : 4}`)
+                ?.lossTrigger?.suspect("loss found on the other family's tunnel"),
           )
         }
         yield* Effect.logDebug(`${t.name}: measuring ${endpoints.localAddress} -> ${endpoints.remoteAddress}`)

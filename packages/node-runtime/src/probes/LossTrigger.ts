@@ -114,8 +114,15 @@ export interface LossTriggerView {
 export interface LossTrigger {
   /** Every RTT sample of the tunnel (cheap: called for each one). A lost one is a suspicion. */
   readonly observe: (sample: RttSample) => void
+  /**
+   * A suspicion from outside (e.g. the sibling tunnel of the other family to the same peer found
+   * loss: in the twin both cross one link, and the route moves only once both cost more).
+   */
+  readonly suspect: (reason: string) => void
   readonly stats: () => {
     readonly suspicions: number
+    /** Lost probes ignored because the tunnel was not up. */
+    readonly ignoredDown: number
     readonly bursts: number
     readonly failed: number
     /** Series dropped because the tunnel was not up when its burst was due. */
@@ -132,6 +139,8 @@ export const runLossTrigger = (
   onSample: (sample: LossTestSample) => void,
   view: LossTriggerView,
   lock: Effect.Semaphore,
+  /** Called when the first burst of a series finds loss (above `continueAboveRatio`). */
+  onLossFound?: () => void,
 ): Effect.Effect<LossTrigger, never, Scope.Scope | MeasurementMetrics> =>
   Effect.gen(function* () {
     const metrics = yield* MeasurementMetrics
@@ -143,7 +152,8 @@ export const runLossTrigger = (
     }
     // Capacity 1: suspicions between two looks at the queue are one suspicion.
     const signals = yield* Effect.acquireRelease(Queue.sliding<number>(1), Queue.shutdown)
-    const counts = { suspicions: 0, bursts: 0, failed: 0, droppedDead: 0 }
+    const counts = { suspicions: 0, ignoredDown: 0, bursts: 0, failed: 0, droppedDead: 0 }
+    let lastReason = ""
     let lastPeerSilences = view.peerSilences()
 
     const burst = lock
@@ -164,6 +174,9 @@ export const runLossTrigger = (
         if (state.dueAtMillis === null) {
           const at = yield* Queue.take(signals)
           state = onSuspicion(state, Math.max(at, Date.now()), config)
+          yield* Effect.logInfo(
+            `loss suspected over ${endpoints.remoteAddress} (${lastReason}): burst in ${Math.round((state.dueAtMillis ?? 0) - Date.now())} ms`,
+          )
           continue
         }
         const waitMillis = state.dueAtMillis - Date.now()
@@ -195,28 +208,34 @@ export const runLossTrigger = (
         const burstLoss = Either.isRight(result)
           ? (result.right.sent - result.right.received) / result.right.sent
           : null
+        if (burstLoss !== null && burstLoss > config.continueAboveRatio && state.seriesBursts === 0) onLossFound?.()
         state = onBurstDone(state, Date.now(), burstLoss, view.lossRatio(), config)
       }
     })
     yield* Effect.forkScoped(loop)
 
-    const suspect = () => {
+    const suspect = (reason: string) => {
       counts.suspicions++
+      lastReason = reason
       Queue.unsafeOffer(signals, Date.now())
     }
     return {
       observe: (sample) => {
         if (sample.rttMs === null) {
           // A tunnel already down is priced by availability; its lost probes are no suspicion.
-          if (view.isUp()) suspect()
+          if (view.isUp()) suspect(`${sample.kind} probe lost`)
+          else counts.ignoredDown++
           return
         }
         if (sample.kind !== "udp-echo") return
         const silences = view.peerSilences()
         if (silences > lastPeerSilences) {
           lastPeerSilences = silences
-          suspect()
+          suspect("peer echo request missing")
         }
+      },
+      suspect: (reason) => {
+        if (view.isUp()) suspect(reason)
       },
       stats: () => ({ ...counts }),
     }

@@ -196,6 +196,7 @@ describe("loss trigger over real sockets", () => {
         let up = true
         let estimate = 0
         let silences = 0
+        let lossFound = 0
         const lock = yield* Effect.makeSemaphore(1)
         const config = { ...defaults, minGapMillis: 1500, graceMillis: 200 }
         const trigger = yield* runLossTrigger(
@@ -209,6 +210,7 @@ describe("loss trigger over real sockets", () => {
           },
           { isUp: () => up, lossRatio: () => estimate, peerSilences: () => silences },
           lock,
+          () => lossFound++,
         )
         const reply = (rttMs: number | null, kind: "udp-echo" | "icmp" = "udp-echo") =>
           RttSample.make({ tunnel, kind, atMillis: Date.now(), rttMs })
@@ -234,6 +236,8 @@ describe("loss trigger over real sockets", () => {
         yield* until(() => samples.length >= 2, 5000)
         expect(samples.length).toBeGreaterThanOrEqual(2)
         expect(samples[1]!.atMs - first.atMs).toBeGreaterThanOrEqual(1400)
+        // the first lossy burst of the series told the sibling tunnel, once
+        expect(lossFound).toBe(1)
 
         // repaired: the next burst is clean and the series stops
         relay.impairment.lossRatio = 0
@@ -248,14 +252,22 @@ describe("loss trigger over real sockets", () => {
         yield* until(() => samples.length > settled, 5000)
         expect(samples.length).toBe(settled + 1)
 
-        // a tunnel that is down: lost probes start nothing
+        // a suspicion from outside (the sibling tunnel found loss)
+        yield* Effect.sleep("1600 millis")
+        trigger.suspect("test")
+        yield* until(() => samples.length > settled + 1, 5000)
+        expect(samples.length).toBe(settled + 2)
+
+        // a tunnel that is down: lost probes (and outside suspicions) start nothing
         up = false
         yield* Effect.sleep("2 seconds")
         const beforeDown = samples.length
         trigger.observe(reply(null))
         trigger.observe(reply(null))
+        trigger.suspect("test")
         yield* Effect.sleep("3 seconds")
         expect(samples.length).toBe(beforeDown)
+        expect(trigger.stats().ignoredDown).toBe(2)
         expect(trigger.stats().failed).toBe(0)
       }).pipe(Effect.provide(MeasurementMetrics.Default)),
     60_000,
