@@ -86,8 +86,9 @@ export interface AggregationConfig {
    * below `lossShiftAlpha`) even against the fast mean from before the run widened by its own
    * `fastLossConfidence` standard errors, restart BOTH loss memories at the run's pooled loss
    * (defaults 50 packets, 1 %, 0.01; alpha 0 = off; a run older than two fast half-lives starts
-   * over). A burst is a few hundred packets of fresh evidence in one second; averaged into the
-   * 30 s memory it moved the estimate only as fast as the memory forgot (23.5 s in the twin with a
+   * over), so the reported loss is then the run's own, not discounted by 1σ: it passed the test.
+   * A burst is a few hundred packets of fresh evidence in one second; averaged into the 30 s
+   * memory it moved the estimate only as fast as the memory forgot (23.5 s in the twin with a
    * burst every 5 s), and averaged into the 10 min memory the bursts of a 30 s lossy episode kept
    * a repaired link priced for minutes. The RTT level-shift rule for loss: a level that clearly
    * moved restarts the mean; a run (not only one burst) because each clean burst averaged in
@@ -446,12 +447,12 @@ export const ingest = (
       shiftSumMs = 0
     } else if (timesRtt) rtt = addDecayed(rtt, rttMs, 1, at, config.rttHalfLifeMillis)
   }
-  // A run of bursts that clearly moved the loss level restarts the fast memory at it, and a fall
-  // restarts the slow one too. A burst is stamped with its start and other probes' samples arrive
+  // A run of bursts that clearly moved the loss level restarts both memories at it: the reported
+  // loss is then the run's own loss, not discounted (it passed a significance test). A burst is stamped with its start and other probes' samples arrive
   // while it runs, so "late" by up to LOSS_BURST_LATE_MILLIS is normal; an older one neither joins
   // a run nor restarts anything.
   let lossRun = agg.lossRun
-  /** +1: the level rose (the fast memory restarts), −1: it fell (both restart), 0: no change-point. */
+  /** +1: the level rose, −1: it fell (both memories restart at the run), 0: no change-point. */
   let lossShift = 0
   let restarted: Decayed = emptyDecayed
   if (
@@ -500,7 +501,7 @@ export const ingest = (
     shiftJitterMs,
     lossRun,
     slowLoss:
-      lossShift === -1
+      lossShift !== 0
         ? restarted
         : countLoss
           ? addDecayed(agg.slowLoss, lostNow, sentNow, at, config.lossHalfLifeMillis)

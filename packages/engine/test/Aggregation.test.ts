@@ -504,6 +504,13 @@ describe("Aggregation loss change-points (loss-test bursts)", () => {
     )
   })
 
+  it("a burst that restarts the memories counts fully: its own loss, not discounted", () => {
+    const lossy = run(up, [...icmpSeries(4, 120), lossTest(120_000, 200, 190)])
+    expect(linkStats(lossy, 120_000, icmpOnly).lossRatio).toBeCloseTo(0.05, 9)
+    // 5 % each way on a 10 ms link: +52.6 ms, more than a two-hop detour's extra RTT
+    expect(lossPenaltyMs(linkStats(lossy, 120_000, icmpOnly).lossRatio)).toBeGreaterThan(52)
+  })
+
   it("a burst stamped at its start still counts when probes answered while it ran came first", () => {
     // the twin: ICMP replies arrive during the 0.4 s burst, whose sample is stamped at its start
     const lossy = run(up, [
