@@ -574,7 +574,7 @@ else {
   )
   for (const t of table)
     console.log(
-      `  ${t.figure.padEnd(58)} median ${fmt(t.netPerf.median).padStart(7)}  p95 ${fmt(t.netPerf.p95).padStart(7)}  (n=${t.netPerf.n})` +
+      `  ${t.figure.padEnd(60)} median ${fmt(t.netPerf.median).padStart(7)}  p95 ${fmt(t.netPerf.p95).padStart(7)}  (n=${t.netPerf.n})` +
         `  target ${t.target.padEnd(18)}${t.bird ? ` BIRD median ${fmt(t.bird.median)}, p95 ${fmt(t.bird.p95)}` : ""}`,
     )
 }
