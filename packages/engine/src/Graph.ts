@@ -50,59 +50,112 @@ const fastSiteLimit = 65_536
 const usableCost = (costMs: number): boolean => costMs >= 0 && costMs < Number.POSITIVE_INFINITY
 
 /**
- * The mutable mesh graph: dense per-site-pair arrays (cost, RTT, family), +Infinity = no usable
- * link. Mutations invalidate the cached indexed snapshot.
+ * One site's outgoing links: usable links only, ascending by remote site id. Immutable once
+ * built by `linkRow` (a router builds one per received message and shares it with every view
+ * that holds that message: a model run hands the same message to hundreds of routers, so the
+ * row is built once and each recipient only stores a reference).
+ */
+export interface LinkRow {
+  readonly remotes: ReadonlyArray<SiteId>
+  readonly costsMs: ArrayLike<number>
+  readonly families: ArrayLike<number>
+  /** NaN = unknown. */
+  readonly rttsMs: ArrayLike<number>
+  /** The remotes joined (one string object per distinct list): equal keys = same links. */
+  readonly topology: string
+}
+
+const emptyRow: LinkRow = { remotes: [], costsMs: [], families: [], rttsMs: [], topology: "" }
+
+/** One string object per distinct topology, so rows of one origin compare in O(1) (speed only). */
+const internedTopologies = new Map<string, string>()
+const internTopology = (key: string): string => {
+  const known = internedTopologies.get(key)
+  if (known !== undefined) return known
+  if (internedTopologies.size > 10_000) internedTopologies.clear()
+  internedTopologies.set(key, key)
+  return key
+}
+
+/**
+ * Builds an immutable row of `from`'s links: entry i is from → remotes[i] (remotes distinct);
+ * links to `from` itself and unusable costs (+Infinity, NaN, negative) are left out. The arrays
+ * are copied, so the caller may reuse its own.
+ */
+export const linkRow = (
+  from: SiteId,
+  remotes: ReadonlyArray<SiteId>,
+  costsMs: ArrayLike<number>,
+  families: ArrayLike<number>,
+  rttsMs: ArrayLike<number>,
+): LinkRow => {
+  const order: Array<number> = []
+  for (let i = 0; i < remotes.length; i++) if (remotes[i] !== from && usableCost(costsMs[i]!)) order.push(i)
+  order.sort((x, y) => remotes[x]! - remotes[y]!)
+  const out = {
+    remotes: order.map((i) => remotes[i]!),
+    costsMs: Float64Array.from(order, (i) => costsMs[i]!),
+    families: Uint8Array.from(order, (i) => families[i]!),
+    rttsMs: Float64Array.from(order, (i) => rttsMs[i]!),
+  }
+  return { ...out, topology: internTopology(out.remotes.join(",")) }
+}
+
+/** Position of `site` in an ascending list, or −(insertion point) − 1. */
+const search = (remotes: ReadonlyArray<number>, site: number): number => {
+  let lo = 0
+  let hi = remotes.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    const r = remotes[mid]!
+    if (r === site) return mid
+    if (r < site) lo = mid + 1
+    else hi = mid - 1
+  }
+  return -lo - 1
+}
+
+/** A row this graph may change in place (setLink); shared rows are copied into one first. */
+interface OwnedRow {
+  remotes: Array<SiteId>
+  costsMs: Array<number>
+  families: Array<number>
+  rttsMs: Array<number>
+  topology: string
+}
+
+/**
+ * The mutable mesh graph: per site (slot) a sparse row of its usable links, ascending by remote.
+ * A partial mesh's row holds its few tunnels, not a slot per site: the dense per-pair arrays this
+ * replaced (256 × 256 costs and RTTs per router, ≈ 0.7 GB for 200 routers in one model process)
+ * made every received message a string of cache misses. Rows from link state are shared
+ * immutable objects (`setRow`), replaced by reference; only rows written link by link
+ * (`setLink`, the router's own links) are owned and changed in place. Mutations invalidate the
+ * cached indexed snapshot (topology) or mark its weights stale (costs only).
  */
 export class MeshGraph {
   private readonly slotOf = new Map<number, number>()
   /**
    * slot + 1 per site id below 65 536 (0 = absent): the same mapping as `slotOf` for the usual
-   * small ids, read with one array access (a model run does millions of lookups per simulated
-   * second, and a Map lookup per router was most of a row update's time).
+   * small ids, read with one array access.
    */
   private slotBySite = new Int32Array(0)
-  /** Rows (slots) whose costs changed since the indexed snapshot's weights were last refreshed. */
-  private rowDirty = new Uint8Array(0)
   private siteOfSlot: Array<SiteId> = []
-  private capacity = 0
-  private cost = new Float64Array(0)
-  private rtt = new Float64Array(0)
-  private family = new Uint8Array(0)
+  private rows: Array<LinkRow> = []
+  /** Per slot: its row is an OwnedRow of this graph (may be changed in place). */
+  private owned: Array<boolean> = []
+  /** Rows (slots) whose costs changed since the indexed snapshot's weights were last refreshed. */
+  private rowDirty: Array<boolean> = []
   private links = 0
-  /** Usable links per slot row (lets a whole-row update skip its stale-link scan). */
-  private rowLinks = new Int32Array(0)
   /**
    * The indexed snapshot, dropped when the topology changes (site or link added/removed); a
-   * cost change of an existing link only marks its weights stale, refreshed in O(links).
+   * cost change of an existing link only marks its row's weights stale, refreshed in O(row).
    */
   private snapshot: IndexedGraph | undefined
   private snapshotSlots: Int32Array | undefined
   private weightsStale = false
   /** `sites()` until the next addSite (read on every decision). */
   private sortedSites: ReadonlyArray<SiteId> | undefined
-
-  private grow(): void {
-    const old = this.capacity
-    const capacity = Math.max(8, old * 2)
-    const cost = new Float64Array(capacity * capacity).fill(Number.POSITIVE_INFINITY)
-    const rtt = new Float64Array(capacity * capacity).fill(Number.NaN)
-    const family = new Uint8Array(capacity * capacity)
-    const rowLinks = new Int32Array(capacity)
-    rowLinks.set(this.rowLinks)
-    this.rowLinks = rowLinks
-    const rowDirty = new Uint8Array(capacity)
-    rowDirty.set(this.rowDirty)
-    this.rowDirty = rowDirty
-    for (let i = 0; i < old; i++) {
-      cost.set(this.cost.subarray(i * old, (i + 1) * old), i * capacity)
-      rtt.set(this.rtt.subarray(i * old, (i + 1) * old), i * capacity)
-      family.set(this.family.subarray(i * old, (i + 1) * old), i * capacity)
-    }
-    this.capacity = capacity
-    this.cost = cost
-    this.rtt = rtt
-    this.family = family
-  }
 
   private slot(site: number): number | undefined {
     if (site >= 0 && site < fastSiteLimit && Number.isInteger(site)) {
@@ -114,7 +167,6 @@ export class MeshGraph {
 
   addSite(site: SiteId): void {
     if (this.slot(site) !== undefined) return
-    if (this.siteOfSlot.length === this.capacity) this.grow()
     if (site >= 0 && site < fastSiteLimit && Number.isInteger(site)) {
       if (site >= this.slotBySite.length) {
         const grown = new Int32Array(Math.min(fastSiteLimit, Math.max(256, 2 * (site + 1))))
@@ -125,6 +177,9 @@ export class MeshGraph {
     }
     this.slotOf.set(site, this.siteOfSlot.length)
     this.siteOfSlot.push(site)
+    this.rows.push(emptyRow)
+    this.owned.push(false)
+    this.rowDirty.push(false)
     this.snapshot = undefined
     this.sortedSites = undefined
   }
@@ -134,17 +189,17 @@ export class MeshGraph {
     const copy = new MeshGraph()
     for (const [site, slot] of this.slotOf) copy.slotOf.set(site, slot)
     copy.slotBySite = this.slotBySite.slice()
-    copy.rowDirty = this.rowDirty.slice()
     copy.siteOfSlot = [...this.siteOfSlot]
-    copy.capacity = this.capacity
-    copy.cost = this.cost.slice()
-    copy.rtt = this.rtt.slice()
-    copy.family = this.family.slice()
+    copy.rows = [...this.rows]
+    copy.owned = this.owned.map(() => false)
+    // Both now share every row: the next setLink on either side copies first.
+    this.owned.fill(false)
+    copy.rowDirty = [...this.rowDirty]
     copy.links = this.links
-    copy.rowLinks = this.rowLinks.slice()
     copy.snapshot = this.snapshot
     copy.snapshotSlots = this.snapshotSlots
     copy.weightsStale = this.weightsStale
+    copy.sortedSites = this.sortedSites
     return copy
   }
 
@@ -163,6 +218,22 @@ export class MeshGraph {
     return this.links
   }
 
+  /** The row of slot a, owned by this graph (copied on first write). */
+  private ownedRow(a: number): OwnedRow {
+    if (this.owned[a]) return this.rows[a] as OwnedRow
+    const r = this.rows[a]!
+    const copy: OwnedRow = {
+      remotes: [...r.remotes],
+      costsMs: Array.from(r.costsMs),
+      families: Array.from(r.families),
+      rttsMs: Array.from(r.rttsMs),
+      topology: r.topology,
+    }
+    this.rows[a] = copy
+    this.owned[a] = true
+    return copy
+  }
+
   /**
    * Sets the cost of link from → to (and the RTT it contains, when known); an unusable cost
    * removes the link.
@@ -171,43 +242,78 @@ export class MeshGraph {
     if (from === to) return
     if (!usableCost(costMs)) {
       const a = this.slot(from)
-      const b = this.slot(to)
-      if (a === undefined || b === undefined) return
-      const k = a * this.capacity + b
-      if (this.cost[k]! < Number.POSITIVE_INFINITY) {
-        this.cost[k] = Number.POSITIVE_INFINITY
-        this.rtt[k] = Number.NaN
-        this.links--
-        this.rowLinks[a]!--
-        this.snapshot = undefined
-      }
+      if (a === undefined || this.slot(to) === undefined) return
+      const i = search(this.rows[a]!.remotes, to)
+      if (i < 0) return
+      const row = this.ownedRow(a)
+      row.remotes.splice(i, 1)
+      row.costsMs.splice(i, 1)
+      row.families.splice(i, 1)
+      row.rttsMs.splice(i, 1)
+      row.topology = row.remotes.join(",")
+      this.links--
+      this.snapshot = undefined
       return
     }
     this.addSite(from)
     this.addSite(to)
     const a = this.slot(from)!
-    const k = a * this.capacity + this.slot(to)!
-    const old = this.cost[k]!
-    if (!(old < Number.POSITIVE_INFINITY)) {
+    const i = search(this.rows[a]!.remotes, to)
+    const rtt = rttMs ?? Number.NaN
+    if (i < 0) {
+      const at = -i - 1
+      const row = this.ownedRow(a)
+      row.remotes.splice(at, 0, to)
+      row.costsMs.splice(at, 0, costMs)
+      row.families.splice(at, 0, family)
+      row.rttsMs.splice(at, 0, rtt)
+      row.topology = row.remotes.join(",")
       this.links++
-      this.rowLinks[a]!++
       this.snapshot = undefined
+      return
     }
-    this.rtt[k] = rttMs ?? Number.NaN
-    this.family[k] = family
-    if (old !== costMs) {
-      this.cost[k] = costMs
+    const current = this.rows[a]!
+    if (current.costsMs[i] === costMs && current.families[i] === family && Object.is(current.rttsMs[i], rtt)) return
+    const row = this.ownedRow(a)
+    row.rttsMs[i] = rtt
+    row.families[i] = family
+    if (row.costsMs[i] !== costMs) {
+      row.costsMs[i] = costMs
       this.weightsStale = true
-      this.rowDirty[a] = 1
+      this.rowDirty[a] = true
     }
+  }
+
+  /**
+   * Replaces every link leaving `from` at once by a row from `linkRow` (kept by reference: rows
+   * are immutable). Same result as `setLink` per link plus removing the links not listed.
+   */
+  setRow(from: SiteId, row: LinkRow): void {
+    let a = this.slot(from)
+    if (a === undefined) {
+      this.addSite(from)
+      a = this.slot(from)!
+    }
+    const old = this.rows[a]!
+    // Topologies are the remotes joined by commas: equal strings = equal lists (interned ones
+    // compare as one object).
+    if (old.topology !== row.topology) {
+      // Sites are never removed: the same links as before add none.
+      for (const to of row.remotes) if (this.slot(to) === undefined) this.addSite(to)
+      this.links += row.remotes.length - old.remotes.length
+      this.snapshot = undefined
+    } else {
+      this.weightsStale = true
+      this.rowDirty[a] = true
+    }
+    this.rows[a] = row
+    this.owned[a] = false
   }
 
   /**
    * Replaces every link leaving `from` at once: entry i sets from → remotes[i] (unusable cost
    * removes it; `rttsMs[i]` NaN = unknown), and links to sites not listed are removed. Remotes
-   * must be distinct. Same result as those `setLink` calls plus removing the others, without
-   * scanning the row when no link was left over (the common case: a peer's message lists the
-   * same tunnels as its previous one).
+   * must be distinct. Same result as those `setLink` calls plus removing the others.
    */
   setLinksFrom(
     from: SiteId,
@@ -216,97 +322,58 @@ export class MeshGraph {
     families: ArrayLike<number>,
     rttsMs: ArrayLike<number>,
   ): void {
-    let a = this.slot(from)
-    if (a === undefined) {
-      this.addSite(from)
-      a = this.slot(from)!
-    }
-    let usable = 0
-    // setLink(from, remotes[i], …) inlined: one map lookup per link instead of four.
-    for (let i = 0; i < remotes.length; i++) {
-      const to = remotes[i]!
-      if (to === from) continue
-      const c = costsMs[i]!
-      let b = this.slot(to)
-      if (!usableCost(c)) {
-        if (b !== undefined) this.setLink(from, to, c, 4)
-        continue
-      }
-      usable++
-      if (b === undefined) {
-        this.addSite(to)
-        b = this.slot(to)!
-      }
-      const k = a * this.capacity + b
-      const old = this.cost[k]!
-      if (!(old < Number.POSITIVE_INFINITY)) {
-        this.links++
-        this.rowLinks[a]!++
-        this.snapshot = undefined
-      }
-      this.rtt[k] = rttsMs[i]!
-      this.family[k] = families[i]!
-      if (old !== c) {
-        this.cost[k] = c
-        this.weightsStale = true
-        this.rowDirty[a] = 1
-      }
-    }
-    if (this.rowLinks[a] === usable) return
-    const keep = new Set<number>()
-    for (let i = 0; i < remotes.length; i++) if (usableCost(costsMs[i]!)) keep.add(remotes[i]!)
-    for (let b = 0; b < this.siteOfSlot.length; b++) {
-      const to = this.siteOfSlot[b]!
-      if (this.cost[a * this.capacity + b]! < Number.POSITIVE_INFINITY && !keep.has(to)) {
-        this.setLink(from, to, Number.POSITIVE_INFINITY, 4)
-      }
-    }
+    // Sites in the caller's order, as setLink per link would add them.
+    if (this.slot(from) === undefined) this.addSite(from)
+    for (let i = 0; i < remotes.length; i++)
+      if (remotes[i] !== from && usableCost(costsMs[i]!) && this.slot(remotes[i]!) === undefined)
+        this.addSite(remotes[i]!)
+    this.setRow(from, linkRow(from, remotes, costsMs, families, rttsMs))
   }
 
   /** Removes every link leaving `from` (a peer whose link state aged out). */
   clearLinksFrom(from: SiteId): void {
     const a = this.slot(from)
-    if (a === undefined || this.rowLinks[a] === 0) return
-    for (const to of this.siteOfSlot) this.setLink(from, to, Number.POSITIVE_INFINITY, 4)
+    if (a === undefined || this.rows[a]!.remotes.length === 0) return
+    this.links -= this.rows[a]!.remotes.length
+    this.rows[a] = emptyRow
+    this.owned[a] = false
+    this.snapshot = undefined
   }
 
-  /** Sites `from` has a usable link to. */
+  /** Sites `from` has a usable link to, ascending. */
   linksFrom(from: SiteId): ReadonlyArray<SiteId> {
     const a = this.slot(from)
-    if (a === undefined) return []
-    const out: Array<SiteId> = []
-    for (let b = 0; b < this.siteOfSlot.length; b++) {
-      if (this.cost[a * this.capacity + b]! < Number.POSITIVE_INFINITY) out.push(this.siteOfSlot[b]!)
-    }
-    return out
+    return a === undefined ? [] : [...this.rows[a]!.remotes]
+  }
+
+  /** Position of the link from → to in its row, or undefined (with the row) when absent. */
+  private find(from: SiteId, to: SiteId): { row: LinkRow; i: number } | undefined {
+    const a = this.slot(from)
+    if (a === undefined) return undefined
+    const row = this.rows[a]!
+    const i = search(row.remotes, to)
+    return i < 0 ? undefined : { row, i }
   }
 
   /** Cost of the direct link, +Infinity when absent. */
   linkCost(from: SiteId, to: SiteId): number {
-    const a = this.slot(from)
-    const b = this.slot(to)
-    return a === undefined || b === undefined ? Number.POSITIVE_INFINITY : this.cost[a * this.capacity + b]!
+    const f = this.find(from, to)
+    return f === undefined ? Number.POSITIVE_INFINITY : f.row.costsMs[f.i]!
   }
 
   linkFamily(from: SiteId, to: SiteId): Family | undefined {
-    const a = this.slot(from)
-    const b = this.slot(to)
-    if (a === undefined || b === undefined) return undefined
-    const k = a * this.capacity + b
-    return this.cost[k]! < Number.POSITIVE_INFINITY ? (this.family[k] as Family) : undefined
+    const f = this.find(from, to)
+    return f === undefined ? undefined : (f.row.families[f.i] as Family)
   }
 
   /** Σ (cost − RTT) along a path: what its links' loss, jitter and availability add to latency. */
   pathPenalty(sites: ReadonlyArray<SiteId>): number {
     let total = 0
     for (let i = 0; i + 1 < sites.length; i++) {
-      const a = this.slot(sites[i]!)
-      const b = this.slot(sites[i + 1]!)
-      if (a === undefined || b === undefined) return Number.POSITIVE_INFINITY
-      const k = a * this.capacity + b
-      const c = this.cost[k]!
-      if (!(c < Number.POSITIVE_INFINITY)) return Number.POSITIVE_INFINITY
-      const r = this.rtt[k]!
+      const f = this.find(sites[i]!, sites[i + 1]!)
+      if (f === undefined) return Number.POSITIVE_INFINITY
+      const c = f.row.costsMs[f.i]!
+      const r = f.row.rttsMs[f.i]!
       if (c > r) total += c - r
     }
     return total
@@ -324,21 +391,21 @@ export class MeshGraph {
       this.snapshot = this.buildIndex()
     } else if (this.weightsStale) {
       // Same topology, new costs: a new snapshot sharing the adjacency, so earlier snapshots
-      // (held by views or copies) never change under their holders.
-      // Rows whose costs did not change keep their weights (one sequential copy).
+      // (held by views or copies) never change under their holders. A row's links are in the
+      // snapshot's target order (both ascending by site), so its costs copy straight in.
       const g = this.snapshot
       const slots = this.snapshotSlots!
       const weights = g.weights.slice()
       for (let i = 0; i < g.sites.length; i++) {
-        if (this.rowDirty[slots[i]!] === 0) continue
-        const row = slots[i]! * this.capacity
-        for (let p = g.offsets[i]!, end = g.offsets[i + 1]!; p < end; p++)
-          weights[p] = this.cost[row + slots[g.targets[p]!]!]!
+        const a = slots[i]!
+        if (!this.rowDirty[a]) continue
+        const costs = this.rows[a]!.costsMs
+        for (let p = g.offsets[i]!, end = g.offsets[i + 1]!, j = 0; p < end; p++, j++) weights[p] = costs[j]!
       }
       this.snapshot = { ...g, weights }
     }
     this.weightsStale = false
-    this.rowDirty.fill(0)
+    this.rowDirty.fill(false)
     return this.snapshot
   }
 
@@ -348,21 +415,21 @@ export class MeshGraph {
     for (let i = 0; i < sites.length; i++) indexOf.set(sites[i]!, i)
     const slots = Int32Array.from(sites, (site) => this.slot(site)!)
     this.snapshotSlots = slots
+    // Index of a site by its slot: a row's remotes map to target indices without a Map lookup.
+    const indexOfSlot = new Int32Array(sites.length)
+    for (let i = 0; i < sites.length; i++) indexOfSlot[slots[i]!] = i
     const offsets = new Int32Array(sites.length + 1)
     const targets = new Int32Array(this.links)
     const weights = new Float64Array(this.links)
     let pos = 0
     for (let i = 0; i < sites.length; i++) {
       offsets[i] = pos
-      const row = slots[i]! * this.capacity
+      const row = this.rows[slots[i]!]!
       // Ascending site order, so every search is independent of insertion order.
-      for (let j = 0; j < sites.length; j++) {
-        const c = this.cost[row + slots[j]!]!
-        if (c < Number.POSITIVE_INFINITY) {
-          targets[pos] = j
-          weights[pos] = c
-          pos++
-        }
+      for (let j = 0; j < row.remotes.length; j++) {
+        targets[pos] = indexOfSlot[this.slot(row.remotes[j]!)!]!
+        weights[pos] = row.costsMs[j]!
+        pos++
       }
     }
     offsets[sites.length] = pos
@@ -375,10 +442,11 @@ export class MeshGraph {
     const sites = this.sites()
     for (const site of sites) graph.addNode(String(site), { site })
     for (const a of sites) {
-      for (const b of this.linksFrom(a)) {
-        const k = this.slot(a)! * this.capacity + this.slot(b)!
-        const r = this.rtt[k]!
-        const base = { costMs: this.cost[k]!, family: this.family[k] as Family }
+      const row = this.rows[this.slot(a)!]!
+      for (let j = 0; j < row.remotes.length; j++) {
+        const b = row.remotes[j]!
+        const r = row.rttsMs[j]!
+        const base = { costMs: row.costsMs[j]!, family: row.families[j] as Family }
         graph.addDirectedEdgeWithKey(`${a}>${b}`, String(a), String(b), Number.isNaN(r) ? base : { ...base, rttMs: r })
       }
     }

@@ -77,6 +77,8 @@ interface Entry {
   message: LinkStateMessage
   receivedAtMillis: number
   distances: ReadonlyMap<number, RouteMetric>
+  /** The seqno the origin advertises for itself (−1 when it does not). */
+  selfSeqno: number
 }
 
 /**
@@ -85,72 +87,172 @@ interface Entry {
  * divides that work and its garbage by N (a daemon decodes a fresh object per datagram, so
  * nothing changes there). Weak: an entry goes with its message.
  */
-const distancesOf = new WeakMap<LinkStateMessage, ReadonlyMap<number, RouteMetric>>()
+const parsedOf = new WeakMap<
+  LinkStateMessage,
+  { readonly distances: ReadonlyMap<number, RouteMetric>; readonly selfSeqno: number }
+>()
 
-const parsedDistances = (message: LinkStateMessage): ReadonlyMap<number, RouteMetric> => {
-  let distances = distancesOf.get(message)
-  if (distances === undefined) {
+const parsed = (message: LinkStateMessage) => {
+  let p = parsedOf.get(message)
+  if (p === undefined) {
     const map = new Map<number, RouteMetric>()
     for (const d of message.distances) {
       map.set(d.destination, { seqno: d.seqno, distanceMs: d.distanceMs ?? Number.POSITIVE_INFINITY })
     }
-    distances = map
-    distancesOf.set(message, distances)
+    p = { distances: map, selfSeqno: map.get(message.origin)?.seqno ?? -1 }
+    parsedOf.set(message, p)
   }
-  return distances
+  return p
 }
 
 const compareOrder = (a: { incarnation: number; seq: number }, b: typeof a): number =>
   a.incarnation !== b.incarnation ? a.incarnation - b.incarnation : a.seq - b.seq
 
+/** Site ids below this are table slots (an array access instead of a Map lookup). */
+const smallSiteLimit = 65_536
+
+/**
+ * A map keyed by site id: an array for the usual small ids, a Map for the rest. Iteration is in
+ * ascending site order. A model run keeps hundreds of routers in one process and each message
+ * delivery touches several of these per router; a Map lookup there was a chain of cache misses.
+ */
+export class SiteTable<T> {
+  private readonly small: Array<T | undefined> = []
+  private readonly large = new Map<number, T>()
+  private count = 0
+
+  get size(): number {
+    return this.count
+  }
+
+  get(site: number): T | undefined {
+    return site >= 0 && site < smallSiteLimit && Number.isInteger(site) ? this.small[site] : this.large.get(site)
+  }
+
+  set(site: number, value: T): void {
+    if (site >= 0 && site < smallSiteLimit && Number.isInteger(site)) {
+      // Grown one slot at a time so the array stays packed (never a sparse dictionary).
+      while (this.small.length <= site) this.small.push(undefined)
+      if (this.small[site] === undefined) this.count++
+      this.small[site] = value
+    } else {
+      if (!this.large.has(site)) this.count++
+      this.large.set(site, value)
+    }
+  }
+
+  delete(site: number): void {
+    if (site >= 0 && site < smallSiteLimit && Number.isInteger(site)) {
+      if (site < this.small.length && this.small[site] !== undefined) {
+        this.small[site] = undefined
+        this.count--
+      }
+    } else if (this.large.delete(site)) this.count--
+  }
+
+  /** Every (site, value), ascending by site. */
+  entries(): Array<readonly [number, T]> {
+    const out: Array<readonly [number, T]> = []
+    for (let site = 0; site < this.small.length; site++) {
+      const v = this.small[site]
+      if (v !== undefined) out.push([site, v])
+    }
+    if (this.large.size > 0) out.push(...[...this.large].sort((a, b) => a[0] - b[0]))
+    return out
+  }
+
+  /** Calls `f` for every (site, value), ascending by site (no allocation for small ids). */
+  forEach(f: (value: T, site: number) => void): void {
+    for (let site = 0; site < this.small.length; site++) {
+      const v = this.small[site]
+      if (v !== undefined) f(v, site)
+    }
+    if (this.large.size > 0) for (const [site, v] of [...this.large].sort((a, b) => a[0] - b[0])) f(v, site)
+  }
+}
+
 /** Latest message per origin, with age-out. */
 export class LinkStateStore {
-  private readonly entries = new Map<number, Entry>()
-  private readonly highest = new Map<number, { incarnation: number; seq: number }>()
+  private readonly entries = new SiteTable<Entry>()
+  /** Highest (incarnation, seq) seen per origin, kept after age-out; NaN = none (small ids; others in `highestLarge`). */
+  private highestIncarnation = new Float64Array(0)
+  private highestSeq = new Float64Array(0)
+  private readonly highestLarge = new Map<number, { incarnation: number; seq: number }>()
   /** Increases on every change of the live view (for callers' caches). */
   version = 0
+  /**
+   * Increases whenever the sequence number some origin advertises for itself may have gone
+   * down (its entry aged out, or a message with a lower one, e.g. after a restart). Between two
+   * changes of this counter, `advertised(o, o).seqno` of every origin only grows (for callers'
+   * caches of decisions that depend on it monotonically).
+   */
+  selfSeqnoDropEpoch = 0
 
   constructor(readonly maxAgeMillis: number) {}
 
   accept(message: LinkStateMessage, nowMillis: number): AcceptResult {
-    const seen = this.highest.get(message.origin)
-    if (seen !== undefined) {
-      const order = compareOrder(message, seen)
-      if (order === 0) return "duplicate"
-      if (order < 0) return "older"
+    const origin = message.origin
+    if (origin >= 0 && origin < smallSiteLimit && Number.isInteger(origin)) {
+      if (origin >= this.highestSeq.length) {
+        const size = Math.min(smallSiteLimit, Math.max(256, 2 * (origin + 1)))
+        const incarnation = new Float64Array(size).fill(Number.NaN)
+        incarnation.set(this.highestIncarnation)
+        const seq = new Float64Array(size).fill(Number.NaN)
+        seq.set(this.highestSeq)
+        this.highestIncarnation = incarnation
+        this.highestSeq = seq
+      }
+      const seenSeq = this.highestSeq[origin]!
+      if (!Number.isNaN(seenSeq)) {
+        const seenIncarnation = this.highestIncarnation[origin]!
+        const order =
+          message.incarnation !== seenIncarnation ? message.incarnation - seenIncarnation : message.seq - seenSeq
+        if (order === 0) return "duplicate"
+        if (order < 0) return "older"
+      }
+      this.highestIncarnation[origin] = message.incarnation
+      this.highestSeq[origin] = message.seq
+    } else {
+      const seen = this.highestLarge.get(origin)
+      if (seen !== undefined) {
+        const order = compareOrder(message, seen)
+        if (order === 0) return "duplicate"
+        if (order < 0) return "older"
+      }
+      // The message itself carries its order: no allocation per accepted message.
+      this.highestLarge.set(origin, message)
     }
-    // The message itself carries its order: no allocation per accepted message.
-    this.highest.set(message.origin, message)
-    const entry = this.entries.get(message.origin)
-    if (entry === undefined)
-      this.entries.set(message.origin, { message, receivedAtMillis: nowMillis, distances: parsedDistances(message) })
+    const entry = this.entries.get(origin)
+    const { distances, selfSeqno } = parsed(message)
+    if (entry === undefined) this.entries.set(origin, { message, receivedAtMillis: nowMillis, distances, selfSeqno })
     else {
+      if (selfSeqno < entry.selfSeqno) this.selfSeqnoDropEpoch++
       entry.message = message
       entry.receivedAtMillis = nowMillis
-      entry.distances = parsedDistances(message)
+      entry.distances = distances
+      entry.selfSeqno = selfSeqno
     }
     this.version++
     return "accepted"
   }
 
-  /** Drops origins silent for longer than maxAgeMillis; returns them. */
+  /** Drops origins silent for longer than maxAgeMillis; returns them (ascending). */
   expire(nowMillis: number): ReadonlyArray<SiteId> {
-    const gone: Array<SiteId> = []
-    for (const [origin, e] of this.entries) {
-      if (nowMillis - e.receivedAtMillis > this.maxAgeMillis) {
-        this.entries.delete(origin)
-        gone.push(origin as SiteId)
-      }
+    const gone = this.staleOrigins(nowMillis)
+    for (const origin of gone) this.entries.delete(origin)
+    if (gone.length > 0) {
+      this.version++
+      this.selfSeqnoDropEpoch++
     }
-    if (gone.length > 0) this.version++
     return gone
   }
 
-  /** The origins `expire(nowMillis)` would drop, without dropping them. */
+  /** The origins `expire(nowMillis)` would drop, without dropping them (ascending). */
   staleOrigins(nowMillis: number): ReadonlyArray<SiteId> {
     const out: Array<SiteId> = []
-    for (const [origin, e] of this.entries)
+    this.entries.forEach((e, origin) => {
       if (nowMillis - e.receivedAtMillis > this.maxAgeMillis) out.push(origin as SiteId)
+    })
     return out
   }
 
@@ -170,10 +272,10 @@ export class LinkStateStore {
 
   /** Live messages in ascending origin order. */
   messages(): ReadonlyArray<LinkStateMessage> {
-    return [...this.entries.values()].map((e) => e.message).sort((a, b) => a.origin - b.origin)
+    return this.entries.entries().map(([, e]) => e.message)
   }
 
   origins(): ReadonlyArray<SiteId> {
-    return [...this.entries.keys()].sort((a, b) => a - b) as Array<SiteId>
+    return this.entries.entries().map(([origin]) => origin as SiteId)
   }
 }

@@ -50,8 +50,8 @@ import {
   SeqnoRequestBackoff,
   type SeqnoRequestBackoffConfig,
 } from "./Feasibility.js"
-import { dijkstra, MeshGraph, type ShortestPathTree } from "./Graph.js"
-import { LinkStateMessage, LinkStateStore, type TunnelAdvert } from "./LinkState.js"
+import { dijkstra, type LinkRow, linkRow, MeshGraph, type ShortestPathTree } from "./Graph.js"
+import { LinkStateMessage, LinkStateStore, SiteTable, type TunnelAdvert } from "./LinkState.js"
 import {
   defaultMeasuredConfig,
   type MeasuredConfig,
@@ -220,13 +220,22 @@ export class NodeRouter {
   private readonly fd = new FeasibilityTable()
   private readonly memory = new Map<number, RouteMemory>()
   private readonly requests = new Map<number, { seqno: number; untilMillis: number }>()
-  private readonly requestSeen = new Map<number, number>()
+  private readonly requestSeen = new SiteTable<number>()
   private readonly requestBackoff: SeqnoRequestBackoff
   private readonly measured: MeasuredPathStore
   private ownLinks = new Map<number, OwnLink>()
   /** Per origin, the destination list of its last accepted message (DerivedLinks.destinationsKey). */
-  private readonly destinationsOf = new Map<number, string>()
+  private readonly destinationsOf = new SiteTable<string>()
+  /** Per origin, the request list (DerivedLinks.requestsKey) last handled in full, and the store's selfSeqnoDropEpoch then. */
+  private readonly requestsDoneFrom = new SiteTable<{ key: string; epoch: number }>()
   private ownSeqno = 0
+  /** `destinations()` and the site list it was computed from (mesh sites are only added, never removed). */
+  private destinationsCache: { sites: ReadonlyArray<SiteId>; list: Array<SiteId> } | undefined
+  /** `tunnelTo` results per neighbour and family. */
+  private readonly tunnels = new SiteTable<{
+    4?: { tunnel: TunnelId; interfaceName: string }
+    6?: { tunnel: TunnelId; interfaceName: string }
+  }>()
   private messageSeq = 0
   private startedAtMillis: number | undefined
   private last: RoutingDecision | undefined
@@ -283,8 +292,24 @@ export class NodeRouter {
     if (message.origin === this.config.self) return
     if (this.store.accept(message, nowMillis) !== "accepted") return
     const derived = derivedOf(message)
-    this.mesh.setLinksFrom(message.origin, derived.remotes, derived.costsMs, derived.families, derived.rttsMs)
-    for (const r of message.requests) this.noteRequest(r, nowMillis)
+    this.mesh.setRow(message.origin, derived.row)
+    if (derived.requestsKey !== "") {
+      // Requests are repeated in every message for their lifetime, and every site relays them:
+      // the same list from the same origin again is a no-op (what it relayed is now `requestSeen`,
+      // own seqno and requestSeen only grow) unless some destination's own seqno went down since,
+      // which could let a request through again. Skipping it is speed only (most of a model run's
+      // receive time went here).
+      const done = this.requestsDoneFrom.get(message.origin)
+      const epoch = this.store.selfSeqnoDropEpoch
+      if (done === undefined || done.key !== derived.requestsKey || done.epoch !== epoch) {
+        for (const r of message.requests) this.noteRequest(r, nowMillis)
+        if (done === undefined) this.requestsDoneFrom.set(message.origin, { key: derived.requestsKey, epoch })
+        else {
+          done.key = derived.requestsKey
+          done.epoch = epoch
+        }
+      }
+    }
     // Sites are never removed, so the same destination list as this origin's last one adds none.
     if (this.destinationsOf.get(message.origin) !== derived.destinationsKey) {
       for (const d of message.distances) this.mesh.addSite(d.destination)
@@ -294,6 +319,7 @@ export class NodeRouter {
 
   setBgpPaths(paths: ReadonlyArray<BgpPath>): void {
     this.bgpByOrigin.clear()
+    this.destinationsCache = undefined
     this.bgpCandidates.clear()
     for (const p of paths) {
       const originAsn = p.asPath[p.asPath.length - 1]
@@ -377,11 +403,29 @@ export class NodeRouter {
     }
   }
 
-  private destinations(): Array<SiteId> {
-    const all = new Set<number>(this.mesh.sites())
-    for (const o of this.bgpByOrigin.keys()) all.add(o)
-    all.delete(this.config.self)
-    return [...all].sort((a, b) => a - b) as Array<SiteId>
+  /** Every known site but self, ascending (shared until the mesh or the BGP paths gain a site: do not mutate). */
+  private destinations(): ReadonlyArray<SiteId> {
+    const sites = this.mesh.sites()
+    if (this.destinationsCache === undefined || this.destinationsCache.sites !== sites) {
+      const all = new Set<number>(sites)
+      for (const o of this.bgpByOrigin.keys()) all.add(o)
+      all.delete(this.config.self)
+      this.destinationsCache = { sites, list: [...all].sort((a, b) => a - b) as Array<SiteId> }
+    }
+    return this.destinationsCache.list
+  }
+
+  /** Our tunnel to a neighbour over a family and its interface name (immutable, one object per pair). */
+  private tunnelTo(neighbour: SiteId, family: Family): { tunnel: TunnelId; interfaceName: string } {
+    const byFamily = this.tunnels.get(neighbour) ?? {}
+    let t = byFamily[family]
+    if (t === undefined) {
+      const tunnel: TunnelId = { local: this.config.self, remote: neighbour, family }
+      t = { tunnel, interfaceName: tunnelKey(tunnel) }
+      byFamily[family] = t
+      this.tunnels.set(neighbour, byFamily)
+    }
+    return t
   }
 
   private ownLink(neighbour: SiteId): OwnLink {
@@ -517,7 +561,9 @@ export class NodeRouter {
         continue
       }
       const nextHop = chosen.nextHop
-      this.memory.set(destination, { nextHop, sinceMillis: chosen.sinceMillis })
+      const remembered = this.memory.get(destination)
+      if (remembered === undefined || remembered.nextHop !== nextHop || remembered.sinceMillis !== chosen.sinceMillis)
+        this.memory.set(destination, { nextHop, sinceMillis: chosen.sinceMillis })
       if (chosen.betterInfeasible) this.requestForBetter(view, destination, chosen, nowMillis)
       const link = this.ownLink(nextHop)
       const linkMetric = Math.max(link.costMs, this.config.minLinkMetricMs)
@@ -527,12 +573,12 @@ export class NodeRouter {
           ? advertised.seqno
           : (this.store.advertised(destination, destination)?.seqno ?? fd?.seqno ?? 0)
       const metricMs = linkMetric + (advertised?.distanceMs ?? 0)
-      const tunnel: TunnelId = { local: self, remote: nextHop, family: link.family }
+      const { tunnel, interfaceName } = this.tunnelTo(nextHop, link.family)
       routes.push({
         destination,
         nextHop,
         tunnel,
-        interfaceName: tunnelKey(tunnel),
+        interfaceName,
         costMs: chosen.proposal.costMs,
         metricMs,
         seqno,
@@ -694,14 +740,15 @@ export class NodeRouter {
 
 /** What a router takes from a message's tunnels, derived once per message object. */
 interface DerivedLinks {
-  /** Per remote (distinct), the origin's link to it: the family it routes over, else the cheaper. */
-  readonly remotes: ReadonlyArray<SiteId>
-  readonly costsMs: Float64Array
-  readonly families: Uint8Array
-  /** NaN = unknown. */
-  readonly rttsMs: Float64Array
+  /**
+   * Per remote, the origin's link to it (the family it routes over, else the cheaper): an
+   * immutable graph row every recipient stores by reference.
+   */
+  readonly row: LinkRow
   /** The message's destinations, joined: equal keys = same destination list. */
   readonly destinationsKey: string
+  /** The message's seqno requests as "destination:seqno" joined ("" for none): equal keys = same requests. */
+  readonly requestsKey: string
 }
 
 /**
@@ -749,11 +796,12 @@ const derivedOf = (message: LinkStateMessage): DerivedLinks => {
     remotes.push(remote as SiteId)
   }
   const derived = {
-    remotes,
-    costsMs,
-    families,
-    rttsMs,
+    row: linkRow(origin, remotes, costsMs, families, rttsMs),
     destinationsKey: internedKey(message.distances.map((d) => d.destination).join(",")),
+    requestsKey:
+      message.requests.length === 0
+        ? ""
+        : internedKey(message.requests.map((r) => `${r.destination}:${r.seqno}`).join(",")),
   }
   derivedLinks.set(message, derived)
   return derived

@@ -7,6 +7,8 @@
  *   npm run bench:model -w packages/simulator -- [--json] [--quick] [--loop-runs=10000]
  *        [--sections=scale,adversarial,loops] [--sizes=50,200] [--topologies=full,partial]
  *        [--measured-seconds=600] [--seeds=3] [--restarts=2] [--loop-start=0]
+ *   --sections=digest --sizes=60,200 --measured-seconds=20: SHA-256 of fixed runs' reports (speed-only changes must keep them)
+ *   --rows=graph-least-cost,legacy,no-hysteresis,stability  --stability=rel:0.05,abs:5  (an extra row with these margins)
  */
 import {
   type AggregateReport,
@@ -67,8 +69,39 @@ const allRows: ReadonlyArray<EngineSettings> = [
   { label: "measured-fastest", algorithm: "measured-fastest", stability: "default", costModel: "default" },
   legacyEngineSettings,
 ]
-const rows = allRows.filter(
-  (r) => rowFilter === undefined || rowFilter.some((f) => r.label === f || r.label.startsWith(`${f} `)),
+// --stability=abs:5,rel:0.05,noise:1.5,dwell:30000: one more row, the default engine with these
+// route-stability margins (the stretch/flap trade-off side by side with the defaults).
+const stabilityArg = args.get("stability")
+const stabilityRow: EngineSettings | undefined =
+  stabilityArg === undefined
+    ? undefined
+    : {
+        label: `graph-least-cost, stability ${stabilityArg}`,
+        algorithm: "graph-least-cost",
+        costModel: "default",
+        stability: Object.fromEntries(
+          stabilityArg.split(/[,;]/).map((kv) => {
+            const [k, v] = kv.split(":")
+            const key = { abs: "absoluteMarginMs", rel: "relativeMargin", noise: "noiseFactor", dwell: "dwellMillis" }[
+              k ?? ""
+            ]
+            if (key === undefined) throw new Error(`--stability: unknown key ${k} (abs, rel, noise, dwell)`)
+            return [key, Number(v)]
+          }),
+        ),
+      }
+// A filter names a row by its label or label prefix; "no-hysteresis" names the default cost
+// model without margins or dwell, "stability" the --stability row.
+const rows = [...allRows, ...(stabilityRow === undefined ? [] : [stabilityRow])].filter(
+  (r) =>
+    rowFilter === undefined ||
+    rowFilter.some(
+      (f) =>
+        r.label === f ||
+        r.label.startsWith(`${f} `) ||
+        (f === "no-hysteresis" && r.label === "graph-least-cost, no hysteresis") ||
+        (f === "stability" && r === stabilityRow),
+    ),
 )
 
 interface Timed {
@@ -230,6 +263,37 @@ if (sections.has("loops")) {
   )
   for (const l of loopSeeds) log(`  loop: seed ${l.seed} (${l.settings}): ${JSON.stringify(l.samples.slice(0, 3))}`)
   out.loops = loopResult
+}
+
+// --- Report digests: the speed-only check for engine and model changes. -------------------
+// SHA-256 of each run's full JSON report (stretch histogram included) for fixed scenarios: a
+// change that is meant to be behaviour-preserving must print the same digests before and after.
+if (sections.has("digest")) {
+  const { createHash } = await import("node:crypto")
+  const digests: Array<{ name: string; sha256: string; cpuSeconds: number; realSeconds: number }> = []
+  for (const n of sizes)
+    for (const settings of rows) {
+      const scenario = randomScenario({
+        sites: n,
+        topology: n <= 60 ? "full" : "partial",
+        degree: 8,
+        seed: 1000,
+        warmupMillis: 50_000,
+        measuredMillis: measuredSeconds * 1000,
+        hardFailures: 3,
+        latencySteps: 2,
+        stretchSampleMillis: 5_000,
+        siteRestarts: restartsPerScenario,
+      })
+      const r = timed(tuned(scenario), settings)
+      const text = JSON.stringify(r.report, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v))
+      const sha256 = createHash("sha256").update(text).digest("hex")
+      digests.push({ name: r.report.name, sha256, cpuSeconds: r.cpuMillis / 1000, realSeconds: r.realMillis / 1000 })
+      log(
+        `  digest N=${n} ${settings.label}: ${sha256.slice(0, 16)} (${(r.cpuMillis / 1000).toFixed(1)} s CPU, ${(r.realMillis / 1000).toFixed(1)} s real, ${scenario.durationMillis / 1000} s simulated)`,
+      )
+    }
+  out.digests = digests
 }
 
 // --- Goals. -------------------------------------------------------------------------------
