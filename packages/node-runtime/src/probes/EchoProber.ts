@@ -22,9 +22,10 @@
  *
  * **Detection.** A probe unanswered past its deadline is lost: a null sample at once (the engine's
  * aggregation declares a tunnel dead after 3 consecutive lost echoes). For an immediate request
- * the deadline is clamp(1.5·srtt + 4·rttvar, min, max) (RFC 6298-style); for a deferred one it is
- * the peer's next expected request + slack (clamp(4·gap deviation + 20 ms, min, max)), the instant
- * its silence is noticed. A peer request arriving without the ack of one of our requests that it
+ * the deadline is clamp(1.5·srtt + 4·rttvar, min, max) (RFC 6298-style); a deferred one is overdue
+ * at the peer's next expected request + slack (clamp(4·gap deviation + 20 ms, min, max)), the
+ * instant its silence is noticed: a burst starts, and the deferred request counts as lost when the
+ * first burst probe does (same verdict time; a peer merely late costs a probe, not a false loss). A peer request arriving without the ack of one of our requests that it
  * must have seen (sent more than a miss timeout before) is a loss in our direction at once. The
  * first loss (or a silence) switches to a burst, one v1 probe every `burstIntervalMillis`, until an
  * answer (back to the grid) or `deadAfterMisses` consecutive losses (dead; back to the grid, so
@@ -102,9 +103,14 @@ export interface EchoProberStats {
 interface Outstanding {
   readonly sentMs: number
   readonly sentAtMillis: number
-  readonly deadlineMs: number
+  deadlineMs: number
   /** Answered in the peer's next regular request, not at once. */
   readonly deferred: boolean
+  /**
+   * A deferred request whose answer is overdue (the peer's request is late): lost only if the burst
+   * probe sent then is lost too; a peer merely stalled past the slack costs a probe, not a loss.
+   */
+  suspected: boolean
 }
 
 interface SharedSocket {
@@ -474,7 +480,7 @@ const makeProber = (
   }
 
   const track = (probeSeq: number, nowMs: number, deadlineMs: number, deferred: boolean) => {
-    outstanding.set(probeSeq, { sentMs: nowMs, sentAtMillis: Date.now(), deadlineMs, deferred })
+    outstanding.set(probeSeq, { sentMs: nowMs, sentAtMillis: Date.now(), deadlineMs, deferred, suspected: false })
     if (deadlineMs < earliestDeadlineMs) earliestDeadlineMs = deadlineMs
     counts.sent++
     counters.sent.inc()
@@ -582,6 +588,13 @@ const makeProber = (
   }
 
   const onMiss = (probeSeq: number, o: Outstanding, nowMs: number) => {
+    if (!o.deferred)
+      // A burst probe lost: the overdue deferred requests were lost too (counted first: sent first).
+      for (const [s, d] of outstanding) if (d.suspected) countMiss(s, d, nowMs)
+    countMiss(probeSeq, o, nowMs)
+  }
+
+  const countMiss = (probeSeq: number, o: Outstanding, nowMs: number) => {
     outstanding.delete(probeSeq)
     lateProbes.set(probeSeq, { sentMs: o.sentMs, sentAtMillis: o.sentAtMillis })
     // Forget probes whose reply can no longer be told from a genuinely late duplicate.
@@ -604,10 +617,19 @@ const makeProber = (
     if (closed) return
     if (earliestDeadlineMs <= horizonMs) {
       earliestDeadlineMs = Number.POSITIVE_INFINITY
+      let suspect = false
       for (const [s, o] of outstanding) {
-        if (o.deadlineMs <= horizonMs) onMiss(s, o, nowMs)
-        else if (o.deadlineMs < earliestDeadlineMs) earliestDeadlineMs = o.deadlineMs
+        if (o.deadlineMs <= horizonMs) {
+          if (o.deferred && !o.suspected && health !== "dead") {
+            // Overdue: probe at once (below); the verdict on this request waits for that probe.
+            o.suspected = true
+            o.deadlineMs = nowMs + config.maxMissTimeoutMillis
+            suspect = true
+          } else if (outstanding.has(s)) onMiss(s, o, nowMs)
+        }
+        if (outstanding.has(s) && o.deadlineMs < earliestDeadlineMs) earliestDeadlineMs = o.deadlineMs
       }
+      if (suspect && !bursting) startBurst(nowMs)
     }
     if (peer.deadlineMs <= horizonMs) {
       // The peer's request did not come: evidence the tunnel may be down (usually our deferred
