@@ -226,6 +226,7 @@ export const makeMeasurementPlane = (
     const relay = yield* Deferred.make<PathRelay>()
     // One echo scheduler for every tunnel: a socket per local address, one timer.
     const echoProbes = yield* makeEchoProbes(config.probes.echo)
+    const lossBurstSlots = yield* Effect.makeSemaphore(config.probes.lossTrigger.maxConcurrentBursts)
 
     const refreshGauges = (state: WorkerState, nowMillis: number) => {
       const stats = linkStats(state.aggregate, nowMillis, aggregation)
@@ -324,6 +325,7 @@ export const makeMeasurementPlane = (
               workers
                 .get(`wg${t.id.local}.${t.id.remote}_v${t.id.family === 4 ? 6 : 4}`)
                 ?.lossTrigger?.suspect("loss found on the other family's tunnel"),
+            lossBurstSlots,
           )
         }
         yield* Effect.logDebug(`${t.name}: measuring ${endpoints.localAddress} -> ${endpoints.remoteAddress}`)

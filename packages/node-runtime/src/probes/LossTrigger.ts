@@ -5,14 +5,15 @@
  * the scheduled loss test is too rare to react (every 20 min). A continuous fast loss test would
  * see it but costs ≈ 40 datagrams/s on every tunnel, lossless or not. Here a tunnel pays only
  * once it shows a symptom: when an up tunnel loses an echo or ICMP probe, or the peer's regular
- * echo request does not come, a short burst (default 200 × 64 B in 0.4 s) measures the loss at
+ * echo request does not come, a short burst (default 200 × 64 B in 0.8 s) measures the loss at
  * once; while the loss (the burst's, or the engine's estimate) stays above a small level, the
  * burst repeats every `minGapMillis`, so a repair is seen as quickly as the loss was. The engine
  * (Aggregation's loss change-point) lets one such burst move the estimate at once.
  *
  * Budget (ProbeConfig `lossTrigger`): burst starts on one tunnel are at least `minGapMillis`
  * apart whatever happens (one semaphore with the scheduled loss test, so two bursts never
- * overlap); no probe lost, no burst; a tunnel that is dead (or dies within `graceMillis` of the
+ * overlap; and at most `maxConcurrentBursts` per daemon: a host starved of CPU loses probes on
+ * every tunnel at once, and 24 simultaneous bursts through a userspace WireGuard made it worse); no probe lost, no burst; a tunnel that is dead (or dies within `graceMillis` of the
  * lost probe) gets none; a failed burst (no FINAL) blocks bursts for `minGapMillis`, doubling
  * with each further failure up to `failureBackoffMillis`.
  *
@@ -141,6 +142,8 @@ export const runLossTrigger = (
   lock: Effect.Semaphore,
   /** Called when the first burst of a series finds loss (above `continueAboveRatio`). */
   onLossFound?: () => void,
+  /** Shared by every tunnel of the daemon: at most `maxConcurrentBursts` bursts at a time. */
+  siteSlots?: Effect.Semaphore,
 ): Effect.Effect<LossTrigger, never, Scope.Scope | MeasurementMetrics> =>
   Effect.gen(function* () {
     const metrics = yield* MeasurementMetrics
@@ -156,17 +159,16 @@ export const runLossTrigger = (
     let lastReason = ""
     let lastPeerSilences = view.peerSilences()
 
-    const burst = lock
-      .withPermits(1)(Effect.scoped(runLossTest(tunnel, endpoints, burstConfig)))
-      .pipe(
-        Effect.tap((s) =>
-          Effect.sync(() => {
-            recordLossSample(metrics, s)
-            onSample(s)
-          }),
-        ),
-        Effect.either,
-      )
+    const one = lock.withPermits(1)(Effect.scoped(runLossTest(tunnel, endpoints, burstConfig)))
+    const burst = (siteSlots === undefined ? one : siteSlots.withPermits(1)(one)).pipe(
+      Effect.tap((s) =>
+        Effect.sync(() => {
+          recordLossSample(metrics, s)
+          onSample(s)
+        }),
+      ),
+      Effect.either,
+    )
 
     const loop = Effect.gen(function* () {
       let state = idleTrigger

@@ -8,7 +8,7 @@
  * | icmp      | `ping -i 2`, 56 B                         | 1 (req+reply)    | ≈ 1.2 k           |
  * | tcp       | connect every 30 s to :5122               | ≈ 0.1            | ≈ 0.1 k           |
  * | loss test | 1000 × 500 B at 1 Mbit/s every 20 min     | 0.83 (bursty)    | ≈ 3.9 k (avg)     |
- * | loss burst| 200 × 64 B in 0.4 s after a lost probe,   | 0 if lossless,   | 0 if lossless,    |
+ * | loss burst| 200 × 64 B in 0.8 s after a lost probe,   | 0 if lossless,   | 0 if lossless,    |
  * |  (trigger)| then every 10 s while lossy (see below)   | ≤ 20 while lossy | ≤ 25 k while lossy|
  *
  * What it buys: the echo detects a hard failure in ≤ 1 s typically, ≤ 1.5 s worst case (the peer's
@@ -98,13 +98,16 @@ export type LossTestConfig = typeof LossTestConfig.Type
  * one burst per `minGapMillis`: 200 × 64 B every 10 s is 20 datagrams/s and ≈ 25 kbit/s on the
  * wire (≈ 156 B per datagram with IPv4 + WireGuard headers; IPv6 ≈ 28 kbit/s) for a link losing
  * probes all the time, twice that for the tunnel with both ends probing, against the 100 kbit/s
- * budget of the loss test. Each burst lasts `packets·packetBytes·8/rateBitsPerSecond` (0.4 s).
+ * budget of the loss test. Each burst lasts `packets·packetBytes·8/rateBitsPerSecond` (0.8 s).
  */
 export const LossTriggerConfig = Schema.Struct({
   enabled: field(Schema.Boolean, true),
   packets: field(Schema.Int.pipe(Schema.between(50, 10_000)), 200),
   packetBytes: field(Schema.Int.pipe(Schema.between(24, 1472)), 64),
-  rateBitsPerSecond: field(Schema.Number.pipe(Schema.between(8_000, 1e9)), 256_000),
+  /** 200 × 64 B in 0.8 s (250 datagrams/s): gentle on small links and on a busy host. */
+  rateBitsPerSecond: field(Schema.Number.pipe(Schema.between(8_000, 1e9)), 128_000),
+  /** Bursts running at once per daemon, over all tunnels (a starved host loses probes everywhere). */
+  maxConcurrentBursts: field(Schema.Int.pipe(Schema.between(1, 1000)), 2),
   /**
    * Wait after the first lost probe before the burst: a tunnel that is dying is declared dead
    * by then (the echo's three misses ≈ 0.2–0.4 s at 10–50 ms RTT) and gets no burst.

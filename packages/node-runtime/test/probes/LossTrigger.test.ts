@@ -272,4 +272,42 @@ describe("loss trigger over real sockets", () => {
       }).pipe(Effect.provide(MeasurementMetrics.Default)),
     60_000,
   )
+
+  it.scopedLive(
+    "bursts of different tunnels share the daemon's slots (maxConcurrentBursts 1: one at a time)",
+    () =>
+      Effect.gen(function* () {
+        const port = testPort()
+        yield* serveProbeServer({ ...defaultProbeServerConfig(["127.0.0.1"], allowLoopback), port })
+        const slots = yield* Effect.makeSemaphore(1)
+        const spans: Array<{ startMs: number; endMs: number }> = []
+        const triggers = yield* Effect.forEach(["127.0.0.7", "127.0.0.8", "127.0.0.9"], (address) =>
+          Effect.gen(function* () {
+            yield* startImpairmentRelay({
+              listenAddress: address,
+              listenPort: port,
+              targetAddress: "127.0.0.1",
+              targetPort: port,
+            })
+            return yield* runLossTrigger(
+              tunnel,
+              { localAddress: "127.0.0.1", remoteAddress: address },
+              Schema.decodeSync(LossTestConfig)({ port }),
+              { ...defaults, graceMillis: 0 },
+              (s) => spans.push({ startMs: s.atMillis, endMs: Date.now() }),
+              { isUp: () => true, lossRatio: () => 0, peerSilences: () => 0 },
+              yield* Effect.makeSemaphore(1),
+              undefined,
+              slots,
+            )
+          }),
+        )
+        for (const t of triggers) t.suspect("test")
+        yield* until(() => spans.length >= 3, 10_000)
+        expect(spans.length).toBe(3)
+        spans.sort((a, b) => a.startMs - b.startMs)
+        for (let i = 1; i < spans.length; i++) expect(spans[i]!.startMs).toBeGreaterThanOrEqual(spans[i - 1]!.endMs - 5)
+      }).pipe(Effect.provide(MeasurementMetrics.Default)),
+    30_000,
+  )
 })
