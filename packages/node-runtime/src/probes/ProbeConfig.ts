@@ -113,8 +113,17 @@ export const LossTriggerConfig = Schema.Struct({
    * by then (the echo's three misses ≈ 0.2–0.4 s at 10–50 ms RTT) and gets no burst.
    */
   graceMillis: field(Schema.Number.pipe(Schema.between(0, 10_000)), 600),
-  /** The rate limit: burst starts on one tunnel are at least this far apart; also the repeat spacing. */
+  /**
+   * The rate limit: a token bucket of `burstTokens`, one token per burst, one token back per
+   * `minGapMillis` (so ≤ 1 burst per minGap in the long run); also the repeat spacing.
+   */
   minGapMillis: field(Schema.Number.pipe(Schema.between(1000, 3_600_000)), 10_000),
+  burstTokens: field(Schema.Int.pipe(Schema.between(1, 10)), 2),
+  /**
+   * A first burst that found loss is confirmed this long after it ended (at 5 % loss one burst
+   * of 200 reads below 3 % one time in 16, two pooled one time in 50).
+   */
+  confirmAfterMillis: field(Schema.Number.pipe(Schema.between(0, 3_600_000)), 2000),
   /** Repeat while the last burst's loss or the engine's loss estimate is above this. */
   continueAboveRatio: field(Schema.Number.pipe(Schema.between(0, 1)), 0.005),
   /** At most this many bursts per suspicion (a chronically lossy link starts new series on new losses). */

@@ -32,7 +32,7 @@ const simulate = (
   burstMillis = 500,
 ): Array<number> => {
   const starts: Array<number> = []
-  let state: TriggerState = idleTrigger
+  let state: TriggerState = idleTrigger(defaults)
   let runningUntil = Number.NEGATIVE_INFINITY
   let runningStart = 0
   const pending = [...events].sort((a, b) => a.atMillis - b.atMillis)
@@ -49,7 +49,7 @@ const simulate = (
       if (state.dueAtMillis === null) state = onSuspicion(state, t, defaults)
     }
     if (state.dueAtMillis !== null && t >= state.dueAtMillis) {
-      const due = onDue(state, t, up(t))
+      const due = onDue(state, t, up(t), defaults)
       state = due.state
       if (due.start) {
         starts.push(t)
@@ -64,7 +64,7 @@ const simulate = (
 const suspicions = fc.array(fc.record({ atMillis: fc.integer({ min: 0, max: 600_000 }) }), { maxLength: 200 })
 
 describe("loss trigger policy", () => {
-  it("never starts two bursts closer than minGapMillis, whatever the suspicions and outcomes", () => {
+  it("never exceeds its token bucket: in any window W at most burstTokens + W/minGap bursts", () => {
     fc.assert(
       fc.property(
         suspicions,
@@ -72,10 +72,13 @@ describe("loss trigger policy", () => {
         fc.func(fc.double({ min: 0, max: 0.2, noNaN: true })),
         (events, loss, estimate) => {
           const starts = simulate(events, () => true, loss, estimate, 600_000)
-          for (let i = 1; i < starts.length; i++)
-            expect((starts[i] ?? 0) - (starts[i - 1] ?? 0)).toBeGreaterThanOrEqual(defaults.minGapMillis)
-          // the long-run budget that follows: ≤ one burst per minGap
-          expect(starts.length).toBeLessThanOrEqual(Math.floor(600_000 / defaults.minGapMillis) + 1)
+          for (let i = 0; i < starts.length; i++)
+            for (let j = i; j < starts.length; j++) {
+              const windowMillis = (starts[j] ?? 0) - (starts[i] ?? 0)
+              expect(j - i + 1).toBeLessThanOrEqual(defaults.burstTokens + windowMillis / defaults.minGapMillis + 1e-9)
+            }
+          // the long-run budget that follows: ≤ one burst per minGap (+ the bucket)
+          expect(starts.length).toBeLessThanOrEqual(Math.floor(600_000 / defaults.minGapMillis) + defaults.burstTokens)
         },
       ),
       { numRuns: 200 },
@@ -132,8 +135,9 @@ describe("loss trigger policy", () => {
       120_000,
     )
     expect(starts[0]).toBe(12_000 + defaults.graceMillis)
-    // repeats every minGap through the lossy period, then one clean burst ends the series
-    expect(starts).toEqual([12_600, 22_600, 32_600, 42_600])
+    // the first lossy burst (ends 13.1 s) is confirmed 2 s later, then repeats every minGap through
+    // the lossy period; one clean burst after the repair ends the series
+    expect(starts).toEqual([12_600, 15_100, 25_100, 35_100, 45_100])
   })
 
   it("keeps repeating while the engine's estimate is high, up to maxSeriesBursts", () => {
@@ -165,7 +169,8 @@ describe("loss trigger policy", () => {
       () => 0,
       60_000,
     )
-    expect(onceFailing.slice(0, 4)).toEqual([600, 11_100, 21_100, 31_100])
+    // after the failure (back-off 10 s): a lossy burst, its confirmation 2 s later, then every minGap
+    expect(onceFailing.slice(0, 4)).toEqual([600, 11_100, 13_600, 23_600])
   })
 })
 
