@@ -6,17 +6,20 @@
  * see it but costs ≈ 40 datagrams/s on every tunnel, lossless or not. Here a tunnel pays only
  * once it shows a symptom: when an up tunnel loses an echo or ICMP probe, or the peer's regular
  * echo request does not come, a short burst (default 200 × 64 B in 0.8 s) measures the loss at
- * once; while the loss (the burst's, or the engine's estimate) stays above a small level, the
- * burst repeats every `minGapMillis`, so a repair is seen as quickly as the loss was. The engine
+ * once; a burst that found loss is confirmed 2 s later, and while the loss (the burst's, or the
+ * engine's estimate) stays above a small level the burst repeats every `minGapMillis`, so a
+ * repair is seen as quickly as the loss was. A first burst that finds loss also suspects the
+ * other family's tunnel to the same peer (`onLossFound`, wired by the measurement plane). The engine
  * (Aggregation's loss change-point) lets one such burst move the estimate at once.
  *
  * Budget (ProbeConfig `lossTrigger`): a token bucket per tunnel, one token per burst, refilled
- * one per `minGapMillis` up to `burstTokens` (2): at most one burst per `minGapMillis` in the long
- * run whatever happens, two in a row when a first burst's loss is to be confirmed (one semaphore with the scheduled loss test, so two bursts never
- * overlap; and at most `maxConcurrentBursts` per daemon: a host starved of CPU loses probes on
- * every tunnel at once, and 24 simultaneous bursts through a userspace WireGuard made it worse); no probe lost, no burst; a tunnel that is dead (or dies within `graceMillis` of the
- * lost probe) gets none; a failed burst (no FINAL) blocks bursts for `minGapMillis`, doubling
- * with each further failure up to `failureBackoffMillis`.
+ * one per `minGapMillis` (10 s) up to `burstTokens` (2): at most one burst per 10 s in the long
+ * run whatever happens, two in a row when a first burst's loss is confirmed. No probe lost, no
+ * burst; a tunnel that is dead (or dies within `graceMillis` of the lost probe) gets none; a
+ * failed burst (no FINAL) blocks bursts for `minGapMillis`, doubling with each further failure up
+ * to `failureBackoffMillis`. A burst never overlaps the tunnel's scheduled loss test (one lock),
+ * and at most `maxConcurrentBursts` run at once per daemon: a host starved of CPU loses probes on
+ * every tunnel at once, and 24 simultaneous bursts through a userspace WireGuard made it worse.
  *
  * The decisions are a pure state machine (`TriggerState`, property-tested); `runLossTrigger` is
  * the fiber that follows it.

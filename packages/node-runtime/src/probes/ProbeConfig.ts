@@ -9,7 +9,8 @@
  * | tcp       | connect every 30 s to :5122               | ≈ 0.1            | ≈ 0.1 k           |
  * | loss test | 1000 × 500 B at 1 Mbit/s every 20 min     | 0.83 (bursty)    | ≈ 3.9 k (avg)     |
  * | loss burst| 200 × 64 B in 0.8 s after a lost probe,   | 0 if lossless,   | 0 if lossless,    |
- * |  (trigger)| then every 10 s while lossy (see below)   | ≤ 20 while lossy | ≤ 25 k while lossy|
+ * |  (trigger)| confirmed 2 s later, then every 10 s while | ≤ 20 while lossy | ≤ 25 k while lossy|
+ * |           | lossy (long-run average; see below)       |                  |                   |
  *
  * What it buys: the echo detects a hard failure in ≤ 1 s typically, ≤ 1.5 s worst case (the peer's
  * requests and ours alternate every half interval, see EchoProber; then 3 misses of ≥ 100 ms
@@ -91,8 +92,9 @@ export type LossTestConfig = typeof LossTestConfig.Type
  * Suspicion-triggered loss bursts (`LossTrigger`): a short loss test started when an up tunnel
  * loses an echo or ICMP probe, or the peer's regular echo request does not come, repeated while
  * the loss stays above `continueAboveRatio`. What it buys: 5 % loss on a link moves the route
- * within ≈ 1–2 s of the first lost probe (≈ 3–8 s after the loss starts at the default probe
- * rates), and a repaired link is seen clean by the next repeat (≤ `minGapMillis` later), where
+ * ≈ 2–4 s after the first lost probe (≈ 3–8 s after the loss starts at the default probe rates;
+ * the twin's figures are in the engine README, "5 % loss"), and a repaired link is seen clean by
+ * the next repeat (≤ `minGapMillis` later), where
  * the echo and ICMP alone cannot tell 5 % from 0 % within 10 s and the 20-minute loss test is too
  * rare. Cost, per tunnel and end: nothing on a lossless tunnel (no lost probe, no burst); at most
  * one burst per `minGapMillis`: 200 × 64 B every 10 s is 20 datagrams/s and ≈ 25 kbit/s on the
