@@ -71,11 +71,9 @@ export const engineRouters =
 
 /** The routes of a link-state message, for the simulator's wake-ups. */
 export const linkStateMessageRoutes = (message: LinkStateMessage): MessageRoutes => ({
-  routes: message.distances.map((d) => ({
-    destination: d.destination,
-    nextHop: d.distanceMs === null ? null : d.nextHop,
-    seqno: d.seqno,
-  })),
+  // The distance entries themselves (a retraction's null distance means no next hop): no copy per
+  // advertisement (200 objects per message at N = 200).
+  routes: message.distances,
 })
 
 /** Wire size of a link-state message as JSON (what the overhead figure reports). */

@@ -62,6 +62,8 @@ export interface MessageRoutes {
     readonly destination: number
     readonly nextHop: number | null
     readonly seqno: number
+    /** When present, null = a retraction (no next hop, whatever `nextHop` says). */
+    readonly distanceMs?: number | null
   }>
 }
 
@@ -468,11 +470,12 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
       return { origin: s, message: msg, changedHop: noChange, changedSeqno: noChange }
     const hop: number[] = []
     const seq: number[] = []
-    for (const r of config.describeMessage(msg).routes) {
+    const described = config.describeMessage(msg)
+    for (const r of described.routes) {
       const d = r.destination
       if (d < 0 || d >= n) continue
       const i = s * n + d
-      const nh = r.nextHop ?? -1
+      const nh = r.distanceMs === null ? -1 : (r.nextHop ?? -1)
       if (sentNextHop[i] !== -2) {
         if (sentNextHop[i] !== nh) hop.push(d)
         else if (sentSeqno[i] !== r.seqno) seq.push(d)
