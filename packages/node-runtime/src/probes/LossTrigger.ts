@@ -229,6 +229,7 @@ export const runLossTrigger = (
         state = due.state
         if (!due.start) {
           counts.droppedDead++
+          yield* Effect.logInfo(`loss burst over ${endpoints.remoteAddress} dropped: the tunnel is not up`)
           continue
         }
         counts.bursts++
