@@ -11,9 +11,10 @@
  * (`toGraphology()`) and graphology-shortest-path the reference the tests check us against.
  * A graphology store of a 200-site full mesh (39,800 links) took 8.9 MiB and ~45 ms to build
  * per node view, and its `singleSource` Dijkstra 6–16 ms per run (it copies a path array on
- * every relaxation) while Yen needs many runs. Here: dense per-pair arrays plus an indexed
- * snapshot (compressed adjacency, rebuilt only after a cost change), ≈ 1.5 MiB at 200 sites,
- * and a binary-heap Dijkstra (≈ 0.13 ms per run at N = 200).
+ * every relaxation) while Yen needs many runs. Here: one sparse row of usable links per site
+ * (rows from link state are immutable and shared between routers, see `MeshGraph`) plus an
+ * indexed snapshot (compressed adjacency, rebuilt only after a topology change, weights patched
+ * after a cost change), and a binary-heap Dijkstra (≈ 0.13 ms per run at N = 200).
  */
 import { DirectedGraph } from "graphology"
 import { singleSource } from "graphology-shortest-path/dijkstra.js"

@@ -47,6 +47,8 @@ const topologiesArg = args.get("topologies")?.split(",") as Array<"full" | "part
 const loopStart = Number(args.get("loop-start") ?? 0)
 const loopRuns = Number(args.get("loop-runs") ?? (quick ? 200 : 10_000))
 const rowFilter = args.get("rows")?.split(",")
+// --adversarial=near-equal,slow: only the adversarial sets whose names start with these.
+const adversarialFilter = args.get("adversarial")?.split(",")
 // Probe and exchange settings applied to every scenario (defaults: the daemon's prober, 1 s adverts).
 const lossTimeoutMillis = args.has("loss-timeout-ms") ? Number(args.get("loss-timeout-ms")) : undefined
 const advertiseIntervalMillis = args.has("advertise-ms") ? Number(args.get("advertise-ms")) : undefined
@@ -215,14 +217,17 @@ if (sections.has("scale")) {
 if (sections.has("adversarial")) {
   const adversarial: Row[] = []
   const seeds = Array.from({ length: seedsPerRow }, (_, i) => 2000 + i)
-  const sets: ReadonlyArray<readonly [string, ReadonlyArray<Scenario>]> = [
+  const allSets: ReadonlyArray<readonly [string, ReadonlyArray<Scenario>]> = [
     ["near-equal paths (flap test)", seeds.map((s) => nearEqualPathsScenario(s, 10, measuredSeconds * 1000))],
     ["slow oscillation", seeds.map((s) => slowOscillationScenario(s, 12, 2 * measuredSeconds * 1000))],
     ["link flapping every 1 s", seeds.map((s) => flappingLinkScenario(s, 10, measuredSeconds * 1000))],
     ["link state delayed 1-5 s", seeds.map((s) => delayedLinkStateScenario(s, 20, measuredSeconds * 1000))],
   ]
+  const sets = allSets.filter(
+    ([name]) => adversarialFilter === undefined || adversarialFilter.some((f) => name.startsWith(f)),
+  )
   for (const [name, scenarios] of sets)
-    for (const settings of [defaultEngineSettings, legacyEngineSettings])
+    for (const settings of [defaultEngineSettings, legacyEngineSettings, ...(stabilityRow ? [stabilityRow] : [])])
       adversarial.push(runRow(name, `${name}: ${settings.label}`, scenarios, settings))
   printRows("Adversarial scenarios", adversarial)
   out.adversarial = adversarial
