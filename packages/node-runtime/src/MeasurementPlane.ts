@@ -16,6 +16,7 @@ import {
   linkStats,
   type Sample,
   type TunnelAggregate,
+  type TunnelId,
 } from "@net-perf/engine"
 import {
   Context,
@@ -160,6 +161,12 @@ export interface MeasurementPlaneService {
     readonly health: EchoHealth
     readonly atMillis: number
   }>
+  /**
+   * Outside evidence that a tunnel may be down (the peer's link state reports it dead): its echo
+   * probes now instead of at its next slot (EchoProbes.suspect). The other family's tunnel to the
+   * same peer is suspected by the plane itself when one dies.
+   */
+  readonly suspect: (tunnel: TunnelId) => Effect.Effect<void>
   /** pathping a source-routed path from this site; waits for the site id and the relay. */
   readonly measurePath: (
     path: ReadonlyArray<number>,
@@ -290,6 +297,9 @@ export const makeMeasurementPlane = (
               onHealth: (health, atMillis) => {
                 refreshGauges(state, Date.now())
                 healthHub.unsafeOffer({ key: t.key, health, atMillis })
+                // Both families' tunnels to a peer usually cross the same underlay path: when one
+                // dies, probe the other now (the twin: v6 dead 0.6 s before v4, which the route used).
+                if (health === "dead") echoProbes.suspect({ ...t.id, family: t.id.family === 4 ? 6 : 4 })
               },
             })
             return yield* Effect.never
@@ -448,6 +458,7 @@ export const makeMeasurementPlane = (
       }),
       status,
       healthChanges: Stream.fromPubSub(healthHub),
+      suspect: (tunnel) => Effect.sync(() => echoProbes.suspect(tunnel)),
       measurePath: (path, families, overrides = {}) =>
         Effect.gen(function* () {
           const site = yield* Deferred.await(localSite)

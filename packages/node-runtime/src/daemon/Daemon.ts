@@ -195,7 +195,13 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
             lastHeard.set(message.origin, now)
             control.linkStateMessages.inc({ outcome: "accepted" })
             router.receiveLinkState(message, now)
-            return trigger
+            // The far end declared our shared tunnel dead: probe it now rather than wait for our
+            // own next slot (both ends must move their routes; the later detection bounds failover).
+            const suspects: Array<Effect.Effect<void>> = []
+            for (const t of message.tunnels)
+              if (t.remote === self && t.stats.state === "dead")
+                suspects.push(plane.suspect({ local: self, remote: message.origin, family: t.family }))
+            return suspects.length === 0 ? trigger : Effect.zipRight(Effect.all(suspects, { discard: true }), trigger)
           }),
         ),
       ),

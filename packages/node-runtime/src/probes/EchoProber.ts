@@ -40,7 +40,7 @@
  */
 import { randomInt } from "node:crypto"
 import type * as dgram from "node:dgram"
-import { RttSample, type TunnelId } from "@net-perf/engine"
+import { RttSample, type TunnelId, tunnelKey } from "@net-perf/engine"
 import { Effect, Exit, Scope } from "effect"
 import { MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
 import {
@@ -98,6 +98,8 @@ export interface EchoProberStats {
   readonly acksPiggybacked: number
   /** Our requests the peer's next request showed it never got: losses in our → peer direction. */
   readonly lostToPeer: number
+  /** Bursts started on outside evidence (`EchoProbes.suspect`: the other family died, the peer reported the tunnel dead). */
+  readonly suspicions: number
 }
 
 interface Outstanding {
@@ -142,6 +144,8 @@ interface Prober {
   /** An ECHO_SYM request of the peer reached our server; true = we answer it in our next regular request. */
   readonly onSymmetric: (msg: Buffer, port: number, nowMs: number) => boolean
   readonly stats: () => EchoProberStats
+  /** Outside evidence the tunnel may be down: probe now (a burst), unless one runs, it is dead, or one started < 1 interval ago. */
+  readonly suspect: (nowMs: number) => void
   /** Stops; a held peer request is answered first (`sent` is called once that datagram left, or at once). */
   readonly close: (sent?: () => void) => void
 }
@@ -153,6 +157,13 @@ export interface EchoProbes {
     endpoints: { readonly localAddress: string; readonly remoteAddress: string },
     handlers: EchoProberHandlers,
   ) => Effect.Effect<() => EchoProberStats, UdpBindFailed, Scope.Scope>
+  /**
+   * Outside evidence that this tunnel may be down — the other family's tunnel to the same peer was
+   * just declared dead, or the peer's link state reports it dead: probe it now instead of at its
+   * next slot, so the verdict follows within ≈ 2 burst intervals. Costs one probe when the tunnel
+   * is fine. Unknown tunnels are ignored.
+   */
+  readonly suspect: (tunnel: TunnelId) => void
   /** A v1 echo request from `sourceAddress` reached our server on `localAddress` (the 5121 server's `onEchoRequest`). */
   readonly peerRequest: (localAddress: string, sourceAddress: string) => void
   /**
@@ -178,6 +189,8 @@ export const makeEchoProbes = (
     const probers = new Set<Prober>()
     /** Probers by `${localAddress}|${remoteAddress}`, for peer requests. */
     const byPath = new Map<string, Prober>()
+    /** Probers by tunnel key, for outside suspicion. */
+    const byTunnel = new Map<string, Prober>()
     const lock = yield* Effect.makeSemaphore(1)
     let timer: NodeJS.Timeout | undefined
     let armedForMs = Number.POSITIVE_INFINITY
@@ -302,6 +315,7 @@ export const makeEchoProbes = (
             shared.probers.set(sessionId, prober)
             probers.add(prober)
             byPath.set(path, prober)
+            byTunnel.set(tunnelKey(tunnel), prober)
             wake(prober)
           }),
           () =>
@@ -318,6 +332,7 @@ export const makeEchoProbes = (
                   shared.probers.delete(sessionId)
                   probers.delete(prober)
                   if (byPath.get(path) === prober) byPath.delete(path)
+                  if (byTunnel.get(tunnelKey(tunnel)) === prober) byTunnel.delete(tunnelKey(tunnel))
                 }),
               ),
             ),
@@ -327,6 +342,12 @@ export const makeEchoProbes = (
 
     return {
       add,
+      suspect: (tunnel) => {
+        const p = byTunnel.get(tunnelKey(tunnel))
+        if (p === undefined) return
+        p.suspect(performance.now())
+        wake(p)
+      },
       peerRequest: (localAddress, sourceAddress) => {
         const p = byPath.get(`${localAddress}|${sourceAddress}`)
         if (p === undefined) return
@@ -370,7 +391,9 @@ const makeProber = (
     duplicates: 0,
     acksPiggybacked: 0,
     lostToPeer: 0,
+    suspicions: 0,
   }
+  let lastSuspicionMs = Number.NEGATIVE_INFINITY
   let seq = 0
   let health: EchoHealth = "unknown"
   let srttMs: number | null = null
@@ -431,7 +454,15 @@ const makeProber = (
       symmetric: symFresh(performance.now()),
       acksPiggybacked: counts.acksPiggybacked,
       lostToPeer: counts.lostToPeer,
+      suspicions: counts.suspicions,
     }),
+    suspect: (nowMs) => {
+      if (closed || bursting || health === "dead" || nowMs - lastSuspicionMs < interval) return
+      lastSuspicionMs = nowMs
+      counts.suspicions++
+      startBurst(nowMs)
+      refreshDue()
+    },
     close: (sent) => {
       if (closed) return sent?.()
       if (!flushPending(performance.now(), sent)) sent?.()

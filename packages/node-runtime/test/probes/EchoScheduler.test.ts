@@ -82,6 +82,37 @@ describe("plane-wide echo scheduler", () => {
     }).pipe(Effect.provide(MeasurementMetrics.Default)),
   )
 
+  it.scopedLive("outside suspicion probes a tunnel now: once per interval, and only a tunnel it probes", () =>
+    Effect.gen(function* () {
+      const port = testPort()
+      const remote = "127.0.5.2"
+      yield* serveProbeServer({ ...defaultProbeServerConfig([remote], allowLoopback), port })
+      // A long interval: without the suspicion the next regular probe is seconds away.
+      const probes = yield* makeEchoProbes(Schema.decodeSync(EchoProbeConfig)({ port, intervalMillis: 5000 }))
+      const tunnel = tunnelId(1, 2, 4)
+      const stats = yield* probes.add(
+        tunnel,
+        { localAddress: "127.0.0.1", remoteAddress: remote },
+        { onSample: () => {}, onHealth: () => {} },
+      )
+      // Unknown tunnels are ignored; so is one that has not answered yet.
+      probes.suspect(tunnelId(1, 9, 4))
+      yield* Effect.sleep("200 millis")
+      for (let i = 0; i < 60 && stats().health !== "up"; i++) yield* Effect.sleep("200 millis")
+      expect(stats().health).toBe("up")
+      yield* Effect.sleep("100 millis")
+      const before = stats()
+      probes.suspect(tunnel)
+      probes.suspect(tunnel) // within the interval: no second burst
+      yield* Effect.sleep("150 millis")
+      const after = stats()
+      expect(after.suspicions - before.suspicions).toBe(1)
+      expect(after.sent - before.sent).toBe(1)
+      expect(after.received - before.received).toBe(1)
+      expect(after.health).toBe("up")
+    }).pipe(Effect.provide(MeasurementMetrics.Default)),
+  )
+
   it.scopedLive(
     "two sites: regular probes on the wall-clock slots, one datagram per end per second, residence subtracted, a stopped peer prober costs no loss",
     () =>
