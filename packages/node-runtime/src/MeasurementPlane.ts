@@ -17,6 +17,7 @@ import {
   type Sample,
   type TunnelAggregate,
   type TunnelId,
+  tunnelKey,
 } from "@net-perf/engine"
 import {
   Context,
@@ -162,11 +163,12 @@ export interface MeasurementPlaneService {
     readonly atMillis: number
   }>
   /**
-   * Outside evidence that a tunnel may be down (the peer's link state reports it dead): its echo
-   * probes now instead of at its next slot (EchoProbes.suspect). The other family's tunnel to the
-   * same peer is suspected by the plane itself when one dies.
+   * Outside evidence about a tunnel, typically the peer's link state: `failure` (it reports the
+   * tunnel dead) makes the echo probe now instead of at its next slot (EchoProbes.suspect);
+   * `loss` (it reports loss) asks the loss trigger for a burst (its rate limits apply). The other
+   * family's tunnel to the same peer is suspected by the plane itself when one dies.
    */
-  readonly suspect: (tunnel: TunnelId) => Effect.Effect<void>
+  readonly suspect: (tunnel: TunnelId, evidence: "failure" | "loss") => Effect.Effect<void>
   /** pathping a source-routed path from this site; waits for the site id and the relay. */
   readonly measurePath: (
     path: ReadonlyArray<number>,
@@ -458,7 +460,12 @@ export const makeMeasurementPlane = (
       }),
       status,
       healthChanges: Stream.fromPubSub(healthHub),
-      suspect: (tunnel) => Effect.sync(() => echoProbes.suspect(tunnel)),
+      suspect: (tunnel, evidence) =>
+        Effect.sync(() =>
+          evidence === "failure"
+            ? echoProbes.suspect(tunnel)
+            : workers.get(tunnelKey(tunnel))?.lossTrigger?.suspect("the peer reports loss on this tunnel"),
+        ),
       measurePath: (path, families, overrides = {}) =>
         Effect.gen(function* () {
           const site = yield* Deferred.await(localSite)

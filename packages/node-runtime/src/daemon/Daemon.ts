@@ -91,6 +91,9 @@ const routeKey = (routes: ReadonlyArray<KernelRoute>) =>
     .sort()
     .join("\n")
 
+/** A peer's loss estimate on our shared tunnel at or above this asks our loss trigger for a burst. */
+const PEER_LOSS_SUSPICION_RATIO = 0.01
+
 export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
   Effect.gen(function* () {
     const startedAtMillis = Date.now()
@@ -195,12 +198,15 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
             lastHeard.set(message.origin, now)
             control.linkStateMessages.inc({ outcome: "accepted" })
             router.receiveLinkState(message, now)
-            // The far end declared our shared tunnel dead: probe it now rather than wait for our
-            // own next slot (both ends must move their routes; the later detection bounds failover).
+            // The far end found our shared tunnel dead or lossy: look now rather than wait for our
+            // own evidence (both ends must move their routes; the later one bounds the reaction).
             const suspects: Array<Effect.Effect<void>> = []
-            for (const t of message.tunnels)
-              if (t.remote === self && t.stats.state === "dead")
-                suspects.push(plane.suspect({ local: self, remote: message.origin, family: t.family }))
+            for (const t of message.tunnels) {
+              if (t.remote !== self) continue
+              const tunnel = { local: self, remote: message.origin, family: t.family }
+              if (t.stats.state === "dead") suspects.push(plane.suspect(tunnel, "failure"))
+              else if (t.stats.lossRatio >= PEER_LOSS_SUSPICION_RATIO) suspects.push(plane.suspect(tunnel, "loss"))
+            }
             return suspects.length === 0 ? trigger : Effect.zipRight(Effect.all(suspects, { discard: true }), trigger)
           }),
         ),
