@@ -17,6 +17,7 @@ import {
   LinkStateDecodeError,
   LinkStateMessage,
   LinkStateStore,
+  SiteTable,
 } from "../src/LinkState.js"
 
 const s = (n: number) => SiteId.make(n)
@@ -171,5 +172,36 @@ describe("Feasibility", () => {
     expect(ownSeqnoAfterRequests(s(4), 2, [request])).toBe(7)
     expect(ownSeqnoAfterRequests(s(4), 9, [request])).toBe(9)
     expect(ownSeqnoAfterRequests(s(5), 2, [request])).toBe(2)
+  })
+})
+
+describe("SiteTable", () => {
+  it("behaves as a Map keyed by site id, iterated in ascending order (small and large ids)", () => {
+    const key = fc.oneof(fc.nat(300), fc.integer({ min: 65_530, max: 70_000 }))
+    const op = fc.oneof(fc.record({ set: key, value: fc.integer() }), fc.record({ del: key }))
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+        const table = new SiteTable<number>()
+        const model = new Map<number, number>()
+        for (const o of ops) {
+          if ("set" in o) {
+            table.set(o.set, o.value)
+            model.set(o.set, o.value)
+          } else {
+            table.delete(o.del)
+            model.delete(o.del)
+          }
+        }
+        expect(table.size).toBe(model.size)
+        for (const k of model.keys()) expect(table.get(k)).toBe(model.get(k))
+        expect(table.get(12_345)).toBe(model.get(12_345))
+        const sorted = [...model].sort((a, b) => a[0] - b[0])
+        expect(table.entries()).toEqual(sorted)
+        const seen: Array<[number, number]> = []
+        table.forEach((v, k) => seen.push([k, v]))
+        expect(seen).toEqual(sorted)
+      }),
+      { numRuns: 300 },
+    )
   })
 })

@@ -2,7 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { legacyCost, linkCost } from "../src/Cost.js"
 import { type Family, type LinkStats, PathSample, SiteId, tunnelId } from "../src/Domain.js"
-import { chooseFamily, desiredRoutes, type NodeRouterConfigInput } from "../src/NodeRouter.js"
+import { LinkStateMessage } from "../src/LinkState.js"
+import { chooseFamily, desiredRoutes, NodeRouter, type NodeRouterConfigInput } from "../src/NodeRouter.js"
 import { defaultStabilityConfig } from "../src/Stability.js"
 import { chooseTunnel } from "../src/TunnelChoice.js"
 import { linkKey, World } from "./routingWorld.js"
@@ -515,5 +516,48 @@ describe("NodeRouter seqno next to a failure", () => {
     expect(r.nextHop === 0 || r.nextHop === 3).toBe(true)
     expect(r.starved).toBe(false)
     expect(w.findLoop()).toBeUndefined()
+  })
+})
+
+describe("NodeRouter seqno-request relay", () => {
+  const message = (
+    origin: number,
+    incarnation: number,
+    seq: number,
+    selfSeqno: number,
+    requests: ReadonlyArray<{ destination: number; seqno: number }>,
+  ) =>
+    new LinkStateMessage({
+      origin: s(origin),
+      incarnation,
+      seq,
+      generatedAtMillis: 0,
+      tunnels: [],
+      distances: [{ destination: s(origin), seqno: selfSeqno, distanceMs: 0, nextHop: null }],
+      requests: requests.map((r) => ({ destination: s(r.destination), seqno: r.seqno })),
+    })
+  const relayed = (router: NodeRouter, now: number) =>
+    router.advertise(now).requests.map((r) => [r.destination, r.seqno])
+
+  it("a repeated request list is handled again once the destination's own seqno went down (restart)", () => {
+    const router = NodeRouter.make({ self: 1, startupHoldDownMillis: 0 })
+    router.receiveLinkState(message(3, 1, 1, 7, []), 1_000)
+    // Site 3 already has seqno 7: a request for 5 is stale, nothing to relay.
+    router.receiveLinkState(message(2, 1, 1, 0, [{ destination: 3, seqno: 5 }]), 1_100)
+    expect(relayed(router, 1_200)).toEqual([])
+    router.receiveLinkState(message(2, 1, 2, 0, [{ destination: 3, seqno: 5 }]), 1_300)
+    expect(relayed(router, 1_400)).toEqual([])
+    // Site 3 restarts with seqno 0: the same list from 2 must now be relayed (it is no longer stale).
+    router.receiveLinkState(message(3, 2, 1, 0, []), 1_500)
+    router.receiveLinkState(message(2, 1, 3, 0, [{ destination: 3, seqno: 5 }]), 1_600)
+    expect(relayed(router, 1_700)).toEqual([[3, 5]])
+  })
+
+  it("a request for ourselves raises our seqno however often the same list comes", () => {
+    const router = NodeRouter.make({ self: 1, startupHoldDownMillis: 0 })
+    router.receiveLinkState(message(2, 1, 1, 0, [{ destination: 1, seqno: 4 }]), 1_000)
+    expect(router.seqno).toBe(4)
+    router.receiveLinkState(message(2, 1, 2, 0, [{ destination: 1, seqno: 4 }]), 1_100)
+    expect(router.seqno).toBe(4)
   })
 })
