@@ -18,7 +18,13 @@
  */
 import type { PlaneStatus } from "../src/MeasurementPlane.js"
 import { controlCommand } from "../test/control/ControlClient.js"
-import { fmt, jsonFlag, makeRig, mean, type Sampled, sleep } from "./lib.js"
+import { fmt, helpAndExit, jsonFlag, makeRig, mean, type Sampled, sleep } from "./lib.js"
+
+helpAndExit(`
+usage: npm run bench -- accuracy [--json] [--seconds 30] [--delay 10] [--loss 0.05] [--peer-echo]
+Each probe's RTT and loss error against a known delay and loss injected by the link emulator (root, wireguard-go).
+  --peer-echo   site 2 probes too (the symmetric echo answers in its own requests)
+`)
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name)

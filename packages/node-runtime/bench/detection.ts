@@ -15,7 +15,14 @@
  */
 import type { PlaneStatus } from "../src/MeasurementPlane.js"
 import { controlCommand } from "../test/control/ControlClient.js"
-import { fmt, jsonFlag, makeRig, mean, quantile, type Sampled, sleep } from "./lib.js"
+import { fmt, helpAndExit, jsonFlag, makeRig, mean, quantile, type Sampled, sleep } from "./lib.js"
+
+helpAndExit(`
+usage: npm run bench -- detection [--json] [--failures 24] [--steady-seconds 30] [--no-peer-echo] [--echo '{…}']
+Time from a blackholed tunnel to the echo's dead verdict at both ends, p50/p95/max, and the probe rate (root).
+  --no-peer-echo   site 2 only serves (one prober per tunnel)
+  --echo           echo config overrides for both sites (JSON)
+`)
 
 const argOf = (name: string) => {
   const i = process.argv.indexOf(name)

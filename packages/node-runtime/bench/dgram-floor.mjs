@@ -7,6 +7,12 @@
 import dgram from "node:dgram"
 import { loadavg } from "node:os"
 
+if (process.argv.includes("--help") || process.argv.includes("-h")) {
+  console.log(
+    "usage: npm run bench -- dgram-floor [tunnels=100] [seconds=30] [tickMs=10]\nCPU of a bare Node dgram loop doing only the echo's datagrams (the floor under the echo's cost).",
+  )
+  process.exit(0)
+}
 const tunnels = Number(process.argv[2] ?? 100)
 const seconds = Number(process.argv[3] ?? 30)
 const tickMs = Number(process.argv[4] ?? 10)

@@ -17,6 +17,12 @@ const repoRoot = resolve(fileURLToPath(import.meta.url), "../../../..")
 export const linkEmuMain = join(repoRoot, "packages/simulator/dist/src/linkemu/main.js")
 
 export const jsonFlag = process.argv.includes("--json")
+/** `--help`/`-h`: print the bench's usage and exit before it sets anything up. */
+export const helpAndExit = (usage: string): void => {
+  if (!process.argv.includes("--help") && !process.argv.includes("-h")) return
+  console.log(usage.trim())
+  process.exit(0)
+}
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** One JSON-lines request/answer client for the linkemu control socket. */

@@ -20,7 +20,12 @@ import {
 } from "../src/metricsstore/MetricsStoreSource.js"
 import { makePromClient } from "../src/metricsstore/PromApi.js"
 import { startPrometheus } from "../src/metricsstore/PrometheusProcess.js"
-import { jsonFlag } from "./lib.js"
+import { helpAndExit, jsonFlag } from "./lib.js"
+
+helpAndExit(`
+usage: npm run bench -- metrics-store [--json] [--refreshes 50]
+Readiness, time to every tunnel and refresh latency of the metrics-store source against a real Prometheus.
+`)
 
 const refreshesArg = process.argv.indexOf("--refreshes")
 const refreshes = refreshesArg > 0 ? Number(process.argv[refreshesArg + 1]) : 50

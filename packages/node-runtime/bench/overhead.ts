@@ -30,7 +30,16 @@ import type { PlaneStatus } from "../src/MeasurementPlane.js"
 import { ProbesConfig } from "../src/probes/ProbeConfig.js"
 import { controlCommand } from "../test/control/ControlClient.js"
 import { bundleAgent } from "../test/probes/bundleAgent.js"
-import { fmt, jsonFlag, sleep } from "./lib.js"
+import { fmt, helpAndExit, jsonFlag, sleep } from "./lib.js"
+
+helpAndExit(`
+usage: npm run bench -- overhead [--json] [--seconds 60] [--sizes 10,50,100] [--mesh]
+         [--probes '{"lossTest":{"enabled":false}}'] [--node-args "--cpu-prof --cpu-prof-dir=/tmp/p"]
+CPU, RSS/PSS/USS and packets per tunnel of the measurement plane at each size (root: one namespace).
+  --mesh        both ends of every tunnel in the plane (a mesh node's load)
+  --probes      probe config overrides (JSON), to see one probe's share
+  --node-args   extra node flags for the plane process
+`)
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(name)
