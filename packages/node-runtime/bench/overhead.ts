@@ -25,7 +25,7 @@
 import { readFile } from "node:fs/promises"
 
 import { Schema } from "effect"
-import { execa } from "execa"
+import { execa, execaSync } from "execa"
 import type { PlaneStatus } from "../src/MeasurementPlane.js"
 import { ProbesConfig } from "../src/probes/ProbeConfig.js"
 import { controlCommand } from "../test/control/ControlClient.js"
@@ -98,6 +98,17 @@ const startAgent = (ns: string, config: string) =>
     stderr: "ignore",
   })
 const results: Array<Record<string, number>> = []
+// A signal skips `finally`: remove the current size's namespace and plane before exiting.
+let current: { ns: string; sock: string; agent?: { kill: (signal: NodeJS.Signals) => boolean } } | undefined
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.once(signal, () => {
+    current?.agent?.kill("SIGKILL")
+    if (current !== undefined) {
+      execaSync("ip", ["netns", "del", current.ns], { reject: false })
+      execaSync("rm", ["-f", current.sock], { reject: false })
+    }
+    void bundle.cleanup().finally(() => process.exit(130))
+  })
 try {
   for (const n of sizes) {
     const tag = `np${Math.floor(Math.random() * 0xffff)
@@ -107,6 +118,7 @@ try {
     const sock = `/tmp/${tag}-ctl.sock`
     const ip = (args: ReadonlyArray<string>) => execa("ip", ["-n", ns, ...args])
     let agent: ReturnType<typeof startAgent> | undefined
+    current = { ns, sock }
     try {
       await execa("ip", ["netns", "add", ns])
       await ip(["link", "set", "lo", "up"])
@@ -151,6 +163,7 @@ try {
       }
       const started = startAgent(ns, JSON.stringify(config))
       agent = started
+      current.agent = started
       const pid = started.pid!
       const status = async (): Promise<PlaneStatus> => JSON.parse(await controlCommand(sock, "STATUS"))
       for (let i = 0; ; i++) {
