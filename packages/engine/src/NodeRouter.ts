@@ -359,7 +359,13 @@ export class NodeRouter {
     const byRemote = new Map<number, { 4?: LinkStats; 6?: LinkStats }>()
     for (const agg of this.aggregates.values()) {
       const entry = byRemote.get(agg.tunnel.remote) ?? {}
-      entry[agg.tunnel.family] = Aggregation.linkStats(agg, nowMillis, this.config.aggregation)
+      // A family whose latest fast probe was lost is not switched onto (the incumbent keeps its
+      // place until it is dead): when one family's tunnel dies the other often dies a few ms
+      // later (same underlay path), and a detour through it cost an install and then starvation
+      // (the twin: the route moved to the dying v6 tunnel 11 ms before it was declared dead).
+      const incumbent = this.familyChoice.get(agg.tunnel.remote)?.key === agg.tunnel.family
+      if (agg.misses === 0 || incumbent)
+        entry[agg.tunnel.family] = Aggregation.linkStats(agg, nowMillis, this.config.aggregation)
       byRemote.set(agg.tunnel.remote, entry)
     }
     const out: Array<OwnLinkUpdate> = []

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { legacyCost, linkCost } from "../src/Cost.js"
-import { type Family, type LinkStats, PathSample, SiteId, tunnelId } from "../src/Domain.js"
+import { type Family, type LinkStats, PathSample, RttSample, SiteId, tunnelId } from "../src/Domain.js"
 import { LinkStateMessage } from "../src/LinkState.js"
 import { chooseFamily, desiredRoutes, NodeRouter, type NodeRouterConfigInput } from "../src/NodeRouter.js"
 import { defaultStabilityConfig } from "../src/Stability.js"
@@ -559,5 +559,41 @@ describe("NodeRouter seqno-request relay", () => {
     expect(router.seqno).toBe(4)
     router.receiveLinkState(message(2, 1, 2, 0, [{ destination: 1, seqno: 4 }]), 1_100)
     expect(router.seqno).toBe(4)
+  })
+})
+
+describe("NodeRouter tunnel family after a failure", () => {
+  it("does not switch onto the other family while its latest probe was lost; takes it once it answers", () => {
+    // 0–1 over IPv4 (10 ms) and IPv6 (12 ms), 1–2 and 0–2 over IPv4 (300 ms each): the detour via
+    // 2 stays dearer than IPv6 even after the lost probe raised its loss estimate.
+    const w = new World(
+      3,
+      [
+        { a: 0, b: 1, family: 4, rttMs: 10 },
+        { a: 0, b: 1, family: 6, rttMs: 12 },
+        { a: 1, b: 2, family: 4, rttMs: 300 },
+        { a: 0, b: 2, family: 4, rttMs: 300 },
+      ],
+      () => ({ startupHoldDownMillis: 0, stability: { dwellMillis: 1000 } }),
+    )
+    w.settle(6, 1000)
+    expect(routeAt(w, 0, 1).interfaceName).toBe("wg0.1_v4")
+    const router = w.routers[0]!
+    const at = w.nowMillis + 100
+    const lost = (family: Family, dt: number) =>
+      router.observe(
+        new RttSample({ tunnel: tunnelId(0, 1, family), kind: "udp-echo", atMillis: at + dt, rttMs: null }),
+      )
+    // IPv4 dies (3 lost echoes); IPv6's first burst probe is lost too, its verdict still open.
+    lost(4, 0)
+    lost(4, 10)
+    lost(4, 20)
+    lost(6, 15)
+    const during = router.decide(at + 30).byDestination.get(1)!
+    expect(during.interfaceName).not.toBe("wg0.1_v6")
+    // IPv6 answers: the family is usable again at once.
+    router.observe(new RttSample({ tunnel: tunnelId(0, 1, 6), kind: "udp-echo", atMillis: at + 60, rttMs: 12 }))
+    const after = router.decide(at + 70).byDestination.get(1)!
+    expect(after.interfaceName).toBe("wg0.1_v6")
   })
 })
