@@ -198,7 +198,9 @@ describe("SiteTable", () => {
         const sorted = [...model].sort((a, b) => a[0] - b[0])
         expect(table.entries()).toEqual(sorted)
         const seen: Array<[number, number]> = []
-        table.forEach((v, k) => seen.push([k, v]))
+        table.forEach((v, k) => {
+          seen.push([k, v])
+        })
         expect(seen).toEqual(sorted)
       }),
       { numRuns: 300 },
