@@ -266,6 +266,8 @@ export const makeMeasurementPlane = (
     const worker = (t: DiscoveredTunnel) =>
       Effect.gen(function* () {
         const endpoints = tunnelEndpoints(addressing, t.id)
+        // The other family's tunnel to the same peer: often the same underlay path.
+        const sibling: TunnelId = { ...t.id, family: t.id.family === 4 ? 6 : 4 }
         const state: WorkerState = {
           aggregate: emptyAggregate(t.id),
           echo: undefined,
@@ -301,7 +303,7 @@ export const makeMeasurementPlane = (
                 healthHub.unsafeOffer({ key: t.key, health, atMillis })
                 // Both families' tunnels to a peer usually cross the same underlay path: when one
                 // dies, probe the other now (the twin: v6 dead 0.6 s before v4, which the route used).
-                if (health === "dead") echoProbes.suspect({ ...t.id, family: t.id.family === 4 ? 6 : 4 })
+                if (health === "dead") echoProbes.suspect(sibling)
               },
             })
             return yield* Effect.never
@@ -332,11 +334,7 @@ export const makeMeasurementPlane = (
             publish,
             view,
             lossLock,
-            // The other family's tunnel to the same peer often crosses the same underlay path.
-            () =>
-              workers
-                .get(`wg${t.id.local}.${t.id.remote}_v${t.id.family === 4 ? 6 : 4}`)
-                ?.lossTrigger?.suspect("loss found on the other family's tunnel"),
+            () => workers.get(tunnelKey(sibling))?.lossTrigger?.suspect("loss found on the other family's tunnel"),
             lossBurstSlots,
           )
         }

@@ -54,6 +54,7 @@ import {
   PacketType,
   readU32,
 } from "../servers/Packets.js"
+import type { EchoSymmetricHandler } from "../servers/ProbeServer.js"
 import { bindUdp, type UdpBindFailed } from "../servers/Udp.js"
 import type { EchoProbeConfig } from "./ProbeConfig.js"
 
@@ -170,13 +171,7 @@ export interface EchoProbes {
    * An ECHO_SYM request reached our server (the 5121 server's `onEchoSymmetric`): its ack goes to
    * our prober; true when our prober will answer the request in its next regular request.
    */
-  readonly peerSymmetric: (
-    localAddress: string,
-    sourceAddress: string,
-    sourcePort: number,
-    msg: Buffer,
-    arrivalMs: number,
-  ) => boolean
+  readonly peerSymmetric: EchoSymmetricHandler
 }
 
 /** The plane-wide echo scheduler (one socket per local address, one timer). */

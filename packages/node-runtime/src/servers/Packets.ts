@@ -275,16 +275,20 @@ export const encodeEchoRequest = (sessionId: number, seq: number, sentMs: number
   const n = Math.max(ECHO_MIN, lengthBytes)
   // Every byte of a minimum-size echo is written below, so the pooled (unzeroed) buffer is safe.
   const buf = n === ECHO_MIN ? Buffer.allocUnsafe(n) : Buffer.alloc(n)
-  const sentNs = Math.max(0, Math.round(sentMs * 1e6))
+  writeEchoHead(buf, PacketType.EchoRequest, sessionId, seq, Math.max(0, Math.round(sentMs * 1e6)))
+  return buf
+}
+
+/** Bytes 0–19 of both echo formats: magic, version, type, session, seq, sentNs as two u32 halves. */
+const writeEchoHead = (buf: Buffer, type: number, sessionId: number, seq: number, sentNs: number): void => {
   const high = Math.floor(sentNs / 4294967296)
   buf.writeUInt16BE(MAGIC, 0)
   buf.writeUInt8(VERSION, 2)
-  buf.writeUInt8(PacketType.EchoRequest, 3)
+  buf.writeUInt8(type, 3)
   buf.writeUInt32BE(sessionId >>> 0, 4)
   buf.writeUInt32BE(seq >>> 0, 8)
   buf.writeUInt32BE(high >>> 0, 12)
   buf.writeUInt32BE((sentNs - high * 4294967296) >>> 0, 16)
-  return buf
 }
 
 /**
@@ -306,14 +310,7 @@ export const encodeEchoSym = (
   // Every byte is written below, so the pooled (unzeroed) buffer is safe.
   const buf = Buffer.allocUnsafe(ECHO_SYM_BYTES)
   const sentNs = (flags & EchoSymFlag.Request) !== 0 ? Math.max(0, Math.round(sentMs * 1e6)) : 0
-  const high = Math.floor(sentNs / 4294967296)
-  buf.writeUInt16BE(MAGIC, 0)
-  buf.writeUInt8(VERSION, 2)
-  buf.writeUInt8(PacketType.EchoSym, 3)
-  buf.writeUInt32BE(sessionId >>> 0, 4)
-  buf.writeUInt32BE(seq >>> 0, 8)
-  buf.writeUInt32BE(high >>> 0, 12)
-  buf.writeUInt32BE((sentNs - high * 4294967296) >>> 0, 16)
+  writeEchoHead(buf, PacketType.EchoSym, sessionId, seq, sentNs)
   buf.writeUInt32BE((flags & 0xff) << 24, 20)
   const ack = (flags & EchoSymFlag.Ack) !== 0
   buf.writeUInt32BE(ack ? ackSessionId >>> 0 : 0, 24)

@@ -53,14 +53,17 @@ export interface ProbeServerConfig {
    * local prober takes the request, to be answered in its next regular datagram; false (or no
    * handler) has the server answer at once.
    */
-  readonly onEchoSymmetric?: (
-    localAddress: string,
-    sourceAddress: string,
-    sourcePort: number,
-    msg: Buffer,
-    arrivalMs: number,
-  ) => boolean
+  readonly onEchoSymmetric?: EchoSymmetricHandler
 }
+
+/** Takes a valid ECHO_SYM request (see `onEchoSymmetric`); true = answered in our next regular datagram. */
+export type EchoSymmetricHandler = (
+  localAddress: string,
+  sourceAddress: string,
+  sourcePort: number,
+  msg: Buffer,
+  arrivalMs: number,
+) => boolean
 
 export const defaultProbeServerConfig = (bindAddresses: ReadonlyArray<string>, allow: (a: string) => boolean) =>
   ({

@@ -13,7 +13,7 @@
  * in the underlay namespace, so the twin's teardown would also find it.
  */
 import { join } from "node:path"
-import { startPrometheus } from "@net-perf/node-runtime"
+import { type PrometheusFailed, startPrometheus } from "@net-perf/node-runtime"
 import { Data, Effect, type Scope } from "effect"
 import { routerV4, underlayHub, underlayNs, underlayV4 } from "./Addressing.js"
 import { routingOf } from "./Scenario.js"
@@ -64,6 +64,8 @@ const stores = new WeakMap<Twin, TwinMetricsStore>()
 /** The twin's running metrics store, if its scenario has one and it was started. */
 export const twinMetricsStoreOf = (twin: Twin): TwinMetricsStore | undefined => stores.get(twin)
 
+const asTwinError = (e: PrometheusFailed) => new TwinMetricsStoreFailed({ what: e.what, cause: e.cause })
+
 /** Starts the twin's Prometheus (once per twin) in the caller's scope, which stops it. */
 export const startTwinMetricsStore = (
   twin: Twin,
@@ -83,16 +85,14 @@ export const startTwinMetricsStore = (
       targets,
       scrapeIntervalMillis: 1000,
       commandPrefix: ["ip", "netns", "exec", underlayNs(twin.prefix)],
-    }).pipe(Effect.mapError((e) => new TwinMetricsStoreFailed({ what: e.what, cause: e.cause })))
+    }).pipe(Effect.mapError(asTwinError))
     yield* Effect.addFinalizer(() => Effect.sync(() => stores.delete(twin)))
     const store: TwinMetricsStore = {
       url: twinMetricsStoreUrl,
       logFile: prometheus.logFile,
       pid: prometheus.pid,
       running: prometheus.running,
-      start: prometheus.start.pipe(
-        Effect.mapError((e) => new TwinMetricsStoreFailed({ what: e.what, cause: e.cause })),
-      ),
+      start: prometheus.start.pipe(Effect.mapError(asTwinError)),
       stop: prometheus.stop(),
     }
     stores.set(twin, store)
