@@ -190,22 +190,14 @@ const siteScript = (files: SiteFiles, dir: string, kernelWg: boolean, startBird:
     "ip -batch underlay.batch",
     "ip -batch lo.batch",
   ]
-  for (const t of tunnels)
-    lines.push(
-      kernelWg
-        ? `ip link add ${t.name} type wireguard`
-        : `WG_PROCESS_FOREGROUND=1 wireguard-go -f ${t.name} </dev/null >>wireguard-go.log 2>&1 &`,
-    )
-  if (!kernelWg)
-    lines.push(
-      `for n in ${tunnels.map((t) => t.name).join(" ")}; do`,
-      "  i=0",
-      '  while [ ! -S "/var/run/wireguard/$n.sock" ]; do',
-      '    i=$((i+1)); if [ $i -gt 1500 ]; then echo "no control socket for $n" >&2; exit 1; fi; sleep 0.02',
-      "  done",
-      "done",
-    )
-  for (const t of tunnels) lines.push(`wg setconf ${t.name} ${t.name}.conf`)
+  if (kernelWg) {
+    for (const t of tunnels) lines.push(`ip link add ${t.name} type wireguard`)
+    for (const t of tunnels) lines.push(`wg setconf ${t.name} ${t.name}.conf`)
+  } else {
+    lines.push(...wireguardGoUp)
+    for (const t of tunnels) lines.push(`wg_start ${t.name}`)
+    for (const t of tunnels) lines.push(`wg_up ${t.name}`)
+  }
   lines.push("ip -batch links.batch")
   // PostUp lines that are `ip … || echo .` (errors ignored by design) run as one `ip -force
   // -batch`: hundreds of `ip` processes per site otherwise dominate bring-up at N = 20.
@@ -215,6 +207,33 @@ const siteScript = (files: SiteFiles, dir: string, kernelWg: boolean, startBird:
   if (startBird) lines.push(birdStartLine)
   return `${lines.join("\n")}\n`
 }
+
+/**
+ * Shell functions that start one wireguard-go per tunnel and configure it. A wireguard-go that
+ * exits after creating its control socket (seen once in CI: `wg` then finds a dead socket, removes
+ * it and falls back to the kernel, "Protocol not supported") is started again once, with its log
+ * tail on stderr so the bring-up error says why.
+ */
+const wireguardGoUp = [
+  "wg_start() {",
+  '  WG_PROCESS_FOREGROUND=1 wireguard-go -f "$1" </dev/null >>wireguard-go.log 2>&1 &',
+  '  echo $! >"$1.wgpid"',
+  "}",
+  "wg_up() {",
+  "  for try in 1 2; do",
+  "    i=0",
+  '    while [ ! -S "/var/run/wireguard/$1.sock" ]; do',
+  '      i=$((i+1)); if [ $i -gt 1500 ]; then echo "no control socket for $1" >&2; break; fi; sleep 0.02',
+  "    done",
+  '    if wg setconf "$1" "$1.conf"; then return 0; fi',
+  '    echo "wg setconf $1 failed (try $try); wireguard-go.log:" >&2; tail -n 5 wireguard-go.log >&2',
+  '    [ "$try" = 2 ] && return 1',
+  '    kill "$(cat "$1.wgpid")" 2>/dev/null || true; sleep 0.2',
+  '    ip link del "$1" 2>/dev/null || true; rm -f "/var/run/wireguard/$1.sock"',
+  '    wg_start "$1"',
+  "  done",
+  "}",
+]
 
 const birdStartLine = "bird -c bird.conf -s bird.ctl -P bird.pid </dev/null >>bird.out 2>&1"
 
