@@ -7,7 +7,11 @@
  * probes that turn back at i along the reverse of the path's prefix ([L, A, L], [L, A, B, A, L], …),
  * so hop i's RTT is the round trip to i over exactly the path's tunnels and the difference between
  * consecutive hops is that hop's share. Only the origin's clock is read; relays add their own
- * residence time to the packet, reported apart so a slow relay is visible.
+ * residence time (receive-to-send, stamped at the socket: see PathRelay) to the packet, and every
+ * RTT reported here is the probe's round trip minus that sum: the network's, not the relays'
+ * event loops'. The raw round trip and the mean residence are reported beside it, so a slow relay
+ * is visible and the correction can be checked (raw = corrected + residence, probe by probe).
+ * A relay of an older version adds its residence too (same wire format), only stamped later.
  */
 import { randomInt } from "node:crypto"
 import { PathSample, SiteId } from "@net-perf/engine"
@@ -26,12 +30,20 @@ export interface HopResult {
   readonly site: number
   readonly sent: number
   readonly received: number
+  /** Mean round trip minus the relays' residence (the network's RTT). */
   readonly rttMs: number | null
+  /** Mean round trip as timed at the origin, relays' residence included. */
+  readonly rawRttMs: number | null
+  /** Mean time these probes spent inside relays. */
+  readonly relayResidenceMs: number | null
 }
 
 export interface PathResult {
+  /** `rttMs`: mean round trip minus the relays' residence (the network's RTT). */
   readonly sample: PathSample
-  /** Mean time the probes spent inside relays (already included in `sample.rttMs`). */
+  /** Mean round trip as timed at the origin, relays' residence included (`sample.rttMs` + residence). */
+  readonly rawRttMs: number | null
+  /** Mean time the probes spent inside relays (subtracted from `sample.rttMs`, inside `rawRttMs`). */
   readonly relayResidenceMs: number | null
   readonly hops: ReadonlyArray<HopResult>
 }
@@ -102,7 +114,7 @@ export const measurePath = (
         variants.push(loop)
       }
       const rtts = variants.map(() => [] as Array<number>)
-      const residences: Array<number> = []
+      const residences = variants.map(() => [] as Array<number>)
       const expected = variants.length * config.count
       let received = 0
       const testId = randomInt(0, 2 ** 32)
@@ -110,9 +122,10 @@ export const measurePath = (
       yield* relay.receive(testId, (p: PathPacket, arrivalNs) => {
         const variant = Math.floor(p.seq / config.count)
         const list = rtts[variant]
-        if (list === undefined) return
+        const residence = residences[variant]
+        if (list === undefined || residence === undefined) return
         list.push(Number(arrivalNs - p.sentNs) / 1e6)
-        if (variant === 0) residences.push(p.residenceUs / 1000)
+        residence.push(p.residenceUs / 1000)
         received++
         if (received >= expected) allIn?.()
       })
@@ -123,7 +136,6 @@ export const measurePath = (
             testId,
             seq: v * config.count + round,
             hop: 1,
-            sentNs: process.hrtime.bigint(),
             residenceUs: 0,
             path: variant.path,
             families: variant.families,
@@ -142,21 +154,32 @@ export const measurePath = (
         })
       }
       const mean = (xs: ReadonlyArray<number>) => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length)
-      const all = rtts[0] ?? []
+      // Probe by probe, so the corrected mean is exactly the raw mean minus the residence mean
+      // (rounding of the µs field aside); never below 0 (the relays' clocks are not the origin's).
+      const figures = (v: number) => {
+        const raw = rtts[v] ?? []
+        const residence = residences[v] ?? []
+        return {
+          received: Math.min(raw.length, config.count),
+          rttMs: mean(raw.map((r, k) => Math.max(0, r - (residence[k] ?? 0)))),
+          rawRttMs: mean(raw),
+          relayResidenceMs: mean(residence),
+        }
+      }
+      const whole = figures(0)
       const sample = new PathSample({
         path: path.map((s) => SiteId.make(s)),
         families: [...families],
         atMillis,
-        rttMs: mean(all),
+        rttMs: whole.rttMs,
         sent: config.count,
-        received: Math.min(all.length, config.count),
+        received: whole.received,
       })
       const hops = [...variantOfHop.entries()].map(([index, v]) => ({
         index,
         site: path[index]!,
         sent: config.count,
-        received: Math.min(rtts[v]?.length ?? 0, config.count),
-        rttMs: mean(rtts[v] ?? []),
+        ...figures(v),
       }))
       const pathLabel = path.map((s, i) => (i === 0 ? String(s) : `${s}v${families[i]}`)).join("-")
       const hopLabels = [
@@ -169,6 +192,6 @@ export const measurePath = (
         if (h.rttMs === null) metrics.pathRtt.remove(labels)
         else metrics.pathRtt.labels(labels).set(h.rttMs / 1000)
       }
-      return { sample, relayResidenceMs: mean(residences), hops }
+      return { sample, rawRttMs: whole.rawRttMs, relayResidenceMs: whole.relayResidenceMs, hops }
     }),
   )

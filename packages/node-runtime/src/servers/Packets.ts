@@ -36,7 +36,8 @@
  * 5124  PATH(0x10), 24 + 3·len B, 2 <= len <= 16:
  *       4   4    testId          8  2  seq       10 1  hop (index of the node receiving it)
  *       11  1    len             12 8  sentNs (origin clock)
- *       20  4    residenceUs (sum of relays' receive-to-send time, saturating)
+ *       20  4    residenceUs (sum of relays' receive-to-send time, saturating; the origin
+ *                    subtracts it: its RTT is the network's, not the relays' event loops')
  *       24  2·len path (site ids)  24+2·len  len  families (0 = routed, 4, 6)
  * ```
  */
@@ -135,6 +136,9 @@ export interface PathPacket {
 }
 
 export const MAX_PATH_NODES = 16
+/** Where a PATH datagram's origin send time and relays' residence sum sit (stamped at the socket). */
+export const PATH_SENT_NS_OFFSET = 12
+export const PATH_RESIDENCE_US_OFFSET = 20
 const ECHO_MIN = 20
 /** Smallest echo (v1) datagram. */
 export const ECHO_MIN_BYTES = ECHO_MIN

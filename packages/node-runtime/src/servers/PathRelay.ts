@@ -2,17 +2,30 @@
  * The 5124/udp pathping relay. A PATH packet carries its whole route (site ids and, per hop, the
  * family of the tunnel to take: 4/6 = that tunnel's probe endpoint, 0 = the site's router address,
  * i.e. follow kernel routing). Each relay checks it is the node the packet is addressed to, adds its
- * own receive-to-send residence time, and forwards to the next node; the origin (first = last node)
- * hands returning packets to the waiting measurement. One datagram in, at most one of the same size
- * out, sources on the allow list only: the relay cannot amplify or reach outside the mesh.
+ * own receive-to-send residence time to the packet, and forwards to the next node; the origin
+ * (first = last node) hands returning packets to the waiting measurement, which subtracts the
+ * relays' summed residence from the round trip. One datagram in, at most one of the same size out,
+ * sources on the allow list only: the relay cannot amplify or reach outside the mesh.
+ *
+ * Why a stamping thread: the time a datagram waits in the socket before the daemon's event loop
+ * gets to it (timers, gRPC, aggregation, GC on a loaded machine) is part of no network path, yet a
+ * receive stamp taken in the main loop's callback cannot see it, so the residence misses it and
+ * every relay's wait inflates the path RTT (the twin read pathping 1.39× the kernel-answered ping
+ * between the same routers). By default the relay's sockets live in a small worker thread whose
+ * event loop does nothing else: it stamps arrivals at once and, when sending, writes the origin's
+ * send time or adds the residence right before `send`, so what stays in the RTT is the network
+ * plus the OS waking that thread. Validation, the allow list, rate limits and routing stay in the
+ * main thread (one copy of the rules). The thread costs about 9 MB RSS; `stampThread: false` keeps
+ * the sockets in the main loop (also forced by NET_PERF_PATHPING_STAMP_THREAD=0, for A/B benches).
  */
 import type * as dgram from "node:dgram"
+import { Worker } from "node:worker_threads"
 import { Deferred, Duration, Effect, Either, Option, Schedule, type Scope, SynchronizedRef } from "effect"
 import type { Addressing } from "../discovery/Addressing.js"
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { makeRateLimiter, type RateLimitConfig } from "./Guard.js"
-import { decodePath, encodePath, type PathPacket } from "./Packets.js"
-import { bindUdp } from "./Udp.js"
+import { decodePath, encodePath, PATH_RESIDENCE_US_OFFSET, PATH_SENT_NS_OFFSET, type PathPacket } from "./Packets.js"
+import { bindUdp, UdpBindFailed, udpSocketType } from "./Udp.js"
 
 export interface PathRelayConfig {
   readonly localSite: number
@@ -22,17 +35,177 @@ export interface PathRelayConfig {
   readonly allow: (address: string) => boolean
   readonly rateLimit: RateLimitConfig
   readonly rebindIntervalMillis: number
+  /** Sockets in a dedicated stamping thread (default true unless NET_PERF_PATHPING_STAMP_THREAD=0). */
+  readonly stampThread?: boolean
 }
 
 export interface PathRelay {
-  /** Sends a packet to its `hop`-th node from a bound relay socket; false if none is bound yet. */
-  readonly send: (packet: Omit<PathPacket, "_tag">) => Effect.Effect<boolean>
+  /**
+   * Sends an origin packet to its `hop`-th node from a bound relay socket; false if none is bound
+   * yet. The send time is stamped at the socket, right before the datagram leaves.
+   */
+  readonly send: (packet: Omit<PathPacket, "_tag" | "sentNs">) => Effect.Effect<boolean>
   /** Registers the receiver of packets of `testId` that come back to this site, for the scope's life. */
   readonly receive: (
     testId: number,
     onPacket: (p: PathPacket, arrivalNs: bigint) => void,
   ) => Effect.Effect<void, never, Scope.Scope>
+  /** Whether arrivals are stamped in the dedicated thread (false: in the main event loop). */
+  readonly stampsInThread: boolean
 }
+
+/**
+ * Sets the origin's send time (`arrivalNs` undefined) or adds this relay's residence since
+ * `arrivalNs` (microseconds, saturating) in an encoded PATH datagram, at `nowNs`. The stamping
+ * thread runs the same arithmetic from `STAMP_THREAD_SOURCE`; the relay test runs both modes.
+ */
+export const stampPathDatagram = (buf: Buffer, nowNs: bigint, arrivalNs: bigint | undefined): void => {
+  if (arrivalNs === undefined) {
+    buf.writeBigUInt64BE(nowNs, PATH_SENT_NS_OFFSET)
+    return
+  }
+  const residenceUs = Math.max(0, Number(nowNs - arrivalNs) / 1000)
+  const sumUs = buf.readUInt32BE(PATH_RESIDENCE_US_OFFSET) + Math.round(residenceUs)
+  buf.writeUInt32BE(Math.min(0xffffffff, sumUs), PATH_RESIDENCE_US_OFFSET)
+}
+
+/** One bound relay socket, whichever thread owns it. */
+interface RelaySocket {
+  readonly send: (buf: Buffer, port: number, address: string, arrivalNs: bigint | undefined) => void
+}
+type OnDatagram = (msg: Buffer, address: string, arrivalNs: bigint) => void
+interface ThreadSocket extends RelaySocket {
+  readonly id: number
+}
+
+// CommonJS source of the stamping thread (eval'd, so it survives any bundling of the daemon).
+// Messages in: bind {id, type, address, port} | send {id, buf, port, address, arrivalNs?} | close {id}.
+// Messages out: bound {id} | bindFailed {id, message} | datagram {id, msg, address, arrivalNs}.
+const STAMP_THREAD_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads")
+const dgram = require("node:dgram")
+const { sentOffset, residenceOffset } = workerData
+const sockets = new Map()
+parentPort.on("message", (m) => {
+  if (m.op === "send") {
+    const s = sockets.get(m.id)
+    if (s === undefined) return
+    const buf = Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength)
+    const now = process.hrtime.bigint()
+    if (m.arrivalNs === undefined) buf.writeBigUInt64BE(now, sentOffset)
+    else {
+      const residenceUs = Math.max(0, Number(now - m.arrivalNs) / 1000)
+      const sumUs = buf.readUInt32BE(residenceOffset) + Math.round(residenceUs)
+      buf.writeUInt32BE(Math.min(0xffffffff, sumUs), residenceOffset)
+    }
+    s.send(buf, m.port, m.address)
+  } else if (m.op === "bind") {
+    const s = dgram.createSocket({ type: m.type, reuseAddr: false })
+    const onError = (e) => {
+      try { s.close() } catch {}
+      parentPort.postMessage({ op: "bindFailed", id: m.id, message: String((e && e.message) || e) })
+    }
+    s.once("error", onError)
+    s.on("message", (msg, rinfo) => {
+      const arrivalNs = process.hrtime.bigint()
+      parentPort.postMessage({ op: "datagram", id: m.id, msg, address: rinfo.address, arrivalNs })
+    })
+    s.bind({ address: m.address, port: m.port, exclusive: true }, () => {
+      s.off("error", onError)
+      s.on("error", () => {})
+      sockets.set(m.id, s)
+      parentPort.postMessage({ op: "bound", id: m.id })
+    })
+  } else if (m.op === "close") {
+    const s = sockets.get(m.id)
+    sockets.delete(m.id)
+    if (s !== undefined) try { s.close() } catch {}
+  }
+})
+`
+
+type FromThread =
+  | { readonly op: "bound"; readonly id: number }
+  | { readonly op: "bindFailed"; readonly id: number; readonly message: string }
+  | {
+      readonly op: "datagram"
+      readonly id: number
+      readonly msg: Uint8Array
+      readonly address: string
+      readonly arrivalNs: bigint
+    }
+
+/** The stamping thread for the scope's life; binds sockets in it. */
+const makeStampThread = Effect.gen(function* () {
+  const worker = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const w = new Worker(STAMP_THREAD_SOURCE, {
+        eval: true,
+        workerData: { sentOffset: PATH_SENT_NS_OFFSET, residenceOffset: PATH_RESIDENCE_US_OFFSET },
+        stdout: false,
+        stderr: false,
+      })
+      w.unref()
+      return w
+    }),
+    (w) => Effect.promise(() => w.terminate()).pipe(Effect.ignore),
+  )
+  const pending = new Map<number, (failure: string | undefined) => void>()
+  const handlers = new Map<number, OnDatagram>()
+  let nextId = 1
+  let exited: string | undefined
+  worker.on("message", (m: FromThread) => {
+    if (m.op === "datagram")
+      handlers.get(m.id)?.(Buffer.from(m.msg.buffer, m.msg.byteOffset, m.msg.byteLength), m.address, m.arrivalNs)
+    else pending.get(m.id)?.(m.op === "bindFailed" ? m.message : undefined)
+  })
+  const onGone = (reason: string) => {
+    exited = reason
+    for (const resolve of pending.values()) resolve(reason)
+    pending.clear()
+  }
+  worker.on("error", (e) => onGone(`stamping thread failed: ${String(e)}`))
+  worker.on("exit", (code) => onGone(`stamping thread exited (${code})`))
+
+  const bind = (address: string, port: number, onDatagram: OnDatagram) =>
+    Effect.acquireRelease(
+      Effect.async<ThreadSocket, UdpBindFailed>((resume) => {
+        if (exited !== undefined) return resume(Effect.fail(new UdpBindFailed({ address, port, cause: exited })))
+        const id = nextId++
+        pending.set(id, (failure) => {
+          pending.delete(id)
+          if (failure !== undefined) return resume(Effect.fail(new UdpBindFailed({ address, port, cause: failure })))
+          handlers.set(id, onDatagram)
+          resume(
+            Effect.succeed({
+              id,
+              send: (buf: Buffer, toPort: number, toAddress: string, arrivalNs: bigint | undefined) =>
+                worker.postMessage({ op: "send", id, buf, port: toPort, address: toAddress, arrivalNs }),
+            }),
+          )
+        })
+        worker.postMessage({ op: "bind", id, type: udpSocketType(address), address, port })
+      }),
+      (socket) =>
+        Effect.sync(() => {
+          handlers.delete(socket.id)
+          if (exited === undefined) worker.postMessage({ op: "close", id: socket.id })
+        }),
+    )
+  return { bind }
+})
+
+/** A socket in the main event loop: stamps as early as its callback runs. */
+const bindInMainLoop = (address: string, port: number, onDatagram: OnDatagram) =>
+  Effect.map(bindUdp(address, port), (socket: dgram.Socket): RelaySocket => {
+    socket.on("message", (msg, rinfo) => onDatagram(msg, rinfo.address, process.hrtime.bigint()))
+    return {
+      send: (buf, toPort, toAddress, arrivalNs) => {
+        stampPathDatagram(buf, process.hrtime.bigint(), arrivalNs)
+        socket.send(buf, toPort, toAddress)
+      },
+    }
+  })
 
 export const makePathRelay = (
   config: PathRelayConfig,
@@ -44,30 +217,34 @@ export const makePathRelay = (
     const rateLimited = metrics.denied.labels({ server: "pathping", reason: "rate_limited" })
     const admit = makeRateLimiter(config.rateLimit)
     const receivers = new Map<number, (p: PathPacket, arrivalNs: bigint) => void>()
-    const sockets = yield* SynchronizedRef.make<ReadonlyArray<dgram.Socket>>([])
+    const sockets = yield* SynchronizedRef.make<ReadonlyArray<RelaySocket>>([])
+    const stampsInThread = config.stampThread ?? process.env.NET_PERF_PATHPING_STAMP_THREAD !== "0"
+    const thread = stampsInThread ? yield* makeStampThread : undefined
 
-    const forward = (socket: dgram.Socket, p: Omit<PathPacket, "_tag">) => {
+    // `arrivalNs` undefined: an origin packet (the socket stamps its send time).
+    const forward = (socket: RelaySocket, p: Omit<PathPacket, "_tag">, arrivalNs: bigint | undefined) => {
       const site = p.path[p.hop]
       const family = p.families[p.hop]
       if (site === undefined || family === undefined) return
-      socket.send(encodePath(p), config.port, config.addressing.address(site, family))
+      socket.send(encodePath(p), config.port, config.addressing.address(site, family), arrivalNs)
     }
 
-    const onMessage = (socket: dgram.Socket) => (msg: Buffer, rinfo: dgram.RemoteInfo) => {
-      const arrivalNs = process.hrtime.bigint()
-      if (!config.allow(rinfo.address)) return notAllowed.inc()
-      if (!admit(rinfo.address)) return rateLimited.inc()
-      const decoded = decodePath(msg)
-      if (Either.isLeft(decoded)) return invalid.inc()
-      const p = decoded.right
-      if (p.path[p.hop] !== config.localSite || p.hop === 0) return invalid.inc()
-      if (p.hop === p.path.length - 1) {
-        receivers.get(p.testId)?.(p, arrivalNs)
-        return
+    const onDatagram =
+      (socket: () => RelaySocket | undefined): OnDatagram =>
+      (msg, address, arrivalNs) => {
+        if (!config.allow(address)) return notAllowed.inc()
+        if (!admit(address)) return rateLimited.inc()
+        const decoded = decodePath(msg)
+        if (Either.isLeft(decoded)) return invalid.inc()
+        const p = decoded.right
+        if (p.path[p.hop] !== config.localSite || p.hop === 0) return invalid.inc()
+        if (p.hop === p.path.length - 1) {
+          receivers.get(p.testId)?.(p, arrivalNs)
+          return
+        }
+        const s = socket()
+        if (s !== undefined) forward(s, { ...p, hop: p.hop + 1 }, arrivalNs)
       }
-      const residenceUs = Number(process.hrtime.bigint() - arrivalNs) / 1000
-      forward(socket, { ...p, hop: p.hop + 1, residenceUs: p.residenceUs + residenceUs })
-    }
 
     // Returns once every address had its first bind attempt, so a caller can use the relay at once.
     const firstAttempts = yield* Effect.forEach(config.bindAddresses, (address) =>
@@ -75,10 +252,14 @@ export const makePathRelay = (
         const attempted = yield* Deferred.make<void>()
         yield* Effect.scoped(
           Effect.gen(function* () {
-            const socket = yield* bindUdp(address, config.port).pipe(
-              Effect.ensuring(Deferred.succeed(attempted, undefined)),
-            )
-            socket.on("message", onMessage(socket))
+            let self: RelaySocket | undefined
+            const handler = onDatagram(() => self)
+            const socket = yield* (
+              thread === undefined
+                ? bindInMainLoop(address, config.port, handler)
+                : thread.bind(address, config.port, handler)
+            ).pipe(Effect.ensuring(Deferred.succeed(attempted, undefined)))
+            self = socket
             yield* Effect.acquireRelease(
               SynchronizedRef.update(sockets, (all) => [...all, socket]),
               () => SynchronizedRef.update(sockets, (all) => all.filter((s) => s !== socket)),
@@ -96,12 +277,13 @@ export const makePathRelay = (
     yield* Effect.forEach(firstAttempts, Deferred.await, { discard: true })
 
     return {
+      stampsInThread,
       send: (packet) =>
         Effect.map(SynchronizedRef.get(sockets), (all) =>
           Option.match(Option.fromNullable(all[0]), {
             onNone: () => false,
             onSome: (socket) => {
-              forward(socket, packet)
+              forward(socket, { ...packet, sentNs: 0n }, undefined)
               return true
             },
           }),

@@ -1,14 +1,14 @@
 import type * as dgram from "node:dgram"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Schema } from "effect"
+import { Deferred, Effect, Either, Schema } from "effect"
 import * as fc from "fast-check"
 import { templateAddressing } from "../../src/discovery/Addressing.js"
 import { MeasurementMetrics } from "../../src/metrics/Metrics.js"
 import { measurePath } from "../../src/probes/PathPinger.js"
 import { PathPingConfig } from "../../src/probes/ProbeConfig.js"
 import { makeAllowList } from "../../src/servers/Guard.js"
-import { decodePath, encodePath, MAGIC } from "../../src/servers/Packets.js"
-import { makePathRelay } from "../../src/servers/PathRelay.js"
+import { decodePath, encodePath, MAGIC, type PathPacket } from "../../src/servers/Packets.js"
+import { makePathRelay, stampPathDatagram } from "../../src/servers/PathRelay.js"
 import { bindUdp } from "../../src/servers/Udp.js"
 
 const allowLoopback = Either.getOrThrow(makeAllowList(["127.0.0.0/8"]))
@@ -127,32 +127,133 @@ describe("pathping packets", () => {
   })
 })
 
+const relayOn = (port: number, stampThread: boolean) => (site: number) => {
+  const addressing = templateAddressing("127.0.{site}.{role}")
+  return makePathRelay({
+    localSite: site,
+    bindAddresses: [addressing.address(site, 4)],
+    port,
+    addressing,
+    allow: allowLoopback,
+    rateLimit: { packetsPerSecond: 1e6, burstPackets: 1e6 },
+    rebindIntervalMillis: 1000,
+    stampThread,
+  })
+}
+const randomPort = () => 20000 + Math.floor(Math.random() * 30000)
+const busyWait = (ms: number) => {
+  const until = performance.now() + ms
+  while (performance.now() < until) {}
+}
+
 describe("pathping relay", () => {
-  it.scopedLive("counts ≥ 10 000 malformed or misaddressed datagrams as invalid and keeps relaying", () =>
+  for (const stampThread of [true, false])
+    it.scopedLive(
+      `counts ≥ 10 000 malformed or misaddressed datagrams as invalid and keeps relaying (stamp thread: ${stampThread})`,
+      () =>
+        Effect.gen(function* () {
+          const port = randomPort()
+          const relay = relayOn(port, stampThread)
+          const origin = yield* relay(1)
+          yield* relay(2)
+          expect(origin.stampsInThread).toBe(stampThread)
+          const metrics = yield* MeasurementMetrics
+          const config = Schema.decodeSync(PathPingConfig)({ port, count: 3, intervalMillis: 20, timeoutMillis: 300 })
+          expect((yield* measurePath(origin, 1, [1, 2, 1], [0, 4, 4], config)).sample.received).toBe(3)
+          const client = yield* bindUdp("127.0.0.1", 0)
+          const packets = fc.sample(malformedPath, 10_000)
+          const counted = count(metrics)
+          yield* flood(client, port, "127.0.2.4", packets, counted)
+          expect(yield* Effect.promise(counted)).toBe(10_000)
+          expect((yield* measurePath(origin, 1, [1, 2, 1], [0, 4, 4], config)).sample.received).toBe(3)
+        }).pipe(Effect.provide(MeasurementMetrics.Default)),
+    )
+
+  // The event loop of relay 2 (and of the origin: same process) is blocked for 60 ms while the
+  // probe is out. With the stamping thread that wait is the relay's residence and leaves the
+  // corrected RTT; in the main loop the callback stamps after the wait, so it stays in the RTT.
+  for (const stampThread of [true, false])
+    it.scopedLive(
+      `a blocked event loop is residence, not path RTT, only with the stamping thread (${stampThread})`,
+      () =>
+        Effect.gen(function* () {
+          const port = randomPort()
+          const relay = relayOn(port, stampThread)
+          const origin = yield* relay(1)
+          yield* relay(2)
+          const blockMs = 60
+          const once = Effect.gen(function* () {
+            const got = yield* Deferred.make<{ p: PathPacket; arrivalNs: bigint }>()
+            const testId = Math.floor(Math.random() * 2 ** 32)
+            yield* origin.receive(testId, (p, arrivalNs) => Deferred.unsafeDone(got, Effect.succeed({ p, arrivalNs })))
+            expect(
+              yield* origin.send({ testId, seq: 0, hop: 1, residenceUs: 0, path: [1, 2, 1], families: [0, 4, 4] }),
+            ).toBe(true)
+            busyWait(blockMs)
+            const { p, arrivalNs } = yield* Deferred.await(got).pipe(Effect.timeout("2 seconds"))
+            const rawMs = Number(arrivalNs - p.sentNs) / 1e6
+            return { rawMs, residenceMs: p.residenceUs / 1000 }
+          }).pipe(Effect.scoped)
+          // Best of 3 against a noisy machine: the claim is about where the block goes, not jitter.
+          const runs = yield* Effect.forEach([1, 2, 3], () => once)
+          const best = runs.reduce((a, b) => (a.rawMs - a.residenceMs < b.rawMs - b.residenceMs ? a : b))
+          expect(best.residenceMs).toBeLessThanOrEqual(best.rawMs + 0.01)
+          if (stampThread) {
+            expect(best.rawMs).toBeGreaterThanOrEqual(blockMs * 0.8)
+            expect(best.residenceMs).toBeGreaterThanOrEqual(blockMs * 0.8)
+            expect(best.rawMs - best.residenceMs).toBeLessThan(blockMs / 3)
+          } else {
+            expect(best.residenceMs).toBeLessThan(blockMs / 3)
+            expect(best.rawMs - best.residenceMs).toBeGreaterThanOrEqual(blockMs * 0.8)
+          }
+        }).pipe(Effect.provide(MeasurementMetrics.Default)),
+    )
+
+  it.scopedLive("reports raw = corrected + residence for the path and every hop", () =>
     Effect.gen(function* () {
-      const port = 20000 + Math.floor(Math.random() * 30000)
-      const addressing = templateAddressing("127.0.{site}.{role}")
-      const relay = (site: number) =>
-        makePathRelay({
-          localSite: site,
-          bindAddresses: [addressing.address(site, 4)],
-          port,
-          addressing,
-          allow: allowLoopback,
-          rateLimit: { packetsPerSecond: 1e6, burstPackets: 1e6 },
-          rebindIntervalMillis: 1000,
-        })
+      const port = randomPort()
+      const relay = relayOn(port, true)
       const origin = yield* relay(1)
       yield* relay(2)
-      const metrics = yield* MeasurementMetrics
-      const config = Schema.decodeSync(PathPingConfig)({ port, count: 3, intervalMillis: 20, timeoutMillis: 300 })
-      expect((yield* measurePath(origin, 1, [1, 2, 1], [0, 4, 4], config)).sample.received).toBe(3)
-      const client = yield* bindUdp("127.0.0.1", 0)
-      const packets = fc.sample(malformedPath, 10_000)
-      const counted = count(metrics)
-      yield* flood(client, port, "127.0.2.4", packets, counted)
-      expect(yield* Effect.promise(counted)).toBe(10_000)
-      expect((yield* measurePath(origin, 1, [1, 2, 1], [0, 4, 4], config)).sample.received).toBe(3)
+      yield* relay(3)
+      const config = Schema.decodeSync(PathPingConfig)({ port, count: 5, intervalMillis: 20, timeoutMillis: 500 })
+      const r = yield* measurePath(origin, 1, [1, 2, 3, 1], [0, 4, 4, 4], config)
+      const figures = [{ ...r.sample, rawRttMs: r.rawRttMs, relayResidenceMs: r.relayResidenceMs }, ...r.hops]
+      expect(r.hops.map((h) => h.site)).toEqual([2, 3])
+      for (const f of figures) {
+        expect(f.received).toBe(5)
+        expect(f.rttMs).not.toBeNull()
+        expect(f.relayResidenceMs).toBeGreaterThan(0)
+        // rounding of the µs residence field: ≤ 0.5 µs per relay
+        expect(Math.abs(f.rawRttMs! - (f.rttMs! + f.relayResidenceMs!))).toBeLessThan(0.002)
+      }
     }).pipe(Effect.provide(MeasurementMetrics.Default)),
   )
+})
+
+describe("stampPathDatagram", () => {
+  it("adds the residence (µs, saturating) or sets the send time, and leaves every other field alone", () =>
+    fc.assert(
+      fc.property(
+        validPath,
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.bigInt({ min: 0n, max: 2n ** 40n }),
+        fc.bigInt({ min: 0n, max: 2n ** 40n }),
+        fc.boolean(),
+        (p, residenceUs, arrivalNs, waitNs, origin) => {
+          const buf = encodePath({ ...p, residenceUs })
+          stampPathDatagram(buf, arrivalNs + waitNs, origin ? undefined : arrivalNs)
+          const d = Either.getOrThrow(decodePath(buf))
+          const expected = origin ? residenceUs : Math.min(0xffffffff, residenceUs + Math.round(Number(waitNs) / 1000))
+          return (
+            d.residenceUs === expected &&
+            d.sentNs === (origin ? arrivalNs + waitNs : p.sentNs) &&
+            d.path.join() === p.path.join() &&
+            d.hop === p.hop &&
+            d.seq === p.seq &&
+            d.testId === p.testId
+          )
+        },
+      ),
+    ))
 })
