@@ -172,69 +172,104 @@ const ms = (x: number | undefined) => (x === undefined ? "-" : x.toFixed(2))
 const lossText = (sent: number, received: number) =>
   sent === 0 ? "-" : `${(((sent - received) / sent) * 100).toFixed(0)} %`
 
+/**
+ * The network's round trip, the raw one timed at the origin, and the relays' residence between
+ * them. A daemon that sends `rawRttMs` has subtracted the residence from `rttMs` already; an older
+ * one sends the raw round trip as `rttMs` (residence included), so it is subtracted here.
+ */
+export const pathRtts = (figure: {
+  readonly rttMs?: number | undefined
+  readonly rawRttMs?: number | undefined
+  readonly relayResidenceMs?: number | undefined
+}): { rttMs: number | undefined; rawRttMs: number | undefined; relayResidenceMs: number | undefined } => {
+  if (figure.rawRttMs !== undefined || figure.rttMs === undefined)
+    return { rttMs: figure.rttMs, rawRttMs: figure.rawRttMs, relayResidenceMs: figure.relayResidenceMs }
+  return {
+    rttMs: figure.relayResidenceMs === undefined ? undefined : Math.max(0, figure.rttMs - figure.relayResidenceMs),
+    rawRttMs: figure.rttMs,
+    relayResidenceMs: figure.relayResidenceMs,
+  }
+}
+
 /** The human table: one row per hop (cumulative round trip, its step from the previous), then the path. */
 export const renderPathPing = (target: SiteTarget, reply: Measure.PathPingResponse): string => {
   const fam = (f: number | undefined) => (f === 4 || f === 6 ? `v${f}` : "kernel")
   const header = `pathping ${reply.path.join(" > ")} from site ${reply.site} (${target.address}): ${reply.count} × ${reply.intervalMillis} ms`
-  const rows: Array<Array<string>> = [["Hop", "From > To", "Via", "RTT ms", "Step ms", "Sent", "Recv", "Loss"]]
+  const rows: Array<Array<string>> = [
+    ["Hop", "From > To", "Via", "RTT ms", "Step ms", "Raw ms", "Relays ms", "Sent", "Recv", "Loss"],
+  ]
   let previous: number | undefined = 0
   for (const h of reply.hops) {
+    const t = pathRtts(h)
     rows.push([
       String(h.index),
       `${h.from} > ${h.to}`,
       fam(reply.families[h.index]),
-      ms(h.rttMs),
-      h.rttMs === undefined || previous === undefined ? "-" : (h.rttMs - previous).toFixed(2),
+      ms(t.rttMs),
+      t.rttMs === undefined || previous === undefined ? "-" : (t.rttMs - previous).toFixed(2),
+      ms(t.rawRttMs),
+      ms(t.relayResidenceMs),
       String(h.sent),
       String(h.received),
       lossText(h.sent, h.received),
     ])
-    previous = h.rttMs
+    previous = t.rttMs
   }
+  const all = pathRtts(reply)
   rows.push([
     "all",
     `${reply.path[0]} > … > ${reply.path.at(-1)}`,
     "",
-    ms(reply.rttMs),
+    ms(all.rttMs),
     "",
+    ms(all.rawRttMs),
+    ms(all.relayResidenceMs),
     String(reply.sent),
     String(reply.received),
     lossText(reply.sent, reply.received),
   ])
   const notes = [
-    "RTT = round trip from the origin to the hop's far end and back over the path's own tunnels (mtr-style); Step = its increase over the previous hop.",
-    reply.relayResidenceMs === undefined
-      ? undefined
-      : `Relay residence (inside the daemons, included in RTT): ${reply.relayResidenceMs.toFixed(3)} ms.`,
-  ].filter((x) => x !== undefined)
-  return [header, ...alignRows(rows, "  ", new Set([0, 3, 4, 5, 6, 7])), ...notes].join("\n")
+    "RTT = round trip from the origin to the hop's far end and back over the path's own tunnels (mtr-style), minus the time the probes spent inside the relaying daemons; Step = its increase over the previous hop.",
+    "Raw = the same round trip as timed at the origin; Relays = the relays' residence (Raw − RTT).",
+  ]
+  return [header, ...alignRows(rows, "  ", new Set([0, 3, 4, 5, 6, 7, 8, 9])), ...notes].join("\n")
 }
 
-export const pathPingJson = (target: SiteTarget, reply: Measure.PathPingResponse, via?: string) => ({
-  site: reply.site,
-  address: target.address,
-  ...(via === undefined ? {} : { builtFrom: via }),
-  path: reply.path,
-  families: reply.families,
-  count: reply.count,
-  intervalMillis: reply.intervalMillis,
-  atMillis: reply.atMillis,
-  rttMs: reply.rttMs ?? null,
-  sent: reply.sent,
-  received: reply.received,
-  lossRatio: reply.sent === 0 ? null : (reply.sent - reply.received) / reply.sent,
-  relayResidenceMs: reply.relayResidenceMs ?? null,
-  hops: reply.hops.map((h) => ({
-    index: h.index,
-    from: h.from,
-    to: h.to,
-    family: reply.families[h.index] ?? 0,
-    rttMs: h.rttMs ?? null,
-    sent: h.sent,
-    received: h.received,
-    lossRatio: h.sent === 0 ? null : (h.sent - h.received) / h.sent,
-  })),
-})
+export const pathPingJson = (target: SiteTarget, reply: Measure.PathPingResponse, via?: string) => {
+  const all = pathRtts(reply)
+  return {
+    site: reply.site,
+    address: target.address,
+    ...(via === undefined ? {} : { builtFrom: via }),
+    path: reply.path,
+    families: reply.families,
+    count: reply.count,
+    intervalMillis: reply.intervalMillis,
+    atMillis: reply.atMillis,
+    // the network's round trip (relays' residence subtracted); rawRttMs as timed at the origin
+    rttMs: all.rttMs ?? null,
+    rawRttMs: all.rawRttMs ?? null,
+    sent: reply.sent,
+    received: reply.received,
+    lossRatio: reply.sent === 0 ? null : (reply.sent - reply.received) / reply.sent,
+    relayResidenceMs: all.relayResidenceMs ?? null,
+    hops: reply.hops.map((h) => {
+      const t = pathRtts(h)
+      return {
+        index: h.index,
+        from: h.from,
+        to: h.to,
+        family: reply.families[h.index] ?? 0,
+        rttMs: t.rttMs ?? null,
+        rawRttMs: t.rawRttMs ?? null,
+        relayResidenceMs: t.relayResidenceMs ?? null,
+        sent: h.sent,
+        received: h.received,
+        lossRatio: h.sent === 0 ? null : (h.sent - h.received) / h.sent,
+      }
+    }),
+  }
+}
 
 const { sites: _sites, ...addressOptions } = siteOptions
 

@@ -26,7 +26,13 @@ import {
 import { type Console, Effect, Either, Schema } from "effect"
 import fc from "fast-check"
 import { normalizePerfcArgs, runPerfc } from "../../src/perfc/Command.js"
-import { familyOfInterface, parsePathArgs, type RouteInForce, roundTripViaRoutes } from "../../src/perfc/PathPing.js"
+import {
+  familyOfInterface,
+  parsePathArgs,
+  pathRtts,
+  type RouteInForce,
+  roundTripViaRoutes,
+} from "../../src/perfc/PathPing.js"
 
 const perfc = (args: ReadonlyArray<string>) =>
   Effect.gen(function* () {
@@ -98,11 +104,13 @@ describe("perfc pathping against a real MeasureService on loopback", () => {
       expect(table.exit, table.stderr).toBe(0)
       const lines = table.stdout.split("\n")
       expect(lines[0]).toMatch(/^pathping 1 > 2 > 3 > 1 from site 1 \(127\.0\.0\.1:\d+\): 4 × 30 ms$/)
-      expect(lines[1]).toMatch(/^\s+Hop\s+From > To\s+Via\s+RTT ms\s+Step ms\s+Sent\s+Recv\s+Loss$/)
-      expect(lines[2]).toMatch(/^\s+1\s+1 > 2\s+v4\s+[\d.]+\s+[\d.]+\s+4\s+4\s+0 %$/)
-      expect(lines[3]).toMatch(/^\s+2\s+2 > 3\s+v4\s+[\d.]+\s+-?[\d.]+\s+4\s+4\s+0 %$/)
-      expect(lines[4]).toMatch(/^\s+all\s+1 > … > 1\s+[\d.]+\s+4\s+4\s+0 %$/)
-      expect(table.stdout).toContain("Relay residence")
+      expect(lines[1]).toMatch(
+        /^\s+Hop\s+From > To\s+Via\s+RTT ms\s+Step ms\s+Raw ms\s+Relays ms\s+Sent\s+Recv\s+Loss$/,
+      )
+      expect(lines[2]).toMatch(/^\s+1\s+1 > 2\s+v4\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+4\s+4\s+0 %$/)
+      expect(lines[3]).toMatch(/^\s+2\s+2 > 3\s+v4\s+[\d.]+\s+-?[\d.]+\s+[\d.]+\s+[\d.]+\s+4\s+4\s+0 %$/)
+      expect(lines[4]).toMatch(/^\s+all\s+1 > … > 1\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+4\s+4\s+0 %$/)
+      expect(table.stdout).toContain("Relays = the relays' residence")
 
       const json = yield* perfc([
         "pathping",
@@ -130,8 +138,11 @@ describe("perfc pathping against a real MeasureService on loopback", () => {
         lossRatio: 0,
       })
       expect(reply.rttMs).toBeGreaterThan(0)
+      expect(reply.relayResidenceMs).toBeGreaterThan(0)
+      expect(reply.rawRttMs).toBeCloseTo(reply.rttMs + reply.relayResidenceMs, 2)
       expect(reply.hops).toHaveLength(1)
       expect(reply.hops[0]).toMatchObject({ index: 1, from: 1, to: 3, family: 0, received: 2 })
+      expect(reply.hops[0].rawRttMs).toBeCloseTo(reply.hops[0].rttMs + reply.hops[0].relayResidenceMs, 2)
     }),
   )
 
@@ -259,5 +270,31 @@ describe("pathping input", () => {
     )
     const unanswered = roundTripViaRoutes(0, 3, (x) => (x === 0 ? routes[0] : undefined))
     expect(Either.isLeft(unanswered) && unanswered.left.message).toMatch(/\(incomplete after 0>1\)/)
+  })
+})
+
+describe("pathping reply from daemons of either version", () => {
+  it("the network RTT is raw − residence, whether the daemon subtracted it (rawRttMs sent) or not", () =>
+    fc.assert(
+      fc.property(
+        fc.double({ min: 0, max: 1e4, noNaN: true }),
+        fc.double({ min: 0, max: 1e4, noNaN: true }),
+        (networkMs, residenceMs) => {
+          const rawMs = networkMs + residenceMs
+          const fromNew = pathRtts({ rttMs: networkMs, rawRttMs: rawMs, relayResidenceMs: residenceMs })
+          const fromOld = pathRtts({ rttMs: rawMs, relayResidenceMs: residenceMs })
+          return (
+            fromNew.rawRttMs === rawMs &&
+            fromOld.rawRttMs === rawMs &&
+            Math.abs(fromNew.rttMs! - fromOld.rttMs!) <= 1e-9 * Math.max(1, rawMs) &&
+            fromNew.relayResidenceMs === residenceMs &&
+            fromOld.relayResidenceMs === residenceMs
+          )
+        },
+      ),
+    ))
+  it("an older daemon's reply without a residence has no network RTT to give; an all-lost run has none", () => {
+    expect(pathRtts({ rttMs: 5 })).toEqual({ rttMs: undefined, rawRttMs: 5, relayResidenceMs: undefined })
+    expect(pathRtts({})).toEqual({ rttMs: undefined, rawRttMs: undefined, relayResidenceMs: undefined })
   })
 })

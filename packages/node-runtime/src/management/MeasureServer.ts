@@ -193,6 +193,8 @@ export const pathResultToWire = (site: number, order: PathPingOrder, result: Pat
     sent: h.sent,
     received: h.received,
     index: h.index,
+    rawRttMs: h.rawRttMs ?? undefined,
+    relayResidenceMs: h.relayResidenceMs ?? undefined,
   })),
   site,
   families: [...result.sample.families],
@@ -200,6 +202,7 @@ export const pathResultToWire = (site: number, order: PathPingOrder, result: Pat
   atMillis: result.sample.atMillis,
   count: order.count,
   intervalMillis: order.intervalMillis,
+  rawRttMs: result.rawRttMs ?? undefined,
 })
 
 type Outcome = "ok" | "invalid" | "rate_limited" | "unavailable" | "cancelled" | "failed"

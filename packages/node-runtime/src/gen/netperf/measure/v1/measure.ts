@@ -56,16 +56,26 @@ export interface HopResult {
   /**
    * Round trip from the origin to `to` and back over the path's own tunnels (mtr-style,
    * cumulative); the hop's own share is the difference from the previous hop's. Absent: all lost.
+   * Relays' residence excluded when raw_rtt_ms is present (an older daemon sends it raw).
    */
   rttMs?: number | undefined;
   sent: number;
   received: number;
   index: number;
+  /** The same round trip as timed at the origin, relays' residence included. */
+  rawRttMs?:
+    | number
+    | undefined;
+  /** Mean time these probes spent inside relays (raw_rtt_ms − rtt_ms). */
+  relayResidenceMs?: number | undefined;
 }
 
 export interface PathPingResponse {
   path: number[];
-  /** Mean round trip of the whole path; absent when every probe was lost. */
+  /**
+   * Mean round trip of the whole path; absent when every probe was lost. The relays' residence is
+   * subtracted when raw_rtt_ms is present (an older daemon sends the raw round trip here).
+   */
   rttMs?: number | undefined;
   sent: number;
   received: number;
@@ -75,11 +85,16 @@ export interface PathPingResponse {
   site: number;
   /** Families per node as measured (families[0] is the origin's and unused). */
   families: number[];
-  /** Mean time probes spent inside relays, already included in rtt_ms. */
+  /**
+   * Mean time probes spent inside relays: subtracted from rtt_ms when raw_rtt_ms is present,
+   * included in it otherwise.
+   */
   relayResidenceMs?: number | undefined;
   atMillis: number;
   count: number;
   intervalMillis: number;
+  /** Mean round trip as timed at the origin, relays' residence included. */
+  rawRttMs?: number | undefined;
 }
 
 function createBasePathPingRequest(): PathPingRequest {
@@ -232,7 +247,16 @@ export const PathPingRequest: MessageFns<PathPingRequest> = {
 };
 
 function createBaseHopResult(): HopResult {
-  return { from: 0, to: 0, rttMs: undefined, sent: 0, received: 0, index: 0 };
+  return {
+    from: 0,
+    to: 0,
+    rttMs: undefined,
+    sent: 0,
+    received: 0,
+    index: 0,
+    rawRttMs: undefined,
+    relayResidenceMs: undefined,
+  };
 }
 
 export const HopResult: MessageFns<HopResult> = {
@@ -254,6 +278,12 @@ export const HopResult: MessageFns<HopResult> = {
     }
     if (message.index !== 0) {
       writer.uint32(48).uint32(message.index);
+    }
+    if (message.rawRttMs !== undefined) {
+      writer.uint32(57).double(message.rawRttMs);
+    }
+    if (message.relayResidenceMs !== undefined) {
+      writer.uint32(65).double(message.relayResidenceMs);
     }
     return writer;
   },
@@ -319,6 +349,22 @@ export const HopResult: MessageFns<HopResult> = {
             message.index = reader.uint32();
             continue;
           }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.rawRttMs = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.relayResidenceMs = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -343,6 +389,16 @@ export const HopResult: MessageFns<HopResult> = {
       sent: isSet(object.sent) ? globalThis.Number(object.sent) : 0,
       received: isSet(object.received) ? globalThis.Number(object.received) : 0,
       index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      rawRttMs: isSet(object.rawRttMs)
+        ? globalThis.Number(object.rawRttMs)
+        : isSet(object.raw_rtt_ms)
+        ? globalThis.Number(object.raw_rtt_ms)
+        : undefined,
+      relayResidenceMs: isSet(object.relayResidenceMs)
+        ? globalThis.Number(object.relayResidenceMs)
+        : isSet(object.relay_residence_ms)
+        ? globalThis.Number(object.relay_residence_ms)
+        : undefined,
     };
   },
 
@@ -366,6 +422,12 @@ export const HopResult: MessageFns<HopResult> = {
     if (message.index !== 0) {
       obj.index = Math.round(message.index);
     }
+    if (message.rawRttMs !== undefined) {
+      obj.rawRttMs = floatToJson(message.rawRttMs);
+    }
+    if (message.relayResidenceMs !== undefined) {
+      obj.relayResidenceMs = floatToJson(message.relayResidenceMs);
+    }
     return obj;
   },
 
@@ -380,6 +442,8 @@ export const HopResult: MessageFns<HopResult> = {
     message.sent = object.sent ?? 0;
     message.received = object.received ?? 0;
     message.index = object.index ?? 0;
+    message.rawRttMs = object.rawRttMs ?? undefined;
+    message.relayResidenceMs = object.relayResidenceMs ?? undefined;
     return message;
   },
 };
@@ -397,6 +461,7 @@ function createBasePathPingResponse(): PathPingResponse {
     atMillis: 0,
     count: 0,
     intervalMillis: 0,
+    rawRttMs: undefined,
   };
 }
 
@@ -442,6 +507,9 @@ export const PathPingResponse: MessageFns<PathPingResponse> = {
     }
     if (message.intervalMillis !== 0) {
       writer.uint32(88).uint32(message.intervalMillis);
+    }
+    if (message.rawRttMs !== undefined) {
+      writer.uint32(97).double(message.rawRttMs);
     }
     return writer;
   },
@@ -567,6 +635,14 @@ export const PathPingResponse: MessageFns<PathPingResponse> = {
             message.intervalMillis = reader.uint32();
             continue;
           }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.rawRttMs = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -608,6 +684,11 @@ export const PathPingResponse: MessageFns<PathPingResponse> = {
         : isSet(object.interval_millis)
         ? globalThis.Number(object.interval_millis)
         : 0,
+      rawRttMs: isSet(object.rawRttMs)
+        ? globalThis.Number(object.rawRttMs)
+        : isSet(object.raw_rtt_ms)
+        ? globalThis.Number(object.raw_rtt_ms)
+        : undefined,
     };
   },
 
@@ -646,6 +727,9 @@ export const PathPingResponse: MessageFns<PathPingResponse> = {
     if (message.intervalMillis !== 0) {
       obj.intervalMillis = Math.round(message.intervalMillis);
     }
+    if (message.rawRttMs !== undefined) {
+      obj.rawRttMs = floatToJson(message.rawRttMs);
+    }
     return obj;
   },
 
@@ -665,6 +749,7 @@ export const PathPingResponse: MessageFns<PathPingResponse> = {
     message.atMillis = object.atMillis ?? 0;
     message.count = object.count ?? 0;
     message.intervalMillis = object.intervalMillis ?? 0;
+    message.rawRttMs = object.rawRttMs ?? undefined;
     return message;
   },
 };
