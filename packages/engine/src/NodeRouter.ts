@@ -99,6 +99,13 @@ export interface NodeRouterConfigInput {
   readonly measured?: Partial<MeasuredConfig>
   /** Restart marker in our messages. Default: the first time passed in. */
   readonly incarnation?: number
+  /**
+   * Peer verdicts: an own tunnel its far end reports dead in its link state counts as dead here
+   * too, until one of our own probes over it is answered or the far end reports it alive again.
+   * Both ends must move their routes and the later detector bounds the reaction; this makes it
+   * the earlier one. Default false (the daemon turns it on; README, "Peer verdicts").
+   */
+  readonly peerVerdicts?: boolean
   /** AS number → site; default 64512..65534 → asn − 64512, others outside the mesh. */
   readonly siteOfAsn?: (asn: number) => SiteId | undefined
 }
@@ -119,6 +126,7 @@ export interface NodeRouterConfig {
   readonly minLinkMetricMs: number
   readonly measured: MeasuredConfig
   readonly incarnation: number | undefined
+  readonly peerVerdicts: boolean
   readonly siteOfAsn: (asn: number) => SiteId | undefined
 }
 
@@ -146,6 +154,7 @@ export const resolveConfig = (input: NodeRouterConfigInput): NodeRouterConfig =>
     minLinkMetricMs: input.minLinkMetricMs ?? 0.01,
     measured: { ...defaultMeasuredConfig, ...input.measured },
     incarnation: input.incarnation,
+    peerVerdicts: input.peerVerdicts ?? false,
     siteOfAsn: input.siteOfAsn ?? defaultSiteOfAsn,
   }
 }
@@ -224,6 +233,12 @@ export class NodeRouter {
   private readonly requestBackoff: SeqnoRequestBackoff
   private readonly measured: MeasuredPathStore
   private ownLinks = new Map<number, OwnLink>()
+  /**
+   * Own tunnels (tunnelKey) the far end reported dead: "dead" counts as dead; "overruled" = one of
+   * our probes was answered since, so further reports of the same episode are ignored until the
+   * far end reports the tunnel alive (a stale report must not take a working tunnel down again).
+   */
+  private readonly peerVerdict = new Map<string, "dead" | "overruled">()
   /** Per origin, the destination list of its last accepted message (DerivedLinks.destinationsKey). */
   private readonly destinationsOf = new SiteTable<string>()
   /** Per origin, the request list (DerivedLinks.requestsKey) last handled in full, and the store's selfSeqnoDropEpoch then. */
@@ -285,12 +300,26 @@ export class NodeRouter {
     const agg = this.aggregates.get(key) ?? Aggregation.emptyAggregate(sample.tunnel)
     this.aggregates.set(key, Aggregation.ingest(agg, sample, this.config.aggregation))
     this.mesh.addSite(sample.tunnel.remote)
+    // An answered probe proves both directions work now, whatever the far end said before.
+    if (sample._tag === "RttSample" && sample.rttMs !== null && this.peerVerdict.get(key) === "dead")
+      this.peerVerdict.set(key, "overruled")
+  }
+
+  /** The far end's verdicts on the tunnels it shares with us (`peerVerdicts`). */
+  private notePeerVerdicts(message: LinkStateMessage): void {
+    for (const t of message.tunnels) {
+      if (t.remote !== this.config.self) continue
+      const key = tunnelKey({ local: this.config.self, remote: message.origin, family: t.family })
+      if (t.stats.state !== "dead") this.peerVerdict.delete(key)
+      else if (!this.peerVerdict.has(key)) this.peerVerdict.set(key, "dead")
+    }
   }
 
   receiveLinkState(message: LinkStateMessage, nowMillis: number): void {
     this.start(nowMillis)
     if (message.origin === this.config.self) return
     if (this.store.accept(message, nowMillis) !== "accepted") return
+    if (this.config.peerVerdicts) this.notePeerVerdicts(message)
     const derived = derivedOf(message)
     this.mesh.setRow(message.origin, derived.row)
     if (derived.requestsKey !== "") {
@@ -357,15 +386,18 @@ export class NodeRouter {
    */
   private ownLinksAt(nowMillis: number): Array<OwnLinkUpdate> {
     const byRemote = new Map<number, { 4?: LinkStats; 6?: LinkStats }>()
-    for (const agg of this.aggregates.values()) {
+    for (const [key, agg] of this.aggregates) {
       const entry = byRemote.get(agg.tunnel.remote) ?? {}
+      const peerSaysDead = this.peerVerdict.get(key) === "dead"
       // A family whose latest fast probe was lost is not switched onto (the incumbent keeps its
       // place until it is dead): when one family's tunnel dies the other often dies a few ms
       // later (same underlay path), and a detour through it cost an install and then starvation
       // (the twin: the route moved to the dying v6 tunnel 11 ms before it was declared dead).
       const incumbent = this.familyChoice.get(agg.tunnel.remote)?.key === agg.tunnel.family
-      if (agg.misses === 0 || incumbent)
-        entry[agg.tunnel.family] = Aggregation.linkStats(agg, nowMillis, this.config.aggregation)
+      if ((agg.misses === 0 && !peerSaysDead) || incumbent) {
+        const stats = Aggregation.linkStats(agg, nowMillis, this.config.aggregation)
+        entry[agg.tunnel.family] = peerSaysDead ? { ...stats, state: "dead" } : stats
+      }
       byRemote.set(agg.tunnel.remote, entry)
     }
     const out: Array<OwnLinkUpdate> = []

@@ -597,3 +597,89 @@ describe("NodeRouter tunnel family after a failure", () => {
     expect(after.interfaceName).toBe("wg0.1_v6")
   })
 })
+
+describe("NodeRouter peer verdicts", () => {
+  /** Site 1 alone finds its tunnel to 0 dead (three lost echoes) and tells everyone. */
+  const oneEndFindsDead = (w: World) => {
+    const at = w.nowMillis
+    for (let i = 0; i < 3; i++)
+      w.routers[1]!.observe(
+        new RttSample({ tunnel: tunnelId(1, 0, 4), kind: "udp-echo", atMillis: at + i, rttMs: null }),
+      )
+    w.routers[1]!.decide(at + 3)
+    w.advertise(1)
+    w.deliverAll()
+  }
+  const nextHopAt = (w: World, site: number, destination: number, atMillis: number) =>
+    w.routers[site]!.decide(atMillis).byDestination.get(destination)!.nextHop
+  /** Site 2 decides and advertises (carrying site 1's new seqno); then site 0's next hop to 1. */
+  const nextHopAfterRelay = (w: World) => {
+    w.routers[2]!.decide(w.nowMillis + 6)
+    w.advertise(2)
+    w.deliverAll()
+    return nextHopAt(w, 0, 1, w.nowMillis + 7)
+  }
+
+  it("an own tunnel the far end reports dead is dead here at once; our answered probe overrules it", () => {
+    const w = triangle(() => ({ peerVerdicts: true }))
+    w.settle(4, 1000)
+    expect(routeAt(w, 0, 1).nextHop).toBe(1)
+    const seqnoBefore = w.routers[0]!.seqno
+    oneEndFindsDead(w)
+    // Site 0's own echoes have not missed yet, but it no longer forwards into the tunnel (starved
+    // until site 2 passes on site 1's raised seqno) …
+    expect(nextHopAt(w, 0, 1, w.nowMillis + 5)).toBeNull()
+    expect(w.routers[0]!.seqno).toBeGreaterThan(seqnoBefore)
+    expect(nextHopAfterRelay(w)).toBe(2)
+    // One of our probes over it is answered: our own evidence wins again …
+    w.routers[0]!.observe(
+      new RttSample({ tunnel: tunnelId(0, 1, 4), kind: "udp-echo", atMillis: w.nowMillis + 10, rttMs: 10 }),
+    )
+    // … and a later message of the same episode (site 1 still finds it dead) does not take it down again.
+    w.nowMillis += 100
+    w.advertise(1)
+    w.deliverAll()
+    let hop: number | null = null
+    for (let t = 1; t <= 10 && hop !== 1; t++) hop = nextHopAt(w, 0, 1, w.nowMillis + t * 1000)
+    expect(hop).toBe(1)
+  })
+
+  it("a report of the tunnel alive ends the episode: the next dead report counts again", () => {
+    const w = triangle(() => ({ peerVerdicts: true }))
+    w.settle(4, 1000)
+    oneEndFindsDead(w)
+    w.routers[0]!.observe(
+      new RttSample({ tunnel: tunnelId(0, 1, 4), kind: "udp-echo", atMillis: w.nowMillis + 10, rttMs: 10 }),
+    )
+    // Everything answers for a while: site 1 revives the tunnel and says so.
+    w.settle(10, 1000)
+    expect(routeAt(w, 0, 1).nextHop).toBe(1)
+    oneEndFindsDead(w)
+    expect(nextHopAfterRelay(w)).toBe(2)
+  })
+
+  it("off (the engine's default): the far end's report alone changes nothing", () => {
+    const w = triangle()
+    w.settle(4, 1000)
+    oneEndFindsDead(w)
+    expect(nextHopAt(w, 0, 1, w.nowMillis + 5)).toBe(1)
+  })
+
+  it("property: whatever the far end reports, forwarding stays loop-free and an answered tunnel is used", () => {
+    fc.assert(
+      fc.property(fc.array(fc.boolean(), { minLength: 1, maxLength: 12 }), (reports) => {
+        const w = triangle(() => ({ peerVerdicts: true }))
+        w.settle(4, 1000)
+        for (const dead of reports) {
+          if (dead) oneEndFindsDead(w)
+          else w.settle(1, 1000)
+          for (let site = 0; site < 3; site++) w.routers[site]!.decide(w.nowMillis + 5)
+          expect(w.findLoop()).toBeUndefined()
+        }
+        w.settle(40, 1000)
+        expect(routeAt(w, 0, 1).nextHop).toBe(1)
+      }),
+      { numRuns: 30 },
+    )
+  })
+})

@@ -66,6 +66,12 @@ export const RoutingSection = Schema.Struct({
   /** A peer silent this long ages out: its links count as unknown. */
   linkStateMaxAgeMillis: field(Millis, 10_000),
   /**
+   * A tunnel whose far end reports it dead in its link state counts as dead here at once, until one
+   * of our own probes over it is answered (engine NodeRouter `peerVerdicts`): both ends then move
+   * their routes when the first of them detects the failure, not the second.
+   */
+  peerVerdicts: field(Schema.Boolean, true),
+  /**
    * No managed routes right after start (BIRD's apply), until peers have dropped what they learnt
    * from our previous incarnation; default = linkStateMaxAgeMillis + 10 s (the engine's default:
    * the loop-freedom argument needs at least the max age, the 10 s cover peers' first probes; see the

@@ -122,6 +122,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       aggregation: aggregationOf(config),
       costModel: config.routing.costModel,
       linkStateMaxAgeMillis: config.routing.linkStateMaxAgeMillis,
+      peerVerdicts: config.routing.peerVerdicts,
       ...(config.routing.startupHoldDownMillis === undefined
         ? {}
         : { startupHoldDownMillis: config.routing.startupHoldDownMillis }),
