@@ -98,7 +98,7 @@ parentPort.on("message", (m) => {
       const sumUs = buf.readUInt32BE(residenceOffset) + Math.round(residenceUs)
       buf.writeUInt32BE(Math.min(0xffffffff, sumUs), residenceOffset)
     }
-    s.send(buf, m.port, m.address)
+    try { s.send(buf, m.port, m.address) } catch {}
   } else if (m.op === "bind") {
     const s = dgram.createSocket({ type: m.type, reuseAddr: false })
     const onError = (e) => {
@@ -154,6 +154,8 @@ const makeStampThread = Effect.gen(function* () {
   const handlers = new Map<number, OnDatagram>()
   let nextId = 1
   let exited: string | undefined
+  /** Completed with the reason when the thread is gone (its sockets closed with it). */
+  const gone = yield* Deferred.make<string>()
   worker.on("message", (m: FromThread) => {
     if (m.op === "datagram")
       handlers.get(m.id)?.(Buffer.from(m.msg.buffer, m.msg.byteOffset, m.msg.byteLength), m.address, m.arrivalNs)
@@ -161,6 +163,7 @@ const makeStampThread = Effect.gen(function* () {
   })
   const onGone = (reason: string) => {
     exited = reason
+    Deferred.unsafeDone(gone, Effect.succeed(reason))
     for (const resolve of pending.values()) resolve(reason)
     pending.clear()
   }
@@ -192,7 +195,7 @@ const makeStampThread = Effect.gen(function* () {
           if (exited === undefined) worker.postMessage({ op: "close", id: socket.id })
         }),
     )
-  return { bind }
+  return { bind, gone, isGone: () => exited !== undefined }
 })
 
 /** A socket in the main event loop: stamps as early as its callback runs. */
@@ -254,17 +257,20 @@ export const makePathRelay = (
           Effect.gen(function* () {
             let self: RelaySocket | undefined
             const handler = onDatagram(() => self)
+            // A stamping thread that died (it should not: it catches its own errors) closed its
+            // sockets: rebind in the main loop rather than lose the relay.
+            const inThread = thread !== undefined && !(yield* Deferred.isDone(thread.gone))
             const socket = yield* (
-              thread === undefined
-                ? bindInMainLoop(address, config.port, handler)
-                : thread.bind(address, config.port, handler)
+              inThread ? thread.bind(address, config.port, handler) : bindInMainLoop(address, config.port, handler)
             ).pipe(Effect.ensuring(Deferred.succeed(attempted, undefined)))
             self = socket
             yield* Effect.acquireRelease(
               SynchronizedRef.update(sockets, (all) => [...all, socket]),
               () => SynchronizedRef.update(sockets, (all) => all.filter((s) => s !== socket)),
             )
-            return yield* Effect.never
+            if (!inThread) return yield* Effect.never
+            const reason = yield* Deferred.await(thread.gone)
+            return yield* Effect.fail(new UdpBindFailed({ address, port: config.port, cause: reason }))
           }),
         ).pipe(
           Effect.tapError((e) => Effect.logWarning(`pathping relay: cannot bind ${address}:${config.port}`, e.cause)),
@@ -277,7 +283,9 @@ export const makePathRelay = (
     yield* Effect.forEach(firstAttempts, Deferred.await, { discard: true })
 
     return {
-      stampsInThread,
+      get stampsInThread() {
+        return thread !== undefined && !thread.isGone()
+      },
       send: (packet) =>
         Effect.map(SynchronizedRef.get(sockets), (all) =>
           Option.match(Option.fromNullable(all[0]), {
