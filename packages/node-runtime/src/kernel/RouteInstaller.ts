@@ -4,9 +4,12 @@
  * present and BIRD's routes take over the moment one is removed. Hence the one rule that
  * matters: when in doubt, remove ours. A route whose device is missing or has no carrier is
  * refused (and any installed copy deleted); a destination absent from the desired set loses
- * its managed route. Every pass reads the kernel back (`ip -json route show proto 201`), diffs
- * with the engine's `planRoutes`, and applies the difference in one `ip -force -batch`; the
- * watchdog repeats the pass so drift (a deleted route, a vanished tunnel) is repaired. Before
+ * its managed route. A full pass reads the kernel back (`ip -json route show proto 201`, `ip
+ * link`), diffs with the engine's `planRoutes`, and applies the difference in one `ip -force
+ * -batch`; the watchdog repeats it so drift (a deleted route, a vanished tunnel) is repaired.
+ * `setDesired` diffs against what the last pass left instead (one `ip` run, not six: installs
+ * sit on the failure-reaction path, and each `ip` run cost 10–40 ms on a loaded host); any
+ * rejected operation, or a device it has not seen, sends it back to a full pass. Before
  * the first `setDesired` nothing is touched: routes left by a crash stay until the engine has
  * a plan, instead of flapping to BIRD and back.
  */
@@ -64,7 +67,7 @@ export interface ReconcileReport {
   readonly failed: ReadonlyArray<{ readonly op: RouteOp; readonly error: string }>
   /** Desired routes not installed because their device cannot carry traffic. */
   readonly refused: ReadonlyArray<RefusedRoute>
-  /** Managed routes present after the pass (read back). */
+  /** Managed routes present after the pass (read back; after a `setDesired` without rejections, the routes it planned). */
   readonly installed: ReadonlyArray<KernelRoute>
 }
 
@@ -129,6 +132,8 @@ export const makeRouteInstaller = (
     const lock = yield* Effect.makeSemaphore(1)
     let desired: ReadonlyArray<KernelRoute> | undefined
     let last: ReconcileReport | undefined
+    /** What the kernel held after the last pass that had no failure (absent: read it back). */
+    let known: { routes: ReadonlyArray<KernelRoute>; devices: ReadonlyMap<string, IpLinkJson> } | undefined
 
     const readFamily = (family: 4 | 6) =>
       ip
@@ -139,40 +144,49 @@ export const makeRouteInstaller = (
       .json(Schema.Array(IpLinkJson), ["link", "show"])
       .pipe(Effect.map((ls) => new Map(ls.map((l) => [l.ifname, l]))))
 
-    const pass = Effect.gen(function* () {
-      const want = desired
-      const before = yield* installed
-      if (want === undefined) {
-        return { atMillis: yield* Clock.currentTimeMillis, applied: [], failed: [], refused: [], installed: before }
-      }
-      const devices = yield* links
-      const usable: Array<KernelRoute> = []
-      const refused: Array<RefusedRoute> = []
-      for (const r of want) {
-        const link = devices.get(r.device)
-        if (link === undefined) refused.push({ route: r, reason: "device-missing" })
-        else if (!isUsableLink(link)) refused.push({ route: r, reason: "device-down" })
-        else usable.push(r)
-      }
-      const ops = yield* Either.match(planRoutes(usable, before), { onLeft: Effect.fail, onRight: Effect.succeed })
-      const result = yield* ip.batch(ops.map((op) => renderOp(op, onlink)))
-      const failed = result.failures
-        .map((f) => ({ op: ops[f.line - 1]!, error: f.error }))
-        // Deleting a route that is already gone is the outcome we wanted.
-        .filter((f) => !(f.op._tag === "RouteDelete" && /No such process/.test(f.error)))
-      const report: ReconcileReport = {
-        atMillis: yield* Clock.currentTimeMillis,
-        applied: ops,
-        failed,
-        refused,
-        installed: ops.length === 0 ? before : yield* installed,
-      }
-      last = report
-      if (options.onReport !== undefined) yield* options.onReport(report)
-      return report
-    })
+    /** `fromKnown`: diff against `known` (setDesired) rather than the kernel read back (watchdog). */
+    const pass = (fromKnown: boolean) =>
+      Effect.gen(function* () {
+        const want = desired
+        const cached = fromKnown ? known : undefined
+        known = undefined
+        const before = cached?.routes ?? (yield* installed)
+        if (want === undefined) {
+          return { atMillis: yield* Clock.currentTimeMillis, applied: [], failed: [], refused: [], installed: before }
+        }
+        const cachedDevices = cached?.devices
+        const devices =
+          cachedDevices !== undefined && want.every((r) => cachedDevices.has(r.device)) ? cachedDevices : yield* links
+        const usable: Array<KernelRoute> = []
+        const refused: Array<RefusedRoute> = []
+        for (const r of want) {
+          const link = devices.get(r.device)
+          if (link === undefined) refused.push({ route: r, reason: "device-missing" })
+          else if (!isUsableLink(link)) refused.push({ route: r, reason: "device-down" })
+          else usable.push(r)
+        }
+        const ops = yield* Either.match(planRoutes(usable, before), { onLeft: Effect.fail, onRight: Effect.succeed })
+        const result = yield* ip.batch(ops.map((op) => renderOp(op, onlink)))
+        const failed = result.failures
+          .map((f) => ({ op: ops[f.line - 1]!, error: f.error }))
+          // Deleting a route that is already gone is the outcome we wanted.
+          .filter((f) => !(f.op._tag === "RouteDelete" && /No such process/.test(f.error)))
+        const after =
+          ops.length === 0 ? before : cached !== undefined && result.failures.length === 0 ? usable : yield* installed
+        const report: ReconcileReport = {
+          atMillis: yield* Clock.currentTimeMillis,
+          applied: ops,
+          failed,
+          refused,
+          installed: after,
+        }
+        if (result.failures.length === 0) known = { routes: after, devices }
+        last = report
+        if (options.onReport !== undefined) yield* options.onReport(report)
+        return report
+      })
 
-    const reconcile = lock.withPermits(1)(pass)
+    const reconcile = lock.withPermits(1)(pass(false))
 
     const setDesired = (routes: Iterable<KernelRoute>) =>
       lock.withPermits(1)(
@@ -182,13 +196,14 @@ export const makeRouteInstaller = (
           if (wrongProtocol.length > 0)
             return Effect.fail(new InvalidDesiredRoutes({ reason: "unmanaged-protocol", routes: wrongProtocol }))
           desired = normalised
-          return pass
+          return pass(true)
         }),
       )
 
     const withdrawAll = lock.withPermits(1)(
       Effect.gen(function* () {
         desired = undefined
+        known = undefined
         const before = yield* installed
         yield* ip.batch(before.map((route) => renderOp(RouteDelete.make({ route }), onlink)))
         const after = yield* installed

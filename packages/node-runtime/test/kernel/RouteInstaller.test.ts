@@ -12,7 +12,7 @@ import { fc } from "@fast-check/vitest"
 import type { KernelRoute } from "@net-perf/engine"
 import { Effect, Layer, Schema } from "effect"
 import { describe } from "vitest"
-import { Ip } from "../../src/kernel/Ip.js"
+import { Ip, type IpService, makeIp } from "../../src/kernel/Ip.js"
 import { IpRouteJson } from "../../src/kernel/KernelTable.js"
 import { makeRouteInstaller, RouteInstaller } from "../../src/kernel/RouteInstaller.js"
 import { addAddress, isRoot, netns, runPrefix, sh } from "./Netns.js"
@@ -89,6 +89,53 @@ describe.skipIf(!isRoot)("RouteInstaller in a namespace", () => {
       const dropped = yield* installer.setDesired([route("10.201.2.0/24", "wg1.2_v4")])
       expect(dropped.applied.map((o) => o._tag)).toEqual(["RouteDelete", "RouteDelete"])
       expect((yield* kernelRoutes(ns, 6)).length).toBe(0)
+    }),
+  )
+
+  it.scopedLive("setDesired diffs against the last pass: one `ip` run per change; a rejection reads back", () =>
+    Effect.gen(function* () {
+      const ns = yield* lab
+      const base = makeIp({ namespace: ns })
+      let runs = 0
+      const count = (n: number) =>
+        Effect.sync(() => {
+          runs += n
+        })
+      const counted: IpService = {
+        ...base,
+        run: (args) => Effect.zipRight(count(1), base.run(args)),
+        json: (schema, args) => Effect.zipRight(count(1), base.json(schema, args)),
+        batch: (lines) => Effect.zipRight(count(lines.length === 0 ? 0 : 1), base.batch(lines)),
+      }
+      const installer = yield* makeRouteInstaller().pipe(Effect.provide(Layer.succeed(Ip, counted)))
+      const desired = [route("10.201.2.0/24", "wg1.3_v4"), route("fdac:c9:2::/64", "wg1.3_v4")]
+      yield* installer.setDesired(desired)
+      expect(runs).toBeGreaterThanOrEqual(4) // the first pass reads routes and links back
+      runs = 0
+      expect((yield* installer.setDesired(desired)).applied).toEqual([])
+      expect(runs).toBe(0)
+      const moved = yield* installer.setDesired([route("10.201.2.0/24", "wg1.2_v4"), desired[1]!])
+      expect(runs).toBe(1)
+      expect(moved.installed.map((r) => `${r.prefix} ${r.device}`).sort()).toEqual([
+        "10.201.2.0/24 wg1.2_v4",
+        "fdac:c9:2::/64 wg1.3_v4",
+      ])
+      expect(yield* routeGetDev(ns, "10.201.2.7")).toBe("wg1.2_v4")
+      // Drift is not seen by setDesired (it trusts the last pass); the watchdog's pass repairs it.
+      yield* sh("ip", ["-n", ns, "route", "del", "10.201.2.0/24", "proto", "201", "metric", "10"])
+      expect((yield* installer.setDesired([route("10.201.2.0/24", "wg1.2_v4"), desired[1]!])).applied).toEqual([])
+      expect((yield* installer.reconcile).applied.map((o) => o._tag)).toEqual(["RouteAdd"])
+      expect(yield* routeGetDev(ns, "10.201.2.7")).toBe("wg1.2_v4")
+      // A rejected operation: the report reads the kernel back, and so does the next setDesired.
+      const bad = route("10.201.4.0/24", "wg1.2_v4", { source: "192.0.2.77" })
+      runs = 0
+      const rejected = yield* installer.setDesired([bad, route("10.201.2.0/24", "wg1.2_v4"), desired[1]!])
+      expect(rejected.failed).toHaveLength(1)
+      expect(rejected.installed.map((r) => r.prefix).sort()).toEqual(["10.201.2.0/24", "fdac:c9:2::/64"])
+      expect(runs).toBe(3) // batch + both families read back
+      runs = 0
+      yield* installer.setDesired([route("10.201.2.0/24", "wg1.2_v4"), desired[1]!])
+      expect(runs).toBeGreaterThanOrEqual(3)
     }),
   )
 
