@@ -18,7 +18,7 @@
  * the echo: v1 20/24 B and ECHO_SYM 44 B payloads; the loss test's 12/40/500 B are not counted),
  * per tunnel per second, both ends together.
  *
- *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/overhead.ts [--json] [--seconds 60] [--sizes 10,50,100] [--mesh]
+ *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/overhead.ts [--json] [--seconds 60] [--warmup 60] [--sizes 10,50,100] [--mesh]
  *     [--probes '{"lossTest":{"enabled":false}}']   probe overrides, to see one probe's share
  *     [--node-args "--cpu-prof --cpu-prof-dir=/tmp/p"]   flags for the plane's node process
  */
@@ -33,11 +33,14 @@ import { bundleAgent } from "../test/probes/bundleAgent.js"
 import { fmt, helpAndExit, jsonFlag, sleep } from "./lib.js"
 
 helpAndExit(`
-usage: npm run bench -- overhead [--json] [--seconds 60] [--sizes 10,50,100] [--mesh]
-         [--probes '{"lossTest":{"enabled":false}}'] [--node-args "--cpu-prof --cpu-prof-dir=/tmp/p"]
+usage: npm run bench -- overhead [--json] [--seconds 60] [--warmup 60] [--sizes 10,50,100] [--mesh]
+         [--probes '{"lossTest":{"enabled":false}}'] [--plane '{"discovery":{"monitor":false}}']
+         [--node-args "--cpu-prof --cpu-prof-dir=/tmp/p"]
 CPU, RSS/PSS/USS and packets per tunnel of the measurement plane at each size (root: one namespace).
   --mesh        both ends of every tunnel in the plane (a mesh node's load)
+  --warmup      seconds between all workers running and the window (start-up GC settles in ~60 s)
   --probes      probe config overrides (JSON), to see one probe's share
+  --plane       plane config overrides (JSON, merged one level deep: discovery, http, gaugeIntervalMillis…)
   --node-args   extra node flags for the plane process
 `)
 
@@ -46,9 +49,18 @@ const arg = (name: string, dflt: string) => {
   return i >= 0 ? process.argv[i + 1]! : dflt
 }
 const windowSeconds = Number(arg("--seconds", "60"))
+/**
+ * Wait between all workers running and the window: the plane's first minute is not its steady
+ * state (start-up garbage, V8's memory reducer running full GCs for ~30–60 s after the start-up
+ * allocation burst: 0.3–0.8 % of a core at 100 tunnels with every probe off in a 15 s warm-up,
+ * 0.03 % after 60 s).
+ */
+const warmupSeconds = Number(arg("--warmup", "60"))
 const sizes = arg("--sizes", "10,50,100").split(",").map(Number)
 /** Probe overrides (JSON), e.g. '{"lossTest":{"enabled":false}}' to see one probe's share. */
 const probes = JSON.parse(arg("--probes", "{}")) as Record<string, unknown>
+/** Plane overrides (JSON, merged one level deep), e.g. '{"discovery":{"monitor":false}}'. */
+const planeOverrides = JSON.parse(arg("--plane", "{}")) as Record<string, unknown>
 const effectiveProbes = Schema.decodeUnknownSync(ProbesConfig)(probes)
 /** Extra node flags for the plane process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const nodeArgs = arg("--node-args", "")
@@ -161,6 +173,11 @@ try {
         pathRelayAddresses: ["10.201.0.4"],
         probes,
       }
+      for (const [k, v] of Object.entries(planeOverrides)) {
+        const base = (config as Record<string, unknown>)[k]
+        ;(config as Record<string, unknown>)[k] =
+          typeof v === "object" && v !== null && typeof base === "object" && base !== null ? { ...base, ...v } : v
+      }
       const started = startAgent(ns, JSON.stringify(config))
       agent = started
       current.agent = started
@@ -172,7 +189,7 @@ try {
         if (i > 200) throw new Error(`plane did not start ${n} workers`)
         await sleep(100)
       }
-      await sleep(15_000)
+      await sleep(warmupSeconds * 1000)
       const sum = (s: PlaneStatus, k: "udp-echo" | "icmp" | "tcp" | "loss-test") =>
         s.tunnels.reduce((a, t) => a + (t.sampleCounts?.[k] ?? 0), 0)
       const pings0 = await children(pid)
@@ -208,6 +225,7 @@ try {
         tunnels: n,
         mesh: mesh ? 1 : 0,
         windowSeconds: seconds,
+        warmupSeconds,
         planeCpuPercentOfOneCore: ((after.cpu - before.cpu) / TICKS / seconds) * 100,
         planeRssMb: (await rssKb(pid)) / 1024,
         planePssMb: (await pssKb(pid)) / 1024,

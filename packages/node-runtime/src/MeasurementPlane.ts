@@ -41,7 +41,7 @@ import { templateAddressing, tunnelEndpoints } from "./discovery/Addressing.js"
 import { type DiscoveredTunnel, Discovery, type DiscoveryService, makeDiscovery } from "./discovery/Discovery.js"
 import { MeasurementMetrics, tunnelLabelValues } from "./metrics/Metrics.js"
 import { serveMetrics } from "./metrics/MetricsServer.js"
-import { type EchoHealth, type EchoProberStats, makeEchoProbes } from "./probes/EchoProber.js"
+import { type EchoHealth, type EchoProberStats, type EchoStatsReader, makeEchoProbes } from "./probes/EchoProber.js"
 import { runIcmpProber } from "./probes/IcmpProber.js"
 import { runLossTester } from "./probes/LossTester.js"
 import { type LossTrigger, runLossTrigger } from "./probes/LossTrigger.js"
@@ -84,10 +84,19 @@ export const MeasurementPlaneConfig = Schema.Struct({
       confDir: field(Schema.String, "/etc/wireguard"),
       namePattern: Schema.optional(Schema.String),
       commandPrefix: field(Schema.Array(Schema.String), []),
+      /** Rescan interval while `ip monitor` is not running (off, failed, restarting). */
       rescanIntervalMillis: field(Schema.Number.pipe(Schema.positive()), 15_000),
+      /** Safety rescan while `ip monitor` runs (missed events; `wg` state for STATUS). */
+      monitorRescanIntervalMillis: field(Schema.Number.pipe(Schema.positive()), 60_000),
       monitor: field(Schema.Boolean, true),
     }),
-    { confDir: "/etc/wireguard", commandPrefix: [], rescanIntervalMillis: 15_000, monitor: true },
+    {
+      confDir: "/etc/wireguard",
+      commandPrefix: [],
+      rescanIntervalMillis: 15_000,
+      monitorRescanIntervalMillis: 60_000,
+      monitor: true,
+    },
   ),
   control: field(
     Schema.NullOr(
@@ -185,7 +194,7 @@ export class MeasurementPlane extends Context.Tag("net-perf/MeasurementPlane")<
 
 interface WorkerState {
   aggregate: TunnelAggregate
-  echo: (() => EchoProberStats) | undefined
+  echo: EchoStatsReader | undefined
   /** Suspicion-triggered loss bursts; fed every RTT sample of the tunnel. */
   lossTrigger?: LossTrigger
   readonly sampleCounts: Record<SampleCountKey, number>
@@ -225,6 +234,7 @@ export const makeMeasurementPlane = (
       namePattern: config.discovery.namePattern,
       commands: { prefix: config.discovery.commandPrefix, ip: "ip", wg: "wg" },
       rescanIntervalMillis: config.discovery.rescanIntervalMillis,
+      monitorRescanIntervalMillis: config.discovery.monitorRescanIntervalMillis,
       debounceMillis: 200,
       monitor: config.discovery.monitor,
     })
@@ -240,7 +250,7 @@ export const makeMeasurementPlane = (
     const refreshGauges = (state: WorkerState, nowMillis: number) => {
       const stats = linkStats(state.aggregate, nowMillis, aggregation)
       const g = state.gauges
-      const echoDead = state.echo?.().health === "dead"
+      const echoDead = state.echo?.health() === "dead"
       g.up.set(stats.state === "up" && !echoDead ? 1 : 0)
       g.lossRatio.set(stats.lossRatio)
       g.jitter.set(stats.jitterMs / 1000)
@@ -322,9 +332,9 @@ export const makeMeasurementPlane = (
         if (probes.lossTrigger.enabled) {
           const view = {
             isUp: () =>
-              state.echo?.().health !== "dead" && linkStats(state.aggregate, Date.now(), aggregation).state === "up",
+              state.echo?.health() !== "dead" && linkStats(state.aggregate, Date.now(), aggregation).state === "up",
             lossRatio: () => linkStats(state.aggregate, Date.now(), aggregation).lossRatio,
-            peerSilences: () => state.echo?.().peerSilences ?? 0,
+            peerSilences: () => state.echo?.peerSilences() ?? 0,
           }
           state.lossTrigger = yield* runLossTrigger(
             t.id,

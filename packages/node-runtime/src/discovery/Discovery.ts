@@ -39,7 +39,13 @@ export interface DiscoveryConfig {
    */
   readonly namePattern: string | undefined
   readonly commands: CommandConfig
+  /** Periodic rescan while `ip monitor` is not running (disabled, failed, restarting). */
   readonly rescanIntervalMillis: number
+  /**
+   * Periodic rescan while `ip monitor` runs: only a safety net for missed events and the `wg`
+   * state shown by STATUS (handshake, byte counters), so slow. Default max(60 s, rescanIntervalMillis).
+   */
+  readonly monitorRescanIntervalMillis?: number
   readonly debounceMillis: number
   /** Follow `ip monitor` events (off in environments without netlink monitoring). */
   readonly monitor: boolean
@@ -50,6 +56,7 @@ export const defaultDiscoveryConfig: DiscoveryConfig = {
   namePattern: undefined,
   commands: defaultCommandConfig,
   rescanIntervalMillis: 15_000,
+  monitorRescanIntervalMillis: 60_000,
   debounceMillis: 200,
   monitor: true,
 }
@@ -205,14 +212,29 @@ export const makeDiscovery = (
       Effect.forkScoped,
     )
     yield* rescan
-    yield* Queue.offer(signals, undefined).pipe(
-      Effect.repeat(Schedule.spaced(Duration.millis(config.rescanIntervalMillis))),
-      Effect.delay(Duration.millis(config.rescanIntervalMillis)),
-      Effect.forkScoped,
-    )
+    // Event-driven while `ip monitor` runs (each event: a debounced rescan of all three sources),
+    // with a slow safety rescan; polling at `rescanIntervalMillis` only while it does not run.
+    let monitorRunning = false
+    const safetyMillis = config.monitorRescanIntervalMillis ?? Math.max(60_000, config.rescanIntervalMillis)
+    yield* Effect.suspend(() =>
+      Effect.sleep(Duration.millis(monitorRunning ? safetyMillis : config.rescanIntervalMillis)),
+    ).pipe(Effect.zipRight(Queue.offer(signals, undefined)), Effect.forever, Effect.forkScoped)
     if (config.monitor) {
       yield* Effect.scoped(
-        Stream.runForEach(monitorLinks(config.commands), () => Queue.offer(signals, undefined)),
+        Effect.gen(function* () {
+          yield* Effect.acquireRelease(
+            Effect.sync(() => {
+              monitorRunning = true
+            }),
+            () =>
+              Effect.sync(() => {
+                monitorRunning = false
+              }),
+          )
+          // Changes while the monitor was down (restarts) were seen by no one: rescan once now.
+          yield* Queue.offer(signals, undefined)
+          yield* Stream.runForEach(monitorLinks(config.commands), () => Queue.offer(signals, undefined))
+        }),
       ).pipe(
         Effect.tapError((e) => Effect.logWarning("discovery: ip monitor stopped; restarting", e)),
         Effect.zipRight(Effect.fail("ip monitor ended" as const)),

@@ -5,6 +5,7 @@
  * can list other namespaces' interfaces (see the twin pitfalls). Every command can be prefixed
  * (e.g. `ip netns exec site3`) so the same code observes a namespace from outside.
  */
+import { execFile } from "node:child_process"
 import { createInterface } from "node:readline"
 import { Data, Effect, Either, ParseResult, Schema, Stream } from "effect"
 import { execa } from "execa"
@@ -29,21 +30,37 @@ export interface CommandConfig {
 
 export const defaultCommandConfig: CommandConfig = { prefix: [], ip: "ip", wg: "wg" }
 
+/**
+ * Runs one command to completion. node:child_process rather than execa: a rescan runs three
+ * commands, and execa's per-process machinery cost more CPU than the commands' output parsing.
+ */
 const run = (config: CommandConfig, command: string, args: ReadonlyArray<string>) => {
   const argv = [...config.prefix, command, ...args]
   const text = argv.join(" ")
-  return Effect.tryPromise({
-    try: () => execa(argv[0]!, argv.slice(1), { reject: false, stdin: "ignore", timeout: 10_000, cleanup: false }),
-    catch: (cause) => new CommandFailed({ command: text, exitCode: undefined, stderr: String(cause) }),
-  }).pipe(
-    Effect.flatMap((r) =>
-      r.exitCode === 0
-        ? Effect.succeed(String(r.stdout))
-        : Effect.fail(
-            new CommandFailed({ command: text, exitCode: r.exitCode, stderr: String(r.stderr).slice(0, 300) }),
+  return Effect.async<string, CommandFailed>((resume) => {
+    const child = execFile(
+      argv[0]!,
+      argv.slice(1),
+      { timeout: 10_000, maxBuffer: 64 * 1024 * 1024, encoding: "utf8" },
+      (error, stdout, stderr) => {
+        if (error === null) return resume(Effect.succeed(stdout))
+        const code = typeof error.code === "number" ? error.code : undefined
+        resume(
+          Effect.fail(
+            new CommandFailed({
+              command: text,
+              exitCode: code,
+              stderr: (stderr.length > 0 ? stderr : error.message).slice(0, 300),
+            }),
           ),
-    ),
-  )
+        )
+      },
+    )
+    child.stdin?.end()
+    return Effect.sync(() => {
+      child.kill("SIGKILL")
+    })
+  })
 }
 
 const IpLink = Schema.Struct({

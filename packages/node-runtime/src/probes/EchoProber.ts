@@ -40,7 +40,7 @@
  */
 import { randomInt } from "node:crypto"
 import type * as dgram from "node:dgram"
-import { RttSample, type TunnelId, tunnelKey } from "@net-perf/engine"
+import { type RttSample, type TunnelId, tunnelKey } from "@net-perf/engine"
 import { Effect, Exit, Scope } from "effect"
 import { MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
 import {
@@ -57,6 +57,7 @@ import {
 import type { EchoSymmetricHandler } from "../servers/ProbeServer.js"
 import { bindUdp, type UdpBindFailed } from "../servers/Udp.js"
 import type { EchoProbeConfig } from "./ProbeConfig.js"
+import { rttSample } from "./Samples.js"
 
 /** Regular peer requests seen before their rhythm is trusted (deferral, silence watch). */
 const PEER_REGULAR_AFTER = 3
@@ -103,6 +104,15 @@ export interface EchoProberStats {
   readonly suspicions: number
 }
 
+/**
+ * The snapshot reader `add` returns, with cheap single-field reads for per-sample callers (the
+ * loss trigger asks for `peerSilences` on every echo sample; a full snapshot is 16 fields).
+ */
+export type EchoStatsReader = (() => EchoProberStats) & {
+  readonly health: () => EchoHealth
+  readonly peerSilences: () => number
+}
+
 interface Outstanding {
   readonly sentMs: number
   readonly sentAtMillis: number
@@ -144,7 +154,7 @@ interface Prober {
   readonly onPeerRequest: (nowMs: number) => void
   /** An ECHO_SYM request of the peer reached our server; true = we answer it in our next regular request. */
   readonly onSymmetric: (msg: Buffer, port: number, nowMs: number) => boolean
-  readonly stats: () => EchoProberStats
+  readonly stats: EchoStatsReader
   /** Outside evidence the tunnel may be down: probe now (a burst), unless one runs, it is dead, or one started < 1 interval ago. */
   readonly suspect: (nowMs: number) => void
   /** Stops; a held peer request is answered first (`sent` is called once that datagram left, or at once). */
@@ -157,7 +167,7 @@ export interface EchoProbes {
     tunnel: TunnelId,
     endpoints: { readonly localAddress: string; readonly remoteAddress: string },
     handlers: EchoProberHandlers,
-  ) => Effect.Effect<() => EchoProberStats, UdpBindFailed, Scope.Scope>
+  ) => Effect.Effect<EchoStatsReader, UdpBindFailed, Scope.Scope>
   /**
    * Outside evidence that this tunnel may be down — the other family's tunnel to the same peer was
    * just declared dead, or the peer's link state reports it dead: probe it now instead of at its
@@ -433,24 +443,27 @@ const makeProber = (
       refreshDue()
     },
     onSymmetric: (msg, port, nowMs) => onSymmetric(msg, port, nowMs),
-    stats: () => ({
-      health,
-      srttMs,
-      rttVarMs,
-      sent: counts.sent,
-      received: counts.received,
-      lost: counts.lost,
-      late: counts.late,
-      reordered: counts.reordered,
-      duplicates: counts.duplicates,
-      peerRequests: peer.requests,
-      peerSilences: peer.silences,
-      phaseAligned: aligned,
-      symmetric: symFresh(performance.now()),
-      acksPiggybacked: counts.acksPiggybacked,
-      lostToPeer: counts.lostToPeer,
-      suspicions: counts.suspicions,
-    }),
+    stats: Object.assign(
+      (): EchoProberStats => ({
+        health,
+        srttMs,
+        rttVarMs,
+        sent: counts.sent,
+        received: counts.received,
+        lost: counts.lost,
+        late: counts.late,
+        reordered: counts.reordered,
+        duplicates: counts.duplicates,
+        peerRequests: peer.requests,
+        peerSilences: peer.silences,
+        phaseAligned: aligned,
+        symmetric: symFresh(performance.now()),
+        acksPiggybacked: counts.acksPiggybacked,
+        lostToPeer: counts.lostToPeer,
+        suspicions: counts.suspicions,
+      }),
+      { health: () => health, peerSilences: () => peer.silences },
+    ),
     suspect: (nowMs) => {
       if (closed || bursting || health === "dead" || nowMs - lastSuspicionMs < interval) return
       lastSuspicionMs = nowMs
@@ -629,7 +642,7 @@ const makeProber = (
       else break
     counts.lost++
     counters.lost.inc()
-    handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs: null }, true))
+    handlers.onSample(rttSample(tunnel, "udp-echo", o.sentAtMillis, null))
     consecutiveMisses++
     if (consecutiveMisses >= config.deadAfterMisses) {
       setHealth("dead")
@@ -700,7 +713,7 @@ const makeProber = (
       counts.late++
       const rttMs = Math.max(0, nowMs - late.sentMs - residenceMs)
       learnRtt(rttMs)
-      handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: late.sentAtMillis, rttMs }, true))
+      handlers.onSample(rttSample(tunnel, "udp-echo", late.sentAtMillis, rttMs))
     } else if (o === undefined) {
       counts.duplicates++
       return
@@ -712,7 +725,7 @@ const makeProber = (
       else highestAnswered = probeSeq
       learnRtt(rttMs)
       counters.rtt.observe(rttMs / 1000)
-      handlers.onSample(new RttSample({ tunnel, kind: "udp-echo", atMillis: o.sentAtMillis, rttMs }, true))
+      handlers.onSample(rttSample(tunnel, "udp-echo", o.sentAtMillis, rttMs))
     }
     consecutiveMisses = 0
     setHealth("up")
@@ -783,5 +796,5 @@ export const runEchoProber = (
   endpoints: { readonly localAddress: string; readonly remoteAddress: string },
   config: EchoProbeConfig,
   handlers: EchoProberHandlers,
-): Effect.Effect<() => EchoProberStats, UdpBindFailed, Scope.Scope | MeasurementMetrics> =>
+): Effect.Effect<EchoStatsReader, UdpBindFailed, Scope.Scope | MeasurementMetrics> =>
   Effect.flatMap(makeEchoProbes(config), (probes) => probes.add(tunnel, endpoints, handlers))

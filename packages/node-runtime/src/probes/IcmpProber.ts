@@ -7,10 +7,11 @@
  * (source address gone, tunnel deleted) it is restarted after `restartDelayMillis`.
  */
 import { spawn } from "node:child_process"
-import { RttSample, type TunnelId } from "@net-perf/engine"
+import type { RttSample, TunnelId } from "@net-perf/engine"
 import { Data, Duration, Effect, Either, Schedule, Schema, type Scope } from "effect"
 import { MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
 import type { IcmpProbeConfig } from "./ProbeConfig.js"
+import { rttSample } from "./Samples.js"
 
 const Seq = Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())
 const Seconds = Schema.NumberFromString.pipe(Schema.nonNegative())
@@ -120,11 +121,11 @@ export const makePingSampler = (tunnel: TunnelId, intervalMillis: number) => {
     const atMillis = line.atSeconds * 1000
     switch (line._tag) {
       case "Reply":
-        return new RttSample({ tunnel, kind: "icmp", atMillis: atMillis - line.rttMs, rttMs: line.rttMs }, true)
+        return rttSample(tunnel, "icmp", atMillis - line.rttMs, line.rttMs)
       case "NoAnswer":
-        return new RttSample({ tunnel, kind: "icmp", atMillis: atMillis - intervalMillis, rttMs: null }, true)
+        return rttSample(tunnel, "icmp", atMillis - intervalMillis, null)
       case "Error":
-        return new RttSample({ tunnel, kind: "icmp", atMillis, rttMs: null }, true)
+        return rttSample(tunnel, "icmp", atMillis, null)
     }
   }
 }

@@ -4,10 +4,11 @@
  * which crosses the same path — is one RTT sample; a timeout is a loss.
  */
 import * as net from "node:net"
-import { RttSample, type TunnelId } from "@net-perf/engine"
+import type { RttSample, TunnelId } from "@net-perf/engine"
 import { Effect, type Scope } from "effect"
 import { MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
 import type { TcpProbeConfig } from "./ProbeConfig.js"
+import { rttSample } from "./Samples.js"
 
 /** One connect attempt, callback style; returns a canceller (which reports nothing). */
 const connectRtt = (
@@ -89,7 +90,7 @@ export const runTcpProber = (
           sentCounter.inc()
           if (rttMs === null) lostCounter.inc()
           else rttHistogram.observe(rttMs / 1000)
-          onSample(new RttSample({ tunnel, kind: "tcp", atMillis, rttMs }, true))
+          onSample(rttSample(tunnel, "tcp", atMillis, rttMs))
           timer = setTimeout(probe, config.intervalMillis)
         },
       )
