@@ -60,6 +60,24 @@ export const symmetricOracleRtt = (
   }
 }
 
+/**
+ * The symmetric oracle a user wants when some links lose packets: the least RTT over links losing
+ * < 1 % (`impairedLossRatio`), and only for a pair those cannot connect the least RTT over every
+ * usable link. (The RTT-only oracle keeps a pair on a link losing 5 %, and then counts moving off
+ * it — the point of reacting to loss — as a path twice as slow as the best.)
+ */
+export const lossAwareSymmetricOracleRtt = (
+  links: ReadonlyArray<DirectedLinkState>,
+  sites: number,
+): ((a: Site, b: Site) => number | undefined) => {
+  const lossless = symmetricOracleRtt(
+    links.filter((l) => l.lossRatio < impairedLossRatio),
+    sites,
+  )
+  const any = symmetricOracleRtt(links, sites)
+  return (a, b) => lossless(a, b) ?? any(a, b)
+}
+
 /** Directed links that are impaired now compared with t0. */
 export const impairedLinks = (
   initial: ReadonlyArray<DirectedLinkState>,

@@ -15,7 +15,7 @@ import {
   flapsPerPair,
   type PairFlaps,
 } from "../analysis/Timeline.js"
-import { type EventPathQuality, pathQualityPerWindow, symmetricOracleRtt } from "./PathQuality.js"
+import { type EventPathQuality, lossAwareSymmetricOracleRtt, pathQualityPerWindow } from "./PathQuality.js"
 import type { RttSampleLine } from "./Sampler.js"
 import type { Impairment } from "./Scenario.js"
 
@@ -67,7 +67,7 @@ export interface PairRttWindow {
   readonly oracleRttMs: number | null
   readonly oracleForward: string
   readonly oracleReverse: string
-  /** Least RTT over paths used both ways (what a routing measuring RTTs can know; see PathQuality). */
+  /** Least RTT over paths used both ways, avoiding links losing ≥ 1 % where it can (PathQuality.lossAwareSymmetricOracleRtt). */
   readonly symmetricOracleRttMs?: number | null
 }
 
@@ -221,7 +221,7 @@ export const buildReport = (d: RunData): TwinReport => {
         oracleRttMs: of === undefined || or === undefined ? null : round(of.delayMs + or.delayMs),
         oracleForward: of === undefined ? "unreachable" : of.path.join(">"),
         oracleReverse: or === undefined ? "unreachable" : or.path.join(">"),
-        symmetricOracleRttMs: round(symmetricOracleRtt(links, d.sites)(pair.a, pair.b) ?? null),
+        symmetricOracleRttMs: round(lossAwareSymmetricOracleRtt(links, d.sites)(pair.a, pair.b) ?? null),
       })
     })
   return {

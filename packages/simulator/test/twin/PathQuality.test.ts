@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { fc, test } from "@fast-check/vitest"
 import { type ForwardingSnapshot, snapshotOf } from "../../src/analysis/NextHopGraph.js"
 import type { DirectedLinkState } from "../../src/analysis/Oracle.js"
-import { pathQualityPerWindow, symmetricOracleRtt } from "../../src/twin/PathQuality.js"
+import { lossAwareSymmetricOracleRtt, pathQualityPerWindow, symmetricOracleRtt } from "../../src/twin/PathQuality.js"
 
 const mesh = (sites: number, delayOf: (a: number, b: number) => number, down: (a: number, b: number) => boolean) => {
   const links: DirectedLinkState[] = []
@@ -61,6 +61,26 @@ describe("symmetric oracle", () => {
       () => false,
     )
     expect(symmetricOracleRtt(links, 3)(0, 1)).toBe(20)
+  })
+
+  it("the loss-aware oracle avoids a link losing ≥ 1 % unless nothing else connects the pair", () => {
+    const lossy = mesh(
+      3,
+      () => 5,
+      () => false,
+    ).map((l) => ((l.from === 0 && l.to === 1) || (l.from === 1 && l.to === 0) ? { ...l, lossRatio: 0.05 } : l))
+    expect(symmetricOracleRtt(lossy, 3)(0, 1)).toBe(10)
+    expect(lossAwareSymmetricOracleRtt(lossy, 3)(0, 1)).toBe(20)
+    expect(lossAwareSymmetricOracleRtt(lossy, 3)(0, 2)).toBe(10)
+    // Only the lossy link joins 0 and 1: it is the best there is.
+    const alone = lossy.filter((l) => l.from !== 2 && l.to !== 2)
+    expect(lossAwareSymmetricOracleRtt(alone, 3)(0, 1)).toBe(10)
+    expect(
+      lossAwareSymmetricOracleRtt(
+        lossy.map((l) => ({ ...l, lossRatio: 0.005 })),
+        3,
+      )(0, 1),
+    ).toBe(10)
   })
 })
 
