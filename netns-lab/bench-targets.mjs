@@ -439,10 +439,22 @@ const backOnDirect = (r, e, a, b) => {
 }
 const longestMs = (r, kind) =>
   Math.max(0, ...r.anomalies.filter((a) => a.kind === kind).map((a) => a.lastSeenMillis - a.firstSeenMillis))
+/**
+ * "Once converged": a window counts when its forwarding had settled at least this long before the
+ * window ended (the start window always). A window still moving at its end (e.g. the minute a
+ * repaired link waits out its availability penalty, which "failed link back" reports) is counted
+ * apart, not judged against the oracle.
+ */
+const convergedForMs = 5000
+const windowConverged = (r, p) =>
+  p.window === "start" || (r.events.find((e) => e.label === p.window)?.settledForMs ?? 0) >= convergedForMs
 const rttRatios = (r) =>
   r.rtt.flatMap((p) =>
-    p.chosenPathRttMs === null || !p.symmetricOracleRttMs ? [] : [p.chosenPathRttMs / p.symmetricOracleRttMs],
+    p.chosenPathRttMs === null || !p.symmetricOracleRttMs || !windowConverged(r, p)
+      ? []
+      : [p.chosenPathRttMs / p.symmetricOracleRttMs],
   )
+const unconvergedWindows = (r) => [r.rtt.filter((p) => !windowConverged(r, p)).length]
 const measuredRatios = (r) =>
   r.rtt.flatMap((p) =>
     p.measuredMedianRttMs === null || !p.symmetricOracleRttMs || p.samples < 5
@@ -578,6 +590,7 @@ for (const { plan, name, s, n } of schedule) {
         ...plan.figures(report),
         "loop episodes (all scenarios)": [report.anomalies.filter((a) => a.kind === "loop").length],
         "chosen path RTT / symmetric oracle": rttRatios(report),
+        "pair windows still converging at their end (not judged)": unconvergedWindows(report),
         "measured RTT / symmetric oracle (twin overhead included)": measuredRatios(report),
         ...(echoPerTunnelPerSecond === null ? {} : { "fast echo probes/s per tunnel": [echoPerTunnelPerSecond] }),
         ...(costs.length === 0
