@@ -334,6 +334,24 @@ export type GatedProposals =
       readonly bestInfeasibleCostMs: number
     }
 
+/** GatedProposals' "Gated" case; `rejected` is described on first read (a class: cheap to create). */
+class Gated {
+  readonly _tag = "Gated"
+  private described: ReadonlyArray<string> | undefined
+  constructor(
+    readonly eligible: ReadonlyArray<{ readonly proposal: Proposal; readonly advertised: RouteMetric | undefined }>,
+    private readonly rejections: ReadonlyArray<{
+      readonly nextHop: SiteId
+      readonly e: Eligibility & { eligible: false }
+    }>,
+    readonly bestInfeasibleCostMs: number,
+  ) {}
+  get rejected(): ReadonlyArray<string> {
+    this.described ??= this.rejections.map((r) => describeRejection(r.nextHop, r.e))
+    return this.described
+  }
+}
+
 /** Runs one algorithm for one destination and applies the feasibility gate to its proposals. */
 export const gatedProposals = (
   view: RoutingView,
@@ -344,7 +362,9 @@ export const gatedProposals = (
   const result = algorithms[name].propose(view, destination, incumbent)
   if (result._tag === "Unavailable") return result
   const eligible: Array<{ proposal: Proposal; advertised: RouteMetric | undefined }> = []
-  const rejected: Array<string> = []
+  // The first three rejections, described only when read (most decisions never read them, and
+  // describing one formats numbers: a hot path of a model run).
+  const rejections: Array<{ nextHop: SiteId; e: Eligibility & { eligible: false } }> = []
   let bestInfeasibleCostMs = Number.POSITIVE_INFINITY
   const fd = view.feasibleDistance?.(destination)
   for (const p of result.proposals) {
@@ -359,9 +379,9 @@ export const gatedProposals = (
       (fd === undefined || e.advertised === undefined || e.advertised.seqno >= fd.seqno)
     )
       bestInfeasibleCostMs = p.costMs
-    if (rejected.length < 3) rejected.push(describeRejection(p.nextHop, e))
+    if (rejections.length < 3) rejections.push({ nextHop: p.nextHop, e })
   }
-  return { _tag: "Gated", eligible, rejected, bestInfeasibleCostMs }
+  return new Gated(eligible, rejections, bestInfeasibleCostMs)
 }
 
 /** Every fallback reason for "proposals existed, none feasible" starts with this (NodeRouter requests on it). */

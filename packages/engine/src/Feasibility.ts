@@ -11,6 +11,7 @@
  * number are feasible everywhere. The proof sketch is in the package README.
  */
 import type { SiteId } from "./Domain.js"
+import { SiteTable } from "./LinkState.js"
 
 /** An advertised or feasible metric. `distanceMs` +Infinity = retracted (unreachable). */
 export interface RouteMetric {
@@ -74,7 +75,8 @@ export interface SeqnoRequest {
 
 /** Per-destination feasible distances of one node. Only ever improves (see `noteAdvertised`). */
 export class FeasibilityTable {
-  private readonly fd = new Map<number, RouteMetric>()
+  /** A site table, not a Map: read several times per destination per decision. */
+  private readonly fd = new SiteTable<RouteMetric>()
 
   get(destination: SiteId): RouteMetric | undefined {
     return this.fd.get(destination)
@@ -97,7 +99,7 @@ export class FeasibilityTable {
   }
 
   entries(): ReadonlyArray<readonly [SiteId, RouteMetric]> {
-    return [...this.fd.entries()].map(([d, m]) => [d as SiteId, m] as const).sort((a, b) => a[0] - b[0])
+    return this.fd.entries().map(([d, m]) => [d as SiteId, m] as const)
   }
 }
 

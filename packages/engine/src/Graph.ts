@@ -155,6 +155,15 @@ export class MeshGraph {
   private snapshot: IndexedGraph | undefined
   private snapshotSlots: Int32Array | undefined
   private weightsStale = false
+  /** The snapshot's site maps for `sites()` (read-only once built; see buildIndex). */
+  private siteIndex:
+    | {
+        readonly sites: ReadonlyArray<SiteId>
+        readonly indexOf: ReadonlyMap<number, number>
+        readonly slots: Int32Array
+        readonly indexOfSlot: Int32Array
+      }
+    | undefined
   /** `sites()` until the next addSite (read on every decision). */
   private sortedSites: ReadonlyArray<SiteId> | undefined
 
@@ -201,6 +210,7 @@ export class MeshGraph {
     copy.snapshotSlots = this.snapshotSlots
     copy.weightsStale = this.weightsStale
     copy.sortedSites = this.sortedSites
+    copy.siteIndex = this.siteIndex
     return copy
   }
 
@@ -412,13 +422,19 @@ export class MeshGraph {
 
   private buildIndex(): IndexedGraph {
     const sites = this.sites()
-    const indexOf = new Map<number, number>()
-    for (let i = 0; i < sites.length; i++) indexOf.set(sites[i]!, i)
-    const slots = Int32Array.from(sites, (site) => this.slot(site)!)
+    // The site index maps only change with the site list (a link's death or return rebuilds the
+    // snapshot without adding a site): reused until then.
+    if (this.siteIndex?.sites !== sites) {
+      const indexOf = new Map<number, number>()
+      for (let i = 0; i < sites.length; i++) indexOf.set(sites[i]!, i)
+      const slots = Int32Array.from(sites, (site) => this.slot(site)!)
+      // Index of a site by its slot: a row's remotes map to target indices without a Map lookup.
+      const indexOfSlot = new Int32Array(sites.length)
+      for (let i = 0; i < sites.length; i++) indexOfSlot[slots[i]!] = i
+      this.siteIndex = { sites, indexOf, slots, indexOfSlot }
+    }
+    const { indexOf, slots, indexOfSlot } = this.siteIndex
     this.snapshotSlots = slots
-    // Index of a site by its slot: a row's remotes map to target indices without a Map lookup.
-    const indexOfSlot = new Int32Array(sites.length)
-    for (let i = 0; i < sites.length; i++) indexOfSlot[slots[i]!] = i
     const offsets = new Int32Array(sites.length + 1)
     const targets = new Int32Array(this.links)
     const weights = new Float64Array(this.links)
@@ -476,6 +492,16 @@ export interface ShortestPathTree {
   readonly parent: Int32Array
 }
 
+/**
+ * Output arrays a caller lends to `dijkstra` (reused between searches: at N = 200 a model run
+ * makes ≈ 1 000 searches per simulated second, and fresh typed arrays per search were a large
+ * share of its garbage). The tree returned holds them, so it is only valid until they are lent again.
+ */
+export interface SearchBuffers {
+  readonly distanceMs: Float64Array
+  readonly parent: Int32Array
+}
+
 export interface SearchRestrictions {
   /** Stop once this node index is settled. */
   readonly target?: number
@@ -483,7 +509,13 @@ export interface SearchRestrictions {
   readonly bannedNodes?: Uint8Array
   /** Edge positions (value 1) the search may not use. */
   readonly bannedEdges?: Uint8Array
+  /** Arrays of at least the graph's size to hold the result (see `SearchBuffers`). */
+  readonly into?: SearchBuffers
 }
+
+/** The search's own scratch (never part of a result; searches do not nest), grown as needed. */
+let scratchDone = new Uint8Array(0)
+let scratchHeap: MinHeap | undefined
 
 /**
  * Dijkstra from node index `source`. Ties between equal distances go to the lower node index
@@ -492,11 +524,27 @@ export interface SearchRestrictions {
  */
 export const dijkstra = (g: IndexedGraph, source: number, restrictions: SearchRestrictions = {}): ShortestPathTree => {
   const n = g.sites.length
-  const distanceMs = new Float64Array(n).fill(Number.POSITIVE_INFINITY)
-  const parent = new Int32Array(n).fill(-1)
-  const done = new Uint8Array(n)
-  const { target, bannedNodes, bannedEdges } = restrictions
-  const heap = new MinHeap(Math.max(16, n))
+  const { target, bannedNodes, bannedEdges, into } = restrictions
+  const distanceMs =
+    into === undefined || into.distanceMs.length < n
+      ? new Float64Array(n)
+      : into.distanceMs.length === n
+        ? into.distanceMs
+        : into.distanceMs.subarray(0, n)
+  const parent =
+    into === undefined || into.parent.length < n
+      ? new Int32Array(n)
+      : into.parent.length === n
+        ? into.parent
+        : into.parent.subarray(0, n)
+  distanceMs.fill(Number.POSITIVE_INFINITY)
+  parent.fill(-1)
+  if (scratchDone.length < n) scratchDone = new Uint8Array(Math.max(n, 2 * scratchDone.length))
+  const done = scratchDone
+  done.fill(0, 0, n)
+  scratchHeap ??= new MinHeap(256)
+  const heap = scratchHeap
+  heap.size = 0
   distanceMs[source] = 0
   heap.push(0, source)
   while (heap.size > 0) {

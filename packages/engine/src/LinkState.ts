@@ -70,46 +70,67 @@ export const decodeLinkStateMessage = (input: unknown): Effect.Effect<LinkStateM
 /** Encodes a message into its wire (JSON-safe) form. */
 export const encodeLinkStateMessage = Schema.encodeSync(LinkStateMessage)
 
+/** Site ids below this are table slots (an array access instead of a Map lookup). */
+const smallSiteLimit = 65_536
+
 export type AcceptResult = "accepted" | "duplicate" | "older"
 
 /** Updated in place on every accepted message of its origin (no allocation per message). */
 interface Entry {
   message: LinkStateMessage
   receivedAtMillis: number
-  distances: ReadonlyMap<number, RouteMetric>
+  distances: SiteTable<RouteMetric>
   /** The seqno the origin advertises for itself (−1 when it does not). */
   selfSeqno: number
 }
 
 /**
- * Parsed distances per message object. Messages are immutable, and a model simulator delivers
- * the same object to every recipient: parsing once per message instead of once per recipient
- * divides that work and its garbage by N (a daemon decodes a fresh object per datagram, so
- * nothing changes there). Weak: an entry goes with its message.
+ * Data derived once per immutable message object (e.g. its parsed distances), shared by every
+ * router that receives that object. A model simulator hands the same object to hundreds of
+ * recipients, one after the other, so the lookup sits on the hottest path of a model run: the
+ * last message seen per origin is checked by identity first (one array load), and only other
+ * messages (reordered, or from another run in the same process) go through the WeakMap. Weak: an
+ * entry goes with its message. A daemon decodes a fresh object per datagram, so nothing is
+ * shared there, and the result is the same either way.
  */
-const parsedOf = new WeakMap<
-  LinkStateMessage,
-  { readonly distances: ReadonlyMap<number, RouteMetric>; readonly selfSeqno: number }
->()
-
-const parsed = (message: LinkStateMessage) => {
-  let p = parsedOf.get(message)
-  if (p === undefined) {
-    const map = new Map<number, RouteMetric>()
-    for (const d of message.distances) {
-      map.set(d.destination, { seqno: d.seqno, distanceMs: d.distanceMs ?? Number.POSITIVE_INFINITY })
+export const memoPerMessage = <T>(derive: (message: LinkStateMessage) => T): ((message: LinkStateMessage) => T) => {
+  const byMessage = new WeakMap<LinkStateMessage, T>()
+  const lastMessage: Array<LinkStateMessage | undefined> = []
+  const lastValue: Array<T | undefined> = []
+  return (message) => {
+    const origin = message.origin
+    const small = origin >= 0 && origin < smallSiteLimit && Number.isInteger(origin)
+    if (small && lastMessage[origin] === message) return lastValue[origin] as T
+    let value = byMessage.get(message)
+    if (value === undefined) {
+      value = derive(message)
+      byMessage.set(message, value)
     }
-    p = { distances: map, selfSeqno: map.get(message.origin)?.seqno ?? -1 }
-    parsedOf.set(message, p)
+    if (small) {
+      // Grown one slot at a time so the arrays stay packed.
+      while (lastMessage.length <= origin) {
+        lastMessage.push(undefined)
+        lastValue.push(undefined)
+      }
+      lastMessage[origin] = message
+      lastValue[origin] = value
+    }
+    return value
   }
-  return p
 }
+
+/** Parsed distances per message object (see `memoPerMessage`). */
+const parsed = memoPerMessage((message) => {
+  // A site table, not a Map: `advertised` is read several times per destination per decision.
+  const table = new SiteTable<RouteMetric>()
+  for (const d of message.distances) {
+    table.set(d.destination, { seqno: d.seqno, distanceMs: d.distanceMs ?? Number.POSITIVE_INFINITY })
+  }
+  return { distances: table, selfSeqno: table.get(message.origin)?.seqno ?? -1 }
+})
 
 const compareOrder = (a: { incarnation: number; seq: number }, b: typeof a): number =>
   a.incarnation !== b.incarnation ? a.incarnation - b.incarnation : a.seq - b.seq
-
-/** Site ids below this are table slots (an array access instead of a Map lookup). */
-const smallSiteLimit = 65_536
 
 /**
  * A map keyed by site id: an array for the usual small ids, a Map for the rest. Iteration is in

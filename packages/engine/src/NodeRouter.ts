@@ -50,8 +50,8 @@ import {
   SeqnoRequestBackoff,
   type SeqnoRequestBackoffConfig,
 } from "./Feasibility.js"
-import { dijkstra, type LinkRow, linkRow, MeshGraph, type ShortestPathTree } from "./Graph.js"
-import { LinkStateMessage, LinkStateStore, SiteTable, type TunnelAdvert } from "./LinkState.js"
+import { dijkstra, type LinkRow, linkRow, MeshGraph, type SearchBuffers, type ShortestPathTree } from "./Graph.js"
+import { LinkStateMessage, LinkStateStore, memoPerMessage, SiteTable, type TunnelAdvert } from "./LinkState.js"
 import {
   defaultMeasuredConfig,
   type MeasuredConfig,
@@ -210,6 +210,26 @@ export interface RoutingDecision {
   readonly byDestination: ReadonlyMap<number, RouteChoice>
 }
 
+/**
+ * A decision whose `byDestination` map is built on first read: a model run never reads it, and
+ * building it was ≈ 200 inserts per decision.
+ */
+class Decision implements RoutingDecision {
+  private map: Map<number, RouteChoice> | undefined
+  constructor(
+    readonly self: SiteId,
+    readonly atMillis: number,
+    readonly routes: ReadonlyArray<RouteChoice>,
+  ) {}
+  get byDestination(): ReadonlyMap<number, RouteChoice> {
+    if (this.map === undefined) {
+      this.map = new Map()
+      for (const r of this.routes) this.map.set(r.destination, r)
+    }
+    return this.map
+  }
+}
+
 interface OwnLink {
   readonly costMs: number
   readonly noiseMs: number
@@ -227,12 +247,14 @@ export class NodeRouter {
   private readonly bgpByOrigin = new Map<number, Array<BgpPath>>()
   private readonly bgpCandidates = new Map<number, ReadonlyArray<BgpCandidate>>()
   private readonly fd = new FeasibilityTable()
-  private readonly memory = new Map<number, RouteMemory>()
+  private readonly memory = new SiteTable<RouteMemory>()
   private readonly requests = new Map<number, { seqno: number; untilMillis: number }>()
   private readonly requestSeen = new SiteTable<number>()
   private readonly requestBackoff: SeqnoRequestBackoff
   private readonly measured: MeasuredPathStore
   private ownLinks = new Map<number, OwnLink>()
+  /** `ownLinks` by site (an array read instead of a Map lookup: several per destination per decide). */
+  private readonly ownLinkTable = new SiteTable<OwnLink>()
   /**
    * Own tunnels (tunnelKey) the far end reported dead: "dead" counts as dead; "overruled" = one of
    * our probes was answered since, so further reports of the same episode are ignored until the
@@ -251,6 +273,11 @@ export class NodeRouter {
     4?: { tunnel: TunnelId; interfaceName: string }
     6?: { tunnel: TunnelId; interfaceName: string }
   }>()
+  /** Messages received and not yet processed, with their arrival times (see receiveLinkState). */
+  private readonly inboxMessages: Array<LinkStateMessage> = []
+  private readonly inboxMillis: Array<number> = []
+  /** Arrays lent to the searches of the current view (see `view`). */
+  private readonly searchPool: Array<SearchBuffers> = []
   private messageSeq = 0
   private startedAtMillis: number | undefined
   private last: RoutingDecision | undefined
@@ -278,6 +305,7 @@ export class NodeRouter {
 
   /** Read-only access to the measured mesh (demo, diagnostics). */
   get graph(): MeshGraph {
+    this.drainInbox()
     return this.mesh
   }
 
@@ -315,9 +343,41 @@ export class NodeRouter {
     }
   }
 
+  /**
+   * A peer's message. Taken in arrival order with its arrival time, but processed lazily, in one
+   * batch before the next call that reads the link state (decide, advertise, explain,
+   * pathProbeRequests, graph): the result is the same as processing each at once (same order,
+   * same times, and nothing in between reads what they change), and a model run with hundreds of
+   * routers in one process then touches one router's tables for a whole batch instead of a
+   * different router's per delivery (each delivery was a string of cache misses: a third of a
+   * run's time). Our own seqno raised by a request for us is applied at once (a caller sees it);
+   * with `peerVerdicts` every message is processed at once (`observe` reads the verdicts).
+   */
   receiveLinkState(message: LinkStateMessage, nowMillis: number): void {
     this.start(nowMillis)
     if (message.origin === this.config.self) return
+    // Peer verdicts are read by `observe` too (an answered probe overrules one): not deferred.
+    if (this.config.peerVerdicts) {
+      this.drainInbox()
+      this.acceptLinkState(message, nowMillis)
+      return
+    }
+    this.inboxMessages.push(message)
+    this.inboxMillis.push(nowMillis)
+    const requested = derivedOf(message).requestedSeqnoForSite
+    if (requested !== undefined && (requested.get(this.config.self) ?? -1) > this.ownSeqno) this.drainInbox()
+  }
+
+  /** Processes the messages received since the last batch, in arrival order (see receiveLinkState). */
+  private drainInbox(): void {
+    const count = this.inboxMessages.length
+    if (count === 0) return
+    for (let i = 0; i < count; i++) this.acceptLinkState(this.inboxMessages[i]!, this.inboxMillis[i]!)
+    this.inboxMessages.length = 0
+    this.inboxMillis.length = 0
+  }
+
+  private acceptLinkState(message: LinkStateMessage, nowMillis: number): void {
     if (this.store.accept(message, nowMillis) !== "accepted") return
     if (this.config.peerVerdicts) this.notePeerVerdicts(message)
     const derived = derivedOf(message)
@@ -427,6 +487,8 @@ export class NodeRouter {
     for (const u of updates) if (u.choice !== undefined) this.familyChoice.set(u.remote, u.choice)
     const before = this.ownLinks
     this.ownLinks = applyOwnLinks(this.mesh, this.config.self, updates, this.ownLinks)
+    for (const remote of before.keys()) this.ownLinkTable.delete(remote)
+    for (const [remote, link] of this.ownLinks) this.ownLinkTable.set(remote, link)
     // A neighbour that routed to us over a link that just died may find every other neighbour
     // infeasible (its FD is the direct link's distance). Raising our seqno now, as the node next
     // to the failure, makes every alternative to us feasible one message later, instead of after
@@ -467,7 +529,7 @@ export class NodeRouter {
   }
 
   private ownLink(neighbour: SiteId): OwnLink {
-    return this.ownLinks.get(neighbour) ?? deadLink
+    return this.ownLinkTable.get(neighbour) ?? deadLink
   }
 
   private eligibilityOf(neighbour: SiteId, destination: SiteId) {
@@ -492,12 +554,25 @@ export class NodeRouter {
     let bannedSelf: Uint8Array | undefined
     const self = this.config.self
     const graph = mesh.indexed()
+    // The searches' arrays are lent from the router's pool: a view lives for one decide (or
+    // explain) and its trees die with it, so the next view reuses them (speed only).
+    let lent = 0
+    const buffers = (): SearchBuffers => {
+      const n = graph.sites.length
+      let b = this.searchPool[lent]
+      if (b === undefined || b.distanceMs.length !== n) {
+        b = { distanceMs: new Float64Array(n), parent: new Int32Array(n) }
+        this.searchPool[lent] = b
+      }
+      lent++
+      return b
+    }
     return {
       self,
       nowMillis,
       mesh,
       tree: () => {
-        if (tree === undefined) tree = dijkstra(graph, graph.indexOf.get(self)!)
+        if (tree === undefined) tree = dijkstra(graph, graph.indexOf.get(self)!, { into: buffers() })
         return tree
       },
       treeFrom: (site) => {
@@ -507,7 +582,10 @@ export class NodeRouter {
             bannedSelf = new Uint8Array(graph.sites.length)
             bannedSelf[graph.indexOf.get(self)!] = 1
           }
-          trees.set(site, i === undefined ? undefined : dijkstra(graph, i, { bannedNodes: bannedSelf }))
+          trees.set(
+            site,
+            i === undefined ? undefined : dijkstra(graph, i, { bannedNodes: bannedSelf, into: buffers() }),
+          )
         }
         return trees.get(site)
       },
@@ -537,6 +615,7 @@ export class NodeRouter {
    * the chain; the start-up hold-down is not applied (the decision reports it).
    */
   explain(nowMillis: number): ReadonlyArray<AlgorithmExplanation> {
+    this.drainInbox()
     const mesh = this.mesh.clone()
     const stale = new Set<number>(this.store.staleOrigins(nowMillis))
     for (const gone of stale) mesh.clearLinksFrom(gone as SiteId)
@@ -566,6 +645,7 @@ export class NodeRouter {
 
   /** Computes the route to every known destination. */
   decide(nowMillis: number): RoutingDecision {
+    this.drainInbox()
     this.start(nowMillis)
     for (const gone of this.store.expire(nowMillis)) this.mesh.clearLinksFrom(gone)
     this.refreshOwnLinks(nowMillis)
@@ -574,14 +654,14 @@ export class NodeRouter {
     const inHoldDown = nowMillis < holdDownUntil
     const view = this.view(nowMillis)
     const routes: Array<RouteChoice> = []
+    // One (immutable) reason list shared by every route of this decision held down.
+    const holdDownFallbacks: ReadonlyArray<FallbackReason> = inHoldDown
+      ? [{ algorithm: this.config.algorithm, reason: `startup hold-down until ${holdDownUntil}` }]
+      : []
     for (const destination of this.destinations()) {
       const fd = this.fd.get(destination) ?? null
       if (inHoldDown) {
-        routes.push(
-          emptyRoute(destination, fd, [
-            { algorithm: this.config.algorithm, reason: `startup hold-down until ${holdDownUntil}` },
-          ]),
-        )
+        routes.push(emptyRoute(destination, fd, holdDownFallbacks))
         continue
       }
       const chosen = chooseRoute(
@@ -628,9 +708,7 @@ export class NodeRouter {
         feasibleDistance: fd,
       })
     }
-    const byDestination = new Map<number, RouteChoice>()
-    for (const r of routes) byDestination.set(r.destination, r)
-    this.last = { self, atMillis: nowMillis, routes, byDestination }
+    this.last = new Decision(self, nowMillis, routes)
     return this.last
   }
 
@@ -697,6 +775,7 @@ export class NodeRouter {
    * feasible distances (they must cover every metric ever sent).
    */
   advertise(nowMillis: number): LinkStateMessage {
+    this.drainInbox()
     this.start(nowMillis)
     const self = this.config.self
     const tunnels: Array<TunnelAdvert> = []
@@ -753,6 +832,7 @@ export class NodeRouter {
 
   /** Measured-fastest: which candidate paths to verify by pathping now. */
   pathProbeRequests(nowMillis: number): ReadonlyArray<PathProbeRequest> {
+    this.drainInbox()
     this.start(nowMillis)
     if (!this.config.chain.includes("measured-fastest")) return []
     for (const gone of this.store.expire(nowMillis)) this.mesh.clearLinksFrom(gone)
@@ -787,13 +867,9 @@ interface DerivedLinks {
   readonly destinationsKey: string
   /** The message's seqno requests as "destination:seqno" joined ("" for none): equal keys = same requests. */
   readonly requestsKey: string
+  /** Per requested destination the highest seqno requested (undefined: no requests). */
+  readonly requestedSeqnoForSite: ReadonlyMap<number, number> | undefined
 }
-
-/**
- * Derived data per immutable message object. The model simulator hands one message object to
- * every recipient, so this runs once per message instead of once per recipient (request 4).
- */
-const derivedLinks = new WeakMap<LinkStateMessage, DerivedLinks>()
 
 /**
  * One string object per distinct destination list: every recipient compares a message's key with
@@ -809,9 +885,11 @@ const internedKey = (key: string): string => {
   return key
 }
 
-const derivedOf = (message: LinkStateMessage): DerivedLinks => {
-  const cached = derivedLinks.get(message)
-  if (cached !== undefined) return cached
+/**
+ * Derived data per immutable message object. The model simulator hands one message object to
+ * every recipient, so this runs once per message instead of once per recipient (request 4).
+ */
+const derivedOf = memoPerMessage((message): DerivedLinks => {
   const origin = message.origin
   const best = new Map<number, { costMs: number; family: Family; selected: boolean; rttMs: number | null }>()
   for (const t of message.tunnels) {
@@ -833,7 +911,13 @@ const derivedOf = (message: LinkStateMessage): DerivedLinks => {
     rttsMs[remotes.length] = l.rttMs ?? Number.NaN
     remotes.push(remote as SiteId)
   }
+  let requestedSeqnoForSite: Map<number, number> | undefined
+  for (const r of message.requests) {
+    requestedSeqnoForSite ??= new Map()
+    requestedSeqnoForSite.set(r.destination, Math.max(r.seqno, requestedSeqnoForSite.get(r.destination) ?? -1))
+  }
   const derived = {
+    requestedSeqnoForSite,
     row: linkRow(origin, remotes, costsMs, families, rttsMs),
     destinationsKey: internedKey(message.distances.map((d) => d.destination).join(",")),
     requestsKey:
@@ -841,9 +925,8 @@ const derivedOf = (message: LinkStateMessage): DerivedLinks => {
         ? ""
         : internedKey(message.requests.map((r) => `${r.destination}:${r.seqno}`).join(",")),
   }
-  derivedLinks.set(message, derived)
   return derived
-}
+})
 
 interface OwnLinkUpdate {
   readonly remote: SiteId

@@ -26,12 +26,17 @@ export class ForwardingTable {
   readonly link: Int32Array
   /** s * sites + d → chosen family (0 = none). */
   readonly family: Uint8Array
+  /** Scratch of `classifyDestination` (called thousands of times per run: no arrays per call). */
+  readonly scratchResolved: Uint8Array
+  readonly scratchOnStack: Int32Array
 
   constructor(readonly net: ModelNetwork) {
     const n = net.sites
     this.nextHop = new Int32Array(n * n).fill(-1)
     this.link = new Int32Array(n * n).fill(-1)
     this.family = new Uint8Array(n * n)
+    this.scratchResolved = new Uint8Array(n)
+    this.scratchOnStack = new Int32Array(n)
   }
 
   /** Installs one route; true when the forwarding of (site, destination) changed. */
@@ -67,8 +72,8 @@ export const classifyDestination = (
 ): DestinationClassification => {
   const net = table.net
   const n = net.sites
-  const resolved = new Uint8Array(n)
-  const onStack = new Int32Array(n).fill(-1)
+  const resolved = table.scratchResolved.fill(0)
+  const onStack = table.scratchOnStack.fill(-1)
   const cycles: string[] = []
   resolved[destination] = 1
   statusOut[destination] = DELIVERED

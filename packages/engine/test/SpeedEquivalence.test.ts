@@ -1,0 +1,235 @@
+/**
+ * The speed-only mechanisms of the engine give the results of the plain ones: the lazily
+ * processed link-state inbox (NodeRouter.receiveLinkState) against processing every message at
+ * once, the per-message memo (memoPerMessage) against deriving each time, and searches into lent
+ * buffers (dijkstra `into`) against fresh arrays. The model simulator's report digests check the
+ * same at scale; these check it on random small cases, and fail if a mechanism changes a result.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as fc from "fast-check"
+import type { Family, SiteId } from "../src/Domain.js"
+import { dijkstra, MeshGraph } from "../src/Graph.js"
+import { LinkStateMessage, memoPerMessage } from "../src/LinkState.js"
+import { NodeRouter, type RoutingDecision } from "../src/NodeRouter.js"
+import { World } from "./routingWorld.js"
+
+const routesOf = (d: RoutingDecision) =>
+  d.routes.map((r) => ({
+    destination: r.destination,
+    nextHop: r.nextHop,
+    family: r.tunnel?.family ?? null,
+    costMs: r.costMs,
+    metricMs: r.metricMs,
+    seqno: r.seqno,
+    starved: r.starved,
+    stability: r.stability,
+    path: r.path,
+  }))
+
+const messageOf = (m: LinkStateMessage) => ({
+  seq: m.seq,
+  tunnels: m.tunnels.map((t) => [t.remote, t.family, t.costMs, t.selected]),
+  distances: m.distances.map((d) => [d.destination, d.seqno, d.distanceMs, d.nextHop]),
+  requests: m.requests.map((r) => [r.destination, r.seqno]),
+})
+
+type Op =
+  | { readonly _tag: "tick" }
+  | { readonly _tag: "advertise"; readonly site: number }
+  | { readonly _tag: "deliver"; readonly index: number; readonly keep: boolean }
+  | { readonly _tag: "drop"; readonly index: number }
+  | { readonly _tag: "decide"; readonly site: number }
+  | { readonly _tag: "fail"; readonly tunnel: number }
+  | { readonly _tag: "restart"; readonly site: number }
+
+const opArb = (n: number, tunnels: number): fc.Arbitrary<Op> =>
+  fc.oneof(
+    { weight: 2, arbitrary: fc.constant({ _tag: "tick" as const }) },
+    { weight: 3, arbitrary: fc.record({ _tag: fc.constant("advertise" as const), site: fc.nat(n - 1) }) },
+    {
+      weight: 8,
+      arbitrary: fc.record({ _tag: fc.constant("deliver" as const), index: fc.nat(1000), keep: fc.boolean() }),
+    },
+    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("drop" as const), index: fc.nat(1000) }) },
+    { weight: 3, arbitrary: fc.record({ _tag: fc.constant("decide" as const), site: fc.nat(n - 1) }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({ _tag: fc.constant("fail" as const), tunnel: fc.nat(Math.max(0, tunnels - 1)) }),
+    },
+    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("restart" as const), site: fc.nat(n - 1) }) },
+  )
+
+const scenarioArb = fc.integer({ min: 3, max: 6 }).chain((n) => {
+  const pairs: Array<[number, number]> = []
+  for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) pairs.push([a, b])
+  return fc.record({
+    n: fc.constant(n),
+    tunnels: fc.uniqueArray(
+      fc.record({
+        pair: fc.constantFrom(...pairs),
+        family: fc.constantFrom<Family>(4, 6),
+        rttMs: fc.integer({ min: 2, max: 80 }),
+      }),
+      { minLength: n, maxLength: pairs.length * 2, selector: (t) => `${t.pair[0]}-${t.pair[1]}/${t.family}` },
+    ),
+    ops: fc.array(opArb(n, pairs.length * 2), { minLength: 20, maxLength: 200 }),
+  })
+})
+
+describe("speed-only mechanisms", () => {
+  it("a lazily processed link-state inbox decides, advertises and raises seqnos as processing each message at once", () => {
+    fc.assert(
+      fc.property(scenarioArb, ({ n, tunnels, ops }) => {
+        const spec = tunnels.map((t) => ({ a: t.pair[0], b: t.pair[1], family: t.family, rttMs: t.rttMs }))
+        const config = () => ({ startupHoldDownMillis: 2_000, linkStateMaxAgeMillis: 5_000 })
+        const lazy = new World(n, spec, config)
+        const eager = new World(n, spec, config)
+        for (const op of ops) {
+          switch (op._tag) {
+            case "tick":
+              lazy.tick(700)
+              eager.tick(700)
+              break
+            case "advertise":
+              lazy.advertise(op.site)
+              eager.advertise(op.site)
+              expect(messageOf(lazy.inflight[lazy.inflight.length - 1]!.message)).toEqual(
+                messageOf(eager.inflight[eager.inflight.length - 1]!.message),
+              )
+              break
+            case "deliver": {
+              if (lazy.inflight.length === 0) break
+              const to = lazy.inflight[op.index % lazy.inflight.length]!.to
+              lazy.deliver(op.index, op.keep)
+              eager.deliver(op.index, op.keep)
+              // Reading the graph processes the inbox: the eager world takes each message at once.
+              void eager.routers[to]!.graph
+              // Our own seqno, raised by a request for us, is visible at once in both.
+              expect(lazy.routers[to]!.seqno).toBe(eager.routers[to]!.seqno)
+              break
+            }
+            case "drop":
+              lazy.drop(op.index)
+              eager.drop(op.index)
+              break
+            case "decide":
+              expect(routesOf(lazy.routers[op.site]!.decide(lazy.nowMillis))).toEqual(
+                routesOf(eager.routers[op.site]!.decide(eager.nowMillis)),
+              )
+              break
+            case "fail": {
+              const t = spec[op.tunnel % spec.length]!
+              for (const w of [lazy, eager]) {
+                w.rtt.set(`${t.a}>${t.b}/${t.family}`, null)
+                w.rtt.set(`${t.b}>${t.a}/${t.family}`, null)
+              }
+              break
+            }
+            case "restart":
+              lazy.restart(op.site)
+              eager.restart(op.site)
+              break
+          }
+        }
+        for (let s = 0; s < n; s++)
+          expect(routesOf(lazy.routers[s]!.decide(lazy.nowMillis + 1))).toEqual(
+            routesOf(eager.routers[s]!.decide(eager.nowMillis + 1)),
+          )
+      }),
+      { numRuns: 150 },
+    )
+  })
+
+  it("a request for us raises our seqno at the delivery, before anything processes the inbox", () => {
+    const router = NodeRouter.make({ self: 0 })
+    const request = (seq: number, seqno: number) =>
+      new LinkStateMessage({
+        origin: 1 as SiteId,
+        incarnation: 1,
+        seq,
+        generatedAtMillis: 0,
+        tunnels: [],
+        distances: [{ destination: 1 as SiteId, seqno: 0, distanceMs: 0, nextHop: null }],
+        requests: [{ destination: 0 as SiteId, seqno }],
+      })
+    router.receiveLinkState(request(1, 5), 1_000)
+    expect(router.seqno).toBe(5)
+    // An older message is not accepted, so its (higher) request does not count.
+    router.receiveLinkState(request(2, 7), 1_001)
+    router.receiveLinkState(request(1, 9), 1_002)
+    expect(router.seqno).toBe(7)
+  })
+
+  it("memoPerMessage derives once per message object and returns that value, in any order of origins", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ origin: fc.constantFrom(0, 1, 2, 70_000), version: fc.nat(3) }), { maxLength: 60 }),
+        (lookups) => {
+          const messages = new Map<string, LinkStateMessage>()
+          const messageFor = (origin: number, version: number) => {
+            const key = `${origin}/${version}`
+            let m = messages.get(key)
+            if (m === undefined) {
+              m = new LinkStateMessage({
+                origin: origin as SiteId,
+                incarnation: 1,
+                seq: version,
+                generatedAtMillis: 0,
+                tunnels: [],
+                distances: [],
+                requests: [],
+              })
+              messages.set(key, m)
+            }
+            return m
+          }
+          const calls = new Map<LinkStateMessage, number>()
+          const memo = memoPerMessage((m) => {
+            calls.set(m, (calls.get(m) ?? 0) + 1)
+            return { of: m }
+          })
+          const seen = new Map<LinkStateMessage, { of: LinkStateMessage }>()
+          for (const { origin, version } of lookups) {
+            const m = messageFor(origin, version)
+            const v = memo(m)
+            expect(v.of).toBe(m)
+            if (seen.has(m)) expect(v).toBe(seen.get(m))
+            seen.set(m, v)
+          }
+          for (const count of calls.values()) expect(count).toBe(1)
+        },
+      ),
+    )
+  })
+
+  it("dijkstra into lent buffers (reused, longer than the graph or not) equals a search into fresh arrays", () => {
+    const buffers = { distanceMs: new Float64Array(12), parent: new Int32Array(12) }
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }).chain((n) =>
+          fc.record({
+            n: fc.constant(n),
+            source: fc.nat(n - 1),
+            edges: fc.array(
+              fc.record({ from: fc.nat(n - 1), to: fc.nat(n - 1), costMs: fc.integer({ min: 0, max: 50 }) }),
+            ),
+            banned: fc.array(fc.nat(n - 1), { maxLength: 2 }),
+          }),
+        ),
+        ({ n, source, edges, banned }) => {
+          const mesh = new MeshGraph()
+          for (let s = 0; s < n; s++) mesh.addSite(s as SiteId)
+          for (const e of edges) mesh.setLink(e.from as SiteId, e.to as SiteId, e.costMs, 4)
+          const g = mesh.indexed()
+          const bannedNodes = new Uint8Array(n)
+          for (const b of banned) if (b !== source) bannedNodes[b] = 1
+          const fresh = dijkstra(g, source, { bannedNodes })
+          const lent = dijkstra(g, source, { bannedNodes, into: buffers })
+          expect([...lent.distanceMs]).toEqual([...fresh.distanceMs])
+          expect([...lent.parent]).toEqual([...fresh.parent])
+          expect(lent.distanceMs.length).toBe(n)
+        },
+      ),
+    )
+  })
+})
