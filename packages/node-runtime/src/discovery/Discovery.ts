@@ -213,23 +213,29 @@ export const makeDiscovery = (
     )
     yield* rescan
     // Event-driven while `ip monitor` runs (each event: a debounced rescan of all three sources),
-    // with a slow safety rescan; polling at `rescanIntervalMillis` only while it does not run.
-    let monitorRunning = false
+    // with a slow safety rescan; polling at `rescanIntervalMillis` only while it does not run. A
+    // change of the monitor's state restarts the wait with the other interval.
+    const monitorRunning = yield* SubscriptionRef.make(false)
     const safetyMillis = config.monitorRescanIntervalMillis ?? Math.max(60_000, config.rescanIntervalMillis)
-    yield* Effect.suspend(() =>
-      Effect.sleep(Duration.millis(monitorRunning ? safetyMillis : config.rescanIntervalMillis)),
-    ).pipe(Effect.zipRight(Queue.offer(signals, undefined)), Effect.forever, Effect.forkScoped)
+    yield* Effect.gen(function* () {
+      const running = yield* SubscriptionRef.get(monitorRunning)
+      const slept = yield* Effect.raceFirst(
+        Effect.as(Effect.sleep(Duration.millis(running ? safetyMillis : config.rescanIntervalMillis)), true),
+        Effect.as(
+          monitorRunning.changes.pipe(
+            Stream.filter((r) => r !== running),
+            Stream.runHead,
+          ),
+          false,
+        ),
+      )
+      if (slept) yield* Queue.offer(signals, undefined)
+    }).pipe(Effect.forever, Effect.forkScoped)
     if (config.monitor) {
       yield* Effect.scoped(
         Effect.gen(function* () {
-          yield* Effect.acquireRelease(
-            Effect.sync(() => {
-              monitorRunning = true
-            }),
-            () =>
-              Effect.sync(() => {
-                monitorRunning = false
-              }),
+          yield* Effect.acquireRelease(SubscriptionRef.set(monitorRunning, true), () =>
+            SubscriptionRef.set(monitorRunning, false),
           )
           // Changes while the monitor was down (restarts) were seen by no one: rescan once now.
           yield* Queue.offer(signals, undefined)

@@ -1,10 +1,19 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { tunnelId } from "@net-perf/engine"
 import { Duration, Effect, Either, Stream, SubscriptionRef } from "effect"
 import { execa } from "execa"
 import * as fc from "fast-check"
 import { makeDiscovery, makeTunnelNameParser, reconcile } from "../../src/discovery/Discovery.js"
-import { type LiveLink, parseIpOutput, parseWgDump, readLiveLinks } from "../../src/discovery/LiveLinks.js"
+import {
+  type LiveLink,
+  parseIpAddrOutput,
+  parseIpOutput,
+  parseWgDump,
+  readLiveLinks,
+} from "../../src/discovery/LiveLinks.js"
 import { MeasurementMetrics } from "../../src/metrics/Metrics.js"
 
 const isRoot = process.getuid?.() === 0
@@ -136,5 +145,79 @@ describe.skipIf(!isRoot)("discovery in a namespace", () => {
       expect((yield* SubscriptionRef.get(discovery.tunnels)).get("wg1.2_v4")?.active).toBe(true)
       expect(Either.isLeft(yield* Effect.either(discovery.add("eth0")))).toBe(true)
     }).pipe(Effect.provide(MeasurementMetrics.Default)),
+  )
+})
+
+describe.skipIf(!isRoot)("ip -json addr alone", () => {
+  it.scopedLive("gives the view joined from `ip -json link` and `ip -json addr`", () =>
+    Effect.gen(function* () {
+      const ns = `np${Math.floor(Math.random() * 0xffff).toString(16)}a`
+      yield* Effect.acquireRelease(
+        Effect.promise(() => execa("ip", ["netns", "add", ns])),
+        () => Effect.promise(() => execa("ip", ["netns", "del", ns], { reject: false })),
+      )
+      const batch = [
+        "link set lo up",
+        "link add wg1.2_v4 type veth peer name wg1.3_v6",
+        "link set wg1.2_v4 up mtu 1420",
+        "addr add 10.201.1.4/32 dev wg1.2_v4",
+        "addr add fdac:c9::1:4/128 dev wg1.3_v6 nodad",
+        "link add vx7 type veth peer name vy7",
+      ]
+      yield* Effect.promise(() => execa("ip", ["-n", ns, "-batch", "-"], { input: `${batch.join("\n")}\n` }))
+      const ip = (what: string) =>
+        Effect.promise(async () => (await execa("ip", ["-n", ns, "-json", what, "show"])).stdout)
+      const joined = Either.getOrThrow(parseIpOutput(yield* ip("link"), yield* ip("addr")))
+      const alone = Either.getOrThrow(parseIpAddrOutput(yield* ip("addr")))
+      expect(alone).toEqual(joined)
+      expect(alone.find((l) => l.name === "wg1.2_v4")).toMatchObject({ up: true, mtu: 1420, addresses: ["10.201.1.4"] })
+      expect(alone.find((l) => l.name === "wg1.3_v6")?.addresses).toEqual(["fdac:c9::1:4"])
+      expect(alone.find((l) => l.name === "vx7")).toMatchObject({ up: false, addresses: [] })
+    }),
+  )
+})
+
+describe.skipIf(!isRoot)("discovery rescan cadence", () => {
+  // A conf file appearing is no `ip monitor` event: only a rescan sees it, so it shows which
+  // periodic cadence applies — the slow safety rescan while the monitor runs, polling otherwise.
+  const key = (c: string) => `${c.repeat(42)}A=`
+  const conf = `[Interface]\nPrivateKey = ${key("a")}\nListenPort = 51821\n`
+  const seesNewConfWithin = (settings: { monitor: boolean; rescanMillis: number; monitorRescanMillis: number }) =>
+    Effect.gen(function* () {
+      const ns = `np${Math.floor(Math.random() * 0xffff).toString(16)}c`
+      yield* Effect.acquireRelease(
+        Effect.promise(() => execa("ip", ["netns", "add", ns])),
+        () => Effect.promise(() => execa("ip", ["netns", "del", ns], { reject: false })),
+      )
+      const dir = yield* Effect.acquireRelease(
+        Effect.promise(() => mkdtemp(join(tmpdir(), "np-disc-"))),
+        (d) => Effect.promise(() => rm(d, { recursive: true, force: true })),
+      )
+      const discovery = yield* makeDiscovery({
+        confDir: dir,
+        namePattern: undefined,
+        commands: { prefix: ["ip", "netns", "exec", ns], ip: "ip", wg: "wg" },
+        rescanIntervalMillis: settings.rescanMillis,
+        monitorRescanIntervalMillis: settings.monitorRescanMillis,
+        debounceMillis: 20,
+        monitor: settings.monitor,
+      })
+      yield* Effect.sleep(Duration.millis(300))
+      yield* Effect.promise(() => writeFile(join(dir, "wg1.4_v4.conf"), conf))
+      const seen = yield* discovery.tunnels.changes.pipe(
+        Stream.filter((t) => t.has("wg1.4_v4")),
+        Stream.runHead,
+        Effect.timeout(Duration.millis(2500)),
+        Effect.option,
+      )
+      return seen._tag === "Some"
+    }).pipe(Effect.scoped, Effect.provide(MeasurementMetrics.Default))
+
+  it.live("polls at rescanIntervalMillis without the monitor, at the slow safety interval with it", () =>
+    Effect.gen(function* () {
+      expect(yield* seesNewConfWithin({ monitor: false, rescanMillis: 300, monitorRescanMillis: 600_000 })).toBe(true)
+      expect(yield* seesNewConfWithin({ monitor: true, rescanMillis: 300, monitorRescanMillis: 600_000 })).toBe(false)
+      expect(yield* seesNewConfWithin({ monitor: true, rescanMillis: 600_000, monitorRescanMillis: 300 })).toBe(true)
+    }),
   )
 })
