@@ -56,6 +56,7 @@ interface PathPingJson {
   sent: number
   received: number
   relayResidenceMs: number | null
+  rawRttMs: number | null
   hops: Array<{ index: number; from: number; to: number; family: number; rttMs: number | null; received: number }>
 }
 
@@ -89,6 +90,9 @@ describe.skipIf(skipReason !== undefined)("perfc pathping against real daemons i
         expect(triangle.families).toEqual([0, 4, 4, 4])
         expect(triangle.received).toBe(5)
         expect(triangle.rttMs).toBeGreaterThan(15)
+        // the network's RTT: the relays' residence is out of it, and in the raw round trip
+        expect(triangle.relayResidenceMs).toBeGreaterThan(0)
+        expect(triangle.rawRttMs).toBeCloseTo((triangle.rttMs ?? 0) + (triangle.relayResidenceMs ?? 0), 2)
         expect(triangle.hops.map((h) => [h.from, h.to, h.received])).toEqual([
           [0, 1, 5],
           [1, 2, 5],
@@ -113,7 +117,8 @@ describe.skipIf(skipReason !== undefined)("perfc pathping against real daemons i
         const table = yield* perfcAt(twin, 0, ["0", "0", "1", "0", "--count", "3"])
         expect(table.exitCode, table.stderr).toBe(0)
         expect(table.stdout).toMatch(/^pathping 0 > 1 > 0 from site 0 \(10\.201\.0\.1:5122\): 3 × 100 ms/)
-        expect(table.stdout).toMatch(/\n\s+1\s+0 > 1\s+kernel\s+[\d.]+\s+[\d.]+\s+3\s+3\s+0 %/)
+        // RTT, Step, Raw, Relays
+        expect(table.stdout).toMatch(/\n\s+1\s+0 > 1\s+kernel(\s+[\d.]+){4}\s+3\s+3\s+0 %/)
 
         // A site the daemon does not know: the daemon's INVALID_ARGUMENT, exit 1.
         const unknown = yield* perfcAt(twin, 0, ["0", "0,7,0"])
