@@ -195,7 +195,7 @@ try {
       const pings0 = await children(pid)
       const before = {
         cpu: await cpuTicks(pid),
-        pings: await Promise.all(pings0.map(cpuTicks)),
+        pings: await Promise.all(pings0.map((p) => cpuTicks(p).catch(() => 0))),
         status: await status(),
         echoDatagrams: await echoDatagrams(),
         at: Date.now(),

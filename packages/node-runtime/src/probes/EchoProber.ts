@@ -42,7 +42,7 @@ import { randomInt } from "node:crypto"
 import type * as dgram from "node:dgram"
 import { type RttSample, type TunnelId, tunnelKey } from "@net-perf/engine"
 import { Effect, Exit, Scope } from "effect"
-import { MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
+import { counterChild, histogramChild, MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
 import {
   classify5121,
   ECHO_MIN_BYTES,
@@ -310,9 +310,9 @@ export const makeEchoProbes = (
         let sessionId = randomInt(0, 2 ** 32)
         while (shared.probers.has(sessionId)) sessionId = randomInt(0, 2 ** 32)
         const prober = makeProber(tunnel, endpoints, config, handlers, shared.socket, sessionId, grid, {
-          sent: metrics.probesSent.labels(labels),
-          lost: metrics.probesLost.labels(labels),
-          rtt: metrics.rtt.labels(labels),
+          sent: counterChild(metrics.probesSent, labels),
+          lost: counterChild(metrics.probesLost, labels),
+          rtt: histogramChild(metrics.rtt, labels),
         })
         const path = `${endpoints.localAddress}|${endpoints.remoteAddress}`
         yield* Effect.acquireRelease(

@@ -9,7 +9,7 @@
 import { spawn } from "node:child_process"
 import type { RttSample, TunnelId } from "@net-perf/engine"
 import { Data, Duration, Effect, Either, Schedule, Schema, type Scope } from "effect"
-import { MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
+import { counterChild, histogramChild, MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
 import type { IcmpProbeConfig } from "./ProbeConfig.js"
 import { rttSample } from "./Samples.js"
 
@@ -146,9 +146,9 @@ export const runIcmpProber = (
   Effect.gen(function* () {
     const metrics = yield* MeasurementMetrics
     const labels = { ...tunnelLabelValues(tunnel), probe: "icmp" }
-    const sentCounter = metrics.probesSent.labels(labels)
-    const lostCounter = metrics.probesLost.labels(labels)
-    const rttHistogram = metrics.rtt.labels(labels)
+    const sentCounter = counterChild(metrics.probesSent, labels)
+    const lostCounter = counterChild(metrics.probesLost, labels)
+    const rttHistogram = histogramChild(metrics.rtt, labels)
     const key = `wg${tunnel.local}.${tunnel.remote}_v${tunnel.family}`
 
     const once = Effect.scoped(

@@ -6,7 +6,7 @@
 import * as net from "node:net"
 import type { RttSample, TunnelId } from "@net-perf/engine"
 import { Effect, type Scope } from "effect"
-import { MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
+import { counterChild, histogramChild, MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
 import type { TcpProbeConfig } from "./ProbeConfig.js"
 import { rttSample } from "./Samples.js"
 
@@ -69,9 +69,9 @@ export const runTcpProber = (
   Effect.gen(function* () {
     const metrics = yield* MeasurementMetrics
     const labels = { ...tunnelLabelValues(tunnel), probe: "tcp" }
-    const sentCounter = metrics.probesSent.labels(labels)
-    const lostCounter = metrics.probesLost.labels(labels)
-    const rttHistogram = metrics.rtt.labels(labels)
+    const sentCounter = counterChild(metrics.probesSent, labels)
+    const lostCounter = counterChild(metrics.probesLost, labels)
+    const rttHistogram = histogramChild(metrics.rtt, labels)
     let closed = false
     let timer: NodeJS.Timeout | undefined
     let cancel: (() => void) | undefined
