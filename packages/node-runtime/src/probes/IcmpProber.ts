@@ -136,6 +136,24 @@ export class PingFailed extends Data.TaggedError("PingFailed")<{
   readonly stderr: string
 }> {}
 
+/**
+ * The command that starts one ping. Aligned (`alignToGrid`): a shell sleeps until the next
+ * wall-clock multiple of the interval and then becomes ping (`exec`, same pid), so every ping of
+ * the plane sends — and prints its replies and "no answer yet" lines — at the same instants, and
+ * the plane wakes up about once per interval for all of them instead of once per tunnel (on this
+ * VM a wake-up costs ≈ 0.1 ms of CPU; 100 unaligned pings at 2 s were 50 wake-ups/s). The grid is
+ * also the echo's phase 0, whose wake-up it then shares. The pings then keep their shared rhythm.
+ */
+export const pingArgv = (
+  config: IcmpProbeConfig,
+  pingArgs: ReadonlyArray<string>,
+  nowMillis: number,
+): [string, Array<string>] => {
+  if (!config.alignToGrid) return [config.command, [...pingArgs]]
+  const delaySeconds = (config.intervalMillis - (nowMillis % config.intervalMillis)) / 1000
+  return ["sh", ["-c", 'sleep "$0" && exec "$@"', delaySeconds.toFixed(3), config.command, ...pingArgs]]
+}
+
 /** Runs ping for the scope's lifetime, restarting it when it exits. */
 export const runIcmpProber = (
   tunnel: TunnelId,
@@ -172,7 +190,7 @@ export const runIcmpProber = (
         // 100 processes and could print "time=1,23" (a decimal comma the parser rejects).
         const child = yield* Effect.acquireRelease(
           Effect.sync(() =>
-            spawn(config.command, args, {
+            spawn(...pingArgv(config, args, Date.now()), {
               stdio: ["ignore", "pipe", "pipe"],
               env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
             }),

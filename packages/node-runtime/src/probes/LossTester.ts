@@ -19,9 +19,6 @@ export class LossTestFailed extends Data.TaggedError("LossTestFailed")<{
   readonly reason: string
 }> {}
 
-/** Timer tick of the pacer; each tick sends what is due, so the mean rate is exact at any tick. */
-const PACING_TICK_MILLIS = 10
-
 /** One burst; succeeds with the server's verdict turned into a sample. */
 export const runLossTest = (
   tunnel: TunnelId,
@@ -93,7 +90,7 @@ export const runLossTest = (
           sendEnd()
           endTimer = setInterval(sendEnd, config.endRetryMillis)
         }
-      }, PACING_TICK_MILLIS)
+      }, config.pacingTickMillis)
       const watchdog = setInterval(() => {
         if (performance.now() - lastHeardMs > config.silenceTimeoutMillis) {
           finish(Effect.fail(fail(`server silent for ${config.silenceTimeoutMillis} ms`)))

@@ -56,7 +56,7 @@ export const tcpConnectRtt = (
   })
 
 /**
- * Connects every `intervalMillis` (first at a random offset) for the scope's lifetime. Plain timers
+ * Connects every `intervalMillis` (first at a random offset, on whole wall-clock seconds) for the scope's lifetime. Plain timers
  * and callbacks, not a fiber with a Schedule per tunnel: at 100 tunnels the fiber machinery cost
  * more than the connects.
  */
@@ -75,10 +75,17 @@ export const runTcpProber = (
     let closed = false
     let timer: NodeJS.Timeout | undefined
     let cancel: (() => void) | undefined
+    // Starts fall on whole wall-clock seconds (planned start + interval, not completion + interval):
+    // the connects of all tunnels due in a second share one wake-up, the echo's phase-0 one.
+    let plannedMillis = Math.ceil((Date.now() + Math.random() * config.intervalMillis) / 1000) * 1000
+    const arm = () => {
+      timer = setTimeout(probe, Math.max(0, plannedMillis - Date.now()))
+    }
     const probe = () => {
       timer = undefined
       if (closed) return
       const atMillis = Date.now()
+      plannedMillis = Math.ceil(Math.max(plannedMillis + config.intervalMillis, atMillis + 1) / 1000) * 1000
       cancel = connectRtt(
         endpoints.localAddress,
         endpoints.remoteAddress,
@@ -91,19 +98,15 @@ export const runTcpProber = (
           if (rttMs === null) lostCounter.inc()
           else rttHistogram.observe(rttMs / 1000)
           onSample(rttSample(tunnel, "tcp", atMillis, rttMs))
-          timer = setTimeout(probe, config.intervalMillis)
+          arm()
         },
       )
     }
-    yield* Effect.acquireRelease(
+    yield* Effect.acquireRelease(Effect.sync(arm), () =>
       Effect.sync(() => {
-        timer = setTimeout(probe, Math.random() * config.intervalMillis)
+        closed = true
+        if (timer !== undefined) clearTimeout(timer)
+        cancel?.()
       }),
-      () =>
-        Effect.sync(() => {
-          closed = true
-          if (timer !== undefined) clearTimeout(timer)
-          cancel?.()
-        }),
     )
   })

@@ -6,7 +6,7 @@ import * as fc from "fast-check"
 import { templateAddressing } from "../../src/discovery/Addressing.js"
 import { MeasurementMetrics } from "../../src/metrics/Metrics.js"
 import { type EchoHealth, runEchoProber } from "../../src/probes/EchoProber.js"
-import { makePingSampler, parsePingLine, runIcmpProber } from "../../src/probes/IcmpProber.js"
+import { makePingSampler, parsePingLine, pingArgv, runIcmpProber } from "../../src/probes/IcmpProber.js"
 import { runLossTest } from "../../src/probes/LossTester.js"
 import { measurePath, turnBackLoop } from "../../src/probes/PathPinger.js"
 import { EchoProbeConfig, IcmpProbeConfig, LossTestConfig, PathPingConfig } from "../../src/probes/ProbeConfig.js"
@@ -211,6 +211,28 @@ describe("ICMP (ping -n -O -D)", () => {
       yield* until(() => samples.length >= 3, 5000)
       expect(samples.length).toBeGreaterThanOrEqual(3)
       expect(samples.every((s) => s.kind === "icmp" && s.rttMs !== null && s.rttMs < 50)).toBe(true)
+    }).pipe(Effect.provide(MeasurementMetrics.Default)),
+  )
+
+  it.scopedLive("aligned pings of different tunnels send on the same wall-clock grid instants", () =>
+    Effect.gen(function* () {
+      const intervalMillis = 500
+      const config = Schema.decodeSync(IcmpProbeConfig)({ intervalMillis })
+      expect(pingArgv({ ...config, alignToGrid: false }, ["-n", "x"], 1234)).toEqual(["ping", ["-n", "x"]])
+      const [shell, args] = pingArgv(config, ["-n", "x"], 10_100)
+      expect([shell, args.slice(2)]).toEqual(["sh", ["0.400", "ping", "-n", "x"]])
+      const sent: Array<Array<number>> = [[], []]
+      for (const i of [0, 1]) {
+        // Started at different phases of the interval.
+        yield* Effect.sleep(Duration.millis(170))
+        yield* runIcmpProber(tunnel, { localAddress: "127.0.0.1", remoteAddress: "127.0.0.1" }, config, (s) =>
+          sent[i]!.push(s.atMillis),
+        )
+      }
+      yield* until(() => sent.every((x) => x.length >= 3), 5000)
+      // Both on the grid (send instant = reply instant − RTT), within scheduling noise.
+      const offGrid = (t: number) => Math.min(t % intervalMillis, intervalMillis - (t % intervalMillis))
+      for (const x of sent) expect(Math.max(...x.slice(0, 3).map(offGrid))).toBeLessThan(60)
     }).pipe(Effect.provide(MeasurementMetrics.Default)),
   )
 })
