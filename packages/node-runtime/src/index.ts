@@ -57,6 +57,7 @@ export {
   type LiveLink,
   monitorLinks,
   OutputUnparsable,
+  parseIpAddrOutput,
   parseIpOutput,
   parseWgDump,
   readLiveLinks,
@@ -142,7 +143,7 @@ export {
   pathResultToWire,
   planePathPingSource,
 } from "./management/MeasureServer.js"
-export { MeasurementMetrics, tunnelLabelValues } from "./metrics/Metrics.js"
+export { counterChild, histogramChild, MeasurementMetrics, tunnelLabelValues } from "./metrics/Metrics.js"
 export {
   defaultMetricsServerConfig,
   HttpListenFailed,
@@ -186,8 +187,8 @@ export {
   prometheusConfig,
   startPrometheus,
 } from "./metricsstore/PrometheusProcess.js"
-export { type EchoHealth, type EchoProberStats, runEchoProber } from "./probes/EchoProber.js"
-export { PingFailed, PingLine, parsePingLine, runIcmpProber } from "./probes/IcmpProber.js"
+export { type EchoHealth, type EchoProberStats, type EchoStatsReader, runEchoProber } from "./probes/EchoProber.js"
+export { PingFailed, PingLine, parsePingLine, pingArgv, runIcmpProber } from "./probes/IcmpProber.js"
 export { LossTestFailed, recordLossSample, runLossTest, runLossTester } from "./probes/LossTester.js"
 export {
   idleTrigger,
@@ -217,6 +218,7 @@ export {
   ProbesConfig,
   TcpProbeConfig,
 } from "./probes/ProbeConfig.js"
+export { rttSample } from "./probes/Samples.js"
 export { runTcpProber, tcpConnectRtt } from "./probes/TcpProber.js"
 export { InvalidPrefix, makeAllowList, makeRateLimiter, type RateLimitConfig } from "./servers/Guard.js"
 export { decode5121, decodePath, MalformedPacket, type Packet5121, type PathPacket } from "./servers/Packets.js"
