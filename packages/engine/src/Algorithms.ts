@@ -11,7 +11,7 @@
  */
 import type { BgpPath, Family, SiteId } from "./Domain.js"
 import type { Eligibility, RouteMetric } from "./Feasibility.js"
-import type { MeshGraph, ShortestPathTree } from "./Graph.js"
+import type { MeshGraph, Path, ShortestPathTree } from "./Graph.js"
 import { treePath } from "./Graph.js"
 import * as Stability from "./Stability.js"
 
@@ -43,8 +43,11 @@ export interface RoutingView {
   readonly mesh: MeshGraph
   /** Shortest-path tree from self over `mesh` (lazy). */
   readonly tree: () => ShortestPathTree
-  /** Shortest-path tree from another site, avoiding self (lazy, cached per decide). */
-  readonly treeFrom: (site: SiteId) => ShortestPathTree | undefined
+  /**
+   * Shortest path from another site to a destination, avoiding self (undefined when either is
+   * unknown or no path exists). Lazy: one search per site per decide, run only as far as asked.
+   */
+  readonly pathFrom: (site: SiteId, destination: SiteId) => Path | undefined
   /** BIRD's candidate paths to the destination (any prefix family), see `bgpCandidatesFor`. */
   readonly bgpCandidates: (destination: SiteId) => ReadonlyArray<BgpCandidate>
   /** Fresh pathping measurements of forward paths to the destination. */
@@ -233,10 +236,7 @@ export const graphLeastCost: Algorithm = {
   },
 }
 
-const treeOnwards = (view: RoutingView, from: SiteId, destination: SiteId) => {
-  const tree = view.treeFrom(from)
-  return tree === undefined ? undefined : treePath(tree, destination)
-}
+const treeOnwards = (view: RoutingView, from: SiteId, destination: SiteId) => view.pathFrom(from, destination)
 
 /**
  * 4. The fastest verified path: pathping measurements of forward paths whose links are all
@@ -388,6 +388,13 @@ export const gatedProposals = (
 export const noFeasibleNextHop = "no feasible next hop"
 const noFeasibleReason = (rejected: ReadonlyArray<string>): string => `${noFeasibleNextHop}: ${rejected.join("; ")}`
 
+const noFallbacks: ReadonlyArray<FallbackReason> = []
+const addFallback = (list: Array<FallbackReason> | undefined, reason: FallbackReason): Array<FallbackReason> => {
+  const out = list ?? []
+  out.push(reason)
+  return out
+}
+
 /**
  * Runs the chain for one destination: the first algorithm with at least one eligible proposal
  * wins; Stability then picks among its eligible proposals given the previous next hop.
@@ -399,18 +406,19 @@ export const chooseRoute = (
   previous: RouteMemory | undefined,
   stability: Stability.StabilityConfig,
 ): ChosenRoute => {
-  const fallbacks: Array<FallbackReason> = []
+  // One shared empty list for the usual route that needed no fallback (it lives as long as the decision).
+  let fallbacks: Array<FallbackReason> | undefined
   let betterInfeasible = false
   for (const name of chain) {
     const gated = gatedProposals(view, destination, name, previous?.nextHop)
     if (gated._tag === "Unavailable") {
-      fallbacks.push({ algorithm: name, reason: gated.reason })
+      fallbacks = addFallback(fallbacks, { algorithm: name, reason: gated.reason })
       continue
     }
     const { eligible, bestInfeasibleCostMs } = gated
     if (bestInfeasibleCostMs < Number.POSITIVE_INFINITY && eligible.length === 0) betterInfeasible = true
     if (eligible.length === 0) {
-      fallbacks.push({ algorithm: name, reason: noFeasibleReason(gated.rejected) })
+      fallbacks = addFallback(fallbacks, { algorithm: name, reason: noFeasibleReason(gated.rejected) })
       continue
     }
     const decision = Stability.decide<SiteId>(
@@ -423,14 +431,14 @@ export const chooseRoute = (
     const chosen =
       decision.choice === undefined ? undefined : eligible.find((x) => x.proposal.nextHop === decision.choice!.key)
     if (chosen === undefined || !(chosen.proposal.costMs < Number.POSITIVE_INFINITY)) {
-      fallbacks.push({ algorithm: name, reason: "every eligible proposal is unusable" })
+      fallbacks = addFallback(fallbacks, { algorithm: name, reason: "every eligible proposal is unusable" })
       continue
     }
     return {
       nextHop: chosen.proposal.nextHop,
       proposal: chosen.proposal,
       algorithm: name,
-      fallbacks,
+      fallbacks: fallbacks ?? noFallbacks,
       stability: decision.reason,
       sinceMillis: decision.choice!.sinceMillis,
       advertised: chosen.advertised,
@@ -441,7 +449,7 @@ export const chooseRoute = (
     nextHop: null,
     proposal: undefined,
     algorithm: null,
-    fallbacks,
+    fallbacks: fallbacks ?? noFallbacks,
     stability: "none",
     sinceMillis: view.nowMillis,
     advertised: undefined,

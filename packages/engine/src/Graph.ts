@@ -568,6 +568,82 @@ export const dijkstra = (g: IndexedGraph, source: number, restrictions: SearchRe
   return { graph: g, source, distanceMs, parent }
 }
 
+/** Arrays one `IncrementalSearch` works in; reusable by the next search once that one is dropped. */
+export class SearchScratch {
+  distanceMs = new Float64Array(0)
+  parent = new Int32Array(0)
+  done = new Uint8Array(0)
+  readonly heap = new MinHeap(64)
+
+  /** Sized for n nodes and reset (distances +Infinity, no parent, nothing done, empty heap). */
+  reset(n: number): void {
+    if (this.distanceMs.length !== n) {
+      this.distanceMs = new Float64Array(n)
+      this.parent = new Int32Array(n)
+      this.done = new Uint8Array(n)
+    } else this.done.fill(0)
+    this.distanceMs.fill(Number.POSITIVE_INFINITY)
+    this.parent.fill(-1)
+    this.heap.size = 0
+  }
+}
+
+/**
+ * Dijkstra from one source, run only as far as the queries need: `pathTo(t)` continues the search
+ * until t is settled (or nothing is left), then reads its path. The pops and relaxations are
+ * those of a full `dijkstra` run (same heap, same order), only stopped early, and a settled node's
+ * distance and parent never change again, so every path read equals the full search's (a
+ * property test checks it). A route decision asks a neighbour's tree for the few destinations it
+ * is the incumbent for; the full searches were a tenth of a model run.
+ */
+export class IncrementalSearch {
+  private readonly tree: ShortestPathTree
+
+  constructor(
+    readonly graph: IndexedGraph,
+    readonly source: number,
+    private readonly bannedNodes: Uint8Array | undefined,
+    private readonly scratch: SearchScratch,
+  ) {
+    scratch.reset(graph.sites.length)
+    scratch.distanceMs[source] = 0
+    scratch.heap.push(0, source)
+    this.tree = { graph, source, distanceMs: scratch.distanceMs, parent: scratch.parent }
+  }
+
+  /** Runs the search until node index `target` is settled or the queue is empty. */
+  private settle(target: number): void {
+    const { distanceMs, parent, done, heap } = this.scratch
+    const g = this.graph
+    const bannedNodes = this.bannedNodes
+    // The loop of `dijkstra` (kept in step with it), resumable.
+    while (done[target] === 0 && heap.size > 0) {
+      const u = heap.popNode()
+      if (done[u] === 1) continue
+      done[u] = 1
+      const du = distanceMs[u]!
+      for (let p = g.offsets[u]!, end = g.offsets[u + 1]!; p < end; p++) {
+        const v = g.targets[p]!
+        if (done[v] === 1 || (bannedNodes !== undefined && bannedNodes[v] === 1)) continue
+        const dv = du + g.weights[p]!
+        if (dv < distanceMs[v]!) {
+          distanceMs[v] = dv
+          parent[v] = u
+          heap.push(dv, v)
+        }
+      }
+    }
+  }
+
+  /** The shortest path to a site (as `treePath` on the full tree), or undefined. */
+  pathTo(target: SiteId): Path | undefined {
+    const t = this.graph.indexOf.get(target)
+    if (t === undefined) return undefined
+    this.settle(t)
+    return treePath(this.tree, target)
+  }
+}
+
 /** Node indices of the tree path source → target, or undefined when unreachable. */
 export const treePathIndices = (tree: ShortestPathTree, target: number): Array<number> | undefined => {
   if (!(tree.distanceMs[target]! < Number.POSITIVE_INFINITY)) return undefined
@@ -580,10 +656,13 @@ export const treePathIndices = (tree: ShortestPathTree, target: number): Array<n
 /** The tree path to a site, or undefined when unreachable or unknown. */
 export const treePath = (tree: ShortestPathTree, target: SiteId): Path | undefined => {
   const t = tree.graph.indexOf.get(target)
-  if (t === undefined) return undefined
-  const idx = treePathIndices(tree, t)
-  if (idx === undefined) return undefined
-  return { sites: idx.map((i) => tree.graph.sites[i]!), costMs: tree.distanceMs[t]! }
+  if (t === undefined || !(tree.distanceMs[t]! < Number.POSITIVE_INFINITY)) return undefined
+  // Filled from the end, without the index list (a route decision reads one path per destination).
+  let length = 0
+  for (let v = t; v !== -1; v = tree.parent[v]!) length++
+  const sites: Array<SiteId> = new Array(length)
+  for (let v = t, i = length - 1; v !== -1; v = tree.parent[v]!, i--) sites[i] = tree.graph.sites[v]!
+  return { sites, costMs: tree.distanceMs[t]! }
 }
 
 /** Shortest path between two sites (undefined when either is unknown or no path exists). */

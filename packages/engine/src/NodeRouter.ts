@@ -50,7 +50,16 @@ import {
   SeqnoRequestBackoff,
   type SeqnoRequestBackoffConfig,
 } from "./Feasibility.js"
-import { dijkstra, type LinkRow, linkRow, MeshGraph, type SearchBuffers, type ShortestPathTree } from "./Graph.js"
+import {
+  dijkstra,
+  IncrementalSearch,
+  type LinkRow,
+  linkRow,
+  MeshGraph,
+  type SearchBuffers,
+  SearchScratch,
+  type ShortestPathTree,
+} from "./Graph.js"
 import { LinkStateMessage, LinkStateStore, memoPerMessage, SiteTable, type TunnelAdvert } from "./LinkState.js"
 import {
   defaultMeasuredConfig,
@@ -278,6 +287,7 @@ export class NodeRouter {
   private readonly inboxMillis: Array<number> = []
   /** Arrays lent to the searches of the current view (see `view`). */
   private readonly searchPool: Array<SearchBuffers> = []
+  private readonly scratchPool: Array<SearchScratch> = []
   private messageSeq = 0
   private startedAtMillis: number | undefined
   private last: RoutingDecision | undefined
@@ -550,7 +560,7 @@ export class NodeRouter {
     eligibilityOf: (n: SiteId, d: SiteId) => Eligibility = (n, d) => this.eligibilityOf(n, d),
   ): RoutingView {
     let tree: ShortestPathTree | undefined
-    const trees = new Map<number, ShortestPathTree | undefined>()
+    const searches = new Map<number, IncrementalSearch | undefined>()
     let bannedSelf: Uint8Array | undefined
     const self = this.config.self
     const graph = mesh.indexed()
@@ -567,6 +577,16 @@ export class NodeRouter {
       lent++
       return b
     }
+    let lentScratch = 0
+    const scratch = (): SearchScratch => {
+      let b = this.scratchPool[lentScratch]
+      if (b === undefined) {
+        b = new SearchScratch()
+        this.scratchPool[lentScratch] = b
+      }
+      lentScratch++
+      return b
+    }
     return {
       self,
       nowMillis,
@@ -575,19 +595,18 @@ export class NodeRouter {
         if (tree === undefined) tree = dijkstra(graph, graph.indexOf.get(self)!, { into: buffers() })
         return tree
       },
-      treeFrom: (site) => {
-        if (!trees.has(site)) {
+      pathFrom: (site, destination) => {
+        let search = searches.get(site)
+        if (search === undefined && !searches.has(site)) {
           const i = graph.indexOf.get(site)
           if (bannedSelf === undefined) {
             bannedSelf = new Uint8Array(graph.sites.length)
             bannedSelf[graph.indexOf.get(self)!] = 1
           }
-          trees.set(
-            site,
-            i === undefined ? undefined : dijkstra(graph, i, { bannedNodes: bannedSelf, into: buffers() }),
-          )
+          search = i === undefined ? undefined : new IncrementalSearch(graph, i, bannedSelf, scratch())
+          searches.set(site, search)
         }
-        return trees.get(site)
+        return search?.pathTo(destination)
       },
       bgpCandidates: (d) => {
         let c = this.bgpCandidates.get(d)

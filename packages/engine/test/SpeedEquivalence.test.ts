@@ -8,7 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import type { Family, SiteId } from "../src/Domain.js"
-import { dijkstra, MeshGraph } from "../src/Graph.js"
+import { dijkstra, IncrementalSearch, MeshGraph, SearchScratch, treePath } from "../src/Graph.js"
 import { LinkStateMessage, memoPerMessage } from "../src/LinkState.js"
 import { NodeRouter, type RoutingDecision } from "../src/NodeRouter.js"
 import { World } from "./routingWorld.js"
@@ -228,6 +228,38 @@ describe("speed-only mechanisms", () => {
           expect([...lent.distanceMs]).toEqual([...fresh.distanceMs])
           expect([...lent.parent]).toEqual([...fresh.parent])
           expect(lent.distanceMs.length).toBe(n)
+        },
+      ),
+    )
+  })
+
+  it("an incremental search reads, in any order of queries, the paths of the full search", () => {
+    const scratch = new SearchScratch()
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }).chain((n) =>
+          fc.record({
+            n: fc.constant(n),
+            source: fc.nat(n - 1),
+            edges: fc.array(
+              fc.record({ from: fc.nat(n - 1), to: fc.nat(n - 1), costMs: fc.integer({ min: 0, max: 20 }) }),
+            ),
+            banned: fc.array(fc.nat(n - 1), { maxLength: 2 }),
+            queries: fc.array(fc.nat(n + 1), { maxLength: 20 }),
+          }),
+        ),
+        ({ n, source, edges, banned, queries }) => {
+          const mesh = new MeshGraph()
+          for (let s = 0; s < n; s++) mesh.addSite(s as SiteId)
+          // Small integer costs: many equal-cost paths, so the tie-breaks are exercised.
+          for (const e of edges) mesh.setLink(e.from as SiteId, e.to as SiteId, e.costMs, 4)
+          const g = mesh.indexed()
+          const bannedNodes = new Uint8Array(n)
+          for (const b of banned) if (b !== source) bannedNodes[b] = 1
+          const full = dijkstra(g, source, { bannedNodes })
+          // The scratch is reused from the previous case, as a router's pool reuses it.
+          const search = new IncrementalSearch(g, source, bannedNodes, scratch)
+          for (const q of queries) expect(search.pathTo(q as SiteId)).toEqual(treePath(full, q as SiteId))
         },
       ),
     )
