@@ -37,6 +37,8 @@ const usage = `Usage (root, after \`npx tsc -b\`): node netns-lab/bench-targets.
   --jitter-reps N      repetitions of the jitter test (default 1)
   --reports DIR        write every run's full twin report there
   --trace              with --reports: the daemons' routes between watched pairs every 2 s
+  --daemon-config JSON daemon config overrides for every net-perf run, merged over the
+                       scenario's own (e.g. '{"routing":{"stability":{"absoluteMarginMs":2}}}')
   --all-pairs          the additivity check (cost vs pathping/ping) on every site pair, not
                        only the scenario's watched ones
   --dry-run            print the run count and expected duration, run nothing
@@ -55,6 +57,7 @@ try {
       reports: { type: "string" },
       trace: { type: "boolean", default: false },
       "all-pairs": { type: "boolean", default: false },
+      "daemon-config": { type: "string" },
       "dry-run": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -97,6 +100,38 @@ const baselineReps = count("baseline-reps", parsed["baseline-reps"] ?? String(re
 const reportsDir = parsed.reports
 const trace = parsed.trace
 const allPairs = parsed["all-pairs"]
+let daemonConfig
+if (parsed["daemon-config"] !== undefined) {
+  try {
+    daemonConfig = JSON.parse(parsed["daemon-config"])
+  } catch (e) {
+    process.stderr.write(`bench-targets: --daemon-config is not JSON: ${e.message}\n`)
+    process.exit(2)
+  }
+  if (daemonConfig === null || typeof daemonConfig !== "object" || Array.isArray(daemonConfig)) {
+    process.stderr.write("bench-targets: --daemon-config must be a JSON object\n")
+    process.exit(2)
+  }
+}
+/** Deep merge of plain objects (b wins); arrays and scalars are replaced. */
+const merged = (a, b) => {
+  if (
+    a === null ||
+    typeof a !== "object" ||
+    Array.isArray(a) ||
+    b === null ||
+    typeof b !== "object" ||
+    Array.isArray(b)
+  )
+    return b
+  const out = { ...a }
+  for (const [k, v] of Object.entries(b)) out[k] = k in a ? merged(a[k], v) : v
+  return out
+}
+const withDaemonConfig = (s) =>
+  daemonConfig === undefined
+    ? s
+    : { ...s, daemon: { ...s.daemon, config: merged(s.daemon?.config ?? {}, daemonConfig) } }
 // A closed pipe (`… | head`) must not kill the process before its scopes tear the twin down.
 process.stderr.on("error", () => {})
 process.stdout.on("error", () => {})
@@ -543,7 +578,7 @@ for (const row of rows) {
       row,
       plan,
       name,
-      s: plan.tweak ? plan.tweak(loaded) : loaded,
+      s: withDaemonConfig(plan.tweak ? plan.tweak(loaded) : loaded),
       n: row === "jitter" ? jitterReps : reps,
     })
   }
@@ -641,6 +676,7 @@ const loads = runs.flatMap((r) => r.loadAverage)
 const result = {
   reps,
   baseline,
+  ...(daemonConfig === undefined ? {} : { daemonConfig }),
   expectedSeconds,
   elapsedSeconds: Math.round((Date.now() - benchStartedAt) / 1000),
   loadAverage: { min: Math.min(...loads), max: Math.max(...loads) },
@@ -651,7 +687,7 @@ if (json) console.log(JSON.stringify(result, (_k, v) => (v === INF ? "never (who
 else {
   const fmt = (x) => (x === null ? "—" : x === INF ? "never" : Number.isInteger(x) ? String(x) : x.toFixed(2))
   console.log(
-    `routing targets in the twin (${reps} runs each; load average ${result.loadAverage.min.toFixed(1)}–${result.loadAverage.max.toFixed(1)} on 2 cores)`,
+    `routing targets in the twin (${reps} runs each; load average ${result.loadAverage.min.toFixed(1)}–${result.loadAverage.max.toFixed(1)} on 2 cores${daemonConfig === undefined ? "" : `; daemon config ${JSON.stringify(daemonConfig)}`})`,
   )
   for (const t of table)
     console.log(
