@@ -7,16 +7,17 @@
  * relays' summed residence from the round trip. One datagram in, at most one of the same size out,
  * sources on the allow list only: the relay cannot amplify or reach outside the mesh.
  *
- * Why a stamping thread: the time a datagram waits in the socket before the daemon's event loop
- * gets to it (timers, gRPC, aggregation, GC on a loaded machine) is part of no network path, yet a
- * receive stamp taken in the main loop's callback cannot see it, so the residence misses it and
- * every relay's wait inflates the path RTT (the twin read pathping 1.39× the kernel-answered ping
- * between the same routers). By default the relay's sockets live in a small worker thread whose
- * event loop does nothing else: it stamps arrivals at once and, when sending, writes the origin's
- * send time or adds the residence right before `send`, so what stays in the RTT is the network
- * plus the OS waking that thread. Validation, the allow list, rate limits and routing stay in the
- * main thread (one copy of the rules). The thread costs about 9 MB RSS; `stampThread: false` keeps
- * the sockets in the main loop (also forced by NET_PERF_PATHPING_STAMP_THREAD=0, for A/B benches).
+ * Receive stamps: in the main loop the stamp is the first thing the datagram's callback does, so
+ * the wait behind a busy event loop (timers, gRPC, GC) before the callback runs is not residence
+ * and stays in the path RTT. With `stampThread: true` (or NET_PERF_PATHPING_STAMP_THREAD=1) the
+ * sockets live in a small worker thread whose event loop does nothing else: it stamps arrivals at
+ * once and, when sending, writes the origin's send time or adds the residence right before
+ * `send`, so such a stall counts as residence (the relay test blocks the loop 60 ms: all of it
+ * leaves the RTT). Validation, the allow list, rate limits and routing stay in the main thread.
+ * Off by default: the thread costs ≈ 10 MB RSS (issue 5's plane budget is < 150 MB at 100
+ * tunnels, measured 147 MB), its two thread hops per relay add ≈ 0.5 ms of raw RTT that it then
+ * subtracts, and in 4-site twins at load 3–23 pathping with main-loop stamps already read the
+ * kernel-answered ping's RTT (sum over 62 pairs: 1.00; with the thread: 0.99, n = 60).
  */
 import type * as dgram from "node:dgram"
 import { Worker } from "node:worker_threads"
@@ -35,7 +36,7 @@ export interface PathRelayConfig {
   readonly allow: (address: string) => boolean
   readonly rateLimit: RateLimitConfig
   readonly rebindIntervalMillis: number
-  /** Sockets in a dedicated stamping thread (default true unless NET_PERF_PATHPING_STAMP_THREAD=0). */
+  /** Sockets in a dedicated stamping thread (default false unless NET_PERF_PATHPING_STAMP_THREAD=1). */
   readonly stampThread?: boolean
 }
 
@@ -221,7 +222,7 @@ export const makePathRelay = (
     const admit = makeRateLimiter(config.rateLimit)
     const receivers = new Map<number, (p: PathPacket, arrivalNs: bigint) => void>()
     const sockets = yield* SynchronizedRef.make<ReadonlyArray<RelaySocket>>([])
-    const stampsInThread = config.stampThread ?? process.env.NET_PERF_PATHPING_STAMP_THREAD !== "0"
+    const stampsInThread = config.stampThread ?? process.env.NET_PERF_PATHPING_STAMP_THREAD === "1"
     const thread = stampsInThread ? yield* makeStampThread : undefined
 
     // `arrivalNs` undefined: an origin packet (the socket stamps its send time).
