@@ -335,6 +335,7 @@ export const makeMeasurementPlane = (
               state.echo?.health() !== "dead" && linkStats(state.aggregate, Date.now(), aggregation).state === "up",
             lossRatio: () => linkStats(state.aggregate, Date.now(), aggregation).lossRatio,
             peerSilences: () => state.echo?.peerSilences() ?? 0,
+            peerLateRequests: () => state.echo?.peerLateRequests() ?? 0,
           }
           state.lossTrigger = yield* runLossTrigger(
             t.id,

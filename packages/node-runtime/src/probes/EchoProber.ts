@@ -92,6 +92,8 @@ export interface EchoProberStats {
   readonly peerRequests: number
   /** Times an expected peer request did not come (each started a burst unless one was running). */
   readonly peerSilences: number
+  /** Missed peer requests that came after all, late (the peer or the path stalled; nothing lost). */
+  readonly peerLateRequests: number
   /** Regular probes go on the pair's wall-clock slot (lower site id phase 0, higher ½). */
   readonly phaseAligned: boolean
   /** The peer speaks ECHO_SYM (our regular requests carry our acks of its requests). */
@@ -111,6 +113,7 @@ export interface EchoProberStats {
 export type EchoStatsReader = (() => EchoProberStats) & {
   readonly health: () => EchoHealth
   readonly peerSilences: () => number
+  readonly peerLateRequests: () => number
 }
 
 interface Outstanding {
@@ -426,6 +429,9 @@ const makeProber = (
     deadlineMs: Number.POSITIVE_INFINITY,
     requests: 0,
     silences: 0,
+    /** A silence was declared and no request has come since. */
+    silenceOpen: false,
+    lateRequests: 0,
   }
   // The peer's latest ECHO_SYM request, to be answered in our next regular request.
   const pending = { has: false, sessionId: 0, seq: 0, sentHigh: 0, sentLow: 0, arrivalMs: 0, port: 0 }
@@ -439,7 +445,7 @@ const makeProber = (
     onReply: (s, nowMs, residenceMs, symCapable) => onReply(s, nowMs, residenceMs, symCapable),
     onPeerRequest: (nowMs) => {
       if (closed) return
-      notePeerRequest(nowMs)
+      notePeerRequest(nowMs, false)
       refreshDue()
     },
     onSymmetric: (msg, port, nowMs) => onSymmetric(msg, port, nowMs),
@@ -456,13 +462,14 @@ const makeProber = (
         duplicates: counts.duplicates,
         peerRequests: peer.requests,
         peerSilences: peer.silences,
+        peerLateRequests: peer.lateRequests,
         phaseAligned: aligned,
         symmetric: symFresh(performance.now()),
         acksPiggybacked: counts.acksPiggybacked,
         lostToPeer: counts.lostToPeer,
         suspicions: counts.suspicions,
       }),
-      { health: () => health, peerSilences: () => peer.silences },
+      { health: () => health, peerSilences: () => peer.silences, peerLateRequests: () => peer.lateRequests },
     ),
     suspect: (nowMs) => {
       if (closed || bursting || health === "dead" || nowMs - lastSuspicionMs < interval) return
@@ -675,6 +682,7 @@ const makeProber = (
       // request missed at the same instant, and the burst is on already).
       peer.deadlineMs = Number.POSITIVE_INFINITY
       peer.silences++
+      peer.silenceOpen = true
       if (!bursting && health !== "dead") startBurst(nowMs)
     }
     if (bursting) {
@@ -733,8 +741,14 @@ const makeProber = (
     refreshDue()
   }
 
-  const notePeerRequest = (nowMs: number) => {
+  /** `regular`: an ECHO_SYM request (only regular probes are; bursts are v1 and say nothing about the missing one). */
+  const notePeerRequest = (nowMs: number, regular: boolean) => {
     peer.requests++
+    if (regular && peer.silenceOpen) {
+      peer.silenceOpen = false
+      // The missing request itself, late (the one after it would come ≈ 2 gaps after the last).
+      if (!Number.isNaN(peer.lastMs) && nowMs - peer.lastMs < 1.5 * peer.gapMs + peerSlackMillis()) peer.lateRequests++
+    }
     if (!Number.isNaN(peer.lastMs)) {
       const gap = nowMs - peer.lastMs
       // Regular gaps only: the peer's burst probes (100 ms apart) say nothing about its period.
@@ -757,7 +771,7 @@ const makeProber = (
   const onSymmetric = (msg: Buffer, port: number, nowMs: number): boolean => {
     if (closed) return false
     symSeenMs = nowMs
-    notePeerRequest(nowMs)
+    notePeerRequest(nowMs, true)
     const flags = msg[20]!
     if ((flags & EchoSymFlag.Ack) !== 0 && readU32(msg, 24) === sessionId) {
       onReply(readU32(msg, 28), nowMs, readU32(msg, 40) / 1000, true)

@@ -147,6 +147,11 @@ export interface LossTriggerView {
   readonly lossRatio: () => number
   /** The echo prober's count of missed peer requests (monotonic; 0 without an echo). */
   readonly peerSilences: () => number
+  /**
+   * The echo prober's count of missed peer requests that came after all, late (monotonic). A
+   * silence explained this way within the grace time is no evidence of loss.
+   */
+  readonly peerLateRequests?: () => number
 }
 
 export interface LossTrigger {
@@ -165,6 +170,11 @@ export interface LossTrigger {
     readonly failed: number
     /** Series dropped because the tunnel was not up when its burst was due. */
     readonly droppedDead: number
+    /**
+     * Series dropped because every symptom turned out to be lateness by the time the burst was
+     * due: each lost echo probe's reply and each missed peer request arrived late.
+     */
+    readonly explainedLate: number
   }
 }
 
@@ -192,9 +202,33 @@ export const runLossTrigger = (
     }
     // Capacity 1: suspicions between two looks at the queue are one suspicion.
     const signals = yield* Effect.acquireRelease(Queue.sliding<number>(1), Queue.shutdown)
-    const counts = { suspicions: 0, ignoredDown: 0, bursts: 0, failed: 0, droppedDead: 0 }
+    const counts = { suspicions: 0, ignoredDown: 0, bursts: 0, failed: 0, droppedDead: 0, explainedLate: 0 }
     let lastReason = ""
     let lastPeerSilences = view.peerSilences()
+    // The symptoms behind the next suspicion-started burst. A stalled peer (or, in a one-process
+    // bench, our own stalled server) makes echo probes and peer requests late, not lost; on a
+    // loaded host such false symptoms on every tunnel kept the daemon's burst slots full (a
+    // 100-tunnel plane ran 142 bursts in a minute). The burst goes ahead on any unexplained one.
+    const evidence = {
+      /** Send times (atMillis) of echo probes reported lost and not answered since. */
+      lostEcho: new Set<number>(),
+      /** A symptom lateness cannot explain (ICMP/TCP loss, an outside suspicion). */
+      other: false,
+      silences: 0,
+      lateRequestsAtStart: view.peerLateRequests?.() ?? 0,
+    }
+    const resetEvidence = () => {
+      evidence.lostEcho.clear()
+      evidence.other = false
+      evidence.silences = 0
+      evidence.lateRequestsAtStart = view.peerLateRequests?.() ?? 0
+    }
+    const explainedByLateness = () =>
+      !evidence.other &&
+      evidence.lostEcho.size === 0 &&
+      (evidence.silences === 0 ||
+        (view.peerLateRequests !== undefined &&
+          view.peerLateRequests() - evidence.lateRequestsAtStart >= evidence.silences))
 
     const one = lock.withPermits(1)(Effect.scoped(runLossTest(tunnel, endpoints, burstConfig)))
     const burst = (siteSlots === undefined ? one : siteSlots.withPermits(1)(one)).pipe(
@@ -225,6 +259,14 @@ export const runLossTrigger = (
         }
         // Suspicions until now are answered by this burst.
         yield* Queue.takeAll(signals)
+        if (state.seriesBursts === 0 && explainedByLateness()) {
+          counts.explainedLate++
+          state = { ...state, dueAtMillis: null }
+          resetEvidence()
+          yield* Effect.logDebug(`loss burst over ${endpoints.remoteAddress} dropped: the symptoms were late, not lost`)
+          continue
+        }
+        resetEvidence()
         const due = onDue(state, Date.now(), view.isUp(), config)
         state = due.state
         if (!due.start) {
@@ -245,6 +287,7 @@ export const runLossTrigger = (
         }
         // Probes lost during the burst are what it just measured.
         yield* Queue.takeAll(signals)
+        resetEvidence()
         const burstLoss = Either.isRight(result)
           ? (result.right.sent - result.right.received) / result.right.sent
           : null
@@ -263,19 +306,28 @@ export const runLossTrigger = (
       observe: (sample) => {
         if (sample.rttMs === null) {
           // A tunnel already down is priced by availability; its lost probes are no suspicion.
-          if (view.isUp()) suspect(`${sample.kind} probe lost`)
-          else counts.ignoredDown++
+          if (view.isUp()) {
+            if (sample.kind === "udp-echo") evidence.lostEcho.add(sample.atMillis)
+            else evidence.other = true
+            suspect(`${sample.kind} probe lost`)
+          } else counts.ignoredDown++
           return
         }
         if (sample.kind !== "udp-echo") return
+        // A late reply carries its probe's send time: that loss was lateness.
+        evidence.lostEcho.delete(sample.atMillis)
         const silences = view.peerSilences()
         if (silences > lastPeerSilences) {
+          evidence.silences += silences - lastPeerSilences
           lastPeerSilences = silences
           suspect("peer echo request missing")
         }
       },
       suspect: (reason) => {
-        if (view.isUp()) suspect(reason)
+        if (view.isUp()) {
+          evidence.other = true
+          suspect(reason)
+        }
       },
       stats: () => ({ ...counts }),
     }

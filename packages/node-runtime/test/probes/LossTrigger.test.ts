@@ -315,4 +315,59 @@ describe("loss trigger over real sockets", () => {
       }).pipe(Effect.provide(MeasurementMetrics.Default)),
     30_000,
   )
+
+  it.scopedLive(
+    "symptoms that turn out to be late, not lost, by the time the burst is due cost no burst",
+    () =>
+      Effect.gen(function* () {
+        const port = testPort()
+        yield* serveProbeServer({ ...defaultProbeServerConfig(["127.0.0.1"], allowLoopback), port })
+        const samples: Array<LossTestSample> = []
+        let silences = 0
+        let lateRequests = 0
+        const trigger = yield* runLossTrigger(
+          tunnel,
+          { localAddress: "127.0.0.1", remoteAddress: "127.0.0.1" },
+          Schema.decodeSync(LossTestConfig)({ port }),
+          { ...defaults, graceMillis: 300, minGapMillis: 1000 },
+          (s) => samples.push(s),
+          {
+            isUp: () => true,
+            lossRatio: () => 0,
+            peerSilences: () => silences,
+            peerLateRequests: () => lateRequests,
+          },
+          yield* Effect.makeSemaphore(1),
+        )
+        const echo = (atMillis: number, rttMs: number | null) =>
+          RttSample.make({ tunnel, kind: "udp-echo", atMillis, rttMs })
+        // A lost echo probe whose reply comes 150 ms later: no burst.
+        trigger.observe(echo(1000, null))
+        yield* Effect.sleep("150 millis")
+        trigger.observe(echo(1000, 180))
+        yield* Effect.sleep("700 millis")
+        expect(samples.length).toBe(0)
+        expect(trigger.stats().explainedLate).toBe(1)
+        // A missed peer request that arrives late: no burst.
+        silences++
+        trigger.observe(echo(2000, 1))
+        yield* Effect.sleep("100 millis")
+        lateRequests++
+        yield* Effect.sleep("700 millis")
+        expect(samples.length).toBe(0)
+        expect(trigger.stats().explainedLate).toBe(2)
+        // A lost probe that stays lost, and a missed peer request that never comes: a burst each.
+        yield* Effect.sleep("1 second")
+        trigger.observe(echo(3000, null))
+        yield* until(() => samples.length >= 1, 3000)
+        expect(samples.length).toBe(1)
+        yield* Effect.sleep("1500 millis")
+        silences++
+        trigger.observe(echo(4000, 1))
+        yield* until(() => samples.length >= 2, 3000)
+        expect(samples.length).toBe(2)
+        expect(trigger.stats().explainedLate).toBe(2)
+      }).pipe(Effect.provide(MeasurementMetrics.Default)),
+    20_000,
+  )
 })
