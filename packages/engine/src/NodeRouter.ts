@@ -76,7 +76,7 @@ export interface NodeRouterConfigInput {
   readonly algorithm?: AlgorithmName
   /** Tried in order when the algorithm cannot route a destination. Default: the other three in `algorithmNames` order. */
   readonly fallback?: ReadonlyArray<AlgorithmName>
-  /** Route stability (Stability.ts defaults: 5 ms, 10 %, 3σ, 30 s). */
+  /** Route stability (Stability.ts defaults: 2 ms, 10 %, 1.5σ, 30 s). */
   readonly stability?: Partial<Stability.StabilityConfig>
   /** IPv4/IPv6 tunnel choice per peer (same defaults). */
   readonly tunnelStability?: Partial<Stability.StabilityConfig>

@@ -186,7 +186,7 @@ describe("Stability", () => {
   })
 
   it("the noise term dominates the threshold when the noise is large", () => {
-    expect(switchThresholdMs(10, 0)).toBe(5)
+    expect(switchThresholdMs(10, 0)).toBe(2)
     expect(switchThresholdMs(100, 0)).toBe(10)
     expect(switchThresholdMs(100, 10)).toBe(15)
     expect(switchThresholdMs(100, 20)).toBe(30)
