@@ -230,9 +230,15 @@ describe("ICMP (ping -n -O -D)", () => {
         )
       }
       yield* until(() => sent.every((x) => x.length >= 3), 5000)
-      // Both on the grid (send instant = reply instant − RTT), within scheduling noise.
+      // The first sends on the grid (send instant = reply instant − RTT; sh's sleep and exec under
+      // load add tens of ms), and the two pings' k-th sends together: ping's own timer drifts off
+      // the grid by a few ms per interval on a loaded host, but both drift alike.
       const offGrid = (t: number) => Math.min(t % intervalMillis, intervalMillis - (t % intervalMillis))
-      for (const x of sent) expect(Math.max(...x.slice(0, 3).map(offGrid))).toBeLessThan(60)
+      for (const x of sent) expect(offGrid(x[0]!)).toBeLessThan(100)
+      const [a, b] = sent as [Array<number>, Array<number>]
+      // Unaligned, their sends would be 170 ms apart (the start offset) modulo the interval. The
+      // second may start after the first's first send: match each send to the nearest of the other's.
+      for (const t of b.slice(0, 3)) expect(Math.min(...a.map((u) => Math.abs(u - t)))).toBeLessThan(80)
     }).pipe(Effect.provide(MeasurementMetrics.Default)),
   )
 })
