@@ -115,6 +115,15 @@ export interface NodeRouterConfigInput {
    * the earlier one. Default false (the daemon turns it on; README, "Peer verdicts").
    */
   readonly peerVerdicts?: boolean
+  /**
+   * Raise our own seqno at the first lost fast probe on an up tunnel, at most once per this many
+   * ms (+Infinity = never). A failure next to us leaves sites that reach us over the failing link
+   * starved until our raised seqno reaches them through a neighbour; raised at the first miss, it
+   * is usually there before the link is declared dead (README, "Seqno on suspicion"). Raising our
+   * own seqno is always loop-safe; the cost is one triggered message per site per raise. Default
+   * +Infinity (the daemon sets 5 s).
+   */
+  readonly suspicionSeqnoGapMillis?: number
   /** AS number → site; default 64512..65534 → asn − 64512, others outside the mesh. */
   readonly siteOfAsn?: (asn: number) => SiteId | undefined
 }
@@ -136,6 +145,7 @@ export interface NodeRouterConfig {
   readonly measured: MeasuredConfig
   readonly incarnation: number | undefined
   readonly peerVerdicts: boolean
+  readonly suspicionSeqnoGapMillis: number
   readonly siteOfAsn: (asn: number) => SiteId | undefined
 }
 
@@ -164,6 +174,7 @@ export const resolveConfig = (input: NodeRouterConfigInput): NodeRouterConfig =>
     measured: { ...defaultMeasuredConfig, ...input.measured },
     incarnation: input.incarnation,
     peerVerdicts: input.peerVerdicts ?? false,
+    suspicionSeqnoGapMillis: input.suspicionSeqnoGapMillis ?? Number.POSITIVE_INFINITY,
     siteOfAsn: input.siteOfAsn ?? defaultSiteOfAsn,
   }
 }
@@ -336,11 +347,23 @@ export class NodeRouter {
     if (sample.tunnel.local !== this.config.self || sample.tunnel.remote === this.config.self) return
     const key = tunnelKey(sample.tunnel)
     const agg = this.aggregates.get(key) ?? Aggregation.emptyAggregate(sample.tunnel)
-    this.aggregates.set(key, Aggregation.ingest(agg, sample, this.config.aggregation))
+    const next = Aggregation.ingest(agg, sample, this.config.aggregation)
+    this.aggregates.set(key, next)
     this.mesh.addSite(sample.tunnel.remote)
+    if (agg.state === "up" && agg.misses === 0 && next.misses > 0) this.raiseOnSuspicion(sample.atMillis)
     // An answered probe proves both directions work now, whatever the far end said before.
     if (sample._tag === "RttSample" && sample.rttMs !== null && this.peerVerdict.get(key) === "dead")
       this.peerVerdict.set(key, "overruled")
+  }
+
+  private lastSuspicionRaiseMillis = Number.NEGATIVE_INFINITY
+
+  /** `suspicionSeqnoGapMillis`: the first miss on an up tunnel raises our seqno (rate-limited). */
+  private raiseOnSuspicion(atMillis: number): void {
+    const gap = this.config.suspicionSeqnoGapMillis
+    if (!Number.isFinite(gap) || atMillis - this.lastSuspicionRaiseMillis < gap) return
+    this.lastSuspicionRaiseMillis = atMillis
+    this.ownSeqno += 1
   }
 
   /** The far end's verdicts on the tunnels it shares with us (`peerVerdicts`). */

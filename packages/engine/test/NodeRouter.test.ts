@@ -683,3 +683,53 @@ describe("NodeRouter peer verdicts", () => {
     )
   })
 })
+
+describe("NodeRouter seqno on suspicion", () => {
+  const lose = (w: World, from: number, to: number, atMillis: number, count = 1) => {
+    for (let i = 0; i < count; i++)
+      w.routers[from]!.observe(
+        new RttSample({ tunnel: tunnelId(from, to, 4), kind: "udp-echo", atMillis: atMillis + i, rttMs: null }),
+      )
+  }
+
+  it("the first lost probe on an up tunnel raises our seqno, at most once per gap; off by default", () => {
+    const w = triangle(() => ({ suspicionSeqnoGapMillis: 5000 }))
+    w.settle(4, 1000)
+    const r = w.routers[1]!
+    const before = r.seqno
+    lose(w, 1, 0, w.nowMillis + 1, 2)
+    expect(r.seqno).toBe(before + 1)
+    // Answered again, then another first miss within the gap: no raise; after the gap: one.
+    r.observe(new RttSample({ tunnel: tunnelId(1, 0, 4), kind: "udp-echo", atMillis: w.nowMillis + 10, rttMs: 10 }))
+    lose(w, 1, 0, w.nowMillis + 2000)
+    expect(r.seqno).toBe(before + 1)
+    r.observe(new RttSample({ tunnel: tunnelId(1, 0, 4), kind: "udp-echo", atMillis: w.nowMillis + 3000, rttMs: 10 }))
+    lose(w, 1, 0, w.nowMillis + 6000)
+    expect(r.seqno).toBe(before + 2)
+
+    const off = triangle()
+    off.settle(4, 1000)
+    const seqnoOff = off.routers[1]!.seqno
+    lose(off, 1, 0, off.nowMillis + 1)
+    expect(off.routers[1]!.seqno).toBe(seqnoOff)
+  })
+
+  it("raised at the far end's first miss, it spares the near end's starvation when the link dies", () => {
+    const nextHopAfterFailure = (suspicion: boolean) => {
+      const w = triangle(() => (suspicion ? { suspicionSeqnoGapMillis: 5000 } : {}))
+      w.settle(4, 1000)
+      // Site 1 misses one echo over 1–0 and tells everyone; site 2 passes its seqno on.
+      lose(w, 1, 0, w.nowMillis + 1)
+      for (const site of [1, 2]) {
+        w.routers[site]!.decide(w.nowMillis + 2)
+        w.advertise(site)
+        w.deliverAll()
+      }
+      // Then site 0 finds the link dead: is there a feasible detour at once?
+      lose(w, 0, 1, w.nowMillis + 3, 3)
+      return w.routers[0]!.decide(w.nowMillis + 6).byDestination.get(1)!.nextHop
+    }
+    expect(nextHopAfterFailure(false)).toBeNull()
+    expect(nextHopAfterFailure(true)).toBe(2)
+  })
+})

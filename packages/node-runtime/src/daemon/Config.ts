@@ -72,6 +72,12 @@ export const RoutingSection = Schema.Struct({
    */
   peerVerdicts: field(Schema.Boolean, true),
   /**
+   * Our own seqno is raised at the first lost echo on an up tunnel, at most once per this many ms
+   * (engine `suspicionSeqnoGapMillis`): sites that reach us over a failing link then find their
+   * detours feasible when it is declared dead, instead of starving until our raise arrives.
+   */
+  suspicionSeqnoGapMillis: field(Millis, 5_000),
+  /**
    * No managed routes right after start (BIRD's apply), until peers have dropped what they learnt
    * from our previous incarnation; default = linkStateMaxAgeMillis + 10 s (the engine's default:
    * the loop-freedom argument needs at least the max age, the 10 s cover peers' first probes; see the

@@ -123,6 +123,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       costModel: config.routing.costModel,
       linkStateMaxAgeMillis: config.routing.linkStateMaxAgeMillis,
       peerVerdicts: config.routing.peerVerdicts,
+      suspicionSeqnoGapMillis: config.routing.suspicionSeqnoGapMillis,
       ...(config.routing.startupHoldDownMillis === undefined
         ? {}
         : { startupHoldDownMillis: config.routing.startupHoldDownMillis }),
