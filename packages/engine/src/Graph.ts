@@ -552,20 +552,34 @@ export const dijkstra = (g: IndexedGraph, source: number, restrictions: SearchRe
     if (done[u] === 1) continue
     done[u] = 1
     if (u === target) break
-    const du = distanceMs[u]!
-    for (let p = g.offsets[u]!, end = g.offsets[u + 1]!; p < end; p++) {
-      if (bannedEdges !== undefined && bannedEdges[p] === 1) continue
-      const v = g.targets[p]!
-      if (done[v] === 1 || (bannedNodes !== undefined && bannedNodes[v] === 1)) continue
-      const dv = du + g.weights[p]!
-      if (dv < distanceMs[v]!) {
-        distanceMs[v] = dv
-        parent[v] = u
-        heap.push(dv, v)
-      }
-    }
+    relaxEdges(g, u, distanceMs, parent, done, heap, bannedNodes, bannedEdges)
   }
   return { graph: g, source, distanceMs, parent }
+}
+
+/** Relaxes the out-edges of settled node `u`: the inner loop of `dijkstra` and `IncrementalSearch`. */
+const relaxEdges = (
+  g: IndexedGraph,
+  u: number,
+  distanceMs: Float64Array,
+  parent: Int32Array,
+  done: Uint8Array,
+  heap: MinHeap,
+  bannedNodes: Uint8Array | undefined,
+  bannedEdges: Uint8Array | undefined,
+): void => {
+  const du = distanceMs[u]!
+  for (let p = g.offsets[u]!, end = g.offsets[u + 1]!; p < end; p++) {
+    if (bannedEdges !== undefined && bannedEdges[p] === 1) continue
+    const v = g.targets[p]!
+    if (done[v] === 1 || (bannedNodes !== undefined && bannedNodes[v] === 1)) continue
+    const dv = du + g.weights[p]!
+    if (dv < distanceMs[v]!) {
+      distanceMs[v] = dv
+      parent[v] = u
+      heap.push(dv, v)
+    }
+  }
 }
 
 /** Arrays one `IncrementalSearch` works in; reusable by the next search once that one is dropped. */
@@ -616,22 +630,12 @@ export class IncrementalSearch {
     const { distanceMs, parent, done, heap } = this.scratch
     const g = this.graph
     const bannedNodes = this.bannedNodes
-    // The loop of `dijkstra` (kept in step with it), resumable.
+    // The loop of `dijkstra`, resumable.
     while (done[target] === 0 && heap.size > 0) {
       const u = heap.popNode()
       if (done[u] === 1) continue
       done[u] = 1
-      const du = distanceMs[u]!
-      for (let p = g.offsets[u]!, end = g.offsets[u + 1]!; p < end; p++) {
-        const v = g.targets[p]!
-        if (done[v] === 1 || (bannedNodes !== undefined && bannedNodes[v] === 1)) continue
-        const dv = du + g.weights[p]!
-        if (dv < distanceMs[v]!) {
-          distanceMs[v] = dv
-          parent[v] = u
-          heap.push(dv, v)
-        }
-      }
+      relaxEdges(g, u, distanceMs, parent, done, heap, bannedNodes, undefined)
     }
   }
 
