@@ -517,6 +517,10 @@ export interface SearchRestrictions {
 let scratchDone = new Uint8Array(0)
 let scratchHeap: MinHeap | undefined
 
+/** A lent buffer viewed at length n (or a new one when none is lent or it is too short). */
+const lentOrNew = <T extends Float64Array | Int32Array>(lent: T | undefined, n: number, make: (n: number) => T): T =>
+  lent === undefined || lent.length < n ? make(n) : lent.length === n ? lent : (lent.subarray(0, n) as T)
+
 /**
  * Dijkstra from node index `source`. Ties between equal distances go to the lower node index
  * (heap order), and a node's parent is the first predecessor that reached its final distance,
@@ -525,18 +529,8 @@ let scratchHeap: MinHeap | undefined
 export const dijkstra = (g: IndexedGraph, source: number, restrictions: SearchRestrictions = {}): ShortestPathTree => {
   const n = g.sites.length
   const { target, bannedNodes, bannedEdges, into } = restrictions
-  const distanceMs =
-    into === undefined || into.distanceMs.length < n
-      ? new Float64Array(n)
-      : into.distanceMs.length === n
-        ? into.distanceMs
-        : into.distanceMs.subarray(0, n)
-  const parent =
-    into === undefined || into.parent.length < n
-      ? new Int32Array(n)
-      : into.parent.length === n
-        ? into.parent
-        : into.parent.subarray(0, n)
+  const distanceMs = lentOrNew(into?.distanceMs, n, (k) => new Float64Array(k))
+  const parent = lentOrNew(into?.parent, n, (k) => new Int32Array(k))
   distanceMs.fill(Number.POSITIVE_INFINITY)
   parent.fill(-1)
   if (scratchDone.length < n) scratchDone = new Uint8Array(Math.max(n, 2 * scratchDone.length))
