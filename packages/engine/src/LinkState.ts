@@ -26,6 +26,12 @@ export const TunnelAdvert = Schema.Struct({
   costMs: Schema.NullOr(NonNegative),
   /** The family the origin currently routes over to this remote (its tunnel choice). */
   selected: Schema.Boolean,
+  /**
+   * The origin's latest fast probe over it was lost while it is still up (a first miss): the far
+   * end raises its own seqno at once, so detours to it are feasible before either end declares
+   * the link dead (NodeRouter `suspicionSeqnoGapMillis`). Absent = false.
+   */
+  suspect: Schema.optional(Schema.Boolean),
 })
 export type TunnelAdvert = typeof TunnelAdvert.Type
 

@@ -281,6 +281,14 @@ export class NodeRouter {
    * far end reports the tunnel alive (a stale report must not take a working tunnel down again).
    */
   private readonly peerVerdict = new Map<string, "dead" | "overruled">()
+  /**
+   * Own tunnels (tunnelKey) whose sibling family the far end just reported dead, until one of our
+   * probes over them is answered: both families usually share the underlay path, so the sibling
+   * is likely dying too and is not switched onto (like a sibling with a lost probe of our own).
+   */
+  private readonly siblingSuspect = new Set<string>()
+  /** Own tunnels (tunnelKey) the far end's latest message flagged `suspect` (for the raise on its first miss). */
+  private readonly peerSuspect = new Set<string>()
   /** Per origin, the destination list of its last accepted message (DerivedLinks.destinationsKey). */
   private readonly destinationsOf = new SiteTable<string>()
   /** Per origin, the request list (DerivedLinks.requestsKey) last handled in full, and the store's selfSeqnoDropEpoch then. */
@@ -352,11 +360,16 @@ export class NodeRouter {
     this.mesh.addSite(sample.tunnel.remote)
     if (agg.state === "up" && agg.misses === 0 && next.misses > 0) this.raiseOnSuspicion(sample.atMillis)
     // An answered probe proves both directions work now, whatever the far end said before.
-    if (sample._tag === "RttSample" && sample.rttMs !== null && this.peerVerdict.get(key) === "dead")
-      this.peerVerdict.set(key, "overruled")
+    if (sample._tag === "RttSample" && sample.rttMs !== null) {
+      if (this.peerVerdict.get(key) === "dead") this.peerVerdict.set(key, "overruled")
+      this.siblingSuspect.delete(key)
+    }
   }
 
   private lastSuspicionRaiseMillis = Number.NEGATIVE_INFINITY
+  private get suspicionOn(): boolean {
+    return Number.isFinite(this.config.suspicionSeqnoGapMillis)
+  }
 
   /** `suspicionSeqnoGapMillis`: the first miss on an up tunnel raises our seqno (rate-limited). */
   private raiseOnSuspicion(atMillis: number): void {
@@ -372,7 +385,31 @@ export class NodeRouter {
       if (t.remote !== this.config.self) continue
       const key = tunnelKey({ local: this.config.self, remote: message.origin, family: t.family })
       if (t.stats.state !== "dead") this.peerVerdict.delete(key)
-      else if (!this.peerVerdict.has(key)) this.peerVerdict.set(key, "dead")
+      else if (!this.peerVerdict.has(key)) {
+        this.peerVerdict.set(key, "dead")
+        // The twin: the far end reported v6 dead 0.14 s before v4; with no miss of our own on v4
+        // yet, the route moved onto v4 (the same dying link) and stayed there 0.35 s.
+        const sibling = tunnelKey({ local: this.config.self, remote: message.origin, family: t.family === 4 ? 6 : 4 })
+        if (this.aggregates.has(sibling)) this.siblingSuspect.add(sibling)
+      }
+    }
+  }
+
+  /**
+   * `suspicionSeqnoGapMillis` for the far end's first miss: the tunnel is one of ours too, so a
+   * failure there starves the sites that reach us over it, whichever end notices first.
+   */
+  private notePeerSuspicion(message: LinkStateMessage, nowMillis: number): void {
+    for (const t of message.tunnels) {
+      if (t.remote !== this.config.self) continue
+      const key = tunnelKey({ local: this.config.self, remote: message.origin, family: t.family })
+      if (t.suspect !== true) {
+        this.peerSuspect.delete(key)
+        continue
+      }
+      if (this.peerSuspect.has(key)) continue
+      this.peerSuspect.add(key)
+      if (this.aggregates.get(key)?.state === "up") this.raiseOnSuspicion(nowMillis)
     }
   }
 
@@ -399,6 +436,13 @@ export class NodeRouter {
     this.inboxMillis.push(nowMillis)
     const requested = derivedOf(message).requestedSeqnoForSite
     if (requested !== undefined && (requested.get(this.config.self) ?? -1) > this.ownSeqno) this.drainInbox()
+    else if (this.suspicionOn && this.flagsOurTunnel(message)) this.drainInbox()
+  }
+
+  /** The message flags a tunnel to us `suspect` (our seqno may go up: applied at once, like a request). */
+  private flagsOurTunnel(message: LinkStateMessage): boolean {
+    for (const t of message.tunnels) if (t.suspect === true && t.remote === this.config.self) return true
+    return false
   }
 
   /** Processes the messages received since the last batch, in arrival order (see receiveLinkState). */
@@ -413,6 +457,7 @@ export class NodeRouter {
   private acceptLinkState(message: LinkStateMessage, nowMillis: number): void {
     if (this.store.accept(message, nowMillis) !== "accepted") return
     if (this.config.peerVerdicts) this.notePeerVerdicts(message)
+    if (this.suspicionOn) this.notePeerSuspicion(message, nowMillis)
     const derived = derivedOf(message)
     this.mesh.setRow(message.origin, derived.row)
     if (derived.requestsKey !== "") {
@@ -487,7 +532,8 @@ export class NodeRouter {
       // later (same underlay path), and a detour through it cost an install and then starvation
       // (the twin: the route moved to the dying v6 tunnel 11 ms before it was declared dead).
       const incumbent = this.familyChoice.get(agg.tunnel.remote)?.key === agg.tunnel.family
-      if ((agg.misses === 0 && !peerSaysDead) || incumbent) {
+      const doubted = agg.misses > 0 || this.siblingSuspect.has(key)
+      if ((!doubted && !peerSaysDead) || incumbent) {
         const stats = Aggregation.linkStats(agg, nowMillis, this.config.aggregation)
         entry[agg.tunnel.family] = peerSaysDead ? { ...stats, state: "dead" } : stats
       }
@@ -832,6 +878,8 @@ export class NodeRouter {
         stats,
         costMs: c < Number.POSITIVE_INFINITY ? c : null,
         selected: this.familyChoice.get(agg.tunnel.remote)?.key === agg.tunnel.family,
+        // Only read by peers that act on suspicion themselves (the same setting mesh-wide).
+        ...(this.suspicionOn && stats.state === "up" && agg.misses > 0 ? { suspect: true } : {}),
       })
     }
     const distances: Array<LinkStateMessage["distances"][number]> = [

@@ -665,6 +665,37 @@ describe("NodeRouter peer verdicts", () => {
     expect(nextHopAt(w, 0, 1, w.nowMillis + 5)).toBe(1)
   })
 
+  it("the other family of a tunnel the far end reports dead is not switched onto until it answers", () => {
+    // 0–1 over IPv6 (10 ms, chosen) and IPv4 (12 ms); the detour via 2 costs 300 ms a hop.
+    const w = new World(
+      3,
+      [
+        { a: 0, b: 1, family: 6, rttMs: 10 },
+        { a: 0, b: 1, family: 4, rttMs: 12 },
+        { a: 1, b: 2, family: 4, rttMs: 300 },
+        { a: 0, b: 2, family: 4, rttMs: 300 },
+      ],
+      () => ({ startupHoldDownMillis: 0, stability: { dwellMillis: 1000 }, peerVerdicts: true }),
+    )
+    w.settle(6, 1000)
+    expect(routeAt(w, 0, 1).interfaceName).toBe("wg0.1_v6")
+    // Site 1 finds IPv6 dead and says so; site 0 has no evidence of its own on either family.
+    const at = w.nowMillis
+    for (let i = 0; i < 3; i++)
+      w.routers[1]!.observe(
+        new RttSample({ tunnel: tunnelId(1, 0, 6), kind: "udp-echo", atMillis: at + i, rttMs: null }),
+      )
+    w.routers[1]!.decide(at + 3)
+    w.advertise(1)
+    w.deliverAll()
+    const during = w.routers[0]!.decide(at + 5).byDestination.get(1)!
+    expect(during.interfaceName).not.toBe("wg0.1_v4")
+    expect(during.interfaceName).not.toBe("wg0.1_v6")
+    // IPv4 answers: usable at once.
+    w.routers[0]!.observe(new RttSample({ tunnel: tunnelId(0, 1, 4), kind: "udp-echo", atMillis: at + 6, rttMs: 12 }))
+    expect(w.routers[0]!.decide(at + 7).byDestination.get(1)!.interfaceName).toBe("wg0.1_v4")
+  })
+
   it("property: whatever the far end reports, forwarding stays loop-free and an answered tunnel is used", () => {
     fc.assert(
       fc.property(fc.array(fc.boolean(), { minLength: 1, maxLength: 12 }), (reports) => {
@@ -727,6 +758,48 @@ describe("NodeRouter seqno on suspicion", () => {
       }
       // Then site 0 finds the link dead: is there a feasible detour at once?
       lose(w, 0, 1, w.nowMillis + 3, 3)
+      return w.routers[0]!.decide(w.nowMillis + 6).byDestination.get(1)!.nextHop
+    }
+    expect(nextHopAfterFailure(false)).toBeNull()
+    expect(nextHopAfterFailure(true)).toBe(2)
+  })
+
+  it("the near end's first miss, flagged in its link state, raises the far end's seqno (once per episode)", () => {
+    const w = triangle(() => ({ suspicionSeqnoGapMillis: 5000 }))
+    w.settle(4, 1000)
+    const far = w.routers[1]!
+    const before = far.seqno
+    const flagged = () =>
+      w.routers[0]!.advertise(w.nowMillis).tunnels.find((t) => t.remote === 1 && t.family === 4)?.suspect
+    expect(flagged()).toBeUndefined()
+    lose(w, 0, 1, w.nowMillis + 1)
+    expect(flagged()).toBe(true)
+    // (No decision in between: one on the raised loss estimate could ask site 1 for a seqno.)
+    w.advertise(0)
+    w.deliverAll()
+    expect(far.seqno).toBe(before + 1)
+    // The same episode again (still flagged): no second raise.
+    w.advertise(0)
+    w.deliverAll()
+    expect(far.seqno).toBe(before + 1)
+  })
+
+  it("with the far end's raise on our first miss, the near end finds a feasible detour when the link dies", () => {
+    const nextHopAfterFailure = (suspicion: boolean) => {
+      const w = triangle(() => (suspicion ? { suspicionSeqnoGapMillis: 5000 } : {}))
+      w.settle(4, 1000)
+      // Site 0 misses one echo over 0–1 (site 1 has missed nothing) and tells everyone (without
+      // deciding first: a decision on the raised loss estimate could ask site 1 for a seqno, the
+      // other way to the same end); site 1 then site 2 advertise (site 2 carries site 1's seqno on).
+      lose(w, 0, 1, w.nowMillis + 1)
+      w.advertise(0)
+      w.deliverAll()
+      for (const site of [1, 2]) {
+        w.routers[site]!.decide(w.nowMillis + 2)
+        w.advertise(site)
+        w.deliverAll()
+      }
+      lose(w, 0, 1, w.nowMillis + 3, 2)
       return w.routers[0]!.decide(w.nowMillis + 6).byDestination.get(1)!.nextHop
     }
     expect(nextHopAfterFailure(false)).toBeNull()

@@ -33,6 +33,7 @@ export const toWire = (message: LinkStateMessage): pb.LinkStateMessage => {
       },
       costMs: optional(t.costMs),
       selected: t.selected,
+      suspect: t.suspect === true,
     })),
     distances: encoded.distances.map((d) => ({
       destination: d.destination,
@@ -67,6 +68,8 @@ export const fromWire = (wire: pb.LinkStateMessage) => {
       },
       costMs: t.costMs ?? null,
       selected: t.selected,
+      // proto3 cannot tell false from absent; the engine's message leaves it out when false.
+      ...(t.suspect ? { suspect: true } : {}),
     })),
     distances: wire.distances.map((d) => ({
       destination: d.destination,

@@ -30,6 +30,23 @@ const message = (origin: number, seq: number, incarnation = 1) =>
         costMs: 13,
         selected: true,
       },
+      {
+        remote: SiteId.make(origin === 0 ? 1 : 0),
+        family: 6,
+        stats: {
+          tunnel: tunnelId(origin, origin === 0 ? 1 : 0, 6),
+          state: "up",
+          rttMs: 14,
+          jitterMs: 0.5,
+          lossRatio: 0.02,
+          availability: 1,
+          lastSampleAtMillis: 998,
+          lastReplyAtMillis: 990,
+        },
+        costMs: 15,
+        selected: false,
+        suspect: true,
+      },
     ],
     distances: [
       { destination: SiteId.make(7), seqno: 3, distanceMs: null, nextHop: null },

@@ -54,6 +54,8 @@ export interface TunnelAdvert {
   /** absent = unusable (+Infinity) */
   costMs?: number | undefined;
   selected: boolean;
+  /** the origin's latest fast probe over it was lost while it is up (a first miss) */
+  suspect: boolean;
 }
 
 export interface DistanceAdvert {
@@ -278,7 +280,7 @@ export const LinkStats: MessageFns<LinkStats> = {
 };
 
 function createBaseTunnelAdvert(): TunnelAdvert {
-  return { remote: 0, family: 0, stats: undefined, costMs: undefined, selected: false };
+  return { remote: 0, family: 0, stats: undefined, costMs: undefined, selected: false, suspect: false };
 }
 
 export const TunnelAdvert: MessageFns<TunnelAdvert> = {
@@ -297,6 +299,9 @@ export const TunnelAdvert: MessageFns<TunnelAdvert> = {
     }
     if (message.selected !== false) {
       writer.uint32(40).bool(message.selected);
+    }
+    if (message.suspect !== false) {
+      writer.uint32(48).bool(message.suspect);
     }
     return writer;
   },
@@ -354,6 +359,14 @@ export const TunnelAdvert: MessageFns<TunnelAdvert> = {
             message.selected = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.suspect = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -377,6 +390,7 @@ export const TunnelAdvert: MessageFns<TunnelAdvert> = {
         ? globalThis.Number(object.cost_ms)
         : undefined,
       selected: isSet(object.selected) ? globalThis.Boolean(object.selected) : false,
+      suspect: isSet(object.suspect) ? globalThis.Boolean(object.suspect) : false,
     };
   },
 
@@ -397,6 +411,9 @@ export const TunnelAdvert: MessageFns<TunnelAdvert> = {
     if (message.selected !== false) {
       obj.selected = message.selected;
     }
+    if (message.suspect !== false) {
+      obj.suspect = message.suspect;
+    }
     return obj;
   },
 
@@ -412,6 +429,7 @@ export const TunnelAdvert: MessageFns<TunnelAdvert> = {
       : undefined;
     message.costMs = object.costMs ?? undefined;
     message.selected = object.selected ?? false;
+    message.suspect = object.suspect ?? false;
     return message;
   },
 };
