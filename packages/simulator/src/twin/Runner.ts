@@ -10,7 +10,7 @@ import { isFullyDelivering, sameForwarding } from "../analysis/NextHopGraph.js"
 import { allPairs } from "./Addressing.js"
 import { startTwinMetricsStore, twinMetricsStoreOf } from "./MetricsStore.js"
 import { type AppliedEvent, buildReport, type ImpairmentState, type TwinReport } from "./Report.js"
-import { startPinger, startRouteSampler } from "./Sampler.js"
+import { type RouteSampler, startPinger, startRouteSampler } from "./Sampler.js"
 import {
   type Impairment,
   parseLinkSelector,
@@ -169,8 +169,16 @@ export const runOnTwin = (twin: Twin, options: RunOptions = {}): Effect.Effect<T
           : `metrics store NOT started (daemons route on link state only): ${store.left.message}`,
       )
     }
-    const sampler = yield* startRouteSampler(sites, twin.siteNs, s.sampleHz)
     const snapshots: ForwardingSnapshot[] = []
+    // A snapshot at every table change (stamped when the site's dump arrived) and `sampleHz` ones
+    // between; the report sorts them by time.
+    let watching: RouteSampler | undefined
+    const sampler = yield* startRouteSampler(sites, twin.siteNs, {
+      onChange: (atMillis) => {
+        if (watching !== undefined) snapshots.push(watching.snapshot(atMillis))
+      },
+    })
+    watching = sampler
     const periodMs = Math.round(1000 / s.sampleHz)
     yield* Effect.sync(() => {
       snapshots.push(sampler.snapshot(Date.now()))

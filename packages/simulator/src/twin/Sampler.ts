@@ -1,6 +1,6 @@
 /**
- * Observing a running twin: every site's IPv4 routing table (`ip -json route`, polled by a
- * small shell loop inside the site so Node spawns one process per site, not one per sample),
+ * Observing a running twin: every site's IPv4 routing table (`ip -json route`, dumped by a small
+ * shell loop inside the site on each `ip monitor` event, so Node spawns one process per site),
  * and overlay RTT between watched pairs (one long-lived `ping -n -O -D` per pair, parsed line
  * by line). Both stop with their scope. Only the next hop towards each site's overlay prefix
  * matters: it is read from the tunnel interface name, which names the neighbour.
@@ -66,21 +66,35 @@ export const routesFromDump = (jsonLine: string): SiteRoutes | undefined => {
 export const nextHopsFromRoutes = (jsonLine: string): Map<number, number> | undefined =>
   routesFromDump(jsonLine)?.nextHops
 
+/** Signals the child's whole process group (a shell pipeline's members outlive a signal to the shell alone). */
+const signalGroup = (child: ChildProcess, signal: NodeJS.Signals) => {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, signal)
+  } catch {
+    // already gone
+  }
+}
+
 const killChild = (child: ChildProcess) =>
   Effect.async<void>((resume) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-    const t = setTimeout(() => child.kill("SIGKILL"), 2000)
+    if (child.exitCode !== null || child.signalCode !== null) {
+      signalGroup(child, "SIGKILL")
+      return resume(Effect.void)
+    }
+    const t = setTimeout(() => signalGroup(child, "SIGKILL"), 2000)
     child.once("exit", () => {
       clearTimeout(t)
+      signalGroup(child, "SIGKILL")
       resume(Effect.void)
     })
-    child.kill("SIGTERM")
+    signalGroup(child, "SIGTERM")
   })
 
 const spawnLines = (argv: ReadonlyArray<string>, onLine: (line: string, atMillis: number) => void) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const child = spawn(argv[0] as string, argv.slice(1), { stdio: ["ignore", "pipe", "ignore"] })
+      // Its own process group, so that killChild reaches every process of the pipeline.
+      const child = spawn(argv[0] as string, argv.slice(1), { stdio: ["ignore", "pipe", "ignore"], detached: true })
       createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => onLine(line, Date.now()))
       child.on("error", () => {})
       return child
@@ -97,28 +111,51 @@ export interface RouteSampler {
   readonly managed: (site: number) => number
 }
 
-/** Starts one polling loop per site; each writes a JSON route dump per line. */
+/**
+ * One site's table watcher, run by bash inside the site: a dump at start, then a dump after each
+ * burst of `ip monitor route` events (events within 5 ms coalesced: an install of many routes is
+ * one dump) and at least every `refreshSeconds` (the safety net if an event were missed). A route
+ * change is seen ≈ 5–20 ms after the kernel made it instead of up to a polling period later, and a
+ * quiet twin spawns one `ip` per site per `refreshSeconds` instead of one per sample (six sites at
+ * 4 Hz were 24 processes a second beside the daemons being measured).
+ */
+export const routeWatchScript = (refreshSeconds: number): string =>
+  [
+    "ip -json -4 route show || exit 1",
+    "ip -4 monitor route | while :; do",
+    `  if IFS= read -r -t ${refreshSeconds} line; then`,
+    "    while IFS= read -r -t 0.005 line; do :; done",
+    "  elif [ $? -le 128 ]; then exit 1",
+    "  fi",
+    "  ip -json -4 route show || exit 1",
+    "done",
+  ].join("\n")
+
+/**
+ * Starts one table watcher per site (routeWatchScript); `onChange` is called with the arrival
+ * time of each dump that changed a site's next hops (the caller can snapshot at that instant).
+ */
 export const startRouteSampler = (
   sites: ReadonlyArray<number>,
   nsOf: (site: number) => string,
-  sampleHz: number,
+  options: { readonly refreshSeconds?: number; readonly onChange?: (atMillis: number) => void } = {},
 ): Effect.Effect<RouteSampler, never, Scope.Scope> =>
   Effect.gen(function* () {
     const latest = new Map<number, Map<number, number>>()
     const managed = new Map<number, number>()
-    const period = (1 / sampleHz).toFixed(3)
+    const script = routeWatchScript(options.refreshSeconds ?? 1)
     yield* Effect.forEach(
       sites,
       (site) =>
-        spawnLines(
-          inNs(nsOf(site), ["sh", "-c", `while :; do ip -json -4 route show || exit 1; sleep ${period}; done`]),
-          (line) => {
-            const routes = routesFromDump(line)
-            if (routes === undefined) return
-            latest.set(site, routes.nextHops)
-            managed.set(site, routes.managed.size)
-          },
-        ),
+        spawnLines(inNs(nsOf(site), ["bash", "-c", script]), (line, atMillis) => {
+          const routes = routesFromDump(line)
+          if (routes === undefined) return
+          const before = latest.get(site)
+          latest.set(site, routes.nextHops)
+          managed.set(site, routes.managed.size)
+          if (options.onChange !== undefined && (before === undefined || !sameNextHops(before, routes.nextHops)))
+            options.onChange(atMillis)
+        }),
       { discard: true },
     )
     return {
@@ -134,6 +171,12 @@ export const startRouteSampler = (
       managed: (site) => managed.get(site) ?? 0,
     }
   })
+
+const sameNextHops = (a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean => {
+  if (a.size !== b.size) return false
+  for (const [dst, via] of a) if (b.get(dst) !== via) return false
+  return true
+}
 
 export interface RttSampleLine {
   readonly atMillis: number

@@ -93,7 +93,7 @@ export const Scenario = Schema.Struct({
   ),
   /** Site pairs ("0-3") whose overlay RTT is measured; default: every pair when sites <= 6. */
   watch: Schema.optional(Schema.Array(LinkSelector)),
-  /** Route samples per second. */
+  /** Forwarding snapshots per second between the ones taken at every route change (Sampler). */
   sampleHz: Schema.optionalWith(Schema.Number.pipe(Schema.between(0.5, 20)), { default: () => 4 }),
   /** Longest wait for initial convergence before t=0. */
   settleTimeoutSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 90 }),

@@ -1,6 +1,8 @@
+import { execFileSync } from "node:child_process"
 import { fc, test } from "@fast-check/vitest"
+import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { nextHopsFromRoutes, parsePingLine, routesFromDump } from "../../src/twin/Sampler.js"
+import { nextHopsFromRoutes, parsePingLine, routesFromDump, startRouteSampler } from "../../src/twin/Sampler.js"
 
 describe("route dump parsing", () => {
   test.prop([
@@ -64,3 +66,54 @@ describe("routes with the daemon running", () => {
     }
   })
 })
+
+const isRoot = process.getuid?.() === 0
+if (!isRoot) console.log("skipping the route watcher test: needs root (network namespaces)")
+
+describe.skipIf(!isRoot)("route watcher in a namespace", () => {
+  const ns = `npsw${Math.floor(Math.random() * 0xffff)
+    .toString(16)
+    .padStart(4, "0")}`
+  const ip = (...args: ReadonlyArray<string>) => execFileSync("ip", ["-n", ns, ...args])
+
+  it("sees a route change within a fraction of a second and leaves no process behind", async () => {
+    execFileSync("ip", ["netns", "add", ns])
+    try {
+      ip("link", "add", "wg0.1_v4", "type", "veth", "peer", "name", "wg0.2_v4")
+      ip("link", "set", "wg0.1_v4", "up")
+      ip("link", "set", "wg0.2_v4", "up")
+      ip("route", "add", "10.201.5.0/24", "dev", "wg0.1_v4")
+      const changes: Array<number> = []
+      await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const sampler = yield* startRouteSampler([0], () => ns, { onChange: (at) => changes.push(at) })
+            const nextHopTo5 = () => sampler.snapshot(Date.now()).nextHops.get(0)?.get(5)
+            yield* waitUntil(() => nextHopTo5() === 1, 3000)
+            const changedAt = Date.now()
+            ip("route", "replace", "10.201.5.0/24", "dev", "wg0.2_v4", "proto", "201")
+            yield* waitUntil(() => nextHopTo5() === 2, 3000)
+            const seenAfterMs = Date.now() - changedAt
+            console.log(`route change seen after ${seenAfterMs} ms`)
+            expect(seenAfterMs).toBeLessThan(500)
+            expect(changes.length).toBe(2)
+            expect(sampler.managed(0)).toBe(1)
+          }),
+        ),
+      )
+      // Every process of the watcher's pipeline is gone with its scope.
+      expect(execFileSync("ip", ["netns", "pids", ns]).toString().trim()).toBe("")
+    } finally {
+      execFileSync("ip", ["netns", "del", ns])
+    }
+  }, 20_000)
+})
+
+const waitUntil = (ok: () => boolean, timeoutMs: number) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + timeoutMs
+    while (!ok()) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`not within ${timeoutMs} ms`))
+      yield* Effect.sleep("5 millis")
+    }
+  })
