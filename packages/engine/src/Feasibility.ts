@@ -93,6 +93,14 @@ export class FeasibilityTable {
     if (old === undefined || isStrictlyBetter(metric, old)) this.fd.set(destination, metric)
   }
 
+  /** `noteAdvertised` of (seqno, distanceMs), allocating a metric only when it is kept (runs per route per advertisement). */
+  noteAdvertisedMetric(destination: SiteId, seqno: number, distanceMs: number): void {
+    if (!(distanceMs < Number.POSITIVE_INFINITY)) return
+    const old = this.fd.get(destination)
+    if (old === undefined || seqno > old.seqno || (seqno === old.seqno && distanceMs < old.distanceMs))
+      this.fd.set(destination, { seqno, distanceMs })
+  }
+
   /** The request a starved node sends: one more than the seqno its FD carries. */
   requestFor(destination: SiteId): SeqnoRequest {
     return { destination, seqno: (this.fd.get(destination)?.seqno ?? 0) + 1 }

@@ -538,7 +538,7 @@ export const dijkstra = (g: IndexedGraph, source: number, restrictions: SearchRe
   done.fill(0, 0, n)
   scratchHeap ??= new MinHeap(256)
   const heap = scratchHeap
-  heap.size = 0
+  heap.reset(n)
   distanceMs[source] = 0
   heap.push(0, source)
   while (heap.size > 0) {
@@ -592,7 +592,7 @@ export class SearchScratch {
     } else this.done.fill(0)
     this.distanceMs.fill(Number.POSITIVE_INFINITY)
     this.parent.fill(-1)
-    this.heap.size = 0
+    this.heap.reset(n)
   }
 }
 
@@ -775,60 +775,81 @@ export const referenceShortestPaths = (mesh: MeshGraph, source: SiteId): Readonl
   return out
 }
 
-/** Binary min-heap of (priority, node) pairs with lazy deletion (stale entries are skipped by the caller). */
+/**
+ * Binary min-heap of (priority, node) pairs ordered by priority, then node, holding each node at
+ * most once: a push of a queued node lowers its priority in place (searches only ever lower it).
+ * The pops come out in the order of the lazy-deletion heap this replaced (which skipped a node's
+ * stale, higher entries after its first pop): the least (priority, node) among queued nodes. Half
+ * the heap operations of a search (speed only; `reset` before each search).
+ */
 class MinHeap {
   private prio: Float64Array
   private node: Int32Array
+  /** Heap position of each node, −1 when not queued. */
+  private pos = new Int32Array(0)
   size = 0
   constructor(capacity: number) {
     this.prio = new Float64Array(capacity)
     this.node = new Int32Array(capacity)
   }
-  push(p: number, v: number): void {
-    if (this.size === this.prio.length) {
-      const prio = new Float64Array(this.size * 2)
-      prio.set(this.prio)
-      const node = new Int32Array(this.size * 2)
-      node.set(this.node)
-      this.prio = prio
-      this.node = node
+  /** Empty, for nodes 0 .. n−1. */
+  reset(n: number): void {
+    if (this.pos.length < n) this.pos = new Int32Array(Math.max(n, 2 * this.pos.length))
+    this.pos.fill(-1, 0, n)
+    if (this.prio.length < n) {
+      this.prio = new Float64Array(n)
+      this.node = new Int32Array(n)
     }
-    let i = this.size++
+    this.size = 0
+  }
+  /** Queues v at priority p, or lowers its priority to p if it is queued (p must not be higher). */
+  push(p: number, v: number): void {
+    let i = this.pos[v]!
+    if (i < 0) i = this.size++
+    const prio = this.prio
+    const node = this.node
+    const pos = this.pos
     while (i > 0) {
       const parent = (i - 1) >> 1
-      const pp = this.prio[parent]!
-      if (pp < p || (pp === p && this.node[parent]! <= v)) break
-      this.prio[i] = pp
-      this.node[i] = this.node[parent]!
+      const pp = prio[parent]!
+      const pn = node[parent]!
+      if (pp < p || (pp === p && pn <= v)) break
+      prio[i] = pp
+      node[i] = pn
+      pos[pn] = i
       i = parent
     }
-    this.prio[i] = p
-    this.node[i] = v
+    prio[i] = p
+    node[i] = v
+    pos[v] = i
   }
   popNode(): number {
-    const top = this.node[0]!
+    const prio = this.prio
+    const node = this.node
+    const pos = this.pos
+    const top = node[0]!
+    pos[top] = -1
     const n = --this.size
     if (n > 0) {
-      const p = this.prio[n]!
-      const v = this.node[n]!
+      const p = prio[n]!
+      const v = node[n]!
       let i = 0
       for (;;) {
         let c = 2 * i + 1
         if (c >= n) break
         const r = c + 1
-        if (
-          r < n &&
-          (this.prio[r]! < this.prio[c]! || (this.prio[r] === this.prio[c] && this.node[r]! < this.node[c]!))
-        )
-          c = r
-        const cp = this.prio[c]!
-        if (p < cp || (p === cp && v <= this.node[c]!)) break
-        this.prio[i] = cp
-        this.node[i] = this.node[c]!
+        if (r < n && (prio[r]! < prio[c]! || (prio[r] === prio[c] && node[r]! < node[c]!))) c = r
+        const cp = prio[c]!
+        const cn = node[c]!
+        if (p < cp || (p === cp && v <= cn)) break
+        prio[i] = cp
+        node[i] = cn
+        pos[cn] = i
         i = c
       }
-      this.prio[i] = p
-      this.node[i] = v
+      prio[i] = p
+      node[i] = v
+      pos[v] = i
     }
     return top
   }

@@ -85,7 +85,7 @@ export type AcceptResult = "accepted" | "duplicate" | "older"
 interface Entry {
   message: LinkStateMessage
   receivedAtMillis: number
-  distances: SiteTable<RouteMetric>
+  distances: ParsedDistances
   /** The seqno the origin advertises for itself (−1 when it does not). */
   selfSeqno: number
 }
@@ -125,15 +125,56 @@ export const memoPerMessage = <T>(derive: (message: LinkStateMessage) => T): ((m
   }
 }
 
+/**
+ * A message's distances by destination. Usually two dense arrays indexed by destination (seqno
+ * NaN = not listed): a message lives in every store for about a second, and a metric object per
+ * entry (200 per message at N = 200, each shared by every store) was a large share of what a
+ * model run's young generation had to copy and promote; `advertised` makes a metric object per
+ * read instead, which dies young. Sparse or large site ids use a site table of metrics.
+ */
+type ParsedDistances =
+  | { readonly dense: true; readonly seqno: Float64Array; readonly distanceMs: Float64Array }
+  | { readonly dense: false; readonly table: SiteTable<RouteMetric> }
+
+/** Largest destination id held densely (arrays of max id + 1 entries, at most 4 × the entry count). */
+const denseLimit = (entries: number): number => Math.min(smallSiteLimit, Math.max(64, 4 * entries))
+
 /** Parsed distances per message object (see `memoPerMessage`). */
-const parsed = memoPerMessage((message) => {
-  // A site table, not a Map: `advertised` is read several times per destination per decision.
+const parsed = memoPerMessage((message): { distances: ParsedDistances; selfSeqno: number } => {
+  let max = -1
+  let dense = true
+  for (const d of message.distances) {
+    const x = d.destination
+    if (!(x >= 0 && Number.isInteger(x))) dense = false
+    else if (x > max) max = x
+  }
+  if (dense && max < denseLimit(message.distances.length)) {
+    const seqno = new Float64Array(max + 1).fill(Number.NaN)
+    const distanceMs = new Float64Array(max + 1)
+    // Later entries for the same destination win, as with a table.
+    for (const d of message.distances) {
+      seqno[d.destination] = d.seqno
+      distanceMs[d.destination] = d.distanceMs ?? Number.POSITIVE_INFINITY
+    }
+    const own = message.origin >= 0 && message.origin <= max ? seqno[message.origin]! : Number.NaN
+    return { distances: { dense: true, seqno, distanceMs }, selfSeqno: Number.isNaN(own) ? -1 : own }
+  }
   const table = new SiteTable<RouteMetric>()
   for (const d of message.distances) {
     table.set(d.destination, { seqno: d.seqno, distanceMs: d.distanceMs ?? Number.POSITIVE_INFINITY })
   }
-  return { distances: table, selfSeqno: table.get(message.origin)?.seqno ?? -1 }
+  return { distances: { dense: false, table }, selfSeqno: table.get(message.origin)?.seqno ?? -1 }
 })
+
+/** What parsed distances say for a destination (a fresh metric), undefined when not listed. */
+const distanceIn = (distances: ParsedDistances, destination: number): RouteMetric | undefined => {
+  if (!distances.dense) return distances.table.get(destination)
+  if (!(destination >= 0 && destination < distances.seqno.length)) return undefined
+  const seqno = distances.seqno[destination]!
+  // (A non-integer id indexes nothing: undefined, which isNaN also rejects.)
+  if (Number.isNaN(seqno)) return undefined
+  return { seqno, distanceMs: distances.distanceMs[destination]! }
+}
 
 const compareOrder = (a: { incarnation: number; seq: number }, b: typeof a): number =>
   a.incarnation !== b.incarnation ? a.incarnation - b.incarnation : a.seq - b.seq
@@ -290,7 +331,8 @@ export class LinkStateStore {
 
   /** What `origin` advertises for `destination`, undefined when it says nothing. */
   advertised(origin: SiteId, destination: SiteId): RouteMetric | undefined {
-    return this.entries.get(origin)?.distances.get(destination)
+    const entry = this.entries.get(origin)
+    return entry === undefined ? undefined : distanceIn(entry.distances, destination)
   }
 
   receivedAtMillis(origin: SiteId): number | undefined {

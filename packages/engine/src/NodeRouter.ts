@@ -240,6 +240,8 @@ class Decision implements RoutingDecision {
     readonly self: SiteId,
     readonly atMillis: number,
     readonly routes: ReadonlyArray<RouteChoice>,
+    /** The destination list `routes` follows (route i is for destinations[i]). */
+    readonly destinations?: ReadonlyArray<SiteId>,
   ) {}
   get byDestination(): ReadonlyMap<number, RouteChoice> {
     if (this.map === undefined) {
@@ -746,7 +748,14 @@ export class NodeRouter {
     const holdDownFallbacks: ReadonlyArray<FallbackReason> = inHoldDown
       ? [{ algorithm: this.config.algorithm, reason: `startup hold-down until ${holdDownUntil}` }]
       : []
-    for (const destination of this.destinations()) {
+    const destinations = this.destinations()
+    // The previous decision's routes when they follow the same destination list: a path equal to
+    // the one held there is taken from it, so this decision's new path arrays die young instead
+    // of being promoted with the decision (each decision lives ≈ 1 s; speed only).
+    const before =
+      this.last instanceof Decision && this.last.destinations === destinations ? this.last.routes : undefined
+    for (let i = 0; i < destinations.length; i++) {
+      const destination = destinations[i]!
       const fd = this.fd.get(destination) ?? null
       if (inHoldDown) {
         routes.push(emptyRoute(destination, fd, holdDownFallbacks))
@@ -763,7 +772,7 @@ export class NodeRouter {
         this.memory.delete(destination)
         const starved = this.isStarved(destination)
         if (starved) this.requestSeqno(destination, nowMillis)
-        routes.push({ ...emptyRoute(destination, fd, chosen.fallbacks), starved })
+        routes.push(emptyRoute(destination, fd, chosen.fallbacks, starved))
         continue
       }
       const nextHop = chosen.nextHop
@@ -788,7 +797,7 @@ export class NodeRouter {
         costMs: chosen.proposal.costMs,
         metricMs,
         seqno,
-        path: chosen.proposal.path,
+        path: samePathOr(before?.[i]?.path, chosen.proposal.path),
         algorithm: chosen.algorithm,
         fallbacks: chosen.fallbacks,
         stability: chosen.stability,
@@ -796,7 +805,7 @@ export class NodeRouter {
         feasibleDistance: fd,
       })
     }
-    this.last = new Decision(self, nowMillis, routes)
+    this.last = new Decision(self, nowMillis, routes, destinations)
     return this.last
   }
 
@@ -887,7 +896,7 @@ export class NodeRouter {
     ]
     for (const r of this.last?.routes ?? []) {
       if (r.nextHop !== null && r.metricMs < Number.POSITIVE_INFINITY) {
-        this.fd.noteAdvertised(r.destination, { seqno: r.seqno, distanceMs: r.metricMs })
+        this.fd.noteAdvertisedMetric(r.destination, r.seqno, r.metricMs)
         distances.push({ destination: r.destination, seqno: r.seqno, distanceMs: r.metricMs, nextHop: r.nextHop })
       } else {
         distances.push({
@@ -1069,10 +1078,18 @@ export const chooseFamily = (
   return { ...decision, peer, costByFamily }
 }
 
+/** `held` when it lists the same sites as `path`, else `path` (see `decide`). */
+const samePathOr = (held: ReadonlyArray<SiteId> | undefined, path: ReadonlyArray<SiteId>): ReadonlyArray<SiteId> => {
+  if (held === undefined || held.length !== path.length) return path
+  for (let i = 0; i < path.length; i++) if (held[i] !== path[i]) return path
+  return held
+}
+
 const emptyRoute = (
   destination: SiteId,
   fd: RouteMetric | null,
   fallbacks: ReadonlyArray<FallbackReason>,
+  starved = false,
 ): RouteChoice => ({
   destination,
   nextHop: null,
@@ -1085,7 +1102,7 @@ const emptyRoute = (
   algorithm: null,
   fallbacks,
   stability: fallbacks.length > 0 && fallbacks[0]!.reason.startsWith("startup hold-down") ? "hold-down" : "none",
-  starved: false,
+  starved,
   feasibleDistance: fd,
 })
 

@@ -127,6 +127,47 @@ export const switchThresholdMs = (
     config.noiseFactor * (Number.isFinite(noiseMs) && noiseMs > 0 ? noiseMs : 0),
   )
 
+/** combineNoise of two (no rest array: runs per destination per decision). */
+const combineNoise2 = (a: number, b: number): number => {
+  let s = 0
+  if (a > 0 && Number.isFinite(a)) s += a * a
+  if (b > 0 && Number.isFinite(b)) s += b * b
+  return Math.sqrt(s)
+}
+
+// What `decide` returns on a switch / on keeping the incumbent. Module functions rather than
+// closures inside `decide`, which runs per destination per decision (speed only).
+const taken = <K>(
+  previous: Choice<K> | undefined,
+  best: Candidate<K>,
+  bestCost: number,
+  nowMillis: number,
+  reason: DecisionReason,
+  thresholdMs: number,
+): Decision<K> => ({
+  choice: { key: best.key, sinceMillis: reason === "initial" ? Number.NEGATIVE_INFINITY : nowMillis },
+  cost: bestCost,
+  switched: previous !== undefined,
+  reason,
+  best,
+  thresholdMs,
+})
+
+const kept = <K>(
+  previous: Choice<K> | undefined,
+  incumbentCost: number,
+  best: Candidate<K>,
+  reason: DecisionReason,
+  thresholdMs: number,
+): Decision<K> => ({
+  choice: previous,
+  cost: incumbentCost,
+  switched: false,
+  reason,
+  best,
+  thresholdMs,
+})
+
 const usable = (c: number): boolean => c < Number.POSITIVE_INFINITY && !Number.isNaN(c)
 
 /**
@@ -166,41 +207,27 @@ export const decide = <K>(
       thresholdMs: 0,
     }
   }
-  const take = (reason: DecisionReason, thresholdMs: number): Decision<K> => ({
-    choice: { key: best.key, sinceMillis: reason === "initial" ? Number.NEGATIVE_INFINITY : nowMillis },
-    cost: bestCost,
-    switched: previous !== undefined,
-    reason,
-    best,
-    thresholdMs,
-  })
-  const keep = (reason: DecisionReason, thresholdMs: number): Decision<K> => ({
-    choice: previous,
-    cost: incumbentCost,
-    switched: false,
-    reason,
-    best,
-    thresholdMs,
-  })
-
-  if (previous === undefined) return take("initial", 0)
+  if (previous === undefined) return taken(previous, best, bestCost, nowMillis, "initial", 0)
   if (!usable(incumbentCost)) {
     // Leaving a dead choice needs no margin and no dwell; staying on a dead one beats hopping
     // between dead ones.
-    return usable(bestCost) ? take("left-dead", 0) : keep("all-dead", 0)
+    return usable(bestCost)
+      ? taken(previous, best, bestCost, nowMillis, "left-dead", 0)
+      : kept(previous, incumbentCost, best, "all-dead", 0)
   }
-  if (best === incumbent) return keep("incumbent-best", 0)
-  const noise = combineNoise(incumbent?.noiseMs ?? 0, best.noiseMs ?? 0)
+  if (best === incumbent) return kept(previous, incumbentCost, best, "incumbent-best", 0)
+  const noise = combineNoise2(incumbent?.noiseMs ?? 0, best.noiseMs ?? 0)
   const threshold = switchThresholdMs(incumbentCost, noise, config)
   const gain = incumbentCost - bestCost
-  if (!(gain > threshold)) return keep("within-margin", threshold)
+  if (!(gain > threshold)) return kept(previous, incumbentCost, best, "within-margin", threshold)
   const sinceSwitchMillis = nowMillis - previous.sinceMillis
-  if (sinceSwitchMillis >= config.dwellMillis) return take("better", threshold)
+  if (sinceSwitchMillis >= config.dwellMillis) return taken(previous, best, bestCost, nowMillis, "better", threshold)
   const urgentGainFactor = config.urgentGainFactor ?? defaultStabilityConfig.urgentGainFactor
   const urgentDwellMillis = Math.min(
     config.dwellMillis,
     config.urgentDwellMillis ?? defaultStabilityConfig.urgentDwellMillis,
   )
-  if (gain > urgentGainFactor * threshold && sinceSwitchMillis >= urgentDwellMillis) return take("urgent", threshold)
-  return keep("dwell", threshold)
+  if (gain > urgentGainFactor * threshold && sinceSwitchMillis >= urgentDwellMillis)
+    return taken(previous, best, bestCost, nowMillis, "urgent", threshold)
+  return kept(previous, incumbentCost, best, "dwell", threshold)
 }

@@ -29,6 +29,8 @@ export class ForwardingTable {
   /** Scratch of `classifyDestination` (called thousands of times per run: no arrays per call). */
   readonly scratchResolved: Uint8Array
   readonly scratchOnStack: Int32Array
+  /** The walk of `classifyDestination` (an array emptied by `length = 0` gave up its storage on every walk). */
+  readonly scratchStack: Int32Array
 
   constructor(readonly net: ModelNetwork) {
     const n = net.sites
@@ -37,6 +39,7 @@ export class ForwardingTable {
     this.family = new Uint8Array(n * n)
     this.scratchResolved = new Uint8Array(n)
     this.scratchOnStack = new Int32Array(n)
+    this.scratchStack = new Int32Array(n)
   }
 
   /** Installs one route; true when the forwarding of (site, destination) changed. */
@@ -78,17 +81,19 @@ export const classifyDestination = (
   resolved[destination] = 1
   statusOut[destination] = DELIVERED
   if (pathLatencyOut !== undefined) pathLatencyOut[destination] = 0
-  const stack: number[] = []
+  // The walk: stack[0 .. depth) (a site appears at most once on a walk, so n slots suffice).
+  const stack = table.scratchStack
+  let depth = 0
   for (let s = 0; s < n; s++) {
     if (resolved[s] === 1) continue
-    stack.length = 0
+    depth = 0
     let x = s
     // Walk until a resolved site, a dead end, or a site already on this walk (a loop).
     for (;;) {
       if (resolved[x] === 1) break
       const pos = onStack[x] as number
       if (pos >= 0) {
-        const ring = stack.slice(pos)
+        const ring = Array.from(stack.subarray(pos, depth))
         let minAt = 0
         for (let k = 1; k < ring.length; k++) if ((ring[k] as number) < (ring[minAt] as number)) minAt = k
         cycles.push([...ring.slice(minAt), ...ring.slice(0, minAt)].join(">"))
@@ -99,8 +104,8 @@ export const classifyDestination = (
         }
         break
       }
-      onStack[x] = stack.length
-      stack.push(x)
+      onStack[x] = depth
+      stack[depth++] = x
       const i = x * n + destination
       const nh = table.nextHop[i] as number
       const link = table.link[i] as number
@@ -119,7 +124,7 @@ export const classifyDestination = (
       x = nh
     }
     // Unwind: each unresolved site on the walk takes its next hop's fate.
-    for (let k = stack.length - 1; k >= 0; k--) {
+    for (let k = depth - 1; k >= 0; k--) {
       const y = stack[k] as number
       onStack[y] = -1
       if (resolved[y] === 1) continue
