@@ -169,9 +169,8 @@ const parsed = memoPerMessage((message): { distances: ParsedDistances; selfSeqno
 /** What parsed distances say for a destination (a fresh metric), undefined when not listed. */
 const distanceIn = (distances: ParsedDistances, destination: number): RouteMetric | undefined => {
   if (!distances.dense) return distances.table.get(destination)
-  if (!(destination >= 0 && destination < distances.seqno.length)) return undefined
+  if (!(destination >= 0 && destination < distances.seqno.length && Number.isInteger(destination))) return undefined
   const seqno = distances.seqno[destination]!
-  // (A non-integer id indexes nothing: undefined, which isNaN also rejects.)
   if (Number.isNaN(seqno)) return undefined
   return { seqno, distanceMs: distances.distanceMs[destination]! }
 }

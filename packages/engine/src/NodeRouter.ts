@@ -240,8 +240,6 @@ class Decision implements RoutingDecision {
     readonly self: SiteId,
     readonly atMillis: number,
     readonly routes: ReadonlyArray<RouteChoice>,
-    /** The destination list `routes` follows (route i is for destinations[i]). */
-    readonly destinations?: ReadonlyArray<SiteId>,
   ) {}
   get byDestination(): ReadonlyMap<number, RouteChoice> {
     if (this.map === undefined) {
@@ -748,14 +746,7 @@ export class NodeRouter {
     const holdDownFallbacks: ReadonlyArray<FallbackReason> = inHoldDown
       ? [{ algorithm: this.config.algorithm, reason: `startup hold-down until ${holdDownUntil}` }]
       : []
-    const destinations = this.destinations()
-    // The previous decision's routes when they follow the same destination list: a path equal to
-    // the one held there is taken from it, so this decision's new path arrays die young instead
-    // of being promoted with the decision (each decision lives ≈ 1 s; speed only).
-    const before =
-      this.last instanceof Decision && this.last.destinations === destinations ? this.last.routes : undefined
-    for (let i = 0; i < destinations.length; i++) {
-      const destination = destinations[i]!
+    for (const destination of this.destinations()) {
       const fd = this.fd.get(destination) ?? null
       if (inHoldDown) {
         routes.push(emptyRoute(destination, fd, holdDownFallbacks))
@@ -797,7 +788,7 @@ export class NodeRouter {
         costMs: chosen.proposal.costMs,
         metricMs,
         seqno,
-        path: samePathOr(before?.[i]?.path, chosen.proposal.path),
+        path: chosen.proposal.path,
         algorithm: chosen.algorithm,
         fallbacks: chosen.fallbacks,
         stability: chosen.stability,
@@ -805,7 +796,7 @@ export class NodeRouter {
         feasibleDistance: fd,
       })
     }
-    this.last = new Decision(self, nowMillis, routes, destinations)
+    this.last = new Decision(self, nowMillis, routes)
     return this.last
   }
 
@@ -1076,13 +1067,6 @@ export const chooseFamily = (
     .map((f) => ({ key: f, cost: costByFamily[f], noiseMs: links[f]?.jitterMs ?? 0 }))
   const decision = Stability.decide<Family>(previous, candidates, nowMillis, stability, (a, b) => a === b)
   return { ...decision, peer, costByFamily }
-}
-
-/** `held` when it lists the same sites as `path`, else `path` (see `decide`). */
-const samePathOr = (held: ReadonlyArray<SiteId> | undefined, path: ReadonlyArray<SiteId>): ReadonlyArray<SiteId> => {
-  if (held === undefined || held.length !== path.length) return path
-  for (let i = 0; i < path.length; i++) if (held[i] !== path[i]) return path
-  return held
 }
 
 const emptyRoute = (

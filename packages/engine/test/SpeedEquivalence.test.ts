@@ -2,14 +2,16 @@
  * The speed-only mechanisms of the engine give the results of the plain ones: the lazily
  * processed link-state inbox (NodeRouter.receiveLinkState) against processing every message at
  * once, the per-message memo (memoPerMessage) against deriving each time, and searches into lent
- * buffers (dijkstra `into`) against fresh arrays. The model simulator's report digests check the
+ * buffers (dijkstra `into`) against fresh arrays, the searches' decrease-key heap against a
+ * plain lazy-deletion Dijkstra (ties included), and the store's dense parsed distances against a
+ * map of the message's entries. The model simulator's report digests check the
  * same at scale; these check it on random small cases, and fail if a mechanism changes a result.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import type { Family, SiteId } from "../src/Domain.js"
 import { dijkstra, IncrementalSearch, MeshGraph, SearchScratch, treePath } from "../src/Graph.js"
-import { LinkStateMessage, memoPerMessage } from "../src/LinkState.js"
+import { LinkStateMessage, LinkStateStore, memoPerMessage } from "../src/LinkState.js"
 import { NodeRouter, type RoutingDecision } from "../src/NodeRouter.js"
 import { World } from "./routingWorld.js"
 
@@ -260,6 +262,106 @@ describe("speed-only mechanisms", () => {
           // The scratch is reused from the previous case, as a router's pool reuses it.
           const search = new IncrementalSearch(g, source, bannedNodes, scratch)
           for (const q of queries) expect(search.pathTo(q as SiteId)).toEqual(treePath(full, q as SiteId))
+        },
+      ),
+    )
+  })
+
+  it("the searches' decrease-key heap settles as a lazy-deletion Dijkstra ordered by (distance, node)", () => {
+    // The reference: every improvement pushed, stale entries skipped, ties to the lower node.
+    const reference = (n: number, adj: Array<Array<[number, number]>>, source: number, banned: Uint8Array) => {
+      const distanceMs = new Array<number>(n).fill(Number.POSITIVE_INFINITY)
+      const parent = new Array<number>(n).fill(-1)
+      const done = new Array<boolean>(n).fill(false)
+      const queue: Array<[number, number]> = [[0, source]]
+      distanceMs[source] = 0
+      while (queue.length > 0) {
+        queue.sort((a, b) => a[0] - b[0] || a[1] - b[1])
+        const [, u] = queue.shift()!
+        if (done[u]) continue
+        done[u] = true
+        for (const [v, w] of adj[u]!) {
+          if (done[v] || banned[v] === 1) continue
+          const dv = distanceMs[u]! + w
+          if (dv < distanceMs[v]!) {
+            distanceMs[v] = dv
+            parent[v] = u
+            queue.push([dv, v])
+          }
+        }
+      }
+      return { distanceMs, parent }
+    }
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 14 }).chain((n) =>
+          fc.record({
+            n: fc.constant(n),
+            source: fc.nat(n - 1),
+            edges: fc.array(
+              fc.record({ from: fc.nat(n - 1), to: fc.nat(n - 1), costMs: fc.integer({ min: 0, max: 6 }) }),
+              { maxLength: 60 },
+            ),
+            banned: fc.array(fc.nat(n - 1), { maxLength: 2 }),
+          }),
+        ),
+        ({ n, source, edges, banned }) => {
+          const mesh = new MeshGraph()
+          for (let s = 0; s < n; s++) mesh.addSite(s as SiteId)
+          // Costs 0-6 on up to 60 edges: many equal distances, so the order of ties decides parents.
+          for (const e of edges) mesh.setLink(e.from as SiteId, e.to as SiteId, e.costMs, 4)
+          const g = mesh.indexed()
+          const adj: Array<Array<[number, number]>> = Array.from({ length: n }, () => [])
+          for (let u = 0; u < n; u++)
+            for (let p = g.offsets[u]!; p < g.offsets[u + 1]!; p++) adj[u]!.push([g.targets[p]!, g.weights[p]!])
+          const bannedNodes = new Uint8Array(n)
+          for (const b of banned) if (b !== source) bannedNodes[b] = 1
+          const want = reference(n, adj, source, bannedNodes)
+          const got = dijkstra(g, source, { bannedNodes })
+          expect([...got.distanceMs]).toEqual(want.distanceMs)
+          expect([...got.parent]).toEqual(want.parent)
+        },
+      ),
+    )
+  })
+
+  it("the store's parsed distances read as a map of the message's entries (dense, sparse, repeated, large ids)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            destination: fc.oneof(fc.nat(40), fc.integer({ min: 0, max: 200_000 })),
+            seqno: fc.nat(9),
+            distanceMs: fc.option(fc.integer({ min: 0, max: 100 }), { nil: null }),
+          }),
+          { maxLength: 30 },
+        ),
+        fc.nat(40),
+        (entries, origin) => {
+          const message = new LinkStateMessage(
+            {
+              origin: origin as SiteId,
+              incarnation: 1,
+              seq: 1,
+              generatedAtMillis: 0,
+              tunnels: [],
+              distances: entries.map((e) => ({
+                destination: e.destination as SiteId,
+                seqno: e.seqno,
+                distanceMs: e.distanceMs,
+                nextHop: null,
+              })),
+              requests: [],
+            },
+            true,
+          )
+          const store = new LinkStateStore(60_000)
+          expect(store.accept(message, 0)).toBe("accepted")
+          const want = new Map<number, { seqno: number; distanceMs: number }>()
+          for (const e of entries)
+            want.set(e.destination, { seqno: e.seqno, distanceMs: e.distanceMs ?? Number.POSITIVE_INFINITY })
+          for (const d of [...entries.map((e) => e.destination), 0, 41, 199_999, 200_001, -1, 2.5])
+            expect(store.advertised(origin as SiteId, d as SiteId)).toEqual(want.get(d))
         },
       ),
     )
