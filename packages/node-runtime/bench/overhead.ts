@@ -35,13 +35,14 @@ import { fmt, helpAndExit, jsonFlag, sleep } from "./lib.js"
 helpAndExit(`
 usage: npm run bench -- overhead [--json] [--seconds 60] [--warmup 60] [--sizes 10,50,100] [--mesh]
          [--probes '{"lossTest":{"enabled":false}}'] [--plane '{"discovery":{"monitor":false}}']
-         [--node-args "--cpu-prof --cpu-prof-dir=/tmp/p"]
+         [--node-args "--cpu-prof --cpu-prof-dir=/tmp/p"] [--agent-log /tmp/plane.log]
 CPU, RSS/PSS/USS and packets per tunnel of the measurement plane at each size (root: one namespace).
   --mesh        both ends of every tunnel in the plane (a mesh node's load)
   --warmup      seconds between all workers running and the window (start-up GC settles in ~60 s)
   --probes      probe config overrides (JSON), to see one probe's share
   --plane       plane config overrides (JSON, merged one level deep: discovery, http, gaugeIntervalMillis…)
   --node-args   extra node flags for the plane process
+  --agent-log   file for the plane's stdout/stderr (e.g. with --node-args --trace-gc)
 `)
 
 const arg = (name: string, dflt: string) => {
@@ -66,6 +67,8 @@ const effectiveProbes = Schema.decodeUnknownSync(ProbesConfig)(probes)
 const nodeArgs = arg("--node-args", "")
   .split(" ")
   .filter((x) => x.length > 0)
+/** File for the plane's stdout and stderr (e.g. with `--node-args --trace-gc`); discarded without it. */
+const agentLog = arg("--agent-log", "")
 const TICKS = 100
 const mesh = process.argv.includes("--mesh")
 
@@ -78,6 +81,15 @@ const cpuTicks = async (pid: number) => {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8")
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   return Number(fields[11]) + Number(fields[12])
+}
+/**
+ * Context switches of the plane's main thread (voluntary + involuntary): about one per wake-up of
+ * its event loop, which on this VM costs ≈ 0.1 ms of CPU each whatever the work.
+ */
+const mainThreadSwitches = async (pid: number) => {
+  const text = await readFile(`/proc/${pid}/task/${pid}/status`, "utf8")
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0)
+  return field("voluntary_ctxt_switches") + field("nonvoluntary_ctxt_switches")
 }
 const rssKb = async (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0)
@@ -106,8 +118,9 @@ const startAgent = (ns: string, config: string) =>
   execa("ip", ["netns", "exec", ns, process.execPath, ...nodeArgs, bundle.file, config], {
     reject: false,
     stdin: "ignore",
-    stdout: "ignore",
-    stderr: "ignore",
+    ...(agentLog === ""
+      ? { stdout: "ignore", stderr: "ignore" }
+      : { stdout: { file: agentLog }, stderr: { file: agentLog } }),
   })
 const results: Array<Record<string, number>> = []
 // A signal skips `finally`: remove the current size's namespace and plane before exiting.
@@ -195,6 +208,7 @@ try {
       const pings0 = await children(pid)
       const before = {
         cpu: await cpuTicks(pid),
+        switches: await mainThreadSwitches(pid),
         pings: await Promise.all(pings0.map((p) => cpuTicks(p).catch(() => 0))),
         status: await status(),
         echoDatagrams: await echoDatagrams(),
@@ -203,6 +217,7 @@ try {
       await sleep(windowSeconds * 1000)
       const after = {
         cpu: await cpuTicks(pid),
+        switches: await mainThreadSwitches(pid),
         pings: await Promise.all(pings0.map((p) => cpuTicks(p).catch(() => 0))),
         status: await status(),
         echoDatagrams: await echoDatagrams(),
@@ -227,6 +242,7 @@ try {
         windowSeconds: seconds,
         warmupSeconds,
         planeCpuPercentOfOneCore: ((after.cpu - before.cpu) / TICKS / seconds) * 100,
+        mainThreadWakeUpsPerSecond: (after.switches - before.switches) / seconds,
         planeRssMb: (await rssKb(pid)) / 1024,
         planePssMb: (await pssKb(pid)) / 1024,
         planeUssMb: (await ussKb(pid)) / 1024,
@@ -257,7 +273,7 @@ try {
       results.push(row)
       if (!jsonFlag) {
         console.log(
-          `${String(n).padStart(3)} tunnels: plane CPU ${fmt(row.planeCpuPercentOfOneCore, 2)} % of a core, RSS ${fmt(row.planeRssMb, 1)} MB, PSS ${fmt(row.planePssMb, 1)} MB, USS ${fmt(row.planeUssMb, 1)} MB; ` +
+          `${String(n).padStart(3)} tunnels: plane CPU ${fmt(row.planeCpuPercentOfOneCore, 2)} % of a core (main thread ${fmt(row.mainThreadWakeUpsPerSecond, 1)} wake-ups/s), RSS ${fmt(row.planeRssMb, 1)} MB, PSS ${fmt(row.planePssMb, 1)} MB, USS ${fmt(row.planeUssMb, 1)} MB; ` +
             `${row.pingProcesses} ping: CPU ${fmt(row.pingCpuPercentOfOneCore, 2)} %, RSS ${fmt(row.pingRssMbTotal, 1)} MB, PSS ${fmt(row.pingPssMbTotal, 1)} MB, USS ${fmt(row.pingUssMbTotal, 1)} MB; ` +
             `per tunnel/s: echo ${fmt(row.echoPerTunnelPerSecond, 2)}, icmp ${fmt(row.icmpPerTunnelPerSecond, 2)}, tcp ${fmt(row.tcpPerTunnelPerSecond, 2)}, ` +
             `${lossBursts} loss bursts; ≈ ${fmt(row.packetsPerTunnelPerSecond, 2)} packets/tunnel/s sent; ` +

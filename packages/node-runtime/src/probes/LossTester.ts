@@ -10,7 +10,7 @@ import { randomInt } from "node:crypto"
 import { LossTestSample, type TunnelId } from "@net-perf/engine"
 import { Data, Duration, Effect, Schedule, type Scope } from "effect"
 import { MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
-import { decode5121, encodeLossData, encodeLossEnd, type LossFinal } from "../servers/Packets.js"
+import { decode5121, encodeLossEnd, type LossFinal, lossDataTemplate, stampLossData } from "../servers/Packets.js"
 import { bindUdp, type UdpBindFailed } from "../servers/Udp.js"
 import type { LossTestConfig } from "./ProbeConfig.js"
 
@@ -40,7 +40,7 @@ export const runLossTest = (
     )
     const sessionId = randomInt(0, 2 ** 32)
     const atMillis = Date.now()
-    const spacingNs = (config.packetBytes * 8 * 1e9) / config.rateBitsPerSecond
+    const spacingMs = (config.packetBytes * 8 * 1e3) / config.rateBitsPerSecond
     const fail = (reason: string) => new LossTestFailed({ remoteAddress: endpoints.remoteAddress, reason })
 
     return yield* Effect.async<LossFinal, LossTestFailed>((resume) => {
@@ -49,7 +49,10 @@ export const runLossTest = (
       let endsSent = 0
       let finished = false
       let endTimer: NodeJS.Timeout | undefined
-      const startNs = process.hrtime.bigint()
+      // Send times are performance.now() in ns (the server only takes differences of them): no
+      // bigint per packet; each datagram is a pooled copy of one template.
+      const startMs = performance.now()
+      const template = lossDataTemplate(sessionId, config.packets, config.packetBytes)
       const finish = (result: Effect.Effect<LossFinal, LossTestFailed>) => {
         if (finished) return
         finished = true
@@ -72,18 +75,10 @@ export const runLossTest = (
         socket.send(encodeLossEnd({ sessionId, sent }))
       }
       const pacer = setInterval(() => {
-        const due = Math.min(config.packets, Math.floor(Number(process.hrtime.bigint() - startNs) / spacingNs) + 1)
+        const due = Math.min(config.packets, Math.floor((performance.now() - startMs) / spacingMs) + 1)
         while (sent < due) {
           const seq = sent++
-          socket.send(
-            encodeLossData({
-              sessionId,
-              seq,
-              total: config.packets,
-              sentNs: process.hrtime.bigint(),
-              lengthBytes: config.packetBytes,
-            }),
-          )
+          socket.send(stampLossData(template, seq, Math.round(performance.now() * 1e6)))
         }
         if (sent >= config.packets && endTimer === undefined) {
           clearInterval(pacer)

@@ -372,6 +372,28 @@ export const encodeLossData = (p: Omit<LossData, "_tag">): Buffer => {
   return buf
 }
 
+/**
+ * The constant part of a burst's LOSS_DATA datagrams (header, total, zero padding), built once per
+ * burst; `stampLossData` copies it per packet and writes seq and sentNs (a number of ns, no
+ * bigint). Equal to `encodeLossData` byte for byte (property-tested).
+ */
+export const lossDataTemplate = (sessionId: number, total: number, lengthBytes: number): Buffer => {
+  const buf = alloc(Math.max(LOSS_DATA_MIN, lengthBytes), PacketType.LossData, sessionId)
+  buf.writeUInt32BE(total, 12)
+  return buf
+}
+
+/** One LOSS_DATA datagram from a burst's template: a pooled copy with `seq` and `sentNs` (≥ 0, < 2^64) written. */
+export const stampLossData = (template: Buffer, seq: number, sentNs: number): Buffer => {
+  const buf = Buffer.allocUnsafe(template.length)
+  template.copy(buf, 0)
+  const high = Math.floor(sentNs / 4294967296)
+  buf.writeUInt32BE(seq >>> 0, 8)
+  buf.writeUInt32BE(high >>> 0, 16)
+  buf.writeUInt32BE((sentNs - high * 4294967296) >>> 0, 20)
+  return buf
+}
+
 export const encodeLossEnd = (p: Omit<LossEnd, "_tag">): Buffer => {
   const buf = alloc(LOSS_SMALL, PacketType.LossEnd, p.sessionId)
   buf.writeUInt32BE(p.sent, 8)
