@@ -103,6 +103,14 @@ export interface NodeRouterConfigInput {
    * (Feasibility.SeqnoRequestBackoff). Default 5 s doubling to 60 s. Starved requests are immediate.
    */
   readonly seqnoRequestBackoff?: Partial<SeqnoRequestBackoffConfig>
+  /**
+   * An optional request (a better route refused only for feasibility while a feasible one is in
+   * use) also needs a gain above this many ms, beside the switch threshold. Default 5. Switching
+   * between feasible next hops on a 2 ms gain (the stability margin) is local and cheap; a request
+   * raises the destination's seqno mesh-wide, and with the 2 ms margin a steady mesh with ±2 ms
+   * noise kept asking (SeqnoChurn.test.ts: more than n raises in 600 s at n = 6).
+   */
+  readonly requestMinGainMs?: number
   /** Floor of a link's share of a route metric, so metrics strictly grow per hop. Default 0.01 ms. */
   readonly minLinkMetricMs?: number
   readonly measured?: Partial<MeasuredConfig>
@@ -141,6 +149,7 @@ export interface NodeRouterConfig {
   readonly startupHoldDownMillis: number
   readonly seqnoRequestLifetimeMillis: number
   readonly seqnoRequestBackoff: SeqnoRequestBackoffConfig
+  readonly requestMinGainMs: number
   readonly minLinkMetricMs: number
   readonly measured: MeasuredConfig
   readonly incarnation: number | undefined
@@ -170,6 +179,7 @@ export const resolveConfig = (input: NodeRouterConfigInput): NodeRouterConfig =>
     startupHoldDownMillis: input.startupHoldDownMillis ?? linkStateMaxAgeMillis + 10_000,
     seqnoRequestLifetimeMillis: input.seqnoRequestLifetimeMillis ?? 10_000,
     seqnoRequestBackoff: { ...defaultSeqnoRequestBackoff, ...input.seqnoRequestBackoff },
+    requestMinGainMs: input.requestMinGainMs ?? 5,
     minLinkMetricMs: input.minLinkMetricMs ?? 0.01,
     measured: { ...defaultMeasuredConfig, ...input.measured },
     incarnation: input.incarnation,
@@ -845,7 +855,7 @@ export class NodeRouter {
       Stability.combineNoise(incumbent.noiseMs, best.noiseMs),
       stabilityFor(name, this.config.stability),
     )
-    if (!(incumbent.costMs - best.costMs > thresholdMs)) return
+    if (!(incumbent.costMs - best.costMs > Math.max(thresholdMs, this.config.requestMinGainMs))) return
     if (this.requestBackoff.grant(destination, nowMillis)) this.requestSeqno(destination, nowMillis)
   }
 
