@@ -121,14 +121,19 @@ export interface RouteSampler {
  */
 export const routeWatchScript = (refreshSeconds: number): string =>
   [
-    "ip -json -4 route show || exit 1",
-    "ip -4 monitor route | while :; do",
-    `  if IFS= read -r -t ${refreshSeconds} line; then`,
-    "    while IFS= read -r -t 0.005 line; do :; done",
-    "  elif [ $? -le 128 ]; then exit 1",
-    "  fi",
+    // The monitor starts first (its side of the pipe); the first dump waits 50 ms so that a change
+    // right after it is an event, not only the next refresh (the consumer starts reading at once).
+    "ip -4 monitor route | {",
+    "  sleep 0.05",
     "  ip -json -4 route show || exit 1",
-    "done",
+    "  while :; do",
+    `    if IFS= read -r -t ${refreshSeconds} line; then`,
+    "      while IFS= read -r -t 0.005 line; do :; done",
+    "    elif [ $? -le 128 ]; then exit 1",
+    "    fi",
+    "    ip -json -4 route show || exit 1",
+    "  done",
+    "}",
   ].join("\n")
 
 /**

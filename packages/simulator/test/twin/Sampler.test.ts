@@ -87,9 +87,15 @@ describe.skipIf(!isRoot)("route watcher in a namespace", () => {
       await Effect.runPromise(
         Effect.scoped(
           Effect.gen(function* () {
-            const sampler = yield* startRouteSampler([0], () => ns, { onChange: (at) => changes.push(at) })
+            const sampler = yield* startRouteSampler([0], () => ns, {
+              refreshSeconds: 10, // a change seen within 500 ms is then surely an event
+              onChange: (at) => changes.push(at),
+            })
             const nextHopTo5 = () => sampler.snapshot(Date.now()).nextHops.get(0)?.get(5)
             yield* waitUntil(() => nextHopTo5() === 1, 3000)
+            // (On a loaded host the monitor may subscribe after the first dump: past one refresh
+            // it surely listens, and the change below must be seen by its event, not a refresh.)
+            yield* Effect.sleep("1200 millis")
             const changedAt = Date.now()
             ip("route", "replace", "10.201.5.0/24", "dev", "wg0.2_v4", "proto", "201")
             yield* waitUntil(() => nextHopTo5() === 2, 3000)
