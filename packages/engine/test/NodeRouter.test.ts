@@ -745,25 +745,6 @@ describe("NodeRouter seqno on suspicion", () => {
     expect(off.routers[1]!.seqno).toBe(seqnoOff)
   })
 
-  it("raised at the far end's first miss, it spares the near end's starvation when the link dies", () => {
-    const nextHopAfterFailure = (suspicion: boolean) => {
-      const w = triangle(() => (suspicion ? { suspicionSeqnoGapMillis: 5000 } : {}))
-      w.settle(4, 1000)
-      // Site 1 misses one echo over 1–0 and tells everyone; site 2 passes its seqno on.
-      lose(w, 1, 0, w.nowMillis + 1)
-      for (const site of [1, 2]) {
-        w.routers[site]!.decide(w.nowMillis + 2)
-        w.advertise(site)
-        w.deliverAll()
-      }
-      // Then site 0 finds the link dead: is there a feasible detour at once?
-      lose(w, 0, 1, w.nowMillis + 3, 3)
-      return w.routers[0]!.decide(w.nowMillis + 6).byDestination.get(1)!.nextHop
-    }
-    expect(nextHopAfterFailure(false)).toBeNull()
-    expect(nextHopAfterFailure(true)).toBe(2)
-  })
-
   it("the near end's first miss, flagged in its link state, raises the far end's seqno (once per episode)", () => {
     const w = triangle(() => ({ suspicionSeqnoGapMillis: 5000 }))
     w.settle(4, 1000)
@@ -784,25 +765,31 @@ describe("NodeRouter seqno on suspicion", () => {
     expect(far.seqno).toBe(before + 1)
   })
 
-  it("with the far end's raise on our first miss, the near end finds a feasible detour when the link dies", () => {
-    const nextHopAfterFailure = (suspicion: boolean) => {
+  it("raised at the first miss at either end, it spares the near end's starvation when the link dies", () => {
+    /**
+     * One echo over 0–1 is lost at `firstMissBy` (0: the near end, whose raise comes by the flag in
+     * its link state; 1: the far end) and its message floods (without a decision first: one on the
+     * raised loss estimate could ask site 1 for a seqno, the other way to the same end); sites 1
+     * and 2 re-advertise (site 2 carries site 1's seqno on); then site 0 finds the link dead: is
+     * there a feasible detour at once?
+     */
+    const nextHopAfterFailure = (suspicion: boolean, firstMissBy: 0 | 1) => {
       const w = triangle(() => (suspicion ? { suspicionSeqnoGapMillis: 5000 } : {}))
       w.settle(4, 1000)
-      // Site 0 misses one echo over 0–1 (site 1 has missed nothing) and tells everyone (without
-      // deciding first: a decision on the raised loss estimate could ask site 1 for a seqno, the
-      // other way to the same end); site 1 then site 2 advertise (site 2 carries site 1's seqno on).
-      lose(w, 0, 1, w.nowMillis + 1)
-      w.advertise(0)
+      lose(w, firstMissBy, 1 - firstMissBy, w.nowMillis + 1)
+      w.advertise(firstMissBy)
       w.deliverAll()
       for (const site of [1, 2]) {
         w.routers[site]!.decide(w.nowMillis + 2)
         w.advertise(site)
         w.deliverAll()
       }
-      lose(w, 0, 1, w.nowMillis + 3, 2)
+      lose(w, 0, 1, w.nowMillis + 3, 3)
       return w.routers[0]!.decide(w.nowMillis + 6).byDestination.get(1)!.nextHop
     }
-    expect(nextHopAfterFailure(false)).toBeNull()
-    expect(nextHopAfterFailure(true)).toBe(2)
+    for (const firstMissBy of [0, 1] as const) {
+      expect(nextHopAfterFailure(false, firstMissBy), `first miss at ${firstMissBy}, off`).toBeNull()
+      expect(nextHopAfterFailure(true, firstMissBy), `first miss at ${firstMissBy}, on`).toBe(2)
+    }
   })
 })
