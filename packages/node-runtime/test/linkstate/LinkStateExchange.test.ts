@@ -7,47 +7,36 @@ import { serveGrpc } from "../../src/grpc/GrpcServer.js"
 import { makeLinkStateExchange } from "../../src/linkstate/LinkStateExchange.js"
 import { fromWire, toWire } from "../../src/linkstate/Wire.js"
 
+/** The origin's tunnel to its peer (0 ↔ 1) on one family; `suspect` only when given. */
+const tunnelAdvert = (origin: number, family: 4 | 6, rttMs: number, selected: boolean, suspect?: true) => {
+  const remote = origin === 0 ? 1 : 0
+  return {
+    remote: SiteId.make(remote),
+    family,
+    stats: {
+      tunnel: tunnelId(origin, remote, family),
+      state: "up" as const,
+      rttMs,
+      jitterMs: 0.3,
+      lossRatio: 0.01,
+      availability: 1,
+      lastSampleAtMillis: 999,
+      lastReplyAtMillis: 990,
+    },
+    costMs: rttMs + 1,
+    selected,
+    ...(suspect === undefined ? {} : { suspect }),
+  }
+}
+
 const message = (origin: number, seq: number, incarnation = 1) =>
   new LinkStateMessage({
     origin: SiteId.make(origin),
     incarnation,
     seq,
     generatedAtMillis: 1_000 + seq,
-    tunnels: [
-      {
-        remote: SiteId.make(origin === 0 ? 1 : 0),
-        family: 4,
-        stats: {
-          tunnel: tunnelId(origin, origin === 0 ? 1 : 0, 4),
-          state: "up",
-          rttMs: 12.5,
-          jitterMs: 0.3,
-          lossRatio: 0.01,
-          availability: 1,
-          lastSampleAtMillis: 999,
-          lastReplyAtMillis: 999,
-        },
-        costMs: 13,
-        selected: true,
-      },
-      {
-        remote: SiteId.make(origin === 0 ? 1 : 0),
-        family: 6,
-        stats: {
-          tunnel: tunnelId(origin, origin === 0 ? 1 : 0, 6),
-          state: "up",
-          rttMs: 14,
-          jitterMs: 0.5,
-          lossRatio: 0.02,
-          availability: 1,
-          lastSampleAtMillis: 998,
-          lastReplyAtMillis: 990,
-        },
-        costMs: 15,
-        selected: false,
-        suspect: true,
-      },
-    ],
+    // IPv6 flagged suspect (its latest echo lost): the flag must survive the wire, and its absence too.
+    tunnels: [tunnelAdvert(origin, 4, 12.5, true), tunnelAdvert(origin, 6, 14, false, true)],
     distances: [
       { destination: SiteId.make(7), seqno: 3, distanceMs: null, nextHop: null },
       { destination: SiteId.make(8), seqno: 1, distanceMs: 20, nextHop: SiteId.make(2) },
