@@ -404,6 +404,7 @@ export const makeMeasurementPlane = (
         allow,
         rateLimit: config.serverRateLimit,
         rebindIntervalMillis: 5000,
+        stampThread: config.probes.pathPing.stampThread,
       })
       yield* Deferred.succeed(relay, r)
       return yield* Effect.never

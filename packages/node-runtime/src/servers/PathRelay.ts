@@ -14,10 +14,10 @@
  * once and, when sending, writes the origin's send time or adds the residence right before
  * `send`, so such a stall counts as residence (the relay test blocks the loop 60 ms: all of it
  * leaves the RTT). Validation, the allow list, rate limits and routing stay in the main thread.
- * Off by default: the thread costs ≈ 10 MB RSS (issue 5's plane budget is < 150 MB at 100
- * tunnels, measured 147 MB), its two thread hops per relay add ≈ 0.5 ms of raw RTT that it then
- * subtracts, and in 4-site twins at load 3–23 pathping with main-loop stamps already read the
- * kernel-answered ping's RTT (sum over 62 pairs: 1.00; with the thread: 0.99, n = 60).
+ * The thread costs ≈ 10 MB RSS and its two thread hops per relay add ≈ 0.5 ms of raw RTT that it
+ * then subtracts. Off here unless asked for; the daemon asks (`probes.pathPing.stampThread`, default
+ * true): in the 6-site twin at load 2–6 main-loop stamps left pathping at 1.33× the kernel-answered
+ * ping between the same routers, the thread 0.93× (4-site twins had shown no difference).
  */
 import type * as dgram from "node:dgram"
 import { Worker } from "node:worker_threads"

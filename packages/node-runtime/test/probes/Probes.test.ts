@@ -233,8 +233,10 @@ describe("ICMP (ping -n -O -D)", () => {
       // The first sends on the grid (send instant = reply instant − RTT; sh's sleep and exec under
       // load add tens of ms), and the two pings' k-th sends together: ping's own timer drifts off
       // the grid by a few ms per interval on a loaded host, but both drift alike.
+      // (CI at nice 19 beside other tests: 125 ms late once. The test that tells aligned from not is
+      // the next one: unaligned, the two pings' sends are 170 ms apart.)
       const offGrid = (t: number) => Math.min(t % intervalMillis, intervalMillis - (t % intervalMillis))
-      for (const x of sent) expect(offGrid(x[0]!)).toBeLessThan(100)
+      for (const x of sent) expect(offGrid(x[0]!)).toBeLessThan(200)
       const [a, b] = sent as [Array<number>, Array<number>]
       // Unaligned, their sends would be 170 ms apart (the start offset) modulo the interval. The
       // second may start after the first's first send: match each send to the nearest of the other's.
