@@ -24,6 +24,19 @@ const triangle = (config: (self: number) => Omit<NodeRouterConfigInput, "self"> 
     (self) => ({ startupHoldDownMillis: 0, stability: { dwellMillis: 1000 }, ...config(self) }),
   )
 
+/** 0–1 over both families (`chosen` 10 ms, the other 12 ms), 1–2 and 0–2 over IPv4 at 300 ms each. */
+const dualFamilyTriangle = (chosen: Family, config: Omit<NodeRouterConfigInput, "self"> = {}) =>
+  new World(
+    3,
+    [
+      { a: 0, b: 1, family: chosen, rttMs: 10 },
+      { a: 0, b: 1, family: chosen === 4 ? 6 : 4, rttMs: 12 },
+      { a: 1, b: 2, family: 4, rttMs: 300 },
+      { a: 0, b: 2, family: 4, rttMs: 300 },
+    ],
+    () => ({ startupHoldDownMillis: 0, stability: { dwellMillis: 1000 }, ...config }),
+  )
+
 const routeAt = (w: World, site: number, destination: number) =>
   w.routers[site]!.lastDecision!.byDestination.get(destination)!
 
@@ -564,18 +577,8 @@ describe("NodeRouter seqno-request relay", () => {
 
 describe("NodeRouter tunnel family after a failure", () => {
   it("does not switch onto the other family while its latest probe was lost; takes it once it answers", () => {
-    // 0–1 over IPv4 (10 ms) and IPv6 (12 ms), 1–2 and 0–2 over IPv4 (300 ms each): the detour via
-    // 2 stays dearer than IPv6 even after the lost probe raised its loss estimate.
-    const w = new World(
-      3,
-      [
-        { a: 0, b: 1, family: 4, rttMs: 10 },
-        { a: 0, b: 1, family: 6, rttMs: 12 },
-        { a: 1, b: 2, family: 4, rttMs: 300 },
-        { a: 0, b: 2, family: 4, rttMs: 300 },
-      ],
-      () => ({ startupHoldDownMillis: 0, stability: { dwellMillis: 1000 } }),
-    )
+    // The detour via 2 stays dearer than IPv6 even after the lost probe raised its loss estimate.
+    const w = dualFamilyTriangle(4)
     w.settle(6, 1000)
     expect(routeAt(w, 0, 1).interfaceName).toBe("wg0.1_v4")
     const router = w.routers[0]!
@@ -666,17 +669,7 @@ describe("NodeRouter peer verdicts", () => {
   })
 
   it("the other family of a tunnel the far end reports dead is not switched onto until it answers", () => {
-    // 0–1 over IPv6 (10 ms, chosen) and IPv4 (12 ms); the detour via 2 costs 300 ms a hop.
-    const w = new World(
-      3,
-      [
-        { a: 0, b: 1, family: 6, rttMs: 10 },
-        { a: 0, b: 1, family: 4, rttMs: 12 },
-        { a: 1, b: 2, family: 4, rttMs: 300 },
-        { a: 0, b: 2, family: 4, rttMs: 300 },
-      ],
-      () => ({ startupHoldDownMillis: 0, stability: { dwellMillis: 1000 }, peerVerdicts: true }),
-    )
+    const w = dualFamilyTriangle(6, { peerVerdicts: true })
     w.settle(6, 1000)
     expect(routeAt(w, 0, 1).interfaceName).toBe("wg0.1_v6")
     // Site 1 finds IPv6 dead and says so; site 0 has no evidence of its own on either family.

@@ -15,6 +15,36 @@ import { LinkStateMessage, LinkStateStore, memoPerMessage } from "../src/LinkSta
 import { NodeRouter, type RoutingDecision } from "../src/NodeRouter.js"
 import { World } from "./routingWorld.js"
 
+/** A random graph search case: sites 0..n−1, directed edges of small integer costs (many ties), up to 2 banned sites, queries. */
+const searchCase = (maxN: number, maxCostMs: number, maxEdges?: number) =>
+  fc.integer({ min: 1, max: maxN }).chain((n) =>
+    fc.record({
+      n: fc.constant(n),
+      source: fc.nat(n - 1),
+      edges: fc.array(
+        fc.record({ from: fc.nat(n - 1), to: fc.nat(n - 1), costMs: fc.integer({ min: 0, max: maxCostMs }) }),
+        maxEdges === undefined ? {} : { maxLength: maxEdges },
+      ),
+      banned: fc.array(fc.nat(n - 1), { maxLength: 2 }),
+      queries: fc.array(fc.nat(n + 1), { maxLength: 20 }),
+    }),
+  )
+
+/** The case's indexed graph and banned-node mask (the source is never banned). */
+const indexedCase = (c: {
+  n: number
+  source: number
+  edges: ReadonlyArray<{ from: number; to: number; costMs: number }>
+  banned: ReadonlyArray<number>
+}) => {
+  const mesh = new MeshGraph()
+  for (let s = 0; s < c.n; s++) mesh.addSite(s as SiteId)
+  for (const e of c.edges) mesh.setLink(e.from as SiteId, e.to as SiteId, e.costMs, 4)
+  const bannedNodes = new Uint8Array(c.n)
+  for (const b of c.banned) if (b !== c.source) bannedNodes[b] = 1
+  return { g: mesh.indexed(), bannedNodes }
+}
+
 const routesOf = (d: RoutingDecision) =>
   d.routes.map((r) => ({
     destination: r.destination,
@@ -207,31 +237,15 @@ describe("speed-only mechanisms", () => {
   it("dijkstra into lent buffers (reused, longer than the graph or not) equals a search into fresh arrays", () => {
     const buffers = { distanceMs: new Float64Array(12), parent: new Int32Array(12) }
     fc.assert(
-      fc.property(
-        fc.integer({ min: 1, max: 12 }).chain((n) =>
-          fc.record({
-            n: fc.constant(n),
-            source: fc.nat(n - 1),
-            edges: fc.array(
-              fc.record({ from: fc.nat(n - 1), to: fc.nat(n - 1), costMs: fc.integer({ min: 0, max: 50 }) }),
-            ),
-            banned: fc.array(fc.nat(n - 1), { maxLength: 2 }),
-          }),
-        ),
-        ({ n, source, edges, banned }) => {
-          const mesh = new MeshGraph()
-          for (let s = 0; s < n; s++) mesh.addSite(s as SiteId)
-          for (const e of edges) mesh.setLink(e.from as SiteId, e.to as SiteId, e.costMs, 4)
-          const g = mesh.indexed()
-          const bannedNodes = new Uint8Array(n)
-          for (const b of banned) if (b !== source) bannedNodes[b] = 1
-          const fresh = dijkstra(g, source, { bannedNodes })
-          const lent = dijkstra(g, source, { bannedNodes, into: buffers })
-          expect([...lent.distanceMs]).toEqual([...fresh.distanceMs])
-          expect([...lent.parent]).toEqual([...fresh.parent])
-          expect(lent.distanceMs.length).toBe(n)
-        },
-      ),
+      fc.property(searchCase(12, 50), (c) => {
+        const { n, source } = c
+        const { g, bannedNodes } = indexedCase(c)
+        const fresh = dijkstra(g, source, { bannedNodes })
+        const lent = dijkstra(g, source, { bannedNodes, into: buffers })
+        expect([...lent.distanceMs]).toEqual([...fresh.distanceMs])
+        expect([...lent.parent]).toEqual([...fresh.parent])
+        expect(lent.distanceMs.length).toBe(n)
+      }),
     )
   })
 
@@ -239,25 +253,11 @@ describe("speed-only mechanisms", () => {
     const scratch = new SearchScratch()
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 12 }).chain((n) =>
-          fc.record({
-            n: fc.constant(n),
-            source: fc.nat(n - 1),
-            edges: fc.array(
-              fc.record({ from: fc.nat(n - 1), to: fc.nat(n - 1), costMs: fc.integer({ min: 0, max: 20 }) }),
-            ),
-            banned: fc.array(fc.nat(n - 1), { maxLength: 2 }),
-            queries: fc.array(fc.nat(n + 1), { maxLength: 20 }),
-          }),
-        ),
-        ({ n, source, edges, banned, queries }) => {
-          const mesh = new MeshGraph()
-          for (let s = 0; s < n; s++) mesh.addSite(s as SiteId)
-          // Small integer costs: many equal-cost paths, so the tie-breaks are exercised.
-          for (const e of edges) mesh.setLink(e.from as SiteId, e.to as SiteId, e.costMs, 4)
-          const g = mesh.indexed()
-          const bannedNodes = new Uint8Array(n)
-          for (const b of banned) if (b !== source) bannedNodes[b] = 1
+        // Small integer costs: many equal-cost paths, so the tie-breaks are exercised.
+        searchCase(12, 20),
+        (c) => {
+          const { source, queries } = c
+          const { g, bannedNodes } = indexedCase(c)
           const full = dijkstra(g, source, { bannedNodes })
           // The scratch is reused from the previous case, as a router's pool reuses it.
           const search = new IncrementalSearch(g, source, bannedNodes, scratch)
@@ -294,28 +294,14 @@ describe("speed-only mechanisms", () => {
     }
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 14 }).chain((n) =>
-          fc.record({
-            n: fc.constant(n),
-            source: fc.nat(n - 1),
-            edges: fc.array(
-              fc.record({ from: fc.nat(n - 1), to: fc.nat(n - 1), costMs: fc.integer({ min: 0, max: 6 }) }),
-              { maxLength: 60 },
-            ),
-            banned: fc.array(fc.nat(n - 1), { maxLength: 2 }),
-          }),
-        ),
-        ({ n, source, edges, banned }) => {
-          const mesh = new MeshGraph()
-          for (let s = 0; s < n; s++) mesh.addSite(s as SiteId)
-          // Costs 0-6 on up to 60 edges: many equal distances, so the order of ties decides parents.
-          for (const e of edges) mesh.setLink(e.from as SiteId, e.to as SiteId, e.costMs, 4)
-          const g = mesh.indexed()
+        // Costs 0-6 on up to 60 edges: many equal distances, so the order of ties decides parents.
+        searchCase(14, 6, 60),
+        (c) => {
+          const { n, source } = c
+          const { g, bannedNodes } = indexedCase(c)
           const adj: Array<Array<[number, number]>> = Array.from({ length: n }, () => [])
           for (let u = 0; u < n; u++)
             for (let p = g.offsets[u]!; p < g.offsets[u + 1]!; p++) adj[u]!.push([g.targets[p]!, g.weights[p]!])
-          const bannedNodes = new Uint8Array(n)
-          for (const b of banned) if (b !== source) bannedNodes[b] = 1
           const want = reference(n, adj, source, bannedNodes)
           const got = dijkstra(g, source, { bannedNodes })
           expect([...got.distanceMs]).toEqual(want.distanceMs)
