@@ -602,12 +602,12 @@ describe("NodeRouter tunnel family after a failure", () => {
 })
 
 describe("NodeRouter peer verdicts", () => {
-  /** Site 1 alone finds its tunnel to 0 dead (three lost echoes) and tells everyone. */
-  const oneEndFindsDead = (w: World) => {
+  /** Site 1 alone finds its tunnel to 0 (one family) dead (three lost echoes) and tells everyone. */
+  const oneEndFindsDead = (w: World, family: Family = 4) => {
     const at = w.nowMillis
     for (let i = 0; i < 3; i++)
       w.routers[1]!.observe(
-        new RttSample({ tunnel: tunnelId(1, 0, 4), kind: "udp-echo", atMillis: at + i, rttMs: null }),
+        new RttSample({ tunnel: tunnelId(1, 0, family), kind: "udp-echo", atMillis: at + i, rttMs: null }),
       )
     w.routers[1]!.decide(at + 3)
     w.advertise(1)
@@ -674,13 +674,7 @@ describe("NodeRouter peer verdicts", () => {
     expect(routeAt(w, 0, 1).interfaceName).toBe("wg0.1_v6")
     // Site 1 finds IPv6 dead and says so; site 0 has no evidence of its own on either family.
     const at = w.nowMillis
-    for (let i = 0; i < 3; i++)
-      w.routers[1]!.observe(
-        new RttSample({ tunnel: tunnelId(1, 0, 6), kind: "udp-echo", atMillis: at + i, rttMs: null }),
-      )
-    w.routers[1]!.decide(at + 3)
-    w.advertise(1)
-    w.deliverAll()
+    oneEndFindsDead(w, 6)
     const during = w.routers[0]!.decide(at + 5).byDestination.get(1)!
     expect(during.interfaceName).not.toBe("wg0.1_v4")
     expect(during.interfaceName).not.toBe("wg0.1_v6")
