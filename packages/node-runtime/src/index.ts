@@ -1,6 +1,7 @@
 /** @net-perf/node-runtime */
 // Appended by H9 (perfc/perfe): the management API's generated client/server and message types.
 
+export { rttSample } from "@net-perf/engine"
 // Appended by H7 (BIRD client, kernel route installer, sysctl).
 export { Bird, BirdConfig, type BirdOptions, type BirdService, makeBird1, makeBird2 } from "./bird/Bird.js"
 export { type BirdSocket, type BirdSocketOptions, makeBirdSocket } from "./bird/BirdSocket.js"
@@ -218,7 +219,6 @@ export {
   ProbesConfig,
   TcpProbeConfig,
 } from "./probes/ProbeConfig.js"
-export { rttSample } from "./probes/Samples.js"
 export { runTcpProber, tcpConnectRtt } from "./probes/TcpProber.js"
 export { InvalidPrefix, makeAllowList, makeRateLimiter, type RateLimitConfig } from "./servers/Guard.js"
 export { decode5121, decodePath, MalformedPacket, type Packet5121, type PathPacket } from "./servers/Packets.js"

@@ -40,7 +40,7 @@
  */
 import { randomInt } from "node:crypto"
 import type * as dgram from "node:dgram"
-import { type RttSample, type TunnelId, tunnelKey } from "@net-perf/engine"
+import { type RttSample, rttSample, type TunnelId, tunnelKey } from "@net-perf/engine"
 import { Effect, Exit, Scope } from "effect"
 import { counterChild, histogramChild, MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
 import {
@@ -57,7 +57,6 @@ import {
 import type { EchoSymmetricHandler } from "../servers/ProbeServer.js"
 import { bindUdp, type UdpBindFailed } from "../servers/Udp.js"
 import type { EchoProbeConfig } from "./ProbeConfig.js"
-import { rttSample } from "./Samples.js"
 
 /** Regular peer requests seen before their rhythm is trusted (deferral, silence watch). */
 const PEER_REGULAR_AFTER = 3

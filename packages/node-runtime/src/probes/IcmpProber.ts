@@ -7,11 +7,10 @@
  * (source address gone, tunnel deleted) it is restarted after `restartDelayMillis`.
  */
 import { spawn } from "node:child_process"
-import type { RttSample, TunnelId } from "@net-perf/engine"
+import { type RttSample, rttSample, type TunnelId } from "@net-perf/engine"
 import { Data, Duration, Effect, Either, Schedule, Schema, type Scope } from "effect"
 import { counterChild, histogramChild, MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
 import type { IcmpProbeConfig } from "./ProbeConfig.js"
-import { rttSample } from "./Samples.js"
 
 const Seq = Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())
 const Seconds = Schema.NumberFromString.pipe(Schema.nonNegative())

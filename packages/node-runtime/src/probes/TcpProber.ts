@@ -4,11 +4,10 @@
  * which crosses the same path — is one RTT sample; a timeout is a loss.
  */
 import * as net from "node:net"
-import type { RttSample, TunnelId } from "@net-perf/engine"
+import { type RttSample, rttSample, type TunnelId } from "@net-perf/engine"
 import { Effect, type Scope } from "effect"
 import { counterChild, histogramChild, MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
 import type { TcpProbeConfig } from "./ProbeConfig.js"
-import { rttSample } from "./Samples.js"
 
 /** One connect attempt, callback style; returns a canceller (which reports nothing). */
 const connectRtt = (

@@ -1,10 +1,10 @@
 // rttSample against its reference, the RttSample class constructor: the same value for Equal, the
 // schema guard and encoding, the same prototype and own fields in the same order, for any fields.
 import { describe, expect, it } from "@effect/vitest"
-import { RttSample, Sample, type TunnelId } from "@net-perf/engine"
 import { Equal, Hash, Schema } from "effect"
 import * as fc from "fast-check"
-import { rttSample } from "../../src/probes/Samples.js"
+import { RttSample, Sample, type TunnelId } from "../src/Domain.js"
+import { rttSample } from "../src/Samples.js"
 
 const tunnel = fc
   .tuple(fc.nat(255), fc.nat(255), fc.constantFrom(4 as const, 6 as const))
