@@ -88,15 +88,14 @@ export class FeasibilityTable {
    * neighbours' use of our advertisements safe.
    */
   noteAdvertised(destination: SiteId, metric: RouteMetric): void {
-    if (!(metric.distanceMs < Number.POSITIVE_INFINITY)) return
-    const old = this.fd.get(destination)
-    if (old === undefined || isStrictlyBetter(metric, old)) this.fd.set(destination, metric)
+    this.noteAdvertisedMetric(destination, metric.seqno, metric.distanceMs)
   }
 
   /** `noteAdvertised` of (seqno, distanceMs), allocating a metric only when it is kept (runs per route per advertisement). */
   noteAdvertisedMetric(destination: SiteId, seqno: number, distanceMs: number): void {
     if (!(distanceMs < Number.POSITIVE_INFINITY)) return
     const old = this.fd.get(destination)
+    // isStrictlyBetter({ seqno, distanceMs }, old), without the object.
     if (old === undefined || seqno > old.seqno || (seqno === old.seqno && distanceMs < old.distanceMs))
       this.fd.set(destination, { seqno, distanceMs })
   }

@@ -542,8 +542,8 @@ export const dijkstra = (g: IndexedGraph, source: number, restrictions: SearchRe
   distanceMs[source] = 0
   heap.push(0, source)
   while (heap.size > 0) {
+    // Each node is queued at most once and never after it is done (MinHeap, relaxEdges).
     const u = heap.popNode()
-    if (done[u] === 1) continue
     done[u] = 1
     if (u === target) break
     relaxEdges(g, u, distanceMs, parent, done, heap, bannedNodes, bannedEdges)
@@ -627,7 +627,6 @@ export class IncrementalSearch {
     // The loop of `dijkstra`, resumable.
     while (done[target] === 0 && heap.size > 0) {
       const u = heap.popNode()
-      if (done[u] === 1) continue
       done[u] = 1
       relaxEdges(g, u, distanceMs, parent, done, heap, bannedNodes, undefined)
     }

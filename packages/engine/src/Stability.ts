@@ -111,9 +111,12 @@ export interface Decision<K> {
 /** √(Σσ²): the standard deviation of a sum (or difference) of independent noisy costs. */
 export const combineNoise = (...sigmasMs: ReadonlyArray<number>): number => {
   let s = 0
-  for (const x of sigmasMs) if (x > 0 && Number.isFinite(x)) s += x * x
+  for (const x of sigmasMs) s += noiseVariance(x)
   return Math.sqrt(s)
 }
+
+/** σ² of one noise figure; a missing (≤ 0 or non-finite) σ adds nothing. */
+const noiseVariance = (sigmaMs: number): number => (sigmaMs > 0 && Number.isFinite(sigmaMs) ? sigmaMs * sigmaMs : 0)
 
 /** The gain a challenger must exceed to displace an incumbent of cost `incumbentCost`. */
 export const switchThresholdMs = (
@@ -128,12 +131,7 @@ export const switchThresholdMs = (
   )
 
 /** combineNoise of two (no rest array: runs per destination per decision). */
-const combineNoise2 = (a: number, b: number): number => {
-  let s = 0
-  if (a > 0 && Number.isFinite(a)) s += a * a
-  if (b > 0 && Number.isFinite(b)) s += b * b
-  return Math.sqrt(s)
-}
+const combineNoise2 = (a: number, b: number): number => Math.sqrt(noiseVariance(a) + noiseVariance(b))
 
 // What `decide` returns on a switch / on keeping the incumbent. Module functions rather than
 // closures inside `decide`, which runs per destination per decision (speed only).
