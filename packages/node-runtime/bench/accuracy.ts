@@ -18,7 +18,7 @@
  */
 import type { PlaneStatus } from "../src/MeasurementPlane.js"
 import { controlCommand } from "../test/control/ControlClient.js"
-import { fmt, helpAndExit, jsonFlag, makeRig, mean, type Sampled, sleep } from "./lib.js"
+import { argValue, fmt, helpAndExit, jsonFlag, makeRig, mean, type Sampled, sleep } from "./lib.js"
 
 helpAndExit(`
 usage: npm run bench -- accuracy [--json] [--seconds 30] [--delay 10] [--loss 0.05] [--peer-echo]
@@ -27,8 +27,8 @@ Each probe's RTT and loss error against a known delay and loss injected by the l
 `)
 
 const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(name)
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt
+  const value = argValue(name)
+  return value === undefined ? dflt : Number(value)
 }
 const phaseSeconds = arg("--seconds", 30)
 const delayMs = arg("--delay", 10)

@@ -15,7 +15,7 @@
  */
 import type { PlaneStatus } from "../src/MeasurementPlane.js"
 import { controlCommand } from "../test/control/ControlClient.js"
-import { fmt, helpAndExit, jsonFlag, makeRig, mean, quantile, type Sampled, sleep } from "./lib.js"
+import { argValue, fmt, helpAndExit, jsonFlag, makeRig, mean, quantile, type Sampled, sleep } from "./lib.js"
 
 helpAndExit(`
 usage: npm run bench -- detection [--json] [--failures 24] [--steady-seconds 30] [--no-peer-echo] [--echo '{…}']
@@ -24,14 +24,10 @@ Time from a blackholed tunnel to the echo's dead verdict at both ends, p50/p95/m
   --echo           echo config overrides for both sites (JSON)
 `)
 
-const argOf = (name: string) => {
-  const i = process.argv.indexOf(name)
-  return i >= 0 ? process.argv[i + 1] : undefined
-}
-const failures = Number(argOf("--failures") ?? 24)
+const failures = Number(argValue("--failures") ?? 24)
 const peerEcho = !process.argv.includes("--no-peer-echo")
-const echo = JSON.parse(argOf("--echo") ?? "{}") as Record<string, unknown>
-const steadySeconds = Number(argOf("--steady-seconds") ?? 30)
+const echo = JSON.parse(argValue("--echo") ?? "{}") as Record<string, unknown>
+const steadySeconds = Number(argValue("--steady-seconds") ?? 30)
 
 if (process.getuid?.() !== 0) {
   console.error("detection bench: needs root (namespaces, wireguard-go)")

@@ -17,17 +17,14 @@ import { runLossTest } from "../src/probes/LossTester.js"
 import { LossTestConfig } from "../src/probes/ProbeConfig.js"
 import { makeAllowList } from "../src/servers/Guard.js"
 import { defaultProbeServerConfig, serveProbeServer } from "../src/servers/ProbeServer.js"
-import { fmt, helpAndExit, jsonFlag } from "./lib.js"
+import { argValue, fmt, helpAndExit, jsonFlag, mainThreadSwitches } from "./lib.js"
 
 helpAndExit(`
 usage: npm run bench -- lossBurst [--json] [--bursts 5] [--probes '{"packets":1000}']
 CPU per default loss-test burst, both ends in this process over loopback.
 `)
 
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(name)
-  return i >= 0 ? process.argv[i + 1]! : dflt
-}
+const arg = (name: string, dflt: string) => argValue(name) ?? dflt
 const bursts = Number(arg("--bursts", "5"))
 const overrides = JSON.parse(arg("--probes", "{}")) as Record<string, unknown>
 const port = 20000 + Math.floor(Math.random() * 30000)
@@ -40,14 +37,7 @@ const cpuMs = () => {
   return (u.user + u.system) / 1000
 }
 const sysMs = () => process.cpuUsage().system / 1000
-/** Context switches of the main thread: about one per event-loop wake-up. */
-const switches = () => {
-  const text = readFileSync(`/proc/${process.pid}/task/${process.pid}/status`, "utf8")
-  return ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"].reduce(
-    (a, k) => a + Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0),
-    0,
-  )
-}
+const switches = () => mainThreadSwitches(process.pid)
 /** CPU ticks (10 ms) per thread name: which thread pays (main, libuv pool, V8 GC helpers). */
 const threadTicks = () => {
   const out = new Map<string, number>()

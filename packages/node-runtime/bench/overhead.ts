@@ -30,7 +30,7 @@ import type { PlaneStatus } from "../src/MeasurementPlane.js"
 import { ProbesConfig } from "../src/probes/ProbeConfig.js"
 import { controlCommand } from "../test/control/ControlClient.js"
 import { bundleAgent } from "../test/probes/bundleAgent.js"
-import { fmt, helpAndExit, jsonFlag, sleep } from "./lib.js"
+import { argValue, fmt, helpAndExit, jsonFlag, mainThreadSwitches, sleep } from "./lib.js"
 
 helpAndExit(`
 usage: npm run bench -- overhead [--json] [--seconds 60] [--warmup 60] [--sizes 10,50,100] [--mesh]
@@ -45,10 +45,7 @@ CPU, RSS/PSS/USS and packets per tunnel of the measurement plane at each size (r
   --agent-log   file for the plane's stdout/stderr (e.g. with --node-args --trace-gc)
 `)
 
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(name)
-  return i >= 0 ? process.argv[i + 1]! : dflt
-}
+const arg = (name: string, dflt: string) => argValue(name) ?? dflt
 const windowSeconds = Number(arg("--seconds", "60"))
 /**
  * Wait between all workers running and the window: the plane's first minute is not its steady
@@ -81,15 +78,6 @@ const cpuTicks = async (pid: number) => {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8")
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   return Number(fields[11]) + Number(fields[12])
-}
-/**
- * Context switches of the plane's main thread (voluntary + involuntary): about one per wake-up of
- * its event loop, which on this VM costs ≈ 0.1 ms of CPU each whatever the work.
- */
-const mainThreadSwitches = async (pid: number) => {
-  const text = await readFile(`/proc/${pid}/task/${pid}/status`, "utf8")
-  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0)
-  return field("voluntary_ctxt_switches") + field("nonvoluntary_ctxt_switches")
 }
 const rssKb = async (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0)
@@ -208,7 +196,7 @@ try {
       const pings0 = await children(pid)
       const before = {
         cpu: await cpuTicks(pid),
-        switches: await mainThreadSwitches(pid),
+        switches: mainThreadSwitches(pid),
         pings: await Promise.all(pings0.map((p) => cpuTicks(p).catch(() => 0))),
         status: await status(),
         echoDatagrams: await echoDatagrams(),
@@ -217,7 +205,7 @@ try {
       await sleep(windowSeconds * 1000)
       const after = {
         cpu: await cpuTicks(pid),
-        switches: await mainThreadSwitches(pid),
+        switches: mainThreadSwitches(pid),
         pings: await Promise.all(pings0.map((p) => cpuTicks(p).catch(() => 0))),
         status: await status(),
         echoDatagrams: await echoDatagrams(),
