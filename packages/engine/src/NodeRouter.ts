@@ -383,43 +383,41 @@ export class NodeRouter {
 
   /** `suspicionSeqnoGapMillis`: the first miss on an up tunnel raises our seqno (rate-limited). */
   private raiseOnSuspicion(atMillis: number): void {
-    const gap = this.config.suspicionSeqnoGapMillis
-    if (!Number.isFinite(gap) || atMillis - this.lastSuspicionRaiseMillis < gap) return
+    if (!this.suspicionOn || atMillis - this.lastSuspicionRaiseMillis < this.config.suspicionSeqnoGapMillis) return
     this.lastSuspicionRaiseMillis = atMillis
     this.ownSeqno += 1
   }
 
-  /** The far end's verdicts on the tunnels it shares with us (`peerVerdicts`). */
-  private notePeerVerdicts(message: LinkStateMessage): void {
-    for (const t of message.tunnels) {
-      if (t.remote !== this.config.self) continue
-      const key = tunnelKey({ local: this.config.self, remote: message.origin, family: t.family })
-      if (t.stats.state !== "dead") this.peerVerdict.delete(key)
-      else if (!this.peerVerdict.has(key)) {
-        this.peerVerdict.set(key, "dead")
-        // The twin: the far end reported v6 dead 0.14 s before v4; with no miss of our own on v4
-        // yet, the route moved onto v4 (the same dying link) and stayed there 0.35 s.
-        const sibling = tunnelKey({ local: this.config.self, remote: message.origin, family: t.family === 4 ? 6 : 4 })
-        if (this.aggregates.has(sibling)) this.siblingSuspect.add(sibling)
-      }
-    }
-  }
-
   /**
-   * `suspicionSeqnoGapMillis` for the far end's first miss: the tunnel is one of ours too, so a
-   * failure there starves the sites that reach us over it, whichever end notices first.
+   * What the far end says of the tunnels it shares with us. Its verdicts (`peerVerdicts`): a
+   * tunnel it reports dead is dead here too (see `peerVerdict`), and its other family suspect.
+   * Its first misses (`suspicionSeqnoGapMillis`): the tunnel is one of ours too, so a failure there
+   * starves the sites that reach us over it, whichever end notices first: our seqno goes up once
+   * per flagged episode.
    */
-  private notePeerSuspicion(message: LinkStateMessage, nowMillis: number): void {
+  private notePeerReports(message: LinkStateMessage, nowMillis: number): void {
+    const verdicts = this.config.peerVerdicts
+    const suspicion = this.suspicionOn
     for (const t of message.tunnels) {
       if (t.remote !== this.config.self) continue
       const key = tunnelKey({ local: this.config.self, remote: message.origin, family: t.family })
-      if (t.suspect !== true) {
-        this.peerSuspect.delete(key)
-        continue
+      if (verdicts) {
+        if (t.stats.state !== "dead") this.peerVerdict.delete(key)
+        else if (!this.peerVerdict.has(key)) {
+          this.peerVerdict.set(key, "dead")
+          // The twin: the far end reported v6 dead 0.14 s before v4; with no miss of our own on v4
+          // yet, the route moved onto v4 (the same dying link) and stayed there 0.35 s.
+          const sibling = tunnelKey({ local: this.config.self, remote: message.origin, family: t.family === 4 ? 6 : 4 })
+          if (this.aggregates.has(sibling)) this.siblingSuspect.add(sibling)
+        }
       }
-      if (this.peerSuspect.has(key)) continue
-      this.peerSuspect.add(key)
-      if (this.aggregates.get(key)?.state === "up") this.raiseOnSuspicion(nowMillis)
+      if (suspicion) {
+        if (t.suspect !== true) this.peerSuspect.delete(key)
+        else if (!this.peerSuspect.has(key)) {
+          this.peerSuspect.add(key)
+          if (this.aggregates.get(key)?.state === "up") this.raiseOnSuspicion(nowMillis)
+        }
+      }
     }
   }
 
@@ -466,8 +464,7 @@ export class NodeRouter {
 
   private acceptLinkState(message: LinkStateMessage, nowMillis: number): void {
     if (this.store.accept(message, nowMillis) !== "accepted") return
-    if (this.config.peerVerdicts) this.notePeerVerdicts(message)
-    if (this.suspicionOn) this.notePeerSuspicion(message, nowMillis)
+    if (this.config.peerVerdicts || this.suspicionOn) this.notePeerReports(message, nowMillis)
     const derived = derivedOf(message)
     this.mesh.setRow(message.origin, derived.row)
     if (derived.requestsKey !== "") {
