@@ -41,7 +41,13 @@ import { templateAddressing, tunnelEndpoints } from "./discovery/Addressing.js"
 import { type DiscoveredTunnel, Discovery, type DiscoveryService, makeDiscovery } from "./discovery/Discovery.js"
 import { MeasurementMetrics, tunnelLabelValues } from "./metrics/Metrics.js"
 import { serveMetrics } from "./metrics/MetricsServer.js"
-import { type EchoHealth, type EchoProberStats, type EchoStatsReader, makeEchoProbes } from "./probes/EchoProber.js"
+import {
+  type EchoHealth,
+  type EchoProberStats,
+  type EchoStatsReader,
+  type EchoVerdictDetail,
+  makeEchoProbes,
+} from "./probes/EchoProber.js"
 import { runIcmpProber } from "./probes/IcmpProber.js"
 import { runLossTester } from "./probes/LossTester.js"
 import { type LossTrigger, runLossTrigger } from "./probes/LossTrigger.js"
@@ -158,6 +164,14 @@ export interface PlaneStatus {
   readonly confErrors: ReadonlyArray<{ readonly file: string; readonly line: number; readonly reason: string }>
 }
 
+/** An echo verdict change of one tunnel; a dead verdict says how it came about. */
+export interface HealthChange {
+  readonly key: string
+  readonly health: EchoHealth
+  readonly atMillis: number
+  readonly detail?: EchoVerdictDetail
+}
+
 export interface MeasurementPlaneService {
   /** Every sample from the moment of subscription (RTT, loss test and pathping). */
   readonly samples: Stream.Stream<Sample>
@@ -166,11 +180,7 @@ export interface MeasurementPlaneService {
   readonly linkStats: Effect.Effect<ReadonlyArray<LinkStats>>
   readonly status: Effect.Effect<PlaneStatus>
   /** Echo verdict changes (fast failure detection), as they happen. */
-  readonly healthChanges: Stream.Stream<{
-    readonly key: string
-    readonly health: EchoHealth
-    readonly atMillis: number
-  }>
+  readonly healthChanges: Stream.Stream<HealthChange>
   /**
    * Outside evidence about a tunnel, typically the peer's link state: `failure` (it reports the
    * tunnel dead) makes the echo probe now instead of at its next slot (EchoProbes.suspect);
@@ -239,7 +249,7 @@ export const makeMeasurementPlane = (
       monitor: config.discovery.monitor,
     })
     const samples = yield* PubSub.sliding<Sample>(10_000)
-    const healthHub = yield* PubSub.sliding<{ key: string; health: EchoHealth; atMillis: number }>(1000)
+    const healthHub = yield* PubSub.sliding<HealthChange>(1000)
     const workers = new Map<string, WorkerState>()
     const localSite = yield* Deferred.make<number>()
     const relay = yield* Deferred.make<PathRelay>()
@@ -308,9 +318,11 @@ export const makeMeasurementPlane = (
           yield* Effect.gen(function* () {
             state.echo = yield* echoProbes.add(t.id, endpoints, {
               onSample: publish,
-              onHealth: (health, atMillis) => {
+              onHealth: (health, atMillis, detail) => {
                 refreshGauges(state, Date.now())
-                healthHub.unsafeOffer({ key: t.key, health, atMillis })
+                healthHub.unsafeOffer(
+                  detail === undefined ? { key: t.key, health, atMillis } : { key: t.key, health, atMillis, detail },
+                )
                 // Both families' tunnels to a peer usually cross the same underlay path: when one
                 // dies, probe the other now (the twin: v6 dead 0.6 s before v4, which the route used).
                 if (health === "dead") echoProbes.suspect(sibling)

@@ -117,6 +117,7 @@ export {
 export {
   DiscoveryFromPlane,
   decodeMeasurementPlaneConfig,
+  type HealthChange,
   MeasurementPlane,
   MeasurementPlaneConfig,
   type MeasurementPlaneConfigInput,
@@ -188,7 +189,15 @@ export {
   prometheusConfig,
   startPrometheus,
 } from "./metricsstore/PrometheusProcess.js"
-export { type EchoHealth, type EchoProberStats, type EchoStatsReader, runEchoProber } from "./probes/EchoProber.js"
+export {
+  describeEchoVerdict,
+  type EchoBurstCause,
+  type EchoHealth,
+  type EchoProberStats,
+  type EchoStatsReader,
+  type EchoVerdictDetail,
+  runEchoProber,
+} from "./probes/EchoProber.js"
 export { PingFailed, PingLine, parsePingLine, pingArgv, runIcmpProber } from "./probes/IcmpProber.js"
 export { LossTestFailed, recordLossSample, runLossTest, runLossTester } from "./probes/LossTester.js"
 export {

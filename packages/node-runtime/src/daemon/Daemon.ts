@@ -39,6 +39,7 @@ import { makeMeasureHandler, planePathPingSource } from "../management/MeasureSe
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import { serveMetrics } from "../metrics/MetricsServer.js"
 import { runMetricsStoreFallback } from "../metricsstore/MetricsStore.js"
+import { describeEchoVerdict } from "../probes/EchoProber.js"
 import { makeSysctl } from "../sysctl/Sysctl.js"
 import { type AdvertisedView, advertisedViewOf, needsTriggeredAdvert } from "./AdvertTrigger.js"
 import { aggregationOf, type DaemonConfig, defaultListenHosts, prefixesOf } from "./Config.js"
@@ -262,7 +263,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
         Effect.suspend(() => {
           control.tunnelStateChanges.inc({ tunnel: change.key, state: change.health })
           return (change.health === "dead" ? Effect.logWarning : Effect.logInfo)(
-            `tunnel ${change.key}: ${change.health}`,
+            `tunnel ${change.key}: ${change.health}${change.detail === undefined ? "" : ` (${describeEchoVerdict(change.detail)})`}`,
           )
         }),
       ),

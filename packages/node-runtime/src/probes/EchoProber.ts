@@ -72,9 +72,34 @@ const MAX_BURST_DEBT = 20
 
 export type EchoHealth = "unknown" | "up" | "dead"
 
+/** What started the burst that ended in a dead verdict. */
+export type EchoBurstCause = "lost-probe" | "peer-silence" | "overdue-ack" | "suspicion"
+
+/**
+ * How a dead verdict came about, for the log line an operator reads (and the detection benches):
+ * the silence before it and the timeouts that shaped it at that moment.
+ */
+export interface EchoVerdictDetail {
+  readonly cause: EchoBurstCause
+  /** From the last datagram of the peer's prober or server (a reply or a request) to the verdict. */
+  readonly silentMs: number
+  /** From the burst's start to the verdict. */
+  readonly burstMs: number
+  /** The wait past a peer request's expected arrival (4 × gap deviation + 20 ms, clamped). */
+  readonly peerSlackMs: number
+  /** An immediate probe's miss timeout (1.5 × srtt + 4 × rttvar, clamped). */
+  readonly missTimeoutMs: number
+  readonly peerGapDevMs: number
+}
+
+/** One line for the log: `silent 1.21 s, burst on peer-silence 0.32 s, slack 140 ms, miss timeout 110 ms`. */
+export const describeEchoVerdict = (d: EchoVerdictDetail): string =>
+  `silent ${Number.isNaN(d.silentMs) ? "since start" : `${(d.silentMs / 1000).toFixed(2)} s`}, burst on ${d.cause} ${(d.burstMs / 1000).toFixed(2)} s, slack ${Math.round(d.peerSlackMs)} ms, miss timeout ${Math.round(d.missTimeoutMs)} ms`
+
 export interface EchoProberHandlers {
   readonly onSample: (sample: RttSample) => void
-  readonly onHealth: (health: EchoHealth, atMillis: number) => void
+  /** `detail` comes with every dead verdict. */
+  readonly onHealth: (health: EchoHealth, atMillis: number, detail?: EchoVerdictDetail) => void
 }
 
 export interface EchoProberStats {
@@ -401,6 +426,10 @@ const makeProber = (
     suspicions: 0,
   }
   let lastSuspicionMs = Number.NEGATIVE_INFINITY
+  /** The peer's latest datagram to this prober or about it (reply or request), performance.now ms. */
+  let lastHeardMs = Number.NaN
+  let burstCause: EchoBurstCause = "lost-probe"
+  let burstStartMs = 0
   let seq = 0
   let health: EchoHealth = "unknown"
   let srttMs: number | null = null
@@ -474,7 +503,7 @@ const makeProber = (
       if (closed || bursting || health === "dead" || nowMs - lastSuspicionMs < interval) return
       lastSuspicionMs = nowMs
       counts.suspicions++
-      startBurst(nowMs)
+      startBurst(nowMs, "suspicion")
       refreshDue()
     },
     close: (sent) => {
@@ -514,10 +543,18 @@ const makeProber = (
   const peerSlackMillis = () =>
     Math.min(config.maxMissTimeoutMillis, Math.max(config.minMissTimeoutMillis, 4 * peer.gapDevMs + 20))
 
-  const setHealth = (next: EchoHealth) => {
+  const setHealth = (next: EchoHealth, nowMs: number) => {
     if (next === health) return
     health = next
-    handlers.onHealth(next, Date.now())
+    if (next !== "dead") return handlers.onHealth(next, Date.now())
+    handlers.onHealth(next, Date.now(), {
+      cause: burstCause,
+      silentMs: Number.isNaN(lastHeardMs) ? Number.NaN : nowMs - lastHeardMs,
+      burstMs: nowMs - burstStartMs,
+      peerSlackMs: peerSlackMillis(),
+      missTimeoutMs: missTimeoutMillis(),
+      peerGapDevMs: peer.gapDevMs,
+    })
   }
 
   const scheduleRegular = (afterMs: number) => {
@@ -618,8 +655,10 @@ const makeProber = (
     }
   }
 
-  const startBurst = (nowMs: number) => {
+  const startBurst = (nowMs: number, cause: EchoBurstCause) => {
     bursting = true
+    burstCause = cause
+    burstStartMs = nowMs
     flushPending(nowMs)
     burstDebt = Math.min(MAX_BURST_DEBT, burstDebt + 1)
     sendV1(nowMs)
@@ -651,10 +690,10 @@ const makeProber = (
     handlers.onSample(rttSample(tunnel, "udp-echo", o.sentAtMillis, null))
     consecutiveMisses++
     if (consecutiveMisses >= config.deadAfterMisses) {
-      setHealth("dead")
+      setHealth("dead", nowMs)
       if (bursting) endBurst(nowMs)
     } else if (!bursting && health !== "dead") {
-      startBurst(nowMs)
+      startBurst(nowMs, "lost-probe")
     }
   }
 
@@ -674,7 +713,7 @@ const makeProber = (
         }
         if (outstanding.has(s) && o.deadlineMs < earliestDeadlineMs) earliestDeadlineMs = o.deadlineMs
       }
-      if (suspect && !bursting) startBurst(nowMs)
+      if (suspect && !bursting) startBurst(nowMs, "overdue-ack")
     }
     if (peer.deadlineMs <= horizonMs) {
       // The peer's request did not come: evidence the tunnel may be down (usually our deferred
@@ -682,7 +721,7 @@ const makeProber = (
       peer.deadlineMs = Number.POSITIVE_INFINITY
       peer.silences++
       peer.silenceOpen = true
-      if (!bursting && health !== "dead") startBurst(nowMs)
+      if (!bursting && health !== "dead") startBurst(nowMs, "peer-silence")
     }
     if (bursting) {
       if (nextBurstMs <= horizonMs) {
@@ -707,6 +746,7 @@ const makeProber = (
 
   const onReply = (probeSeq: number, nowMs: number, residenceMs: number, symCapable: boolean) => {
     if (closed) return
+    lastHeardMs = nowMs
     if (symCapable) symSeenMs = nowMs
     const o = outstanding.get(probeSeq)
     const late = o === undefined ? lateProbes.get(probeSeq) : undefined
@@ -735,7 +775,7 @@ const makeProber = (
       handlers.onSample(rttSample(tunnel, "udp-echo", o.sentAtMillis, rttMs))
     }
     consecutiveMisses = 0
-    setHealth("up")
+    setHealth("up", nowMs)
     if (bursting) endBurst(nowMs)
     refreshDue()
   }
@@ -743,6 +783,7 @@ const makeProber = (
   /** `regular`: an ECHO_SYM request (only regular probes are; bursts are v1 and say nothing about the missing one). */
   const notePeerRequest = (nowMs: number, regular: boolean) => {
     peer.requests++
+    lastHeardMs = nowMs
     if (regular && peer.silenceOpen) {
       peer.silenceOpen = false
       // The missing request itself, late (the one after it would come ≈ 2 gaps after the last).

@@ -5,7 +5,7 @@ import { Duration, Effect, Either, Schema } from "effect"
 import * as fc from "fast-check"
 import { templateAddressing } from "../../src/discovery/Addressing.js"
 import { MeasurementMetrics } from "../../src/metrics/Metrics.js"
-import { type EchoHealth, runEchoProber } from "../../src/probes/EchoProber.js"
+import { type EchoHealth, type EchoVerdictDetail, runEchoProber } from "../../src/probes/EchoProber.js"
 import { makePingSampler, parsePingLine, pingArgv, runIcmpProber } from "../../src/probes/IcmpProber.js"
 import { runLossTest } from "../../src/probes/LossTester.js"
 import { measurePath, turnBackLoop } from "../../src/probes/PathPinger.js"
@@ -46,10 +46,14 @@ describe("fast UDP echo", () => {
       const { port, relay } = yield* echoPath
       const samples: Array<RttSample> = []
       let health: EchoHealth = "unknown"
+      let verdict: EchoVerdictDetail | undefined
       const config = Schema.decodeSync(EchoProbeConfig)({ port })
       const stats = yield* runEchoProber(tunnel, { localAddress: "127.0.0.1", remoteAddress: "127.0.0.5" }, config, {
         onSample: (s) => samples.push(s),
-        onHealth: (h) => (health = h),
+        onHealth: (h, _at, detail) => {
+          health = h
+          verdict = detail
+        },
       })
       yield* until(() => health === "up" && samples.length >= 2, 5000)
       expect(health).toBe("up")
@@ -59,6 +63,13 @@ describe("fast UDP echo", () => {
       expect(health).toBe("dead")
       // One interval (1 s) + three ≥ 100 ms timeouts; slack for a loaded machine.
       expect(detectionMillis).toBeLessThan(2000)
+      // The verdict says how it came: a regular probe lost (nobody else probes here), then two burst
+      // probes; silent since the last reply, which came before the blackhole.
+      expect(verdict?.cause).toBe("lost-probe")
+      expect(verdict?.burstMs).toBeGreaterThanOrEqual(config.burstIntervalMillis)
+      expect(verdict?.silentMs).toBeGreaterThan(verdict?.burstMs ?? Number.POSITIVE_INFINITY)
+      expect(verdict?.silentMs).toBeLessThan(detectionMillis + 1000)
+      expect(verdict?.missTimeoutMs).toBe(config.minMissTimeoutMillis)
       expect(samples.filter((s) => s.rttMs === null).length).toBeGreaterThanOrEqual(3)
       relay.impairment.blackhole = false
       yield* until(() => health === "up", 3000)
