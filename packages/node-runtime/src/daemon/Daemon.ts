@@ -300,10 +300,26 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
     let advertised: AdvertisedView | undefined
     let lastAdvertMillis = 0
     let previous: RoutingDecision | undefined
+    let loggedSeqno = router.seqno
     const step = Effect.gen(function* () {
       const now = Date.now()
       const decision = router.decide(now)
       control.decisions.inc()
+      // The two events a failure reaction turns on, for the operator (and the twin's timelines):
+      // a destination left with no feasible next hop, and our own seqno going up (it ends others' starvation).
+      if (router.seqno !== loggedSeqno) {
+        yield* Effect.logInfo(`own seqno ${loggedSeqno} → ${router.seqno}`)
+        loggedSeqno = router.seqno
+      }
+      for (const r of decision.routes) {
+        const was = previous?.byDestination.get(r.destination)?.starved ?? false
+        if (r.starved !== was)
+          yield* Effect.logInfo(
+            r.starved
+              ? `route to site ${r.destination}: starved (no feasible next hop; a new seqno requested)`
+              : `route to site ${r.destination}: feasible again${r.nextHop === null ? "" : ` via site ${r.nextHop}`}`,
+          )
+      }
       let infoChanged = previous === undefined || previous.routes.length !== decision.routes.length
       for (const r of decision.routes) {
         const before = previous?.byDestination.get(r.destination)
