@@ -39,6 +39,8 @@ const usage = `Usage (root, after \`npx tsc -b\`): node netns-lab/bench-targets.
   --trace              with --reports: the daemons' routes between watched pairs every 2 s
   --daemon-config JSON daemon config overrides for every net-perf run, merged over the
                        scenario's own (e.g. '{"routing":{"stability":{"absoluteMarginMs":2}}}')
+  --network-priority P realtime (default: the link emulator and wireguard-go under SCHED_FIFO 10,
+                       so the daemons under test cannot starve the emulated network) or normal
   --all-pairs          the additivity check (cost vs pathping/ping) on every site pair, not
                        only the scenario's watched ones
   --dry-run            print the run count and expected duration, run nothing
@@ -58,6 +60,7 @@ try {
       trace: { type: "boolean", default: false },
       "all-pairs": { type: "boolean", default: false },
       "daemon-config": { type: "string" },
+      "network-priority": { type: "string", default: "realtime" },
       "dry-run": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -80,6 +83,11 @@ const count = (name, text) => {
   return n
 }
 const json = parsed.json
+const networkPriority = parsed["network-priority"]
+if (networkPriority !== "realtime" && networkPriority !== "normal") {
+  process.stderr.write(`bench-targets: --network-priority must be realtime or normal, got "${networkPriority}"\n`)
+  process.exit(2)
+}
 const reps = count("reps", parsed.reps)
 const baseline = parsed.baseline
 const rows = parsed.rows.split(",")
@@ -382,7 +390,7 @@ const runOnce = (scenario) =>
     Effect.scoped(
       Effect.gen(function* () {
         const load1 = loadavg()[0]
-        const twin = yield* makeTwin({ scenario, mode: "test", onProgress: (l) => log(`  ${l}`) })
+        const twin = yield* makeTwin({ scenario, mode: "test", networkPriority, onProgress: (l) => log(`  ${l}`) })
         const sites = [...twin.daemons.keys()]
         const scrape = Effect.forEach(sites, (x) =>
           scrapeDaemonMetrics(twin, x).pipe(
@@ -677,6 +685,7 @@ const result = {
   reps,
   baseline,
   ...(daemonConfig === undefined ? {} : { daemonConfig }),
+  networkPriority,
   expectedSeconds,
   elapsedSeconds: Math.round((Date.now() - benchStartedAt) / 1000),
   loadAverage: { min: Math.min(...loads), max: Math.max(...loads) },
@@ -687,7 +696,7 @@ if (json) console.log(JSON.stringify(result, (_k, v) => (v === INF ? "never (who
 else {
   const fmt = (x) => (x === null ? "—" : x === INF ? "never" : Number.isInteger(x) ? String(x) : x.toFixed(2))
   console.log(
-    `routing targets in the twin (${reps} runs each; load average ${result.loadAverage.min.toFixed(1)}–${result.loadAverage.max.toFixed(1)} on 2 cores${daemonConfig === undefined ? "" : `; daemon config ${JSON.stringify(daemonConfig)}`})`,
+    `routing targets in the twin (${reps} runs each; load average ${result.loadAverage.min.toFixed(1)}–${result.loadAverage.max.toFixed(1)} on 2 cores; network priority ${networkPriority}${daemonConfig === undefined ? "" : `; daemon config ${JSON.stringify(daemonConfig)}`})`,
   )
   for (const t of table)
     console.log(

@@ -37,6 +37,13 @@ const noRelay = Options.boolean("no-relay").pipe(
   Options.withDescription("connect tunnels directly, without the link emulator (no impairments possible)"),
 )
 
+const networkPriorityOption = Options.choice("network-priority", ["realtime", "normal"]).pipe(
+  Options.withDefault("realtime" as const),
+  Options.withDescription(
+    "scheduling of the emulated network (link emulator, wireguard-go): realtime = SCHED_FIFO 10, so the daemons under test do not starve it",
+  ),
+)
+
 const configOption = Options.choice("config", ["meshgen", "builtin"]).pipe(
   Options.withDefault("meshgen" as const),
   Options.withDescription(
@@ -46,8 +53,8 @@ const configOption = Options.choice("config", ["meshgen", "builtin"]).pipe(
 
 const up = Command.make(
   "up",
-  { scenario: scenarioArg, noRelay, config: configOption },
-  ({ scenario, noRelay, config }) =>
+  { scenario: scenarioArg, noRelay, config: configOption, networkPriority: networkPriorityOption },
+  ({ scenario, noRelay, config, networkPriority }) =>
     Effect.gen(function* () {
       const s = yield* loadScenario(scenario)
       const twin = yield* Effect.scoped(
@@ -57,6 +64,7 @@ const up = Command.make(
           mode: "up",
           relay: !noRelay,
           configGenerator: config,
+          networkPriority,
           onProgress: progress,
         }),
       )
@@ -103,6 +111,7 @@ const runCmd = Command.make(
     json,
     noRelay,
     config: configOption,
+    networkPriority: networkPriorityOption,
     html: htmlFile,
     compare,
     routing: routingOption,
@@ -116,6 +125,7 @@ const runCmd = Command.make(
           mode: "run",
           relay: !o.noRelay,
           configGenerator: o.config,
+          networkPriority: o.networkPriority,
           onProgress: progress,
         })
         if (Option.isSome(o.report)) {
@@ -146,6 +156,7 @@ const runCmd = Command.make(
         mode: "run",
         relay: !o.noRelay,
         configGenerator: o.config,
+        networkPriority: o.networkPriority,
         onProgress: progress,
       })
       if (Option.isSome(o.report)) {

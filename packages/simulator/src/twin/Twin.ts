@@ -71,12 +71,25 @@ export interface TwinOptions {
   readonly configGenerator?: ConfigGenerator
   /** Sites brought up at once. */
   readonly concurrency?: number
+  /**
+   * Scheduling of the emulated network — the link emulator and wireguard-go (default "realtime":
+   * SCHED_FIFO 10, like `chrt -f 10`). On this 2-core machine the daemons being measured compete
+   * with them for the CPU; a relay starved for 1.5 s silenced every tunnel at once and six
+   * sites declared their tunnels dead (twin run nlfb1f, 27 Nov). A real network (kernel
+   * WireGuard, wires) is not scheduled behind the daemons; the daemons stay at normal priority.
+   * The kernel's RT throttling (95 %) bounds what the FIFO processes can take.
+   */
+  readonly networkPriority?: NetworkPriority
 }
+
+export type NetworkPriority = "normal" | "realtime"
 
 export interface TwinBackends {
   readonly wireguard: "kernel" | "wireguard-go"
   readonly config: ConfigGenerator
   readonly impairments: "userspace-relay" | "none"
+  /** How the relay and wireguard-go were scheduled. */
+  readonly networkPriority: NetworkPriority
   readonly inotifyRaisedTo?: number
 }
 
@@ -178,7 +191,13 @@ export const batchablePostUp = (lines: ReadonlyArray<string>): { batch: string[]
 const shQuote = (a: string): string => `'${a.replaceAll("'", "'\\''")}'`
 
 /** Site setup script, run through the isolation wrapper inside the site's namespace. */
-const siteScript = (files: SiteFiles, dir: string, kernelWg: boolean, startBird: boolean): string => {
+const siteScript = (
+  files: SiteFiles,
+  dir: string,
+  kernelWg: boolean,
+  startBird: boolean,
+  networkPriority: NetworkPriority,
+): string => {
   const tunnels = files.tunnels
   const lines = [
     "set -e",
@@ -194,7 +213,7 @@ const siteScript = (files: SiteFiles, dir: string, kernelWg: boolean, startBird:
     for (const t of tunnels) lines.push(`ip link add ${t.name} type wireguard`)
     for (const t of tunnels) lines.push(`wg setconf ${t.name} ${t.name}.conf`)
   } else {
-    lines.push(...wireguardGoUp)
+    lines.push(...wireguardGoUp(networkPriority))
     for (const t of tunnels) lines.push(`wg_start ${t.name}`)
     for (const t of tunnels) lines.push(`wg_up ${t.name}`)
   }
@@ -214,9 +233,9 @@ const siteScript = (files: SiteFiles, dir: string, kernelWg: boolean, startBird:
  * it and falls back to the kernel, "Protocol not supported") is started again once, with its log
  * tail on stderr so the bring-up error says why.
  */
-const wireguardGoUp = [
+const wireguardGoUp = (priority: NetworkPriority) => [
   "wg_start() {",
-  '  WG_PROCESS_FOREGROUND=1 wireguard-go -f "$1" </dev/null >>wireguard-go.log 2>&1 &',
+  `  WG_PROCESS_FOREGROUND=1 ${priority === "realtime" ? "chrt -f 10 " : ""}wireguard-go -f "$1" </dev/null >>wireguard-go.log 2>&1 &`,
   '  echo $! >"$1.wgpid"',
   "}",
   "wg_up() {",
@@ -248,6 +267,7 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
     const stateRoot = options.stateRoot ?? defaultStateRoot()
     const dir = runDir(stateRoot, prefix)
     const useRelay = options.relay ?? true
+    const networkPriority = options.networkPriority ?? "realtime"
     const sites = Array.from({ length: s.sites }, (_, i) => i)
     const siteDir = (site: number) => join(dir, `s${site}`)
     const wgDir = (site: number) => join(siteDir(site), "wg")
@@ -322,7 +342,7 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
     if (inotifyRaisedTo !== undefined)
       progress(`raised fs.inotify.max_user_instances to ${inotifyRaisedTo} (wireguard-go takes one per tunnel)`)
     progress(
-      `${prefix}: ${s.sites} sites, ${tunnelCount} tunnels (${kernelWg ? "kernel WireGuard" : "wireguard-go"}), impairments: ${useRelay ? "userspace relay" : "none"}`,
+      `${prefix}: ${s.sites} sites, ${tunnelCount} tunnels (${kernelWg ? "kernel WireGuard" : "wireguard-go"}), impairments: ${useRelay ? "userspace relay" : "none"}, network priority: ${networkPriority === "realtime" ? "realtime (SCHED_FIFO 10)" : "normal"}`,
     )
 
     const keys: SiteKeys[] = yield* step(
@@ -370,12 +390,13 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
             "sh",
             [
               "-c",
-              'ip netns exec "$0" "$1" "$2" --control "$3" >>"$4" 2>&1; :',
+              'ip netns exec "$0" "$1" "$2" --control "$3" --priority "$5" >>"$4" 2>&1; :',
               u,
               process.execPath,
               mainPath,
               controlPath,
               join(dir, "relay.log"),
+              networkPriority,
             ],
             { detached: true, stdio: "ignore" },
           )
@@ -454,7 +475,7 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
                 join(d, "postup.batch"),
                 `${batchablePostUp(files.tunnels.flatMap((t) => t.postUp)).batch.join("\n")}\n`,
               )
-              await writeFile(join(d, "setup.sh"), siteScript(files, d, kernelWg, true))
+              await writeFile(join(d, "setup.sh"), siteScript(files, d, kernelWg, true, networkPriority))
             })
             yield* run(inSite(nsOf(site), wgDir(site), ["sh", join(d, "setup.sh")]), { timeoutMs: 120_000 })
             done++
@@ -508,6 +529,7 @@ export const makeTwin = (options: TwinOptions): Effect.Effect<Twin, TwinError, S
         wireguard: kernelWg ? "kernel" : "wireguard-go",
         config: source.generator,
         impairments: useRelay ? "userspace-relay" : "none",
+        networkPriority,
         ...(inotifyRaisedTo === undefined ? {} : { inotifyRaisedTo }),
       },
       bringUpMs,
