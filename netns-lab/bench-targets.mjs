@@ -39,8 +39,8 @@ const usage = `Usage (root, after \`npx tsc -b\`): node netns-lab/bench-targets.
   --trace              with --reports: the daemons' routes between watched pairs every 2 s
   --daemon-config JSON daemon config overrides for every net-perf run, merged over the
                        scenario's own (e.g. '{"routing":{"stability":{"absoluteMarginMs":2}}}')
-  --network-priority P realtime (default: the link emulator and wireguard-go under SCHED_FIFO 10,
-                       so the daemons under test cannot starve the emulated network) or normal
+  --network-priority P realtime (default: the link emulator under SCHED_FIFO 10, so the
+                       daemons under test cannot starve the twin's wires) or normal
   --all-pairs          the additivity check (cost vs pathping/ping) on every site pair, not
                        only the scenario's watched ones
   --dry-run            print the run count and expected duration, run nothing

@@ -40,7 +40,7 @@ const noRelay = Options.boolean("no-relay").pipe(
 const networkPriorityOption = Options.choice("network-priority", ["realtime", "normal"]).pipe(
   Options.withDefault("realtime" as const),
   Options.withDescription(
-    "scheduling of the emulated network (link emulator, wireguard-go): realtime = SCHED_FIFO 10, so the daemons under test do not starve it",
+    "scheduling of the link emulator (the twin's wires): realtime = SCHED_FIFO 10, so the daemons under test do not starve it",
   ),
 )
 
