@@ -21,11 +21,13 @@
  *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/overhead.ts [--json] [--seconds 60] [--warmup 60] [--sizes 10,50,100] [--mesh]
  *     [--probes '{"lossTest":{"enabled":false}}']   probe overrides, to see one probe's share
  *     [--node-args "--cpu-prof --cpu-prof-dir=/tmp/p"]   flags for the plane's node process
+ *     [--bare-node]   without the daemon's node flags (the plane runs with daemonNodeFlags by default)
  */
 import { readFile } from "node:fs/promises"
 
 import { Schema } from "effect"
 import { execa, execaSync } from "execa"
+import { daemonNodeFlags } from "../src/daemon/NodeFlags.js"
 import type { PlaneStatus } from "../src/MeasurementPlane.js"
 import { ProbesConfig } from "../src/probes/ProbeConfig.js"
 import { controlCommand } from "../test/control/ControlClient.js"
@@ -42,6 +44,7 @@ CPU, RSS/PSS/USS and packets per tunnel of the measurement plane at each size (r
   --probes      probe config overrides (JSON), to see one probe's share
   --plane       plane config overrides (JSON, merged one level deep: discovery, http, gaugeIntervalMillis…)
   --node-args   extra node flags for the plane process
+  --bare-node   without the daemon's node flags (daemonNodeFlags, e.g. --min-semi-space-size)
   --agent-log   file for the plane's stdout/stderr (e.g. with --node-args --trace-gc)
 `)
 
@@ -64,6 +67,11 @@ const effectiveProbes = Schema.decodeUnknownSync(ProbesConfig)(probes)
 const nodeArgs = arg("--node-args", "")
   .split(" ")
   .filter((x) => x.length > 0)
+/**
+ * The plane runs with the daemon's node flags (`daemonNodeFlags`: what `net-perf` starts with), so
+ * the bench measures what production runs; `--bare-node` leaves them out (node's defaults).
+ */
+const planeNodeFlags = process.argv.includes("--bare-node") ? [] : daemonNodeFlags
 /** File for the plane's stdout and stderr (e.g. with `--node-args --trace-gc`); discarded without it. */
 const agentLog = arg("--agent-log", "")
 const TICKS = 100
@@ -103,7 +111,7 @@ const children = async (pid: number) =>
 
 const bundle = await bundleAgent()
 const startAgent = (ns: string, config: string) =>
-  execa("ip", ["netns", "exec", ns, process.execPath, ...nodeArgs, bundle.file, config], {
+  execa("ip", ["netns", "exec", ns, process.execPath, ...planeNodeFlags, ...nodeArgs, bundle.file, config], {
     reject: false,
     stdin: "ignore",
     ...(agentLog === ""
@@ -227,6 +235,8 @@ try {
       const row = {
         tunnels: n,
         mesh: mesh ? 1 : 0,
+        // 1: the plane ran with node's defaults, not the daemon's flags (--bare-node)
+        bareNode: planeNodeFlags.length === 0 ? 1 : 0,
         windowSeconds: seconds,
         warmupSeconds,
         planeCpuPercentOfOneCore: ((after.cpu - before.cpu) / TICKS / seconds) * 100,

@@ -145,7 +145,7 @@ export {
   pathResultToWire,
   planePathPingSource,
 } from "./management/MeasureServer.js"
-export { counterChild, histogramChild, MeasurementMetrics, tunnelLabelValues } from "./metrics/Metrics.js"
+export { counterChild, gaugeChild, histogramChild, MeasurementMetrics, tunnelLabelValues } from "./metrics/Metrics.js"
 export {
   defaultMetricsServerConfig,
   HttpListenFailed,

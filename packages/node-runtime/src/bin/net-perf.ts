@@ -1,8 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --min-semi-space-size=8
 /**
  * `net-perf`: the daemon's command line. One config file (JSON or YAML) + flags + environment
  * (`NETPERF_*`), validated before anything starts; `--check-config` validates and prints the
  * effective configuration without starting.
+ * The `#!` line carries `daemonNodeFlags` (daemon/NodeFlags.ts: a test keeps the two equal): run as
+ * `net-perf` (or `./net-perf.js`) the process has them; run as `node net-perf.js` pass them yourself.
  */
 import { readFile } from "node:fs/promises"
 import { Command, Options } from "@effect/cli"
@@ -11,6 +13,7 @@ import { algorithmNames } from "@net-perf/engine"
 import { Console, Effect, Logger, LogLevel, Option } from "effect"
 import { loadConfig } from "../daemon/Config.js"
 import { daemonProgram } from "../daemon/Daemon.js"
+import { missingNodeFlags } from "../daemon/NodeFlags.js"
 import { daemonVersion } from "../daemon/Version.js"
 
 const configFile = Options.text("config").pipe(
@@ -59,6 +62,11 @@ const command = Command.make(
         yield* Console.log(JSON.stringify(config, null, 2))
         return
       }
+      const missing = missingNodeFlags(process.execArgv)
+      if (missing.length > 0)
+        yield* Effect.logWarning(
+          `node started without ${missing.join(" ")}: the measurement plane's garbage collection costs more CPU (start the daemon as \`net-perf\` or \`node ${missing.join(" ")} net-perf.js\`)`,
+        )
       yield* daemonProgram(config, { version: daemonVersion }).pipe(Logger.withMinimumLogLevel(levels[config.logLevel]))
     }),
 ).pipe(

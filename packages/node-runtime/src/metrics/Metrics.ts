@@ -213,6 +213,28 @@ export const counterChild = (counter: Counter<string>, labels: Labels): { inc: (
   }
 }
 
+/**
+ * A gauge child for periodic use (see `histogramChild`): prom-client's `set` re-validates the
+ * labels, re-hashes them (a sort and a join) and replaces the series' entry with a new object on
+ * every call (≈ 90 KB/s of garbage for the plane's 600 gauge updates per 5 s at 100 tunnels);
+ * this one writes the live entry's value.
+ */
+export const gaugeChild = (gauge: Gauge<string>, labels: Labels): { set: (v: number) => void } => {
+  const child = gauge.labels(labels)
+  const series = liveEntry<{ labels: Labels; value: number }>(gauge, labels)
+  return {
+    set: (v) => {
+      const e = series.get()
+      if (e === undefined || typeof v !== "number") {
+        child.set(v)
+        series.find()
+        return
+      }
+      e.value = v
+    },
+  }
+}
+
 /** prom-client metrics of one measurement plane. */
 export class MeasurementMetrics extends Effect.Service<MeasurementMetrics>()("net-perf/MeasurementMetrics", {
   sync: makeMetrics,

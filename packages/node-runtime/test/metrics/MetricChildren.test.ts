@@ -1,9 +1,9 @@
-// histogramChild/counterChild against prom-client's own labels().observe/inc: after any sequence of
+// histogramChild/counterChild/gaugeChild against prom-client's own labels().observe/inc/set: after any sequence of
 // observations, increments, series removals and resets, both registries expose the same text.
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
-import { Counter, Histogram, Registry } from "prom-client"
-import { counterChild, histogramChild } from "../../src/metrics/Metrics.js"
+import { Counter, Gauge, Histogram, Registry } from "prom-client"
+import { counterChild, gaugeChild, histogramChild } from "../../src/metrics/Metrics.js"
 
 const buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 const labelSets = [
@@ -16,17 +16,26 @@ const makeSide = (fast: boolean) => {
   const labelNames = ["local", "remote", "family", "probe"]
   const histogram = new Histogram({ name: "h_seconds", help: "h", labelNames, buckets, registers: [registry] })
   const counter = new Counter({ name: "c_total", help: "c", labelNames, registers: [registry] })
+  const gauge = new Gauge({ name: "g_ratio", help: "g", labelNames, registers: [registry] })
   const children = labelSets.map((l) =>
     fast
-      ? { h: histogramChild(histogram, l), c: counterChild(counter, l) }
-      : { h: histogram.labels(l), c: counter.labels(l) },
+      ? { h: histogramChild(histogram, l), c: counterChild(counter, l), g: gaugeChild(gauge, l) }
+      : { h: histogram.labels(l), c: counter.labels(l), g: gauge.labels(l) },
   )
-  return { registry, histogram, counter, children }
+  return { registry, histogram, counter, gauge, children }
 }
 const value = fc.oneof(fc.double({ min: 0, max: 5, noNaN: true }), fc.constantFrom(...buckets), fc.constant(0))
 const op = fc.oneof(
   { weight: 10, arbitrary: fc.tuple(fc.constant("observe" as const), fc.nat(2), value) },
   { weight: 5, arbitrary: fc.tuple(fc.constant("inc" as const), fc.nat(2), fc.nat(1000)) },
+  {
+    weight: 5,
+    arbitrary: fc.tuple(
+      fc.constant("set" as const),
+      fc.nat(2),
+      fc.oneof(fc.double(), fc.constantFrom(Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NaN, -0)),
+    ),
+  },
   { weight: 1, arbitrary: fc.tuple(fc.constant("remove" as const), fc.nat(2), fc.constant(0)) },
   { weight: 1, arbitrary: fc.tuple(fc.constant("reset" as const), fc.constant(0), fc.constant(0)) },
 )
@@ -41,12 +50,15 @@ describe("metric children for per-sample use", () => {
             const child = s.children[i]!
             if (kind === "observe") child.h.observe(v)
             else if (kind === "inc") child.c.inc(v)
+            else if (kind === "set") child.g.set(v)
             else if (kind === "remove") {
               s.histogram.remove(labelSets[i]!)
               s.counter.remove(labelSets[i]!)
+              s.gauge.remove(labelSets[i]!)
             } else {
               s.histogram.reset()
               s.counter.reset()
+              s.gauge.reset()
             }
           }
         expect(await sides[0]!.registry.metrics()).toEqual(await sides[1]!.registry.metrics())
