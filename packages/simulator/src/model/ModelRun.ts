@@ -40,12 +40,28 @@ export interface RouteLike {
   readonly starved?: boolean
 }
 
+/**
+ * A decision's routes as columns (the engine's `RouteColumns`): read instead of `routes` when
+ * present, so a decision needs no route objects (speed only; the same values).
+ */
+export interface RouteColumnsLike {
+  readonly count: number
+  readonly destination: ArrayLike<number>
+  /** −1 = no route. */
+  readonly nextHop: ArrayLike<number>
+  /** 0 = no tunnel. */
+  readonly family: ArrayLike<number>
+  readonly seqno: ArrayLike<number>
+  /** 1 = starved. */
+  readonly starved: ArrayLike<number>
+}
+
 /** What the simulator drives at each site: the engine's NodeRouter satisfies this structurally. */
 export interface SiteRouter<M> {
   observe(sample: Sample): void
   receiveLinkState(message: M, nowMillis: number): void
   advertise(nowMillis: number): M
-  decide(nowMillis: number): { readonly routes: ReadonlyArray<RouteLike> }
+  decide(nowMillis: number): { readonly routes: ReadonlyArray<RouteLike>; readonly columns?: RouteColumnsLike }
   pathProbeRequests?(nowMillis: number): ReadonlyArray<{
     readonly path: ReadonlyArray<number>
     readonly families: ReadonlyArray<0 | 4 | 6>
@@ -585,29 +601,64 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
       ownSeqno[s] = own
       changed = true
     }
+    const columns = decision.columns
+    if (columns !== undefined) {
+      for (let k = 0; k < columns.count; k++) {
+        const nh = columns.nextHop[k]!
+        const nextHop = nh < 0 ? null : nh
+        const fam = columns.family[k]!
+        if (
+          installRoute(
+            s,
+            t,
+            columns.destination[k]!,
+            columns.starved[k] === 1,
+            columns.seqno[k]!,
+            nextHop,
+            nextHop === null || fam === 0 ? null : fam,
+          )
+        )
+          changed = true
+      }
+      return changed
+    }
     for (const route of decision.routes) {
-      const d = route.destination
-      if (d === s || d < 0 || d >= n) continue
-      const i = s * n + d
-      const isStarved = route.starved === true ? 1 : 0
-      if (isStarved !== starved[i]) {
-        starved[i] = isStarved
-        starvedCount[d]! += isStarved === 1 ? 1 : -1
-      }
-      const seqno = route.seqno ?? 0
-      if (seqno !== routeSeqno[i]) {
-        routeSeqno[i] = seqno
-        if (starvedCount[d]! > 0) changed = true
-      }
       const family = route.nextHop === null ? null : (route.tunnel?.family ?? null)
-      if (table.install(s, d, route.nextHop, family)) {
+      if (installRoute(s, t, route.destination, route.starved === true, route.seqno ?? 0, route.nextHop, family))
         changed = true
-        dirty[d] = 1
-        anyDirty = true
-        if (measured(t)) {
-          acc.switches++
-          acc.switchesPerPair[s * n + d]!++
-        }
+    }
+    return changed
+  }
+
+  /** One route of site s's decision: starvation, seqno and forwarding; true when worth advertising at once. */
+  const installRoute = (
+    s: number,
+    t: number,
+    d: number,
+    routeStarved: boolean,
+    seqno: number,
+    nextHop: number | null,
+    family: number | null,
+  ): boolean => {
+    if (d === s || d < 0 || d >= n) return false
+    let changed = false
+    const i = s * n + d
+    const isStarved = routeStarved ? 1 : 0
+    if (isStarved !== starved[i]) {
+      starved[i] = isStarved
+      starvedCount[d]! += isStarved === 1 ? 1 : -1
+    }
+    if (seqno !== routeSeqno[i]) {
+      routeSeqno[i] = seqno
+      if (starvedCount[d]! > 0) changed = true
+    }
+    if (table.install(s, d, nextHop, family)) {
+      changed = true
+      dirty[d] = 1
+      anyDirty = true
+      if (measured(t)) {
+        acc.switches++
+        acc.switchesPerPair[s * n + d]!++
       }
     }
     return changed
