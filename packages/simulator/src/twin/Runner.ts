@@ -10,7 +10,7 @@ import { isFullyDelivering, sameForwarding } from "../analysis/NextHopGraph.js"
 import { allPairs } from "./Addressing.js"
 import { startTwinMetricsStore, twinMetricsStoreOf } from "./MetricsStore.js"
 import { type AppliedEvent, buildReport, type ImpairmentState, type TwinReport } from "./Report.js"
-import { type RouteSampler, startPinger, startRouteSampler } from "./Sampler.js"
+import { startPinger, startRouteSampler } from "./Sampler.js"
 import {
   type Impairment,
   parseLinkSelector,
@@ -169,19 +169,19 @@ export const runOnTwin = (twin: Twin, options: RunOptions = {}): Effect.Effect<T
           : `metrics store NOT started (daemons route on link state only): ${store.left.message}`,
       )
     }
-    const snapshots: ForwardingSnapshot[] = []
-    // A snapshot at every table change (stamped when the site's dump arrived) and `sampleHz` ones
-    // between; the report sorts them by time.
-    let watching: RouteSampler | undefined
+    // Snapshot instants: every table change (stamped by the site's watcher when it read the
+    // kernel's event) and `sampleHz` ones between. The snapshots are built when the run is over,
+    // from each site's stamped history: a dump reaches us after its stamp, so one taken live
+    // would show a site's old table at instants after its change.
+    const sampleTimes: number[] = []
     const sampler = yield* startRouteSampler(sites, twin.siteNs, {
       onChange: (atMillis) => {
-        if (watching !== undefined) snapshots.push(watching.snapshot(atMillis))
+        sampleTimes.push(atMillis)
       },
     })
-    watching = sampler
     const periodMs = Math.round(1000 / s.sampleHz)
     yield* Effect.sync(() => {
-      snapshots.push(sampler.snapshot(Date.now()))
+      sampleTimes.push(Date.now())
     }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(periodMs))), Effect.forkScoped)
 
     // t0: every BGP session that can come up is Established, every site reaches every other
@@ -267,7 +267,8 @@ export const runOnTwin = (twin: Twin, options: RunOptions = {}): Effect.Effect<T
     const endWait = t0 + s.durationSeconds * 1000 - Date.now()
     if (endWait > 0) yield* Effect.sleep(Duration.millis(endWait))
     const endMillis = Date.now()
-    snapshots.push(sampler.snapshot(endMillis))
+    sampleTimes.push(endMillis)
+    const snapshots = sampleTimes.sort((a, b) => a - b).map((at) => sampler.snapshotAt(at))
     const modes = new Set(sites.map((x) => routingOf(s, x)))
     return buildReport({
       scenario: s.name,

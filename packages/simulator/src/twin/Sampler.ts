@@ -105,6 +105,11 @@ const spawnLines = (argv: ReadonlyArray<string>, onLine: (line: string, atMillis
 export interface RouteSampler {
   /** The latest table of every site combined into one snapshot, stamped now. */
   readonly snapshot: (atMillis: number) => ForwardingSnapshot
+  /**
+   * Every site's table as it was at `atMillis` by the watchers' stamps (a dump reaches Node
+   * after its stamp: build a run's snapshots once the run is over, not live).
+   */
+  readonly snapshotAt: (atMillis: number) => ForwardingSnapshot
   /** Sites that have reported at least one table. */
   readonly reporting: () => number
   /** Destinations a site currently reaches by a managed (protocol 201) route. */
@@ -114,27 +119,47 @@ export interface RouteSampler {
 /**
  * One site's table watcher, run by bash inside the site: a dump at start, then a dump after each
  * burst of `ip monitor route` events (events within 5 ms coalesced: an install of many routes is
- * one dump) and at least every `refreshSeconds` (the safety net if an event were missed). A route
- * change is seen ≈ 5–20 ms after the kernel made it instead of up to a polling period later, and a
- * quiet twin spawns one `ip` per site per `refreshSeconds` instead of one per sample (six sites at
- * 4 Hz were 24 processes a second beside the daemons being measured).
+ * one dump) and at least every `refreshSeconds` (the safety net if an event were missed). A quiet
+ * twin spawns one `ip` per site per `refreshSeconds` instead of one per sample (six sites at 4 Hz
+ * were 24 processes a second beside the daemons being measured).
+ *
+ * Each dump is preceded by `@<epoch seconds>`: when bash read the burst's first event, not when
+ * the dump reached Node. On a loaded twin (load 8–10) the `ip` spawn and the pipe took up to 0.3 s,
+ * which the reaction times carried (a daemon logged its install at 49.845, the dump said 50.158).
+ * A dump that a later event overtook (one came while it ran) is not emitted: it may hold that
+ * later change, which its stamp would date too early; the watcher dumps again, stamped when it
+ * took up the new events (late by at most the dump's duration, never early).
  */
 export const routeWatchScript = (refreshSeconds: number): string =>
   [
     // The monitor starts first (its side of the pipe); the first dump waits 50 ms so that a change
     // right after it is an event, not only the next refresh (the consumer starts reading at once).
+    // LC_ALL=C: EPOCHREALTIME's decimal point follows the locale.
+    "export LC_ALL=C",
     "ip -4 monitor route | {",
     "  sleep 0.05",
-    "  ip -json -4 route show || exit 1",
+    "  at=$EPOCHREALTIME",
     "  while :; do",
+    "    out=$(ip -json -4 route show) || exit 1",
+    "    if IFS= read -r -t 0; then",
+    "      while IFS= read -r -t 0.005 line; do :; done",
+    "      at=$EPOCHREALTIME",
+    "      continue",
+    "    fi",
+    `    printf '@%s\\n%s\\n' "$at" "$out"`,
     `    if IFS= read -r -t ${refreshSeconds} line; then`,
+    "      at=$EPOCHREALTIME",
     "      while IFS= read -r -t 0.005 line; do :; done",
     "    elif [ $? -le 128 ]; then exit 1",
+    "    else at=$EPOCHREALTIME",
     "    fi",
-    "    ip -json -4 route show || exit 1",
     "  done",
     "}",
   ].join("\n")
+
+/** `@1795761288.152345` (the watcher's stamp line) → epoch ms; undefined for any other line. */
+export const parseWatchStamp = (line: string): number | undefined =>
+  /^@\d+(?:\.\d+)?$/.test(line) ? Math.round(Number(line.slice(1)) * 1000) : undefined
 
 /**
  * Starts one table watcher per site (routeWatchScript); `onChange` is called with the arrival
@@ -147,23 +172,57 @@ export const startRouteSampler = (
 ): Effect.Effect<RouteSampler, never, Scope.Scope> =>
   Effect.gen(function* () {
     const latest = new Map<number, Map<number, number>>()
+    /** Each site's next hops from each stamp on (stamps made non-decreasing per site). */
+    const history = new Map<number, Array<{ readonly atMillis: number; readonly nextHops: Map<number, number> }>>()
     const managed = new Map<number, number>()
     const script = routeWatchScript(options.refreshSeconds ?? 1)
     yield* Effect.forEach(
       sites,
-      (site) =>
-        spawnLines(inNs(nsOf(site), ["bash", "-c", script]), (line, atMillis) => {
+      (site) => {
+        let stampedAt: number | undefined
+        return spawnLines(inNs(nsOf(site), ["bash", "-c", script]), (line, arrivedAtMillis) => {
+          const stamp = parseWatchStamp(line)
+          if (stamp !== undefined) {
+            stampedAt = stamp
+            return
+          }
           const routes = routesFromDump(line)
+          // The dump's own stamp (a line without one, an older watcher's: its arrival).
+          const atMillis = stampedAt ?? arrivedAtMillis
+          stampedAt = undefined
           if (routes === undefined) return
           const before = latest.get(site)
           latest.set(site, routes.nextHops)
           managed.set(site, routes.managed.size)
-          if (options.onChange !== undefined && (before === undefined || !sameNextHops(before, routes.nextHops)))
-            options.onChange(atMillis)
-        }),
+          if (before !== undefined && sameNextHops(before, routes.nextHops)) return
+          const past = history.get(site) ?? []
+          const at = Math.max(atMillis, past.at(-1)?.atMillis ?? Number.NEGATIVE_INFINITY)
+          past.push({ atMillis: at, nextHops: routes.nextHops })
+          history.set(site, past)
+          options.onChange?.(at)
+        })
+      },
       { discard: true },
     )
+    const stateAt = (site: number, atMillis: number): Map<number, number> => {
+      const past = history.get(site) ?? []
+      // The last entry stamped at or before atMillis (binary search: entries are in stamp order).
+      let lo = 0
+      let hi = past.length
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1
+        if (past[mid]!.atMillis <= atMillis) lo = mid + 1
+        else hi = mid
+      }
+      return lo === 0 ? new Map() : past[lo - 1]!.nextHops
+    }
     return {
+      snapshotAt: (atMillis) =>
+        snapshotOf(
+          atMillis,
+          sites,
+          sites.flatMap((src) => [...stateAt(src, atMillis)].map(([dst, via]) => [src, dst, via] as const)),
+        ),
       snapshot: (atMillis) =>
         snapshotOf(
           atMillis,

@@ -2,7 +2,13 @@ import { execFileSync } from "node:child_process"
 import { fc, test } from "@fast-check/vitest"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { nextHopsFromRoutes, parsePingLine, routesFromDump, startRouteSampler } from "../../src/twin/Sampler.js"
+import {
+  nextHopsFromRoutes,
+  parsePingLine,
+  parseWatchStamp,
+  routesFromDump,
+  startRouteSampler,
+} from "../../src/twin/Sampler.js"
 
 describe("route dump parsing", () => {
   test.prop([
@@ -27,6 +33,20 @@ describe("route dump parsing", () => {
 
   it("ignores lines that are not a route dump", () => {
     expect(nextHopsFromRoutes("Cannot open network namespace")).toBeUndefined()
+  })
+})
+
+describe("route watcher stamps", () => {
+  test.prop([fc.integer({ min: 1_000_000_000_000, max: 4_000_000_000_000 }), fc.integer({ min: 0, max: 999 })])(
+    "an @<epoch seconds> line is the dump's time in ms",
+    (ms, us) => {
+      const line = `@${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, "0")}${String(us).padStart(3, "0")}`
+      expect(parseWatchStamp(line)).toBe(ms + Math.round(us / 1000))
+    },
+  )
+  test.prop([fc.string()])("anything else is not a stamp", (text) => {
+    fc.pre(!/^@\d+(\.\d+)?$/.test(text))
+    expect(parseWatchStamp(text)).toBeUndefined()
   })
 })
 
@@ -104,6 +124,18 @@ describe.skipIf(!isRoot)("route watcher in a namespace", () => {
             expect(seenAfterMs).toBeLessThan(500)
             expect(changes.length).toBe(2)
             expect(sampler.managed(0)).toBe(1)
+            // The change is dated when the watcher read the kernel's event, not when its dump
+            // arrived; the stamped history answers for any instant.
+            const stamp = changes[1] as number
+            expect(stamp).toBeGreaterThanOrEqual(changedAt - 2)
+            expect(stamp).toBeLessThanOrEqual(changedAt + seenAfterMs)
+            expect(
+              sampler
+                .snapshotAt(stamp - 1)
+                .nextHops.get(0)
+                ?.get(5),
+            ).toBe(1)
+            expect(sampler.snapshotAt(stamp).nextHops.get(0)?.get(5)).toBe(2)
           }),
         ),
       )
