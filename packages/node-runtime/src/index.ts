@@ -86,6 +86,7 @@ export {
   IpOutputError,
   type IpService,
   makeIp,
+  makeIpScoped,
 } from "./kernel/Ip.js"
 export { canonicalIpv6, isUsableLink, normalisePrefix, normaliseRoute } from "./kernel/KernelTable.js"
 export {

@@ -2,8 +2,14 @@
  * The `Ip` service: every kernel command goes through iproute2 (`ip`), optionally aimed at a
  * network namespace with `ip -n <ns>`, so the installer and its tests run against namespaces
  * without entering them. JSON output (`ip -json`) is decoded with a Schema at this edge.
+ *
+ * `makeIpScoped` sends batches to one long-lived `ip -force -batch -` instead of a process per
+ * batch: route installs sit on the failure-reaction path, and in the twin at load 8–10 a spawned
+ * `ip` took 30–250 ms from the decision to the installed route (the daemon's own log).
  */
-import { Context, Data, Duration, Effect, Layer, ParseResult, Schema } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import { createInterface } from "node:readline"
+import { Context, Data, Duration, Effect, Layer, ParseResult, Schema, type Scope } from "effect"
 import { execa } from "execa"
 
 export class IpCommandError extends Data.TaggedError("IpCommandError")<{
@@ -53,8 +59,17 @@ export interface IpOptions {
 }
 
 export class Ip extends Context.Tag("@net-perf/node-runtime/Ip")<Ip, IpService>() {
+  /** A process per command (no scope needed). */
   static readonly layer = (options: IpOptions = {}): Layer.Layer<Ip> => Layer.succeed(Ip, makeIp(options))
+  /** Batches through one long-lived `ip -force -batch -` (see `makeIpScoped`). */
+  static readonly layerScoped = (options: IpOptions = {}): Layer.Layer<Ip> => Layer.scoped(Ip, makeIpScoped(options))
 }
+
+/** iproute2 prints the error, then "Command failed -:<line>" (line numbers count from the process's first). */
+const FAILED_LINE = /^Command failed -:(\d+)/
+
+/** Ends each batch: an object `ip` does not know, so it always fails, harmlessly, with its line number. */
+const BATCH_END = "np-batch-end"
 
 export const makeIp = (options: IpOptions = {}): IpService => {
   const binary = options.binary ?? "ip"
@@ -131,3 +146,128 @@ export const makeIp = (options: IpOptions = {}): IpService => {
 
   return { namespace: options.namespace, run, json, batch }
 }
+
+/**
+ * `makeIp` whose `batch` writes to one long-lived `ip -force -batch -`. Each batch ends with a line
+ * that always fails (BATCH_END): its "Command failed -:N" on stderr says every line before it ran
+ * (ip runs its input in order), and the failures reported in between are this batch's. Started
+ * at first use; a process that dies or overruns the timeout is killed and the batch fails (the
+ * installer's full pass repeats it); the next batch starts a new one. Batches run one at a time.
+ */
+export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const base = makeIp(options)
+    const binary = options.binary ?? "ip"
+    const timeoutMillis = Duration.toMillis(Duration.decode(options.timeout ?? "10 seconds"))
+    const args = [...(options.namespace === undefined ? [] : ["-n", options.namespace]), "-force", "-batch", "-"]
+    const lock = yield* Effect.makeSemaphore(1)
+    interface Session {
+      readonly child: ChildProcess
+      /** Lines written so far (ip numbers them from 1). */
+      written: number
+      /** Error lines since the last "Command failed". */
+      errorLines: Array<string>
+      failures: Array<{ line: number; error: string }>
+      waiting: { readonly endLine: number; readonly done: (outcome: BatchResult | string) => void } | undefined
+      exited: string | undefined
+    }
+    let session: Session | undefined
+
+    const stop = (s: Session) => {
+      if (session === s) session = undefined
+      s.child.stdin?.destroy()
+      s.child.kill("SIGKILL")
+    }
+    yield* Effect.addFinalizer(() => Effect.sync(() => session !== undefined && stop(session)))
+
+    const start = (): Session => {
+      const child = spawn(binary, args, { stdio: ["pipe", "ignore", "pipe"] })
+      const s: Session = { child, written: 0, errorLines: [], failures: [], waiting: undefined, exited: undefined }
+      const fail = (why: string) => {
+        s.exited ??= why
+        if (session === s) session = undefined
+        const w = s.waiting
+        s.waiting = undefined
+        w?.done(why)
+      }
+      child.on("error", (e) => fail(`ip could not run: ${e.message}`))
+      child.on("exit", (code, signal) => fail(`ip exited (${signal ?? `code ${code}`})`))
+      child.stdin?.on("error", (e) => fail(`writing to ip failed: ${e.message}`))
+      if (child.stderr !== null)
+        createInterface({ input: child.stderr }).on("line", (l) => {
+          const m = FAILED_LINE.exec(l)
+          if (m === null) {
+            if (l.trim() !== "") s.errorLines.push(l.trim())
+            return
+          }
+          const line = Number(m[1])
+          const w = s.waiting
+          if (w !== undefined && line === w.endLine) {
+            const failures = s.failures
+            s.failures = []
+            s.errorLines = []
+            s.waiting = undefined
+            w.done({ failures })
+            return
+          }
+          s.failures.push({ line, error: s.errorLines.join("; ") })
+          s.errorLines = []
+        })
+      return s
+    }
+
+    const runBatch = (lines: ReadonlyArray<string>) =>
+      Effect.async<BatchResult, IpCommandError>((resume) => {
+        const s = session ?? start()
+        session = s
+        const firstLine = s.written + 1
+        const endLine = s.written + lines.length + 1
+        s.written = endLine
+        const timer = setTimeout(() => {
+          s.waiting = undefined
+          stop(s)
+          resume(
+            Effect.fail(
+              new IpCommandError({
+                args,
+                exitCode: undefined,
+                stderr: s.errorLines.join("\n"),
+                cause: `no answer in ${timeoutMillis} ms`,
+              }),
+            ),
+          )
+        }, timeoutMillis)
+        s.waiting = {
+          endLine,
+          done: (outcome) => {
+            clearTimeout(timer)
+            if (typeof outcome === "string")
+              return resume(
+                Effect.fail(
+                  new IpCommandError({ args, exitCode: undefined, stderr: s.errorLines.join("\n"), cause: outcome }),
+                ),
+              )
+            // Renumbered from 1 for this batch, like a one-shot `ip -batch`.
+            resume(
+              Effect.succeed({
+                failures: outcome.failures
+                  .filter((f) => f.line >= firstLine) // an interrupted batch's are not ours
+                  .map((f) => ({ line: f.line - firstLine + 1, error: f.error })),
+              }),
+            )
+          },
+        }
+        if (s.exited !== undefined) return s.waiting.done(s.exited)
+        s.child.stdin?.write(`${lines.join("\n")}\n${BATCH_END}\n`)
+        return Effect.sync(() => {
+          clearTimeout(timer)
+          // Interrupted mid-batch: the process's line count is still right; only this waiter goes.
+          if (s.waiting?.endLine === endLine) s.waiting = undefined
+        })
+      })
+
+    const batch = (lines: ReadonlyArray<string>) =>
+      lines.length === 0 ? Effect.succeed<BatchResult>({ failures: [] }) : lock.withPermits(1)(runBatch(lines))
+
+    return { ...base, batch }
+  })

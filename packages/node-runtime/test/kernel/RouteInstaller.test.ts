@@ -12,7 +12,7 @@ import { fc } from "@fast-check/vitest"
 import type { KernelRoute } from "@net-perf/engine"
 import { Effect, Layer, Schema } from "effect"
 import { describe } from "vitest"
-import { Ip, type IpService, makeIp } from "../../src/kernel/Ip.js"
+import { Ip, type IpService, makeIp, makeIpScoped } from "../../src/kernel/Ip.js"
 import { IpRouteJson } from "../../src/kernel/KernelTable.js"
 import { makeRouteInstaller, RouteInstaller } from "../../src/kernel/RouteInstaller.js"
 import { addAddress, isRoot, netns, runPrefix, sh } from "./Netns.js"
@@ -54,7 +54,47 @@ const routeGetDev = (ns: string, dst: string) =>
     Effect.map((o) => (JSON.parse(o) as Array<{ dev: string }>)[0]!.dev),
   )
 
-const inNamespace = (ns: string) => Ip.layer({ namespace: ns })
+/** The daemon's Ip: batches through one long-lived `ip -force -batch -`. */
+const inNamespace = (ns: string) => Ip.layerScoped({ namespace: ns })
+
+const batchProcesses = (ns: string) =>
+  sh("pgrep", ["-f", `^ip -n ${ns} -force -batch -$`]).pipe(
+    Effect.map((out) => out.split("\n").filter((l) => l.trim() !== "")),
+    Effect.orElseSucceed(() => [] as Array<string>),
+  )
+
+describe.skipIf(!isRoot)("Ip with a long-lived batch process", () => {
+  it.scopedLive("reports each batch's failures by its own line numbers, survives the process dying, leaves none", () =>
+    Effect.gen(function* () {
+      const ns = yield* lab
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const ip = yield* makeIpScoped({ namespace: ns })
+          const first = yield* ip.batch([
+            "route add 10.201.7.0/24 dev wg1.2_v4 proto 201",
+            "route add 10.201.7.0/24 dev wg1.2_v4 proto 201",
+            "route add 10.201.8.0/24 dev wg1.3_v4 proto 201",
+          ])
+          expect(first.failures.map((f) => f.line)).toEqual([2])
+          expect(first.failures[0]?.error).toMatch(/File exists/)
+          expect((yield* kernelRoutes(ns, 4)).map((r) => r.dst).sort()).toEqual(["10.201.7.0/24", "10.201.8.0/24"])
+          // Line numbers restart with each batch, although the process counts on.
+          const second = yield* ip.batch(["route del 10.201.9.0/24", "route del 10.201.7.0/24"])
+          expect(second.failures.map((f) => f.line)).toEqual([1])
+          expect(yield* batchProcesses(ns)).toHaveLength(1)
+          yield* sh("pkill", ["-KILL", "-f", `^ip -n ${ns} -force -batch -$`])
+          yield* Effect.sleep("100 millis")
+          // A new process for the next batch.
+          const third = yield* ip.batch(["route del 10.201.8.0/24"])
+          expect(third.failures).toEqual([])
+          expect(yield* kernelRoutes(ns, 4)).toEqual([])
+        }),
+      )
+      yield* Effect.sleep("100 millis")
+      expect(yield* batchProcesses(ns)).toEqual([])
+    }),
+  )
+})
 
 describe.skipIf(!isRoot)("RouteInstaller in a namespace", () => {
   it.scopedLive("adds, keeps idempotent, replaces and deletes with minimal operations", () =>
