@@ -31,6 +31,7 @@ export {
 } from "./control/ControlSocket.js"
 export { decodeConfig } from "./daemon/Config.js"
 export { makeControlMetrics } from "./daemon/ControlMetrics.js"
+export { daemonNodeFlags } from "./daemon/NodeFlags.js"
 // Appended by H6 (measurement plane: discovery, control socket, probes, probe servers, metrics).
 export {
   type Addressing,

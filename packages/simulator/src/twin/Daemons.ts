@@ -11,6 +11,7 @@ import { createWriteStream } from "node:fs"
 import { writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
+import { daemonNodeFlags } from "@net-perf/node-runtime"
 import { Data, Deferred, Effect, type Scope } from "effect"
 import { execa } from "execa"
 import { routerV4 } from "./Addressing.js"
@@ -100,6 +101,7 @@ export const startDetachedDaemon = (
     yield* writeDaemonFiles(twin, site, options.overrides)
     const argv = twin.siteCommand(site, [
       process.execPath,
+      ...daemonNodeFlags,
       daemonBinary(),
       "-c",
       join(dir, "net-perf.json"),
@@ -139,6 +141,7 @@ export const startDaemon = (
       const done = yield* Deferred.make<string>()
       const argv = twin.siteCommand(site, [
         process.execPath,
+        ...daemonNodeFlags,
         daemonBinary(),
         "-c",
         configFile,
