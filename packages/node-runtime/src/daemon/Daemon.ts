@@ -14,6 +14,7 @@ import {
   defaultAggregationConfig,
   desiredRoutes,
   type KernelRoute,
+  type LinkStateMessage,
   linkCost,
   NodeRouter,
   type RoutingDecision,
@@ -21,7 +22,7 @@ import {
   SiteId,
   tunnelKey,
 } from "@net-perf/engine"
-import { Effect, Layer, Queue, Runtime, Schema, Stream } from "effect"
+import { Effect, FiberRef, Layer, LogLevel, Queue, Runtime, Schema, Stream } from "effect"
 import { Bird } from "../bird/Bird.js"
 import { watchBgpPaths } from "../bird/BirdWatch.js"
 import { fillTemplate } from "../discovery/Addressing.js"
@@ -94,6 +95,28 @@ const routeKey = (routes: ReadonlyArray<KernelRoute>) =>
 
 /** A peer's loss estimate on our shared tunnel at or above this asks our loss trigger for a burst. */
 const PEER_LOSS_SUSPICION_RATIO = 0.01
+
+/** A debug line built only when debug logging is on (messages arrive many times a second in a big mesh). */
+const logDebugLazily = (line: () => string): Effect.Effect<void> =>
+  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (minimum) =>
+    LogLevel.lessThanEqual(minimum, LogLevel.Debug) ? Effect.logDebug(line()) : Effect.void,
+  )
+
+/**
+ * A link-state message in one debug line: seq, per destination `d:seqno/distance`, requests
+ * `d≥seqno`, dead or suspect tunnels. What a failure reaction's timeline is read from.
+ */
+const describeLinkState = (m: LinkStateMessage): string => {
+  const routes = m.distances
+    .map((d) => `${d.destination}:${d.seqno}/${d.distanceMs === null ? "none" : d.distanceMs.toFixed(1)}`)
+    .join(" ")
+  const requests = m.requests.map((r) => `${r.destination}≥${r.seqno}`).join(" ")
+  const tunnels = m.tunnels
+    .filter((t) => t.stats.state === "dead" || t.suspect === true)
+    .map((t) => `${m.origin}-${t.remote}v${t.family}:${t.stats.state === "dead" ? "dead" : "suspect"}`)
+    .join(" ")
+  return `seq ${m.seq} routes [${routes}]${requests === "" ? "" : ` requests [${requests}]`}${tunnels === "" ? "" : ` tunnels [${tunnels}]`}`
+}
 
 export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
   Effect.gen(function* () {
@@ -210,7 +233,12 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
               if (t.stats.state === "dead") suspects.push(plane.suspect(tunnel, "failure"))
               else if (t.stats.lossRatio >= PEER_LOSS_SUSPICION_RATIO) suspects.push(plane.suspect(tunnel, "loss"))
             }
-            return suspects.length === 0 ? trigger : Effect.zipRight(Effect.all(suspects, { discard: true }), trigger)
+            const react =
+              suspects.length === 0 ? trigger : Effect.zipRight(Effect.all(suspects, { discard: true }), trigger)
+            return Effect.zipRight(
+              logDebugLazily(() => `link state from site ${message.origin}: ${describeLinkState(message)}`),
+              react,
+            )
           }),
         ),
       ),
@@ -374,7 +402,9 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       }
       const view = advertisedViewOf(decision, router.seqno)
       if (needsTriggeredAdvert(advertised, view) || now - lastAdvertMillis >= config.routing.advertiseIntervalMillis) {
-        yield* exchange.publish(router.advertise(now))
+        const message = router.advertise(now)
+        yield* exchange.publish(message)
+        yield* logDebugLazily(() => `link state sent: ${describeLinkState(message)}`)
         control.linkStateMessages.inc({ outcome: "sent" })
         advertised = view
         lastAdvertMillis = now
