@@ -123,12 +123,13 @@ export interface RouteSampler {
  * twin spawns one `ip` per site per `refreshSeconds` instead of one per sample (six sites at 4 Hz
  * were 24 processes a second beside the daemons being measured).
  *
- * Each dump is preceded by `@<epoch seconds>`: when bash read the burst's first event, not when
- * the dump reached Node. On a loaded twin (load 8–10) the `ip` spawn and the pipe took up to 0.3 s,
- * which the reaction times carried (a daemon logged its install at 49.845, the dump said 50.158).
- * A dump that a later event overtook (one came while it ran) is not emitted: it may hold that
- * later change, which its stamp would date too early; the watcher dumps again, stamped when it
- * took up the new events (late by at most the dump's duration, never early).
+ * Each dump is preceded by its stamp: `@T<local time>`, the time `ip -ts monitor` printed the
+ * last event the dump follows (it waits in the kernel's netlink socket, so it prints as the route
+ * changes), or `@E<epoch seconds>` for a refresh. Dating a dump when it reached Node instead
+ * was up to 0.3 s late at load 8–10 (a daemon logged its install at 49.845, the dump said
+ * 50.158), and dating it when bash read the event still carried bash's own scheduling delay. A
+ * dump that a later event overtook (one came while it ran) is not emitted: it may or may not
+ * hold that change; the watcher dumps again, dated by the later event.
  */
 export const routeWatchScript = (refreshSeconds: number): string =>
   [
@@ -136,30 +137,53 @@ export const routeWatchScript = (refreshSeconds: number): string =>
     // right after it is an event, not only the next refresh (the consumer starts reading at once).
     // LC_ALL=C: EPOCHREALTIME's decimal point follows the locale.
     "export LC_ALL=C",
-    "ip -4 monitor route | {",
+    // Reads a burst of events (5 ms coalesced); `at` = the last stamped line's time (a multipath
+    // route's nexthop lines carry none).
+    "take() {",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+    '  case "$1" in "["*) stamp=${1%%]*}; at="T${stamp#[}" ;; esac',
+    "  while IFS= read -r -t 0.005 next; do",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+    '    case "$next" in "["*) stamp=${next%%]*}; at="T${stamp#[}" ;; esac',
+    "  done",
+    "}",
+    // The monitor under SCHED_FIFO where allowed (root): it sleeps in the kernel until a route
+    // changes and stamps the event when it wakes, so its stamp is what must not wait for a CPU.
+    'if chrt -f 5 true 2>/dev/null; then rt="chrt -f 5"; else rt=""; fi',
+    "$rt ip -ts -4 monitor route | {",
     "  sleep 0.05",
-    "  at=$EPOCHREALTIME",
+    '  at="E$EPOCHREALTIME"',
     "  while :; do",
     "    out=$(ip -json -4 route show) || exit 1",
     "    if IFS= read -r -t 0; then",
-    "      while IFS= read -r -t 0.005 line; do :; done",
-    "      at=$EPOCHREALTIME",
+    "      IFS= read -r line",
+    '      take "$line"',
     "      continue",
     "    fi",
     `    printf '@%s\\n%s\\n' "$at" "$out"`,
     `    if IFS= read -r -t ${refreshSeconds} line; then`,
-    "      at=$EPOCHREALTIME",
-    "      while IFS= read -r -t 0.005 line; do :; done",
+    '      take "$line"',
     "    elif [ $? -le 128 ]; then exit 1",
-    "    else at=$EPOCHREALTIME",
+    '    else at="E$EPOCHREALTIME"',
     "    fi",
     "  done",
     "}",
   ].join("\n")
 
-/** `@1795761288.152345` (the watcher's stamp line) → epoch ms; undefined for any other line. */
-export const parseWatchStamp = (line: string): number | undefined =>
-  /^@\d+(?:\.\d+)?$/.test(line) ? Math.round(Number(line.slice(1)) * 1000) : undefined
+/**
+ * The watcher's stamp line → epoch ms: `@E1795761288.152345` (epoch seconds) or
+ * `@T2026-11-27T06:39:04.773223` (`ip -ts`: local time, as JavaScript reads a date-time without
+ * an offset); undefined for any other line.
+ */
+export const parseWatchStamp = (line: string): number | undefined => {
+  if (/^@E\d+(?:\.\d+)?$/.test(line)) return Math.round(Number(line.slice(2)) * 1000)
+  const local = /^@T(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?$/.exec(line)
+  if (local === null) return undefined
+  const wholeSeconds = new Date(local[1] as string).getTime()
+  if (Number.isNaN(wholeSeconds)) return undefined
+  const fraction = local[2] === undefined ? 0 : Number(`0.${local[2]}`)
+  return Math.round(wholeSeconds + fraction * 1000)
+}
 
 /**
  * Starts one table watcher per site (routeWatchScript); `onChange` is called with the arrival

@@ -38,14 +38,21 @@ describe("route dump parsing", () => {
 
 describe("route watcher stamps", () => {
   test.prop([fc.integer({ min: 1_000_000_000_000, max: 4_000_000_000_000 }), fc.integer({ min: 0, max: 999 })])(
-    "an @<epoch seconds> line is the dump's time in ms",
+    "an @E<epoch seconds> line is the dump's time in ms",
     (ms, us) => {
-      const line = `@${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, "0")}${String(us).padStart(3, "0")}`
+      const line = `@E${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, "0")}${String(us).padStart(3, "0")}`
       expect(parseWatchStamp(line)).toBe(ms + Math.round(us / 1000))
     },
   )
+  test.prop([
+    fc.date({ min: new Date("2001-01-01T00:00:00Z"), max: new Date("2099-12-31T23:59:59Z"), noInvalidDate: true }),
+  ])("an @T<local time> line (ip -ts) is the same instant", (at) => {
+    const pad = (n: number, w = 2) => String(n).padStart(w, "0")
+    const local = `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}.${pad(at.getMilliseconds(), 3)}417`
+    expect(parseWatchStamp(`@T${local}`)).toBe(at.getTime())
+  })
   test.prop([fc.string()])("anything else is not a stamp", (text) => {
-    fc.pre(!/^@\d+(\.\d+)?$/.test(text))
+    fc.pre(!/^@(E\d|T\d{4}-)/.test(text))
     expect(parseWatchStamp(text)).toBeUndefined()
   })
 })
