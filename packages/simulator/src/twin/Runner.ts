@@ -169,8 +169,8 @@ export const runOnTwin = (twin: Twin, options: RunOptions = {}): Effect.Effect<T
           : `metrics store NOT started (daemons route on link state only): ${store.left.message}`,
       )
     }
-    // Snapshot instants: every table change (stamped by the site's watcher when it read the
-    // kernel's event) and `sampleHz` ones between. The snapshots are built when the run is over,
+    // Snapshot instants: every table change (dated by `ip -ts monitor`'s stamp of the kernel event
+    // the site's dump follows, see routeWatchScript) and `sampleHz` ones between. The snapshots are built when the run is over,
     // from each site's stamped history: a dump reaches us after its stamp, so one taken live
     // would show a site's old table at instants after its change.
     const sampleTimes: number[] = []
