@@ -547,10 +547,11 @@ const makeProber = (
     if (next === health) return
     health = next
     if (next !== "dead") return handlers.onHealth(next, Date.now())
+    // Without a burst (deadAfterMisses 1: a regular probe's loss decides) the last burst's fields are stale.
     handlers.onHealth(next, Date.now(), {
-      cause: burstCause,
+      cause: bursting ? burstCause : "lost-probe",
       silentMs: Number.isNaN(lastHeardMs) ? Number.NaN : nowMs - lastHeardMs,
-      burstMs: nowMs - burstStartMs,
+      burstMs: bursting ? nowMs - burstStartMs : 0,
       peerSlackMs: peerSlackMillis(),
       missTimeoutMs: missTimeoutMillis(),
       peerGapDevMs: peer.gapDevMs,
