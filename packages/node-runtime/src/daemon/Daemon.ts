@@ -22,7 +22,7 @@ import {
   SiteId,
   tunnelKey,
 } from "@net-perf/engine"
-import { Effect, FiberRef, Layer, LogLevel, Queue, Runtime, Schema, Stream } from "effect"
+import { Effect, Layer, LogLevel, Queue, Runtime, Schema, Stream } from "effect"
 import { Bird } from "../bird/Bird.js"
 import { watchBgpPaths } from "../bird/BirdWatch.js"
 import { fillTemplate } from "../discovery/Addressing.js"
@@ -98,8 +98,11 @@ const PEER_LOSS_SUSPICION_RATIO = 0.01
 
 /** A debug line built only when debug logging is on (messages arrive many times a second in a big mesh). */
 const logDebugLazily = (line: () => string): Effect.Effect<void> =>
-  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (minimum) =>
-    LogLevel.lessThanEqual(minimum, LogLevel.Debug) ? Effect.logDebug(line()) : Effect.void,
+  Effect.asVoid(
+    Effect.whenLogLevel(
+      Effect.suspend(() => Effect.logDebug(line())),
+      LogLevel.Debug,
+    ),
   )
 
 /**
@@ -334,23 +337,21 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       const decision = router.decide(now)
       control.decisions.inc()
       // The two events a failure reaction turns on, for the operator (and the twin's timelines):
-      // a destination left with no feasible next hop, and our own seqno going up (it ends others' starvation).
+      // our own seqno going up (it ends others' starvation), and below, a destination left with
+      // no feasible next hop.
       if (router.seqno !== loggedSeqno) {
         yield* Effect.logInfo(`own seqno ${loggedSeqno} → ${router.seqno}`)
         loggedSeqno = router.seqno
       }
+      let infoChanged = previous === undefined || previous.routes.length !== decision.routes.length
       for (const r of decision.routes) {
-        const was = previous?.byDestination.get(r.destination)?.starved ?? false
-        if (r.starved !== was)
+        const before = previous?.byDestination.get(r.destination)
+        if (r.starved !== (before?.starved ?? false))
           yield* Effect.logInfo(
             r.starved
               ? `route to site ${r.destination}: starved (no feasible next hop; a new seqno requested)`
               : `route to site ${r.destination}: feasible again${r.nextHop === null ? "" : ` via site ${r.nextHop}`}`,
           )
-      }
-      let infoChanged = previous === undefined || previous.routes.length !== decision.routes.length
-      for (const r of decision.routes) {
-        const before = previous?.byDestination.get(r.destination)
         const destination = String(r.destination)
         if (before !== undefined && before.nextHop !== r.nextHop) control.routeSwitches.inc({ destination })
         if (before === undefined || before.algorithm !== r.algorithm || before.nextHop !== r.nextHop) infoChanged = true

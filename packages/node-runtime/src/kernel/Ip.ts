@@ -58,15 +58,34 @@ export interface IpOptions {
   readonly timeout?: Duration.DurationInput
 }
 
+/**
+ * Reads `ip -batch`'s stderr line by line: iproute2 prints a failed line's error, then "Command
+ * failed -:<line>" (numbered from the process's first input line); that second line yields it.
+ */
+const batchFailureReader = () => {
+  let errorLines: Array<string> = []
+  return {
+    read: (l: string): { readonly line: number; readonly error: string } | undefined => {
+      const m = /^Command failed -:(\d+)/.exec(l)
+      if (m === null) {
+        if (l.trim() !== "") errorLines.push(l.trim())
+        return undefined
+      }
+      const failure = { line: Number(m[1]), error: errorLines.join("; ") }
+      errorLines = []
+      return failure
+    },
+    /** Error text not yet closed by a "Command failed" line. */
+    pending: () => errorLines.join("\n"),
+  }
+}
+
 export class Ip extends Context.Tag("@net-perf/node-runtime/Ip")<Ip, IpService>() {
   /** A process per command (no scope needed). */
   static readonly layer = (options: IpOptions = {}): Layer.Layer<Ip> => Layer.succeed(Ip, makeIp(options))
   /** Batches through one long-lived `ip -force -batch -` (see `makeIpScoped`). */
   static readonly layerScoped = (options: IpOptions = {}): Layer.Layer<Ip> => Layer.scoped(Ip, makeIpScoped(options))
 }
-
-/** iproute2 prints the error, then "Command failed -:<line>" (line numbers count from the process's first). */
-const FAILED_LINE = /^Command failed -:(\d+)/
 
 /** Ends each batch: an object `ip` does not know, so it always fails, harmlessly, with its line number. */
 const BATCH_END = "np-batch-end"
@@ -119,18 +138,8 @@ export const makeIp = (options: IpOptions = {}): IpService => {
       : exec(["-force", "-batch", "-"], `${lines.join("\n")}\n`).pipe(
           Effect.flatMap((r) => {
             if (r.exitCode === 0) return Effect.succeed<BatchResult>({ failures: [] })
-            // iproute2 prints the error, then "Command failed -:<line>".
-            const failures: Array<{ line: number; error: string }> = []
-            let last: Array<string> = []
-            for (const l of r.stderr.split("\n")) {
-              const m = /^Command failed -:(\d+)/.exec(l)
-              if (m === null) {
-                if (l.trim() !== "") last.push(l.trim())
-                continue
-              }
-              failures.push({ line: Number(m[1]), error: last.join("; ") })
-              last = []
-            }
+            const reader = batchFailureReader()
+            const failures = r.stderr.split("\n").flatMap((l) => reader.read(l) ?? [])
             return failures.length > 0
               ? Effect.succeed<BatchResult>({ failures })
               : Effect.fail(
@@ -165,9 +174,8 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
       readonly child: ChildProcess
       /** Lines written so far (ip numbers them from 1). */
       written: number
-      /** Error lines since the last "Command failed". */
-      errorLines: Array<string>
-      failures: Array<{ line: number; error: string }>
+      readonly stderr: ReturnType<typeof batchFailureReader>
+      failures: Array<{ readonly line: number; readonly error: string }>
       waiting: { readonly endLine: number; readonly done: (outcome: BatchResult | string) => void } | undefined
       exited: string | undefined
     }
@@ -182,7 +190,14 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
 
     const start = (): Session => {
       const child = spawn(binary, args, { stdio: ["pipe", "ignore", "pipe"] })
-      const s: Session = { child, written: 0, errorLines: [], failures: [], waiting: undefined, exited: undefined }
+      const s: Session = {
+        child,
+        written: 0,
+        stderr: batchFailureReader(),
+        failures: [],
+        waiting: undefined,
+        exited: undefined,
+      }
       const fail = (why: string) => {
         s.exited ??= why
         if (session === s) session = undefined
@@ -195,23 +210,17 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
       child.stdin?.on("error", (e) => fail(`writing to ip failed: ${e.message}`))
       if (child.stderr !== null)
         createInterface({ input: child.stderr }).on("line", (l) => {
-          const m = FAILED_LINE.exec(l)
-          if (m === null) {
-            if (l.trim() !== "") s.errorLines.push(l.trim())
-            return
-          }
-          const line = Number(m[1])
+          const failure = s.stderr.read(l)
+          if (failure === undefined) return
           const w = s.waiting
-          if (w !== undefined && line === w.endLine) {
+          if (w !== undefined && failure.line === w.endLine) {
             const failures = s.failures
             s.failures = []
-            s.errorLines = []
             s.waiting = undefined
             w.done({ failures })
             return
           }
-          s.failures.push({ line, error: s.errorLines.join("; ") })
-          s.errorLines = []
+          s.failures.push(failure)
         })
       return s
     }
@@ -231,7 +240,7 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
               new IpCommandError({
                 args,
                 exitCode: undefined,
-                stderr: s.errorLines.join("\n"),
+                stderr: s.stderr.pending(),
                 cause: `no answer in ${timeoutMillis} ms`,
               }),
             ),
@@ -244,7 +253,7 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
             if (typeof outcome === "string")
               return resume(
                 Effect.fail(
-                  new IpCommandError({ args, exitCode: undefined, stderr: s.errorLines.join("\n"), cause: outcome }),
+                  new IpCommandError({ args, exitCode: undefined, stderr: s.stderr.pending(), cause: outcome }),
                 ),
               )
             // Renumbered from 1 for this batch, like a one-shot `ip -batch`.

@@ -87,6 +87,18 @@ const writeDaemonFiles = (twin: Twin, site: number, overrides: Record<string, un
     catch: (cause) => new DaemonFailed({ site, what: "writing its config", cause }),
   })
 
+/** The daemon's command inside a site, as production starts it (the bin's V8 flags included). */
+const daemonCommand = (twin: Twin, site: number, options: DaemonOptions): ReadonlyArray<string> =>
+  twin.siteCommand(site, [
+    process.execPath,
+    ...daemonNodeFlags,
+    daemonBinary(),
+    "-c",
+    join(twin.siteDir(site), "net-perf.json"),
+    "--log-level",
+    options.logLevel ?? "info",
+  ])
+
 /**
  * Starts the daemon at one site detached from this process (for `netlab up`, whose twin outlives
  * the command): no handle; `netlab down` stops it with the rest of the site's processes.
@@ -99,15 +111,7 @@ export const startDetachedDaemon = (
   Effect.gen(function* () {
     const dir = twin.siteDir(site)
     yield* writeDaemonFiles(twin, site, options.overrides)
-    const argv = twin.siteCommand(site, [
-      process.execPath,
-      ...daemonNodeFlags,
-      daemonBinary(),
-      "-c",
-      join(dir, "net-perf.json"),
-      "--log-level",
-      options.logLevel ?? "info",
-    ])
+    const argv = daemonCommand(twin, site, options)
     yield* Effect.try({
       try: () => {
         const child = spawn("sh", ["-c", '"$@" >>"$0" 2>&1 </dev/null', join(dir, "net-perf.log"), ...argv], {
@@ -128,7 +132,6 @@ export const startDaemon = (
 ): Effect.Effect<DaemonHandle, DaemonFailed, Scope.Scope> =>
   Effect.gen(function* () {
     const dir = twin.siteDir(site)
-    const configFile = join(dir, "net-perf.json")
     const logFile = join(dir, "net-perf.log")
     yield* writeDaemonFiles(twin, site, options.overrides)
     const log = createWriteStream(logFile, { flags: "a" })
@@ -139,17 +142,8 @@ export const startDaemon = (
     const start = Effect.gen(function* () {
       if (child !== undefined && child.exitCode === null && child.signalCode === null) return
       const done = yield* Deferred.make<string>()
-      const argv = twin.siteCommand(site, [
-        process.execPath,
-        ...daemonNodeFlags,
-        daemonBinary(),
-        "-c",
-        configFile,
-        "--log-level",
-        options.logLevel ?? "info",
-      ])
       const proc = yield* Effect.try({
-        try: () => spawnDaemon(argv),
+        try: () => spawnDaemon(daemonCommand(twin, site, options)),
         catch: (cause) => new DaemonFailed({ site, what: "spawning", cause }),
       })
       proc.stdout?.pipe(log, { end: false })

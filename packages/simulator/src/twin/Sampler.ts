@@ -186,8 +186,8 @@ export const parseWatchStamp = (line: string): number | undefined => {
 }
 
 /**
- * Starts one table watcher per site (routeWatchScript); `onChange` is called with the arrival
- * time of each dump that changed a site's next hops (the caller can snapshot at that instant).
+ * Starts one table watcher per site (routeWatchScript); `onChange` is called with the stamp of
+ * each dump that changed a site's next hops (`snapshotAt` that instant, once the run is over).
  */
 export const startRouteSampler = (
   sites: ReadonlyArray<number>,
@@ -195,8 +195,7 @@ export const startRouteSampler = (
   options: { readonly refreshSeconds?: number; readonly onChange?: (atMillis: number) => void } = {},
 ): Effect.Effect<RouteSampler, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const latest = new Map<number, Map<number, number>>()
-    /** Each site's next hops from each stamp on (stamps made non-decreasing per site). */
+    /** Each site's next hops from each stamp on (stamps made non-decreasing per site); the last is the latest. */
     const history = new Map<number, Array<{ readonly atMillis: number; readonly nextHops: Map<number, number> }>>()
     const managed = new Map<number, number>()
     const script = routeWatchScript(options.refreshSeconds ?? 1)
@@ -215,12 +214,11 @@ export const startRouteSampler = (
           const atMillis = stampedAt ?? arrivedAtMillis
           stampedAt = undefined
           if (routes === undefined) return
-          const before = latest.get(site)
-          latest.set(site, routes.nextHops)
           managed.set(site, routes.managed.size)
-          if (before !== undefined && sameNextHops(before, routes.nextHops)) return
           const past = history.get(site) ?? []
-          const at = Math.max(atMillis, past.at(-1)?.atMillis ?? Number.NEGATIVE_INFINITY)
+          const before = past.at(-1)
+          if (before !== undefined && sameNextHops(before.nextHops, routes.nextHops)) return
+          const at = Math.max(atMillis, before?.atMillis ?? Number.NEGATIVE_INFINITY)
           past.push({ atMillis: at, nextHops: routes.nextHops })
           history.set(site, past)
           options.onChange?.(at)
@@ -240,22 +238,16 @@ export const startRouteSampler = (
       }
       return lo === 0 ? new Map() : past[lo - 1]!.nextHops
     }
+    const snapshotFrom = (atMillis: number, tableOf: (site: number) => ReadonlyMap<number, number>) =>
+      snapshotOf(
+        atMillis,
+        sites,
+        sites.flatMap((src) => [...tableOf(src)].map(([dst, via]) => [src, dst, via] as const)),
+      )
     return {
-      snapshotAt: (atMillis) =>
-        snapshotOf(
-          atMillis,
-          sites,
-          sites.flatMap((src) => [...stateAt(src, atMillis)].map(([dst, via]) => [src, dst, via] as const)),
-        ),
-      snapshot: (atMillis) =>
-        snapshotOf(
-          atMillis,
-          sites,
-          sites.flatMap((src) =>
-            [...(latest.get(src) ?? new Map<number, number>())].map(([dst, via]) => [src, dst, via] as const),
-          ),
-        ),
-      reporting: () => latest.size,
+      snapshotAt: (atMillis) => snapshotFrom(atMillis, (site) => stateAt(site, atMillis)),
+      snapshot: (atMillis) => snapshotFrom(atMillis, (site) => history.get(site)?.at(-1)?.nextHops ?? new Map()),
+      reporting: () => history.size,
       managed: (site) => managed.get(site) ?? 0,
     }
   })
