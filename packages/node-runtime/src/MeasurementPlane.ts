@@ -418,7 +418,16 @@ export const makeMeasurementPlane = (
         rateLimit: config.serverRateLimit,
         rebindIntervalMillis: 5000,
         stampThread: config.probes.pathPing.stampThread,
+        stampFifoPriority: config.probes.pathPing.stampThreadFifoPriority,
       })
+      yield* r.stampPriority.pipe(
+        Effect.flatMap((p) =>
+          p.startsWith("normal (")
+            ? Effect.logWarning(`pathping stamps: ${p}`)
+            : Effect.logInfo(`pathping stamps: ${p}`),
+        ),
+        Effect.forkScoped,
+      )
       yield* Deferred.succeed(relay, r)
       return yield* Effect.never
     }).pipe(Effect.forkScoped)

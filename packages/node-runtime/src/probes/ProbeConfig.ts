@@ -184,6 +184,14 @@ export const PathPingConfig = Schema.Struct({
    * ≈ 10 MB RSS and nothing while no pathping runs.
    */
   stampThread: field(Schema.Boolean, true),
+  /**
+   * The stamping thread runs under SCHED_FIFO at this priority (0 = normal scheduling). It sleeps
+   * until a 5124 datagram arrives, so it costs nothing while no pathping runs; at normal priority a
+   * busy host lets it wake late and the wait counts as network RTT. Needs root (CAP_SYS_NICE);
+   * without it the thread stays normal and the daemon says so at start. Default 5: below the
+   * twin's link emulator (10), whose wires must not wait for it.
+   */
+  stampThreadFifoPriority: field(Schema.Int.pipe(Schema.between(0, 99)), 5),
 })
 export type PathPingConfig = typeof PathPingConfig.Type
 

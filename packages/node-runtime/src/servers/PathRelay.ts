@@ -38,6 +38,13 @@ export interface PathRelayConfig {
   readonly rebindIntervalMillis: number
   /** Sockets in a dedicated stamping thread (default false unless NET_PERF_PATHPING_STAMP_THREAD=1). */
   readonly stampThread?: boolean
+  /**
+   * Run the stamping thread under SCHED_FIFO at this priority (1–99; 0 or absent: normal). A thread
+   * that waits its turn behind busy processes stamps an arrival late, and that wait counts as
+   * network RTT; under FIFO it wakes at once. Needs CAP_SYS_NICE: without it the thread stays at
+   * normal priority and `stampPriority` says why.
+   */
+  readonly stampFifoPriority?: number
 }
 
 export interface PathRelay {
@@ -53,6 +60,11 @@ export interface PathRelay {
   ) => Effect.Effect<void, never, Scope.Scope>
   /** Whether arrivals are stamped in the dedicated thread (false: in the main event loop). */
   readonly stampsInThread: boolean
+  /**
+   * The stamping thread's scheduling once known: `SCHED_FIFO N`, `normal`, or `normal (<why the
+   * raise failed>)`; `main loop` without the thread.
+   */
+  readonly stampPriority: Effect.Effect<string>
 }
 
 /**
@@ -85,8 +97,19 @@ interface ThreadSocket extends RelaySocket {
 const STAMP_THREAD_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads")
 const dgram = require("node:dgram")
-const { sentOffset, residenceOffset } = workerData
+const { sentOffset, residenceOffset, fifoPriority } = workerData
 const sockets = new Map()
+if (fifoPriority > 0) {
+  let outcome
+  try {
+    const tid = require("node:fs").readlinkSync("/proc/thread-self").split("/").pop()
+    require("node:child_process").execFileSync("chrt", ["-f", "-p", String(fifoPriority), tid], { stdio: ["ignore", "ignore", "pipe"], timeout: 5000 })
+    outcome = { op: "priority", ok: true, tid }
+  } catch (e) {
+    outcome = { op: "priority", ok: false, message: String((e && e.stderr && e.stderr.length > 0 ? e.stderr : e && e.message) || e).trim() }
+  }
+  parentPort.postMessage(outcome)
+}
 parentPort.on("message", (m) => {
   if (m.op === "send") {
     const s = sockets.get(m.id)
@@ -126,6 +149,7 @@ parentPort.on("message", (m) => {
 `
 
 type FromThread =
+  | { readonly op: "priority"; readonly ok: boolean; readonly message?: string }
   | { readonly op: "bound"; readonly id: number }
   | { readonly op: "bindFailed"; readonly id: number; readonly message: string }
   | {
@@ -137,67 +161,73 @@ type FromThread =
     }
 
 /** The stamping thread for the scope's life; binds sockets in it. */
-const makeStampThread = Effect.gen(function* () {
-  const worker = yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      const w = new Worker(STAMP_THREAD_SOURCE, {
-        eval: true,
-        workerData: { sentOffset: PATH_SENT_NS_OFFSET, residenceOffset: PATH_RESIDENCE_US_OFFSET },
-        stdout: false,
-        stderr: false,
-      })
-      w.unref()
-      return w
-    }),
-    (w) => Effect.promise(() => w.terminate()).pipe(Effect.ignore),
-  )
-  const pending = new Map<number, (failure: string | undefined) => void>()
-  const handlers = new Map<number, OnDatagram>()
-  let nextId = 1
-  let exited: string | undefined
-  /** Completed with the reason when the thread is gone (its sockets closed with it). */
-  const gone = yield* Deferred.make<string>()
-  worker.on("message", (m: FromThread) => {
-    if (m.op === "datagram")
-      handlers.get(m.id)?.(Buffer.from(m.msg.buffer, m.msg.byteOffset, m.msg.byteLength), m.address, m.arrivalNs)
-    else pending.get(m.id)?.(m.op === "bindFailed" ? m.message : undefined)
-  })
-  const onGone = (reason: string) => {
-    exited = reason
-    Deferred.unsafeDone(gone, Effect.succeed(reason))
-    for (const resolve of pending.values()) resolve(reason)
-    pending.clear()
-  }
-  worker.on("error", (e) => onGone(`stamping thread failed: ${String(e)}`))
-  worker.on("exit", (code) => onGone(`stamping thread exited (${code})`))
-
-  const bind = (address: string, port: number, onDatagram: OnDatagram) =>
-    Effect.acquireRelease(
-      Effect.async<ThreadSocket, UdpBindFailed>((resume) => {
-        if (exited !== undefined) return resume(Effect.fail(new UdpBindFailed({ address, port, cause: exited })))
-        const id = nextId++
-        pending.set(id, (failure) => {
-          pending.delete(id)
-          if (failure !== undefined) return resume(Effect.fail(new UdpBindFailed({ address, port, cause: failure })))
-          handlers.set(id, onDatagram)
-          resume(
-            Effect.succeed({
-              id,
-              send: (buf: Buffer, toPort: number, toAddress: string, arrivalNs: bigint | undefined) =>
-                worker.postMessage({ op: "send", id, buf, port: toPort, address: toAddress, arrivalNs }),
-            }),
-          )
+const makeStampThread = (fifoPriority: number) =>
+  Effect.gen(function* () {
+    const worker = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const w = new Worker(STAMP_THREAD_SOURCE, {
+          eval: true,
+          workerData: { sentOffset: PATH_SENT_NS_OFFSET, residenceOffset: PATH_RESIDENCE_US_OFFSET, fifoPriority },
+          stdout: false,
+          stderr: false,
         })
-        worker.postMessage({ op: "bind", id, type: udpSocketType(address), address, port })
+        w.unref()
+        return w
       }),
-      (socket) =>
-        Effect.sync(() => {
-          handlers.delete(socket.id)
-          if (exited === undefined) worker.postMessage({ op: "close", id: socket.id })
-        }),
+      (w) => Effect.promise(() => w.terminate()).pipe(Effect.ignore),
     )
-  return { bind, gone, isGone: () => exited !== undefined }
-})
+    const pending = new Map<number, (failure: string | undefined) => void>()
+    const handlers = new Map<number, OnDatagram>()
+    let nextId = 1
+    let exited: string | undefined
+    /** Completed with the reason when the thread is gone (its sockets closed with it). */
+    const gone = yield* Deferred.make<string>()
+    const priority = yield* Deferred.make<string>()
+    if (!(fifoPriority > 0)) Deferred.unsafeDone(priority, Effect.succeed("normal"))
+    worker.on("message", (m: FromThread) => {
+      if (m.op === "priority")
+        Deferred.unsafeDone(priority, Effect.succeed(m.ok ? `SCHED_FIFO ${fifoPriority}` : `normal (${m.message})`))
+      else if (m.op === "datagram")
+        handlers.get(m.id)?.(Buffer.from(m.msg.buffer, m.msg.byteOffset, m.msg.byteLength), m.address, m.arrivalNs)
+      else pending.get(m.id)?.(m.op === "bindFailed" ? m.message : undefined)
+    })
+    const onGone = (reason: string) => {
+      exited = reason
+      Deferred.unsafeDone(gone, Effect.succeed(reason))
+      Deferred.unsafeDone(priority, Effect.succeed("normal (thread gone)"))
+      for (const resolve of pending.values()) resolve(reason)
+      pending.clear()
+    }
+    worker.on("error", (e) => onGone(`stamping thread failed: ${String(e)}`))
+    worker.on("exit", (code) => onGone(`stamping thread exited (${code})`))
+
+    const bind = (address: string, port: number, onDatagram: OnDatagram) =>
+      Effect.acquireRelease(
+        Effect.async<ThreadSocket, UdpBindFailed>((resume) => {
+          if (exited !== undefined) return resume(Effect.fail(new UdpBindFailed({ address, port, cause: exited })))
+          const id = nextId++
+          pending.set(id, (failure) => {
+            pending.delete(id)
+            if (failure !== undefined) return resume(Effect.fail(new UdpBindFailed({ address, port, cause: failure })))
+            handlers.set(id, onDatagram)
+            resume(
+              Effect.succeed({
+                id,
+                send: (buf: Buffer, toPort: number, toAddress: string, arrivalNs: bigint | undefined) =>
+                  worker.postMessage({ op: "send", id, buf, port: toPort, address: toAddress, arrivalNs }),
+              }),
+            )
+          })
+          worker.postMessage({ op: "bind", id, type: udpSocketType(address), address, port })
+        }),
+        (socket) =>
+          Effect.sync(() => {
+            handlers.delete(socket.id)
+            if (exited === undefined) worker.postMessage({ op: "close", id: socket.id })
+          }),
+      )
+    return { bind, gone, priority, isGone: () => exited !== undefined }
+  })
 
 /** A socket in the main event loop: stamps as early as its callback runs. */
 const bindInMainLoop = (address: string, port: number, onDatagram: OnDatagram) =>
@@ -223,7 +253,7 @@ export const makePathRelay = (
     const receivers = new Map<number, (p: PathPacket, arrivalNs: bigint) => void>()
     const sockets = yield* SynchronizedRef.make<ReadonlyArray<RelaySocket>>([])
     const stampsInThread = config.stampThread ?? process.env.NET_PERF_PATHPING_STAMP_THREAD === "1"
-    const thread = stampsInThread ? yield* makeStampThread : undefined
+    const thread = stampsInThread ? yield* makeStampThread(config.stampFifoPriority ?? 0) : undefined
 
     // `arrivalNs` undefined: an origin packet (the socket stamps its send time).
     const forward = (socket: RelaySocket, p: Omit<PathPacket, "_tag">, arrivalNs: bigint | undefined) => {
@@ -287,6 +317,7 @@ export const makePathRelay = (
       get stampsInThread() {
         return thread !== undefined && !thread.isGone()
       },
+      stampPriority: thread === undefined ? Effect.succeed("main loop") : Deferred.await(thread.priority),
       send: (packet) =>
         Effect.map(SynchronizedRef.get(sockets), (all) =>
           Option.match(Option.fromNullable(all[0]), {

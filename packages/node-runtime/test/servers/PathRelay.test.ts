@@ -1,4 +1,5 @@
 import type * as dgram from "node:dgram"
+import { readdirSync, readFileSync } from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Schema } from "effect"
 import * as fc from "fast-check"
@@ -127,9 +128,10 @@ describe("pathping packets", () => {
   })
 })
 
-const relayOn = (port: number, stampThread: boolean) => (site: number) => {
+const relayOn = (port: number, stampThread: boolean, stampFifoPriority?: number) => (site: number) => {
   const addressing = templateAddressing("127.0.{site}.{role}")
   return makePathRelay({
+    ...(stampFifoPriority === undefined ? {} : { stampFifoPriority }),
     localSite: site,
     bindAddresses: [addressing.address(site, 4)],
     port,
@@ -208,6 +210,47 @@ describe("pathping relay", () => {
           }
         }).pipe(Effect.provide(MeasurementMetrics.Default)),
     )
+
+  // Threads of this process under SCHED_FIFO (policy 1: field 41 of /proc/<pid>/task/<tid>/stat).
+  const fifoThreads = () =>
+    readdirSync("/proc/self/task").filter((tid) => {
+      try {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8")
+        return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[38] === "1"
+      } catch {
+        return false // the thread exited while we looked
+      }
+    })
+
+  it.scopedLive("the stamping thread runs under SCHED_FIFO when allowed, and says so when not", () =>
+    Effect.gen(function* () {
+      const port = randomPort()
+      const before = fifoThreads()
+      const relay = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const origin = yield* relayOn(port, true, 3)(1)
+          yield* relayOn(port, true)(2)
+          const priority = yield* origin.stampPriority.pipe(Effect.timeout("10 seconds"))
+          const during = fifoThreads()
+          const config = Schema.decodeSync(PathPingConfig)({ port, count: 3, intervalMillis: 20, timeoutMillis: 300 })
+          const received = (yield* measurePath(origin, 1, [1, 2, 1], [0, 4, 4], config)).sample.received
+          return { priority, during, received }
+        }),
+      )
+      expect(relay.received).toBe(3)
+      if (process.getuid?.() === 0) {
+        expect(relay.priority).toBe("SCHED_FIFO 3")
+        // exactly one more FIFO thread while the relay lived (relay 2 asked for none)
+        expect(relay.during.filter((t) => !before.includes(t))).toHaveLength(1)
+      } else {
+        console.log("not root: the raise must fail and say so")
+        expect(relay.priority).toMatch(/^normal \(.+\)$/)
+      }
+      // The thread ends with its scope (Worker.terminate), FIFO or not.
+      yield* Effect.promise(() => new Promise((r) => setTimeout(r, 200)))
+      expect(fifoThreads().filter((t) => !before.includes(t))).toHaveLength(0)
+    }).pipe(Effect.provide(MeasurementMetrics.Default)),
+  )
 
   it.scopedLive("reports raw = corrected + residence for the path and every hop", () =>
     Effect.gen(function* () {
