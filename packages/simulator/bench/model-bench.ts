@@ -9,6 +9,7 @@
  *        [--measured-seconds=600] [--seeds=3] [--restarts=2] [--loop-start=0]
  *   --sections=digest --sizes=60,200 --measured-seconds=20: SHA-256 of fixed runs' reports (speed-only changes must keep them)
  *   --rows=graph-least-cost,legacy,no-hysteresis,stability  --stability=rel:0.05,abs:5  (an extra row with these margins)
+ *   --advertise-ms=2000 --metric-trigger[=abs:1,rel:0.05] --decide-ms=250  (exchange and decide cadences)
  */
 import {
   type AggregateReport,
@@ -52,10 +53,36 @@ const adversarialFilter = args.get("adversarial")?.split(",")
 // Probe and exchange settings applied to every scenario (defaults: the daemon's prober, 1 s adverts).
 const lossTimeoutMillis = args.has("loss-timeout-ms") ? Number(args.get("loss-timeout-ms")) : undefined
 const advertiseIntervalMillis = args.has("advertise-ms") ? Number(args.get("advertise-ms")) : undefined
+// --metric-trigger[=abs:1,rel:0.05]: the daemon's advert trigger (metric moves, starved flags; every
+// advertisement restarts the periodic interval) on top of the model's (ExchangeConfig.metricTrigger).
+const metricTriggerArg = args.get("metric-trigger")
+const metricTrigger =
+  metricTriggerArg === undefined
+    ? undefined
+    : (() => {
+        const kv = new Map(
+          (metricTriggerArg === "true" ? "" : metricTriggerArg)
+            .split(",")
+            .filter((x) => x !== "")
+            .map((x) => x.split(":") as [string, string]),
+        )
+        return { absoluteMs: Number(kv.get("abs") ?? 1), relative: Number(kv.get("rel") ?? 0.05) }
+      })()
+// --decide-ms=250: each site's periodic decide (the model's default is 1000; the daemon's 250).
+const decideIntervalMillis = args.has("decide-ms") ? Number(args.get("decide-ms")) : undefined
 const tuned = (s: Scenario): Scenario => ({
   ...s,
   ...(lossTimeoutMillis === undefined ? {} : { probe: { ...s.probe, lossTimeoutMillis } }),
-  ...(advertiseIntervalMillis === undefined ? {} : { exchange: { ...s.exchange, advertiseIntervalMillis } }),
+  ...(advertiseIntervalMillis === undefined && metricTrigger === undefined
+    ? {}
+    : {
+        exchange: {
+          ...s.exchange,
+          ...(advertiseIntervalMillis === undefined ? {} : { advertiseIntervalMillis }),
+          ...(metricTrigger === undefined ? {} : { metricTrigger }),
+        },
+      }),
+  ...(decideIntervalMillis === undefined ? {} : { decideIntervalMillis }),
 })
 
 const log = (line: string) => {

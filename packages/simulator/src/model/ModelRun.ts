@@ -38,6 +38,8 @@ export interface RouteLike {
   readonly seqno?: number
   /** Routes exist but none is feasible: the site asked the destination for a new seqno. */
   readonly starved?: boolean
+  /** Route metric (ms-equivalent), read only with `ExchangeConfig.metricTrigger`. */
+  readonly metricMs?: number
 }
 
 /**
@@ -54,6 +56,8 @@ export interface RouteColumnsLike {
   readonly seqno: ArrayLike<number>
   /** 1 = starved. */
   readonly starved: ArrayLike<number>
+  /** Read only with `ExchangeConfig.metricTrigger`. */
+  readonly metricMs?: ArrayLike<number>
 }
 
 /** What the simulator drives at each site: the engine's NodeRouter satisfies this structurally. */
@@ -115,6 +119,15 @@ export interface ExchangeConfig {
    * "direct": every site gets every message straight from its origin (one delay, one loss draw).
    */
   readonly relay: "flood" | "direct"
+  /**
+   * The daemon's trigger (node-runtime AdvertTrigger) on top of the model's: also advertise at
+   * once when a route's metric moved by more than max(absoluteMs, relative × the advertised
+   * metric) or its starved flag changed since this site's last advertisement, and every
+   * advertisement, triggered or periodic, restarts the periodic interval (the daemon's
+   * lastAdvertMillis). Absent (default): only forwarding and seqno changes trigger and the
+   * periodic advertisement keeps its own beat, as before.
+   */
+  readonly metricTrigger?: { readonly absoluteMs: number; readonly relative: number }
 }
 
 export const defaultExchangeConfig: ExchangeConfig = {
@@ -368,6 +381,25 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
   const sentNextHop = new Int32Array(n * n).fill(-2)
   const sentSeqno = new Float64Array(n * n).fill(-1)
   const lastSent: Array<Sent | undefined> = new Array(n).fill(undefined)
+  // metricTrigger: per (site, destination) the metric and starved flag of the latest decision and
+  // of the last advertisement (NaN = never advertised, so the first decision triggers).
+  const metricTrigger = exchange.metricTrigger
+  const decidedMetric = metricTrigger === undefined ? undefined : new Float64Array(n * n).fill(Number.NaN)
+  const advertisedMetric = metricTrigger === undefined ? undefined : new Float64Array(n * n).fill(Number.NaN)
+  const advertisedStarved = metricTrigger === undefined ? undefined : new Uint8Array(n * n)
+  /** The daemon's metricMoved (AdvertTrigger). */
+  const metricMoved = (before: number, after: number): boolean => {
+    if (before === after || metricTrigger === undefined) return false
+    if (!Number.isFinite(before) || !Number.isFinite(after)) return true
+    return Math.abs(after - before) > Math.max(metricTrigger.absoluteMs, metricTrigger.relative * Math.abs(before))
+  }
+  /** Notes site s's route to d as decided; true when the daemon's trigger would advertise it at once. */
+  const noteDecidedMetric = (s: number, d: number, metricMs: number, isStarved: number): boolean => {
+    if (decidedMetric === undefined || d === s || d < 0 || d >= n) return false
+    const i = s * n + d
+    decidedMetric[i] = metricMs
+    return metricMoved(advertisedMetric![i]!, metricMs) || advertisedStarved![i] !== isStarved
+  }
   for (let s = 0; s < n; s++) {
     const t = prngPhase.next() * decideIntervalMillis
     queue.push(t, { k: 3, s })
@@ -545,6 +577,11 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
 
   const deliverAdvert = (s: number, t: number): void => {
     const msg = routers[s]!.advertise(epoch + t)
+    if (decidedMetric !== undefined) {
+      advertisedMetric!.set(decidedMetric.subarray(s * n, s * n + n), s * n)
+      advertisedStarved!.set(starved.subarray(s * n, s * n + n), s * n)
+      nextAdvertiseAt[s] = t + exchange.advertiseIntervalMillis
+    }
     if (measured(t)) {
       acc.messagesSent[s]!++
       if (config.messageBytes !== undefined && acc.messageBytesSampled[s] === 0)
@@ -603,10 +640,15 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
     }
     const columns = decision.columns
     if (columns !== undefined) {
+      const metrics = decidedMetric === undefined ? undefined : columns.metricMs
       for (let k = 0; k < columns.count; k++) {
         const nh = columns.nextHop[k]!
         const nextHop = nh < 0 ? null : nh
         const fam = columns.family[k]!
+        if (decidedMetric !== undefined) {
+          const m = metrics === undefined ? Number.NaN : metrics[k]!
+          if (noteDecidedMetric(s, columns.destination[k]!, m, columns.starved[k] === 1 ? 1 : 0)) changed = true
+        }
         if (
           installRoute(
             s,
@@ -624,6 +666,10 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
     }
     for (const route of decision.routes) {
       const family = route.nextHop === null ? null : (route.tunnel?.family ?? null)
+      if (decidedMetric !== undefined) {
+        const m = route.metricMs ?? Number.NaN
+        if (noteDecidedMetric(s, route.destination, m, route.starved === true ? 1 : 0)) changed = true
+      }
       if (installRoute(s, t, route.destination, route.starved === true, route.seqno ?? 0, route.nextHop, family))
         changed = true
     }
@@ -957,6 +1003,7 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
     siteUpAt[s] = t
     routers[s] = makeRouter(s, true)
     ownSeqno[s] = 0
+    advertisedMetric?.fill(Number.NaN, s * n, s * n + n)
     nextAdvertiseAt[s] = t
     for (const p of probersOf[s]!) {
       generation[p]!++
