@@ -624,6 +624,7 @@ export class NodeRouter {
       seqno: r.seqno,
       untilMillis: nowMillis + this.config.seqnoRequestLifetimeMillis,
     })
+    this.requestsAddedCount++
   }
 
   /**
@@ -965,6 +966,7 @@ export class NodeRouter {
     if (existing !== undefined && existing.seqno >= r.seqno && existing.untilMillis > nowMillis) return
     this.requests.set(destination, { seqno: r.seqno, untilMillis: nowMillis + this.config.seqnoRequestLifetimeMillis })
     this.requestSeen.set(destination, Math.max(r.seqno, this.requestSeen.get(destination) ?? -1))
+    this.requestsAddedCount++
   }
 
   /**
@@ -1052,6 +1054,19 @@ export class NodeRouter {
   /** Own sequence number (the one we own as a destination). */
   get seqno(): number {
     return this.ownSeqno
+  }
+
+  private requestsAddedCount = 0
+  /**
+   * Seqno requests added or renewed so far (our own and relayed ones, messages received until
+   * now included); only grows. A caller that advertises when it changed sends a new request at
+   * once instead of with the next periodic message: the requester waits for the destination's
+   * answer, and the starved flag does not cover a request for a better, infeasible route
+   * (`requestForBetter`). The model's `ExchangeConfig.requestTrigger` reads it.
+   */
+  get requestsAdded(): number {
+    this.drainInbox()
+    return this.requestsAddedCount
   }
 
   /** Feasible distances (diagnostics, tests). */

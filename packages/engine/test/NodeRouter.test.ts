@@ -308,6 +308,28 @@ describe("NodeRouter", () => {
     expect(w.findLoop()).toBeUndefined()
   })
 
+  it("requestsAdded counts own and relayed seqno requests, not a request for ourselves", () => {
+    const w = triangle()
+    setBoth(w, 0, 2, 5)
+    w.settle(4, 1000)
+    const before = w.routers.map((r) => r.requestsAdded)
+    setBoth(w, 0, 2, null)
+    w.tick(100)
+    w.routers[0]!.decide(w.nowMillis)
+    expect(w.routers[0]!.requestsAdded).toBe(before[0]! + 1)
+    // The same starvation again asks nothing new while the request lives.
+    w.routers[0]!.decide(w.nowMillis + 10)
+    expect(w.routers[0]!.requestsAdded).toBe(before[0]! + 1)
+    const msg = w.routers[0]!.advertise(w.nowMillis)
+    expect(msg.requests).toEqual([{ destination: 2, seqno: 1 }])
+    // Site 1 relays it (it knows seqno 0 for 2); site 2 answers by raising its own seqno.
+    w.routers[1]!.receiveLinkState(msg, w.nowMillis)
+    w.routers[2]!.receiveLinkState(msg, w.nowMillis)
+    expect(w.routers[1]!.requestsAdded).toBe(before[1]! + 1)
+    expect(w.routers[2]!.requestsAdded).toBe(before[2])
+    expect(w.routers[2]!.seqno).toBe(1)
+  })
+
   it("a better route refused only for feasibility is taken after a seqno request", () => {
     // Direct 0–2 at 5 ms sets 0's feasible distance to 2 at ≈ 5 ms. When direct degrades to
     // 100 ms, via 1 (20 ms) is better but infeasible (1 advertises 10 ms ≥ 5 ms). The direct

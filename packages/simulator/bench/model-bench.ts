@@ -9,7 +9,7 @@
  *        [--measured-seconds=600] [--seeds=3] [--restarts=2] [--loop-start=0]
  *   --sections=digest --sizes=60,200 --measured-seconds=20: SHA-256 of fixed runs' reports (speed-only changes must keep them)
  *   --rows=graph-least-cost,legacy,no-hysteresis,stability  --stability=rel:0.05,abs:5  (an extra row with these margins)
- *   --advertise-ms=2000 --metric-trigger[=abs:1,rel:0.05] --decide-ms=250  (exchange and decide cadences)
+ *   --advertise-ms=2000 --metric-trigger[=abs:1,rel:0.05] --request-trigger --decide-ms=250  (exchange and decide cadences)
  */
 import {
   type AggregateReport,
@@ -68,18 +68,21 @@ const metricTrigger =
         )
         return { absoluteMs: Number(kv.get("abs") ?? 1), relative: Number(kv.get("rel") ?? 0.05) }
       })()
+// --request-trigger: also advertise at once on a new seqno request (ExchangeConfig.requestTrigger).
+const requestTrigger = args.has("request-trigger")
 // --decide-ms=250: each site's periodic decide (the model's default is 1000; the daemon's 250).
 const decideIntervalMillis = args.has("decide-ms") ? Number(args.get("decide-ms")) : undefined
 const tuned = (s: Scenario): Scenario => ({
   ...s,
   ...(lossTimeoutMillis === undefined ? {} : { probe: { ...s.probe, lossTimeoutMillis } }),
-  ...(advertiseIntervalMillis === undefined && metricTrigger === undefined
+  ...(advertiseIntervalMillis === undefined && metricTrigger === undefined && !requestTrigger
     ? {}
     : {
         exchange: {
           ...s.exchange,
           ...(advertiseIntervalMillis === undefined ? {} : { advertiseIntervalMillis }),
           ...(metricTrigger === undefined ? {} : { metricTrigger }),
+          ...(requestTrigger ? { requestTrigger } : {}),
         },
       }),
   ...(decideIntervalMillis === undefined ? {} : { decideIntervalMillis }),

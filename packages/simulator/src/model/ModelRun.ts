@@ -74,6 +74,8 @@ export interface SiteRouter<M> {
   setBgpPaths?(paths: ReadonlyArray<BgpPathLike>): void
   /** Own destination sequence number (raised by peers' requests; a change is advertised at once). */
   readonly seqno?: number
+  /** Seqno requests added so far (only grows), read only with `ExchangeConfig.requestTrigger`. */
+  readonly requestsAdded?: number
 }
 
 /** What the simulator reads from a message (for wake-ups): the origin's route per destination. */
@@ -128,6 +130,13 @@ export interface ExchangeConfig {
    * periodic advertisement keeps its own beat, as before.
    */
   readonly metricTrigger?: { readonly absoluteMs: number; readonly relative: number }
+  /**
+   * Also advertise at once when the site added or renewed a seqno request since its last
+   * advertisement (`SiteRouter.requestsAdded`): a request for a better but infeasible route
+   * changes no starved flag, so without this it waits for the periodic message. Neither the
+   * model's default nor the daemon's trigger does this. Default false.
+   */
+  readonly requestTrigger?: boolean
 }
 
 export const defaultExchangeConfig: ExchangeConfig = {
@@ -387,6 +396,9 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
   const decidedMetric = metricTrigger === undefined ? undefined : new Float64Array(n * n).fill(Number.NaN)
   const advertisedMetric = metricTrigger === undefined ? undefined : new Float64Array(n * n).fill(Number.NaN)
   const advertisedStarved = metricTrigger === undefined ? undefined : new Uint8Array(n * n)
+  // requestTrigger: per site the router's requestsAdded at its last advertisement.
+  const requestTrigger = exchange.requestTrigger === true
+  const advertisedRequests = new Float64Array(n)
   /** The daemon's metricMoved (AdvertTrigger). */
   const metricMoved = (before: number, after: number): boolean => {
     if (before === after || metricTrigger === undefined) return false
@@ -577,6 +589,7 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
 
   const deliverAdvert = (s: number, t: number): void => {
     const msg = routers[s]!.advertise(epoch + t)
+    if (requestTrigger) advertisedRequests[s] = routers[s]!.requestsAdded ?? 0
     if (decidedMetric !== undefined) {
       advertisedMetric!.set(decidedMetric.subarray(s * n, s * n + n), s * n)
       advertisedStarved!.set(starved.subarray(s * n, s * n + n), s * n)
@@ -638,6 +651,7 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
       ownSeqno[s] = own
       changed = true
     }
+    if (requestTrigger && (router.requestsAdded ?? 0) !== advertisedRequests[s]) changed = true
     const columns = decision.columns
     if (columns !== undefined) {
       const metrics = decidedMetric === undefined ? undefined : columns.metricMs
@@ -1004,6 +1018,7 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
     routers[s] = makeRouter(s, true)
     ownSeqno[s] = 0
     advertisedMetric?.fill(Number.NaN, s * n, s * n + n)
+    advertisedRequests[s] = 0
     nextAdvertiseAt[s] = t
     for (const p of probersOf[s]!) {
       generation[p]!++

@@ -1,7 +1,8 @@
 /**
  * The daemon's advertisement trigger in the model (`ExchangeConfig.metricTrigger`): metric moves
  * beyond the thresholds and starved flags go out at once, every advertisement restarts the
- * periodic interval, and a longer periodic interval with the trigger keeps runs loop-free. Used
+ * periodic interval, and a longer periodic interval with the trigger (and `requestTrigger`: new
+ * seqno requests at once) keeps runs loop-free. Used
  * to measure what a longer `routing.advertiseIntervalMillis` would cost (README, "Speed, session 7").
  */
 
@@ -55,7 +56,7 @@ describe("advertisement trigger (metricTrigger)", () => {
   )
 
   test.prop([fc.integer({ min: 1, max: 2 ** 31 - 1 })], { numRuns: 6 })(
-    "a 4 s period with the daemon's trigger stays loop-free",
+    "a 4 s period with the daemon's trigger (and with requests triggering too) stays loop-free",
     (seed) => {
       const scenario = randomSmallScenario(seed, 30_000, 10_000)
       const report = runModel({
@@ -64,6 +65,7 @@ describe("advertisement trigger (metricTrigger)", () => {
           ...scenario.exchange,
           advertiseIntervalMillis: 4_000,
           metricTrigger: { absoluteMs: 1, relative: 0.05 },
+          requestTrigger: seed % 2 === 0,
         },
         makeRouter: engineRouters(settings),
         describeMessage: linkStateMessageRoutes as never,
