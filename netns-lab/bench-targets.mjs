@@ -8,7 +8,8 @@
 // path costs (/status: forward route cost + reverse route cost, halved) and their RTT part are
 // compared with the daemon's pathping (MeasureService.PathPing, via `perfc pathping`) of the
 // round trip along those routes (relays' residence subtracted; raw beside it), and beside it with
-// a plain ping between the same routers.
+// a plain ping between the same routers; and the sum of link RTTs of a two-hop detour per pair
+// against its pathping (multi-hop additivity where the routes in force are direct).
 // Usage (root, after `npx tsc -b`): node netns-lab/bench-targets.mjs [--reps 5] [--baseline]
 //   [--rows hard-failure,degrade,loss,loss-fast,restarts,jitter] [--jitter-seconds 600] [--jitter-reps 1]
 //   [--baseline-reps N] [--reports DIR] [--trace] [--all-pairs] [--dry-run] [--json]
@@ -303,6 +304,44 @@ const costVsMeasured = async (twin, scenario) => {
   // Pathpings first, then the pings: neither runs beside the other (nor beside perfc's start-up),
   // so one measurement's CPU does not inflate the other's RTTs on this loaded machine.
   await pathpings
+  // Multi-hop additivity: converged routes in these meshes are mostly direct, so the sum of link
+  // RTTs is also checked on a two-hop detour per pair, a→c→b→c→a over each hop's fastest tunnel
+  // (c: the first other site). No route follows it, so no cost and no kernel ping: the RTT part
+  // alone, against pathping.
+  const detours = []
+  for (const [a, b] of pairs) {
+    const c = sites.find((x) => x !== a && x !== b)
+    if (c === undefined) continue
+    const trip = [a, c, b, c, a]
+    const fastest = (st, from, to) =>
+      [...(st?.get(from)?.tunnels ?? [])]
+        .filter((t) => t.remote === to && t.stats?.rttMs != null && t.stats.state === "up")
+        .sort((x, y) => x.stats.rttMs - y.stats.rttMs)[0]
+    const just = await snapshotOf([a, b, c]).catch(() => null)
+    if (just === null) continue
+    const families = trip.slice(0, -1).map((x, i) => fastest(just, x, trip[i + 1])?.family ?? null)
+    if (families.includes(null)) continue
+    const reply = await pathpingFrom(twin, a, trip, families)
+    const justAfter = await snapshotOf([a, b, c]).catch(() => null)
+    if (reply?.rttMs == null || justAfter === null) continue
+    const rttSumMs = mean2(tripRttPart(just, trip, families), tripRttPart(justAfter, trip, families))
+    detours.push({
+      pair: `${a}-${b}`,
+      kind: "detour",
+      trip,
+      families,
+      rttSumMs,
+      pathping: {
+        rttMs: reply.rttMs,
+        rawRttMs: reply.rawRttMs ?? null,
+        sent: reply.sent ?? null,
+        received: reply.received ?? null,
+        relayResidenceMs: reply.relayResidenceMs ?? null,
+        hops: reply.hops ?? null,
+      },
+      rttRatio: rttSumMs === null || !(reply.rttMs > 0) ? null : rttSumMs / reply.rttMs,
+    })
+  }
   const pings = await Promise.all(pairs.map(pingOf))
   const after = await snapshotOf(sites)
   const out = []
@@ -347,6 +386,7 @@ const costVsMeasured = async (twin, scenario) => {
     const ratio = (x, y) => (x === null || y === null || !(y > 0) ? null : x / y)
     out.push({
       pair: `${a}-${b}`,
+      kind: "route",
       paths: [routes[2].path, routes[3].path],
       costMs,
       rttSumMs,
@@ -380,7 +420,7 @@ const costVsMeasured = async (twin, scenario) => {
       rawPathpingVsPing: ratio(pathpingRawRttMs, pingMeanMs),
     })
   }
-  return out
+  return [...out, ...detours]
 }
 
 const stopping = new AbortController()
@@ -456,7 +496,7 @@ const runOnce = (scenario) =>
   )
 
 const INF = Number.POSITIVE_INFINITY
-const pick = (costs, key) => costs.flatMap((c) => (c[key] === null ? [] : [c[key]]))
+const pick = (costs, key, kind = "route") => costs.flatMap((c) => (c.kind !== kind || c[key] == null ? [] : [c[key]]))
 const bad = (e) => (e === undefined ? null : e.badPathAtEnd ? INF : e.badPathMs)
 const off = (e) => (e === undefined ? null : e.offOptimumAtEnd ? INF : e.offOptimumMs)
 /**
@@ -646,6 +686,7 @@ for (const { plan, name, s, n } of schedule) {
               "cost's RTT part (link RTT sum) / ping RTT (means), converged": pick(costs, "pingRttRatio"),
               "pathping RTT / ping RTT (means), converged": pick(costs, "pathpingVsPing"),
               "raw pathping RTT / ping RTT (means), converged": pick(costs, "rawPathpingVsPing"),
+              "link RTT sum / pathping RTT, two-hop detours": pick(costs, "rttRatio", "detour"),
             }),
       }
       add(routing, figures)
@@ -672,6 +713,7 @@ Object.assign(targets, {
   "cost's RTT part (link RTT sum) / ping RTT (means), converged": "(beside)",
   "pathping RTT / ping RTT (means), converged": "≈ 1",
   "raw pathping RTT / ping RTT (means), converged": "(beside)",
+  "link RTT sum / pathping RTT, two-hop detours": "0.90–1.10",
 })
 
 const table = Object.keys(collected["net-perf"]).map((figure) => ({
