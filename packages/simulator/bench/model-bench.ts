@@ -209,6 +209,9 @@ const out: Record<string, unknown> = {
     quick,
     lossTimeoutMillis,
     advertiseIntervalMillis,
+    metricTrigger,
+    requestTrigger,
+    decideIntervalMillis,
   },
 }
 
