@@ -466,11 +466,18 @@ export class NodeRouter {
     }
     if (sample.tunnel.local !== this.config.self || sample.tunnel.remote === this.config.self) return
     const key = tunnelKey(sample.tunnel)
-    const agg = this.aggregates.get(key) ?? Aggregation.emptyAggregate(sample.tunnel)
-    const next = Aggregation.ingest(agg, sample, this.config.aggregation)
-    this.aggregates.set(key, next)
+    let agg = this.aggregates.get(key)
+    if (agg === undefined) {
+      agg = Aggregation.emptyAggregate(sample.tunnel)
+      this.aggregates.set(key, agg)
+    }
+    const firstMiss = agg.state === "up" && agg.misses === 0
+    // In place (`ingestInto`): the router is its aggregates' only owner and every reader looks
+    // them up in `aggregates`, so the result equals `ingest`'s new copy without a new aggregate
+    // and its boxed numbers per sample (≈ 1 KB; the daemon folds every sample here and in the plane).
+    Aggregation.ingestInto(agg, sample, this.config.aggregation)
     this.mesh.addSite(sample.tunnel.remote)
-    if (agg.state === "up" && agg.misses === 0 && next.misses > 0) this.raiseOnSuspicion(sample.atMillis)
+    if (firstMiss && agg.misses > 0) this.raiseOnSuspicion(sample.atMillis)
     // An answered probe proves both directions work now, whatever the far end said before.
     if (sample._tag === "RttSample" && sample.rttMs !== null) {
       if (this.peerVerdict.get(key) === "dead") this.peerVerdict.set(key, "overruled")
