@@ -12,8 +12,10 @@ import {
   emptyAggregate,
   ingestInto,
   type LinkStats,
+  type LossTestSample,
   linkCost,
   linkStats,
+  type RttSample,
   type Sample,
   type TunnelAggregate,
   type TunnelId,
@@ -207,7 +209,8 @@ interface WorkerState {
   echo: EchoStatsReader | undefined
   /** Suspicion-triggered loss bursts; fed every RTT sample of the tunnel. */
   lossTrigger?: LossTrigger
-  readonly sampleCounts: Record<SampleCountKey, number>
+  /** Plain fields, not keyed by sample kind: a keyed increment per sample was a megamorphic store. */
+  readonly sampleCounts: { echo: number; icmp: number; tcp: number; lossTest: number }
   /** Label children resolved once: prom-client hashes the labels on every `labels()` call. */
   readonly gauges: Record<
     "up" | "lossRatio" | "jitter" | "availability" | "cost" | "rttSmoothed",
@@ -269,17 +272,22 @@ export const makeMeasurementPlane = (
       if (stats.rttMs !== null) g.rttSmoothed.set(stats.rttMs / 1000)
     }
 
-    const publish = (s: Sample) => {
-      if (s._tag !== "PathSample") {
-        const key = `wg${s.tunnel.local}.${s.tunnel.remote}_v${s.tunnel.family}`
-        const state = workers.get(key)
-        if (state !== undefined) {
-          // In place: the plane is the aggregate's only owner (ingest would allocate ≈ 1 KB per sample).
-          ingestInto(state.aggregate, s, aggregation)
-          state.sampleCounts[s._tag === "LossTestSample" ? "loss-test" : s.kind]++
-          if (s._tag === "RttSample") state.lossTrigger?.observe(s)
-        }
-      }
+    const fold = (state: WorkerState, s: RttSample | LossTestSample) => {
+      // In place: the plane is the aggregate's only owner (ingest would allocate ≈ 1 KB per sample).
+      ingestInto(state.aggregate, s, aggregation)
+      if (s._tag === "LossTestSample") state.sampleCounts.lossTest++
+      else if (s.kind === "udp-echo") state.sampleCounts.echo++
+      else if (s.kind === "icmp") state.sampleCounts.icmp++
+      else state.sampleCounts.tcp++
+      if (s._tag === "RttSample") state.lossTrigger?.observe(s)
+    }
+    /**
+     * `publish` for the probes of one worker, whose samples are all of its tunnel: the worker is
+     * looked up by its key string as it is (no key built from the sample's numbers per sample).
+     */
+    const publishOf = (key: string) => (s: RttSample | LossTestSample) => {
+      const state = workers.get(key)
+      if (state !== undefined) fold(state, s)
       // unsafeOffer: a synchronous enqueue; running an Effect per sample cost ~1 % of a core per 100 tunnels.
       samples.unsafeOffer(s)
     }
@@ -287,12 +295,13 @@ export const makeMeasurementPlane = (
     const worker = (t: DiscoveredTunnel) =>
       Effect.gen(function* () {
         const endpoints = tunnelEndpoints(addressing, t.id)
+        const publishOwn = publishOf(t.key)
         // The other family's tunnel to the same peer: often the same underlay path.
         const sibling: TunnelId = { ...t.id, family: t.id.family === 4 ? 6 : 4 }
         const state: WorkerState = {
           aggregate: emptyAggregate(t.id),
           echo: undefined,
-          sampleCounts: { "udp-echo": 0, icmp: 0, tcp: 0, "loss-test": 0 },
+          sampleCounts: { echo: 0, icmp: 0, tcp: 0, lossTest: 0 },
           gauges: (() => {
             const labels = tunnelLabelValues(t.id)
             return {
@@ -318,7 +327,7 @@ export const makeMeasurementPlane = (
           // The probe endpoint may appear later (wg-quick PostUp): retry the bind.
           yield* Effect.gen(function* () {
             state.echo = yield* echoProbes.add(t.id, endpoints, {
-              onSample: publish,
+              onSample: publishOwn,
               onHealth: (health, atMillis, detail) => {
                 refreshGauges(state, Date.now())
                 healthHub.unsafeOffer(
@@ -337,11 +346,11 @@ export const makeMeasurementPlane = (
             Effect.forkScoped,
           )
         }
-        if (probes.icmp.enabled) yield* runIcmpProber(t.id, endpoints, probes.icmp, publish)
-        if (probes.tcp.enabled) yield* runTcpProber(t.id, endpoints, probes.tcp, publish)
+        if (probes.icmp.enabled) yield* runIcmpProber(t.id, endpoints, probes.icmp, publishOwn)
+        if (probes.tcp.enabled) yield* runTcpProber(t.id, endpoints, probes.tcp, publishOwn)
         // One lock: a triggered burst never overlaps the scheduled loss test of its tunnel.
         const lossLock = yield* Effect.makeSemaphore(1)
-        if (probes.lossTest.enabled) yield* runLossTester(t.id, endpoints, probes.lossTest, publish, lossLock)
+        if (probes.lossTest.enabled) yield* runLossTester(t.id, endpoints, probes.lossTest, publishOwn, lossLock)
         if (probes.lossTrigger.enabled) {
           const view = {
             isUp: () =>
@@ -355,7 +364,7 @@ export const makeMeasurementPlane = (
             endpoints,
             probes.lossTest,
             probes.lossTrigger,
-            publish,
+            publishOwn,
             view,
             lossLock,
             () => workers.get(tunnelKey(sibling))?.lossTrigger?.suspect("loss found on the other family's tunnel"),
@@ -458,7 +467,15 @@ export const makeMeasurementPlane = (
           disabled: t.disabled,
           ...tunnelEndpoints(addressing, t.id),
           echo: state?.echo?.() ?? null,
-          sampleCounts: state === undefined ? null : { ...state.sampleCounts },
+          sampleCounts:
+            state === undefined
+              ? null
+              : {
+                  "udp-echo": state.sampleCounts.echo,
+                  icmp: state.sampleCounts.icmp,
+                  tcp: state.sampleCounts.tcp,
+                  "loss-test": state.sampleCounts.lossTest,
+                },
           stats,
           costMs: Number.isFinite(c) ? c : null,
           conf: t.conf === null ? null : { file: t.conf.file, peers: t.conf.peers.length },

@@ -173,6 +173,9 @@ const liveEntry = <E extends { labels: Labels }>(metric: unknown, labels: Labels
 export const histogramChild = (histogram: Histogram<string>, labels: Labels): { observe: (v: number) => void } => {
   const child = histogram.labels(labels)
   const bounds = (histogram as unknown as { upperBounds?: ReadonlyArray<number> }).upperBounds
+  // The entry's bucket keys are the bounds as strings: converted once here, not per observation
+  // (a fractional bound like 0.0005 costs a number-to-string conversion on every keyed access).
+  const boundKeys = bounds?.map(String)
   const series = liveEntry<{ labels: Labels; sum: number; count: number; bucketValues: Record<string, number> }>(
     histogram,
     labels,
@@ -180,16 +183,17 @@ export const histogramChild = (histogram: Histogram<string>, labels: Labels): { 
   return {
     observe: (v) => {
       const e = series.get()
-      if (e === undefined || bounds === undefined || !Number.isFinite(v)) {
+      if (e === undefined || bounds === undefined || boundKeys === undefined || !Number.isFinite(v)) {
         child.observe(v)
         series.find()
         return
       }
       e.sum += v
       e.count += 1
-      for (const b of bounds)
-        if (v <= b) {
-          if (Object.hasOwn(e.bucketValues, b)) e.bucketValues[b]! += 1
+      for (let i = 0; i < bounds.length; i++)
+        if (v <= bounds[i]!) {
+          const k = boundKeys[i]!
+          if (Object.hasOwn(e.bucketValues, k)) e.bucketValues[k]! += 1
           break
         }
     },

@@ -219,8 +219,12 @@ export const makeEchoProbes = (
     const metrics = yield* MeasurementMetrics
     const sockets = new Map<string, SharedSocket>()
     const probers = new Set<Prober>()
-    /** Probers by `${localAddress}|${remoteAddress}`, for peer requests. */
-    const byPath = new Map<string, Prober>()
+    /**
+     * Probers by local then remote address, for peer requests: two lookups of strings the packet
+     * already has, instead of a key string built per datagram.
+     */
+    const byPath = new Map<string, Map<string, Prober>>()
+    const proberAt = (localAddress: string, remoteAddress: string) => byPath.get(localAddress)?.get(remoteAddress)
     /** Probers by tunnel key, for outside suspicion. */
     const byTunnel = new Map<string, Prober>()
     const lock = yield* Effect.makeSemaphore(1)
@@ -341,12 +345,16 @@ export const makeEchoProbes = (
           lost: counterChild(metrics.probesLost, labels),
           rtt: histogramChild(metrics.rtt, labels),
         })
-        const path = `${endpoints.localAddress}|${endpoints.remoteAddress}`
         yield* Effect.acquireRelease(
           Effect.sync(() => {
             shared.probers.set(sessionId, prober)
             probers.add(prober)
-            byPath.set(path, prober)
+            let remotes = byPath.get(endpoints.localAddress)
+            if (remotes === undefined) {
+              remotes = new Map()
+              byPath.set(endpoints.localAddress, remotes)
+            }
+            remotes.set(endpoints.remoteAddress, prober)
             byTunnel.set(tunnelKey(tunnel), prober)
             wake(prober)
           }),
@@ -363,7 +371,11 @@ export const makeEchoProbes = (
                 Effect.sync(() => {
                   shared.probers.delete(sessionId)
                   probers.delete(prober)
-                  if (byPath.get(path) === prober) byPath.delete(path)
+                  const remotes = byPath.get(endpoints.localAddress)
+                  if (remotes?.get(endpoints.remoteAddress) === prober) {
+                    remotes.delete(endpoints.remoteAddress)
+                    if (remotes.size === 0) byPath.delete(endpoints.localAddress)
+                  }
                   if (byTunnel.get(tunnelKey(tunnel)) === prober) byTunnel.delete(tunnelKey(tunnel))
                 }),
               ),
@@ -381,13 +393,13 @@ export const makeEchoProbes = (
         wake(p)
       },
       peerRequest: (localAddress, sourceAddress) => {
-        const p = byPath.get(`${localAddress}|${sourceAddress}`)
+        const p = proberAt(localAddress, sourceAddress)
         if (p === undefined) return
         p.onPeerRequest(performance.now())
         wake(p)
       },
       peerSymmetric: (localAddress, sourceAddress, sourcePort, msg, arrivalMs) => {
-        const p = byPath.get(`${localAddress}|${sourceAddress}`)
+        const p = proberAt(localAddress, sourceAddress)
         if (p === undefined) return false
         const taken = p.onSymmetric(msg, sourcePort, arrivalMs)
         wake(p)

@@ -6,7 +6,7 @@
  * |-----------|-------------------------------------------|------------------|-------------------|
  * | udp echo  | 1/s, 20 B, burst 100 ms after a miss      | 2 (req+reply)    | ≈ 1.7 k           |
  * | icmp      | `ping -i 2`, 56 B                         | 1 (req+reply)    | ≈ 1.2 k           |
- * | tcp       | connect every 30 s to :5122               | ≈ 0.1            | ≈ 0.1 k           |
+ * | tcp       | connect every 60 s to :5122               | ≈ 0.03           | ≈ 0.05 k          |
  * | loss test | 1000 × 500 B at 1 Mbit/s every 60 min,    | 0.28 (bursty)    | ≈ 1.3 k (avg)     |
  * |           | in clumps of 10 every 40 ms               |                  |                   |
  * | loss burst| 200 × 64 B in 0.8 s after a lost probe,   | 0 if lossless,   | 0 if lossless,    |
@@ -80,7 +80,11 @@ export const TcpProbeConfig = Schema.Struct({
   enabled: field(Schema.Boolean, true),
   /** The peer daemon's gRPC port; a RST (connection refused) also yields a valid RTT. */
   port: field(Port, 5122),
-  intervalMillis: field(Millis, 30_000),
+  /**
+   * 60 s (30 s until 27 Nov): the TCP RTT only cross-checks the echo and ICMP; a connect costs
+   * ≈ 10× an echo datagram in the plane (a socket, a connect, the refusal's error object).
+   */
+  intervalMillis: field(Millis, 60_000),
   timeoutMillis: field(Millis, 2000),
 })
 export type TcpProbeConfig = typeof TcpProbeConfig.Type
