@@ -82,7 +82,7 @@ export const TcpProbeConfig = Schema.Struct({
   port: field(Port, 5122),
   /**
    * 60 s (30 s until 27 Nov): the TCP RTT only cross-checks the echo and ICMP; a connect costs
-   * ≈ 10× an echo datagram in the plane (a socket, a connect, the refusal's error object).
+   * ≈ 5–10× an echo datagram in the plane (a socket, a connect, the refusal's error object).
    */
   intervalMillis: field(Millis, 60_000),
   timeoutMillis: field(Millis, 2000),
