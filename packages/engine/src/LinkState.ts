@@ -347,3 +347,24 @@ export class LinkStateStore {
     return this.entries.entries().map(([origin]) => origin as SiteId)
   }
 }
+
+/** When a route's metric moved enough to be advertised before the periodic message is due. */
+export interface AdvertTriggerThresholds {
+  /** A metric change above this many ms is advertised at once (default 1). */
+  readonly absoluteMs: number
+  /** … and above this share of the advertised metric (default 0.05). */
+  readonly relative: number
+}
+
+export const defaultAdvertTriggerThresholds: AdvertTriggerThresholds = { absoluteMs: 1, relative: 0.05 }
+
+/**
+ * True when a route's metric moved from the advertised `before` to `after` by more than
+ * max(absolute, relative × before), or into or out of +Infinity. The daemon's advert trigger and
+ * the model simulator's mirror of it share this rule.
+ */
+export const advertMetricMoved = (before: number, after: number, t: AdvertTriggerThresholds): boolean => {
+  if (before === after) return false
+  if (!Number.isFinite(before) || !Number.isFinite(after)) return true
+  return Math.abs(after - before) > Math.max(t.absoluteMs, t.relative * Math.abs(before))
+}

@@ -11,7 +11,13 @@
  * for loop freedom: neighbours judge feasibility on what they received, and the engine's argument
  * already allows any message delay; it only delays optimality by ≤ one advertise interval.
  */
-import type { RoutingDecision, SiteId } from "@net-perf/engine"
+import {
+  type AdvertTriggerThresholds,
+  advertMetricMoved,
+  defaultAdvertTriggerThresholds,
+  type RoutingDecision,
+  type SiteId,
+} from "@net-perf/engine"
 
 export interface AdvertisedRoute {
   readonly nextHop: SiteId | null
@@ -23,14 +29,7 @@ export interface AdvertisedRoute {
 /** What a message carried, per destination. */
 export type AdvertisedView = ReadonlyMap<SiteId, AdvertisedRoute>
 
-export interface AdvertTriggerThresholds {
-  /** A metric change above this many ms is advertised at once (default 1). */
-  readonly absoluteMs: number
-  /** … and above this share of the advertised metric (default 0.05). */
-  readonly relative: number
-}
-
-export const defaultAdvertTriggerThresholds: AdvertTriggerThresholds = { absoluteMs: 1, relative: 0.05 }
+export { type AdvertTriggerThresholds, defaultAdvertTriggerThresholds } from "@net-perf/engine"
 
 /**
  * The view a message built now carries: every route of `decision`, and our own seqno as the entry
@@ -44,12 +43,6 @@ export const advertisedViewOf = (decision: RoutingDecision, ownSeqno: number): A
     ),
     [decision.self, { nextHop: null, seqno: ownSeqno, metricMs: 0, starved: false }] as const,
   ])
-
-const metricMoved = (before: number, after: number, t: AdvertTriggerThresholds): boolean => {
-  if (before === after) return false
-  if (!Number.isFinite(before) || !Number.isFinite(after)) return true
-  return Math.abs(after - before) > Math.max(t.absoluteMs, t.relative * Math.abs(before))
-}
 
 /** True when `next` differs from the last advertised view in a way that must go out now. */
 export const needsTriggeredAdvert = (
@@ -65,7 +58,7 @@ export const needsTriggeredAdvert = (
       before.nextHop !== route.nextHop ||
       before.seqno !== route.seqno ||
       before.starved !== route.starved ||
-      metricMoved(before.metricMs, route.metricMs, thresholds)
+      advertMetricMoved(before.metricMs, route.metricMs, thresholds)
     )
       return true
   }

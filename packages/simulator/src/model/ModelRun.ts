@@ -11,6 +11,8 @@
  * Metrics cover [warmupMillis, durationMillis); what happens before is start-up.
  */
 import {
+  type AdvertTriggerThresholds,
+  advertMetricMoved,
   type Family,
   LossTestSample,
   PathSample,
@@ -129,7 +131,7 @@ export interface ExchangeConfig {
    * lastAdvertMillis). Absent (default): only forwarding and seqno changes trigger and the
    * periodic advertisement keeps its own beat, as before.
    */
-  readonly metricTrigger?: { readonly absoluteMs: number; readonly relative: number }
+  readonly metricTrigger?: AdvertTriggerThresholds
   /**
    * Also advertise at once when the site added or renewed a seqno request since its last
    * advertisement (`SiteRouter.requestsAdded`): a request for a better but infeasible route
@@ -399,18 +401,12 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
   // requestTrigger: per site the router's requestsAdded at its last advertisement.
   const requestTrigger = exchange.requestTrigger === true
   const advertisedRequests = new Float64Array(n)
-  /** The daemon's metricMoved (AdvertTrigger). */
-  const metricMoved = (before: number, after: number): boolean => {
-    if (before === after || metricTrigger === undefined) return false
-    if (!Number.isFinite(before) || !Number.isFinite(after)) return true
-    return Math.abs(after - before) > Math.max(metricTrigger.absoluteMs, metricTrigger.relative * Math.abs(before))
-  }
   /** Notes site s's route to d as decided; true when the daemon's trigger would advertise it at once. */
   const noteDecidedMetric = (s: number, d: number, metricMs: number, isStarved: number): boolean => {
-    if (decidedMetric === undefined || d === s || d < 0 || d >= n) return false
+    if (decidedMetric === undefined || metricTrigger === undefined || d === s || d < 0 || d >= n) return false
     const i = s * n + d
     decidedMetric[i] = metricMs
-    return metricMoved(advertisedMetric![i]!, metricMs) || advertisedStarved![i] !== isStarved
+    return advertMetricMoved(advertisedMetric![i]!, metricMs, metricTrigger) || advertisedStarved![i] !== isStarved
   }
   for (let s = 0; s < n; s++) {
     const t = prngPhase.next() * decideIntervalMillis
