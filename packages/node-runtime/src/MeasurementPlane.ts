@@ -431,9 +431,9 @@ export const makeMeasurementPlane = (
       })
       yield* r.stampPriority.pipe(
         Effect.flatMap((p) =>
-          p.startsWith("normal (")
-            ? Effect.logWarning(`pathping stamps: ${p}`)
-            : Effect.logInfo(`pathping stamps: ${p}`),
+          p.raiseFailed
+            ? Effect.logWarning(`pathping stamps: ${p.description}`)
+            : Effect.logInfo(`pathping stamps: ${p.description}`),
         ),
         Effect.forkScoped,
       )

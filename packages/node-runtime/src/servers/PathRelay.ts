@@ -60,11 +60,15 @@ export interface PathRelay {
   ) => Effect.Effect<void, never, Scope.Scope>
   /** Whether arrivals are stamped in the dedicated thread (false: in the main event loop). */
   readonly stampsInThread: boolean
-  /**
-   * The stamping thread's scheduling once known: `SCHED_FIFO N`, `normal`, or `normal (<why the
-   * raise failed>)`; `main loop` without the thread.
-   */
-  readonly stampPriority: Effect.Effect<string>
+  /** The stamping thread's scheduling, once known. */
+  readonly stampPriority: Effect.Effect<StampScheduling>
+}
+
+export interface StampScheduling {
+  /** `SCHED_FIFO N`, `normal`, `normal (<why the raise failed>)`, or `main loop` without the thread. */
+  readonly description: string
+  /** A raise to SCHED_FIFO was asked for and did not happen. */
+  readonly raiseFailed: boolean
 }
 
 /**
@@ -104,7 +108,7 @@ if (fifoPriority > 0) {
   try {
     const tid = require("node:fs").readlinkSync("/proc/thread-self").split("/").pop()
     require("node:child_process").execFileSync("chrt", ["-f", "-p", String(fifoPriority), tid], { stdio: ["ignore", "ignore", "pipe"], timeout: 5000 })
-    outcome = { op: "priority", ok: true, tid }
+    outcome = { op: "priority", ok: true }
   } catch (e) {
     outcome = { op: "priority", ok: false, message: String((e && e.stderr && e.stderr.length > 0 ? e.stderr : e && e.message) || e).trim() }
   }
@@ -182,11 +186,12 @@ const makeStampThread = (fifoPriority: number) =>
     let exited: string | undefined
     /** Completed with the reason when the thread is gone (its sockets closed with it). */
     const gone = yield* Deferred.make<string>()
-    const priority = yield* Deferred.make<string>()
-    if (!(fifoPriority > 0)) Deferred.unsafeDone(priority, Effect.succeed("normal"))
+    const priority = yield* Deferred.make<StampScheduling>()
+    const settle = (description: string, raiseFailed: boolean) =>
+      Deferred.unsafeDone(priority, Effect.succeed({ description, raiseFailed }))
+    if (!(fifoPriority > 0)) settle("normal", false)
     worker.on("message", (m: FromThread) => {
-      if (m.op === "priority")
-        Deferred.unsafeDone(priority, Effect.succeed(m.ok ? `SCHED_FIFO ${fifoPriority}` : `normal (${m.message})`))
+      if (m.op === "priority") settle(m.ok ? `SCHED_FIFO ${fifoPriority}` : `normal (${m.message})`, !m.ok)
       else if (m.op === "datagram")
         handlers.get(m.id)?.(Buffer.from(m.msg.buffer, m.msg.byteOffset, m.msg.byteLength), m.address, m.arrivalNs)
       else pending.get(m.id)?.(m.op === "bindFailed" ? m.message : undefined)
@@ -194,7 +199,7 @@ const makeStampThread = (fifoPriority: number) =>
     const onGone = (reason: string) => {
       exited = reason
       Deferred.unsafeDone(gone, Effect.succeed(reason))
-      Deferred.unsafeDone(priority, Effect.succeed("normal (thread gone)"))
+      settle("normal (thread gone)", true)
       for (const resolve of pending.values()) resolve(reason)
       pending.clear()
     }
@@ -317,7 +322,10 @@ export const makePathRelay = (
       get stampsInThread() {
         return thread !== undefined && !thread.isGone()
       },
-      stampPriority: thread === undefined ? Effect.succeed("main loop") : Deferred.await(thread.priority),
+      stampPriority:
+        thread === undefined
+          ? Effect.succeed({ description: "main loop", raiseFailed: false })
+          : Deferred.await(thread.priority),
       send: (packet) =>
         Effect.map(SynchronizedRef.get(sockets), (all) =>
           Option.match(Option.fromNullable(all[0]), {

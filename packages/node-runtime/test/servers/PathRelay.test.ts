@@ -239,12 +239,13 @@ describe("pathping relay", () => {
       )
       expect(relay.received).toBe(3)
       if (process.getuid?.() === 0) {
-        expect(relay.priority).toBe("SCHED_FIFO 3")
+        expect(relay.priority).toEqual({ description: "SCHED_FIFO 3", raiseFailed: false })
         // exactly one more FIFO thread while the relay lived (relay 2 asked for none)
         expect(relay.during.filter((t) => !before.includes(t))).toHaveLength(1)
       } else {
         console.log("not root: the raise must fail and say so")
-        expect(relay.priority).toMatch(/^normal \(.+\)$/)
+        expect(relay.priority.description).toMatch(/^normal \(.+\)$/)
+        expect(relay.priority.raiseFailed).toBe(true)
       }
       // The thread ends with its scope (Worker.terminate), FIFO or not.
       yield* Effect.promise(() => new Promise((r) => setTimeout(r, 200)))
