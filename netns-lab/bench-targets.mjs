@@ -230,13 +230,16 @@ const costVsMeasured = async (twin, scenario) => {
   const snapshotOf = async (xs) => new Map(await Promise.all(xs.map(async (x) => [x, await statusOf(twin, x)])))
   const routeOf = (statuses, a, b) => (statuses.get(a)?.routes ?? []).find((r) => r.destination === b)
   const before = await snapshotOf(sites)
+  // `from`'s tunnels to `to` that have an RTT, and the lowest-RTT one of a list.
+  const measuredTunnels = (statuses, from, to) =>
+    (statuses.get(from)?.tunnels ?? []).filter((t) => t.remote === to && t.stats?.rttMs != null)
+  const fastestOf = (ts) => [...ts].sort((x, y) => x.stats.rttMs - y.stats.rttMs)[0]
   // The tunnel hop i of `path` (towards `destination`) uses: its route's interface, else the
   // lowest-RTT tunnel to the next site.
   const hopTunnel = (statuses, path, i, destination) => {
-    const st = statuses.get(path[i])
     const iface = routeOf(statuses, path[i], destination)?.interfaceName
-    const ts = (st?.tunnels ?? []).filter((t) => t.remote === path[i + 1] && t.stats?.rttMs != null)
-    return ts.find((t) => t.name === iface) ?? [...ts].sort((x, y) => x.stats.rttMs - y.stats.rttMs)[0]
+    const ts = measuredTunnels(statuses, path[i], path[i + 1])
+    return ts.find((t) => t.name === iface) ?? fastestOf(ts)
   }
   // The smoothed RTT that trip[i] holds for its tunnel of `family` to trip[i + 1].
   const tunnelRtt = (statuses, from, to, family) =>
@@ -252,6 +255,16 @@ const costVsMeasured = async (twin, scenario) => {
     return sum / 2
   }
   const mean2 = (x, y) => (x === null || y === null ? null : (x + y) / 2)
+  const ratio = (x, y) => (x === null || y === null || !(y > 0) ? null : x / y)
+  // What a run keeps of a pathping reply (null figures when it gave none).
+  const pathpingFigures = (reply) => ({
+    rttMs: reply?.rttMs ?? null,
+    rawRttMs: reply?.rawRttMs ?? null,
+    sent: reply?.sent ?? null,
+    received: reply?.received ?? null,
+    relayResidenceMs: reply?.relayResidenceMs ?? null,
+    hops: reply?.hops ?? null,
+  })
   const pairs = allPairs ? sites.flatMap((a) => sites.filter((b) => b > a).map((b) => [a, b])) : pairsOf(scenario)
   const pingOf = async ([a, b]) => {
     const r = await inSite(twin, a, [
@@ -313,13 +326,14 @@ const costVsMeasured = async (twin, scenario) => {
     const c = sites.find((x) => x !== a && x !== b)
     if (c === undefined) continue
     const trip = [a, c, b, c, a]
-    const fastest = (st, from, to) =>
-      [...(st?.get(from)?.tunnels ?? [])]
-        .filter((t) => t.remote === to && t.stats?.rttMs != null && t.stats.state === "up")
-        .sort((x, y) => x.stats.rttMs - y.stats.rttMs)[0]
     const just = await snapshotOf([a, b, c]).catch(() => null)
     if (just === null) continue
-    const families = trip.slice(0, -1).map((x, i) => fastest(just, x, trip[i + 1])?.family ?? null)
+    const families = trip
+      .slice(0, -1)
+      .map(
+        (x, i) =>
+          fastestOf(measuredTunnels(just, x, trip[i + 1]).filter((t) => t.stats.state === "up"))?.family ?? null,
+      )
     if (families.includes(null)) continue
     const reply = await pathpingFrom(twin, a, trip, families)
     const justAfter = await snapshotOf([a, b, c]).catch(() => null)
@@ -331,15 +345,8 @@ const costVsMeasured = async (twin, scenario) => {
       trip,
       families,
       rttSumMs,
-      pathping: {
-        rttMs: reply.rttMs,
-        rawRttMs: reply.rawRttMs ?? null,
-        sent: reply.sent ?? null,
-        received: reply.received ?? null,
-        relayResidenceMs: reply.relayResidenceMs ?? null,
-        hops: reply.hops ?? null,
-      },
-      rttRatio: rttSumMs === null || !(reply.rttMs > 0) ? null : rttSumMs / reply.rttMs,
+      pathping: pathpingFigures(reply),
+      rttRatio: ratio(rttSumMs, reply.rttMs),
     })
   }
   const pings = await Promise.all(pairs.map(pingOf))
@@ -383,26 +390,13 @@ const costVsMeasured = async (twin, scenario) => {
         .map((_, i) => hopTunnel(after, trip, i, i + 1 < routes[2].path.length ? b : a)?.family ?? 0)
       rttSumMs = tripRttPart(after, trip, families)
     }
-    const ratio = (x, y) => (x === null || y === null || !(y > 0) ? null : x / y)
     out.push({
       pair: `${a}-${b}`,
       kind: "route",
       paths: [routes[2].path, routes[3].path],
       costMs,
       rttSumMs,
-      pathping:
-        pp === undefined
-          ? null
-          : {
-              trip: pp.trip,
-              families: pp.families,
-              rttMs: pathpingRttMs,
-              rawRttMs: pathpingRawRttMs,
-              sent: pp.reply?.sent ?? null,
-              received: pp.reply?.received ?? null,
-              relayResidenceMs: pp.reply?.relayResidenceMs ?? null,
-              hops: pp.reply?.hops ?? null,
-            },
+      pathping: pp === undefined ? null : { trip: pp.trip, families: pp.families, ...pathpingFigures(pp.reply) },
       pingRttMs,
       pingMeanMs,
       // the additivity check proper: cost (and its RTT part) against the pathping of the same
