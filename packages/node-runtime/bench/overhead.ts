@@ -99,6 +99,9 @@ const cpuNs = async (pid: number) => {
   )
   return ns.reduce((a, b) => a + b, 0)
 }
+/** CPU time in ns of the main thread alone (its tid is the pid): the rest is V8's compile/GC workers and libuv's pool. */
+const mainThreadNs = async (pid: number) =>
+  Number((await readFile(`/proc/${pid}/task/${pid}/schedstat`, "utf8")).split(" ")[0])
 const rssKb = async (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0)
 /**
@@ -217,6 +220,7 @@ try {
       const before = {
         cpu: await cpuTicks(pid),
         cpuNs: await cpuNs(pid),
+        mainNs: await mainThreadNs(pid),
         switches: mainThreadSwitches(pid),
         pings: await Promise.all(pings0.map((p) => cpuNs(p).catch(() => 0))),
         status: await status(),
@@ -227,6 +231,7 @@ try {
       const after = {
         cpu: await cpuTicks(pid),
         cpuNs: await cpuNs(pid),
+        mainNs: await mainThreadNs(pid),
         switches: mainThreadSwitches(pid),
         pings: await Promise.all(pings0.map((p) => cpuNs(p).catch(() => 0))),
         status: await status(),
@@ -256,6 +261,8 @@ try {
         planeCpuPercentOfOneCore: ((after.cpu - before.cpu) / TICKS / seconds) * 100,
         // The same from schedstat (ns, all threads alive at both reads): no 10 ms tick rounding.
         planeCpuSchedstatPercentOfOneCore: ((after.cpuNs - before.cpuNs) / 1e9 / seconds) * 100,
+        // The main thread's share of that (schedstat); the rest is V8's worker threads (TurboFan jobs, GC helpers).
+        planeMainThreadCpuPercentOfOneCore: ((after.mainNs - before.mainNs) / 1e9 / seconds) * 100,
         mainThreadWakeUpsPerSecond: (after.switches - before.switches) / seconds,
         planeRssMb: (await rssKb(pid)) / 1024,
         planePssMb: (await pssKb(pid)) / 1024,
@@ -288,7 +295,7 @@ try {
       results.push(row)
       if (!jsonFlag) {
         console.log(
-          `${String(n).padStart(3)} tunnels: plane CPU ${fmt(row.planeCpuPercentOfOneCore, 2)} % of a core (schedstat ${fmt(row.planeCpuSchedstatPercentOfOneCore, 2)} %; main thread ${fmt(row.mainThreadWakeUpsPerSecond, 1)} wake-ups/s), RSS ${fmt(row.planeRssMb, 1)} MB, PSS ${fmt(row.planePssMb, 1)} MB, USS ${fmt(row.planeUssMb, 1)} MB; ` +
+          `${String(n).padStart(3)} tunnels: plane CPU ${fmt(row.planeCpuPercentOfOneCore, 2)} % of a core (schedstat ${fmt(row.planeCpuSchedstatPercentOfOneCore, 2)} %, main thread ${fmt(row.planeMainThreadCpuPercentOfOneCore, 2)} %; main thread ${fmt(row.mainThreadWakeUpsPerSecond, 1)} wake-ups/s), RSS ${fmt(row.planeRssMb, 1)} MB, PSS ${fmt(row.planePssMb, 1)} MB, USS ${fmt(row.planeUssMb, 1)} MB; ` +
             `${row.pingProcesses} ping: CPU ${fmt(row.pingCpuPercentOfOneCore, 2)} %, RSS ${fmt(row.pingRssMbTotal, 1)} MB, PSS ${fmt(row.pingPssMbTotal, 1)} MB, USS ${fmt(row.pingUssMbTotal, 1)} MB; ` +
             `per tunnel/s: echo ${fmt(row.echoPerTunnelPerSecond, 2)}, icmp ${fmt(row.icmpPerTunnelPerSecond, 2)}, tcp ${fmt(row.tcpPerTunnelPerSecond, 2)}, ` +
             `${lossBursts} loss bursts; ≈ ${fmt(row.packetsPerTunnelPerSecond, 2)} packets/tunnel/s sent; ` +
