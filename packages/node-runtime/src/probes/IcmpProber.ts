@@ -7,6 +7,8 @@
  * (source address gone, tunnel deleted) it is restarted after `restartDelayMillis`.
  */
 import { spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import * as net from "node:net"
 import { type RttSample, rttSample, type TunnelId } from "@net-perf/engine"
 import { Data, Duration, Effect, Either, Schedule, Schema, type Scope } from "effect"
 import { counterChild, histogramChild, MeasurementMetrics, tunnelLabelValues } from "../metrics/Metrics.js"
@@ -190,7 +192,8 @@ export const parsePingBytes = (b: Uint8Array, start: number, end: number): PingL
 /**
  * Calls `onLine` for each line of ping's output (raw bytes, as the pipe gives them) that parses:
  * the lines `lineSplitter` would cut from the latin1 text, parsed as `parsePingLine` parses them
- * (the byte path first, the string path for whatever it leaves), unparsed lines dropped.
+ * (the byte path first, the string path for whatever it leaves), unparsed lines dropped. A chunk is
+ * `chunk[0, length)`: the socket reads into one reused buffer, so nothing of it is kept.
  */
 export const pingLineReader = (onLine: (line: PingLine) => void) => {
   let carry: Buffer | undefined
@@ -201,9 +204,10 @@ export const pingLineReader = (onLine: (line: PingLine) => void) => {
     const parsed = parsePingLine(b.toString("latin1", start, end))
     if (Either.isRight(parsed)) onLine(parsed.right)
   }
-  return (chunk: Buffer) => {
+  return (chunk: Buffer, length: number = chunk.length) => {
     let start = 0
-    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, start)) {
+    for (let i = 0; i < length; i++) {
+      if (chunk[i] !== 10 /* \n */) continue
       if (carry === undefined) line(chunk, start, i)
       else {
         const joined = Buffer.concat([carry, chunk.subarray(start, i)])
@@ -212,17 +216,81 @@ export const pingLineReader = (onLine: (line: PingLine) => void) => {
       }
       start = i + 1
     }
-    if (start === chunk.length) return
+    if (start === length) return
     // A line longer than this is not ping's: drop it rather than grow without bound.
-    const carried = (carry?.length ?? 0) + chunk.length - start
+    const carried = (carry?.length ?? 0) + length - start
     carry =
       carried > 4096
         ? undefined
         : carry === undefined
-          ? Buffer.from(chunk.subarray(start))
-          : Buffer.concat([carry, chunk.subarray(start)])
+          ? Buffer.from(chunk.subarray(start, length))
+          : Buffer.concat([carry, chunk.subarray(start, length)])
   }
 }
+
+/** Bytes per read of one ping's output (a line is ≈ 80 B; a longer burst is read in more calls). */
+const PING_READ_BYTES = 2048
+
+export class PingOutputFailed extends Data.TaggedError("PingOutputFailed")<{ readonly cause: unknown }> {}
+
+/**
+ * A connected pair of Unix stream sockets for one ping's stdout: `childEnd` goes to the child,
+ * `reader` is read with `onread` (one reused buffer, `onChunk(buffer, length)` straight from the
+ * read: no Readable stream, no Buffer per read, no 'data' event or nextTick). node's `'pipe'` stdio
+ * is a socket pair too, but its parent end can only be read as a stream: at 100 pings that
+ * machinery was about half the cost of a ping line on the main thread (session 7's profile). The
+ * listening socket lives in the abstract namespace (no file) under a random name and is closed
+ * once its one connection is accepted.
+ */
+export const pingOutputPair = (
+  onChunk: (chunk: Buffer, length: number) => void,
+): Effect.Effect<{ readonly childEnd: net.Socket; readonly reader: net.Socket }, PingOutputFailed, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly childEnd: net.Socket; readonly reader: net.Socket }, PingOutputFailed>((resume) => {
+      const path = `\0net-perf-ping-${process.pid}-${randomBytes(8).toString("hex")}`
+      const server = net.createServer()
+      let reader: net.Socket | undefined
+      let settled = false
+      const fail = (cause: unknown) => {
+        server.close()
+        if (settled) return
+        settled = true
+        reader?.destroy()
+        resume(Effect.fail(new PingOutputFailed({ cause })))
+      }
+      server.once("error", fail)
+      server.once("connection", (childEnd) => {
+        server.close()
+        if (settled || reader === undefined) return childEnd.destroy()
+        settled = true
+        resume(Effect.succeed({ childEnd, reader }))
+      })
+      server.listen(path, () => {
+        const buffer = Buffer.allocUnsafe(PING_READ_BYTES)
+        reader = net.connect({
+          path,
+          onread: {
+            buffer,
+            callback: (n, b) => {
+              onChunk(b as Buffer, n)
+              return true
+            },
+          },
+        })
+        // A reset when the child dies is an end like any other (its exit is what the prober waits on).
+        reader.on("error", () => {})
+      })
+      return Effect.sync(() => {
+        server.close()
+        reader?.destroy()
+      })
+    }),
+    ({ childEnd, reader }) =>
+      Effect.sync(() => {
+        childEnd.destroy()
+        reader.destroy()
+      }),
+  )
 
 /** Turns ping lines into samples, once per sequence number. */
 export const makePingSampler = (tunnel: TunnelId, intervalMillis: number) => {
@@ -306,13 +374,31 @@ export const runIcmpProber = (
         // machinery cost ~0.3 MB of RSS each (34 MB at 100 tunnels in the overhead bench).
         // LC_ALL=C: ping calls setlocale; another locale would map locale files into each of the
         // 100 processes and could print "time=1,23" (a decimal comma the parser rejects).
-        const child = yield* Effect.acquireRelease(
-          Effect.sync(() =>
-            spawn(...pingArgv(config, args, Date.now()), {
-              stdio: ["ignore", "pipe", "pipe"],
-              env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
-            }),
+        // Raw bytes, parsed in place (no line strings on the common lines).
+        const output = yield* pingOutputPair(
+          pingLineReader((line) => {
+            const s = sample(line)
+            if (s === undefined) return
+            sentCounter.inc()
+            if (s.rttMs === null) lostCounter.inc()
+            else rttHistogram.observe(s.rttMs / 1000)
+            onSample(s)
+          }),
+        ).pipe(
+          Effect.mapError(
+            (e) => new PingFailed({ tunnel: key, exitCode: undefined, stderr: `output socket: ${String(e.cause)}` }),
           ),
+        )
+        const child = yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            const c = spawn(...pingArgv(config, args, Date.now()), {
+              stdio: ["ignore", output.childEnd, "pipe"],
+              env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
+            })
+            // The child holds its own copy now; ours would keep the reader from seeing its end.
+            output.childEnd.destroy()
+            return c
+          }),
           (c) =>
             Effect.async<void>((resume) => {
               if (c.exitCode !== null || c.signalCode !== null) return resume(Effect.void)
@@ -327,18 +413,6 @@ export const runIcmpProber = (
           })
           child.once("error", (e) => resume(Effect.succeed({ code: null, stderr: String(e) })))
           child.once("exit", (code) => resume(Effect.succeed({ code, stderr })))
-          // Raw bytes, parsed in place (no StringDecoder, no line strings on the common lines).
-          child.stdout.on(
-            "data",
-            pingLineReader((line) => {
-              const s = sample(line)
-              if (s === undefined) return
-              sentCounter.inc()
-              if (s.rttMs === null) lostCounter.inc()
-              else rttHistogram.observe(s.rttMs / 1000)
-              onSample(s)
-            }),
-          )
         })
         return yield* Effect.fail(
           new PingFailed({ tunnel: key, exitCode: exit.code ?? undefined, stderr: exit.stderr.slice(0, 200) }),

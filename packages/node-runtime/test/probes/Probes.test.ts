@@ -1,7 +1,8 @@
+import { readdirSync } from "node:fs"
 import * as net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { type LossTestSample, type RttSample, tunnelId } from "@net-perf/engine"
-import { Duration, Effect, Either, Schema } from "effect"
+import { Duration, Effect, Either, Logger, LogLevel, Schema } from "effect"
 import * as fc from "fast-check"
 import { templateAddressing } from "../../src/discovery/Addressing.js"
 import { MeasurementMetrics } from "../../src/metrics/Metrics.js"
@@ -222,6 +223,37 @@ describe("ICMP (ping -n -O -D)", () => {
       yield* until(() => samples.length >= 3, 5000)
       expect(samples.length).toBeGreaterThanOrEqual(3)
       expect(samples.every((s) => s.kind === "icmp" && s.rttMs !== null && s.rttMs < 50)).toBe(true)
+    }).pipe(Effect.provide(MeasurementMetrics.Default)),
+  )
+
+  it.live("restarts a ping that exits, leaving none of its output sockets behind", () =>
+    Effect.gen(function* () {
+      // `true` exits at once without output: every restart makes (and must close) a socket pair.
+      const config = Schema.decodeSync(IcmpProbeConfig)({
+        intervalMillis: 200,
+        command: "true",
+        restartDelayMillis: 20,
+        alignToGrid: false,
+      })
+      const fds = () => readdirSync("/proc/self/fd").length
+      const before = fds()
+      let starts = 0
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          yield* runIcmpProber(tunnel, { localAddress: "127.0.0.1", remoteAddress: "127.0.0.1" }, config, () => {})
+          yield* Effect.sleep(Duration.millis(400))
+          const mid = fds()
+          yield* Effect.sleep(Duration.millis(800))
+          // ≈ 30 restarts in between: a leak of even one descriptor each would show here.
+          expect(fds() - mid).toBeLessThanOrEqual(4)
+        }),
+      ).pipe(
+        Effect.tap(() => Effect.sync(() => starts++)),
+        Logger.withMinimumLogLevel(LogLevel.Error),
+      )
+      yield* Effect.sleep(Duration.millis(100))
+      expect(starts).toBe(1)
+      expect(fds() - before).toBeLessThanOrEqual(2)
     }).pipe(Effect.provide(MeasurementMetrics.Default)),
   )
 
