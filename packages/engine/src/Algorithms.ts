@@ -12,7 +12,7 @@
 import type { BgpPath, Family, SiteId } from "./Domain.js"
 import type { Eligibility, RouteMetric } from "./Feasibility.js"
 import type { MeshGraph, Path, ShortestPathTree } from "./Graph.js"
-import { treePath } from "./Graph.js"
+import { FrozenTreePaths, treeNextHopIndex, treePath } from "./Graph.js"
 import * as Stability from "./Stability.js"
 
 export type AlgorithmName = "shortest-bgp" | "least-cost-bgp" | "graph-least-cost" | "measured-fastest"
@@ -431,13 +431,22 @@ const keptShortest = (
   fallbacks: ReadonlyArray<FallbackReason> | undefined,
   betterInfeasible: boolean,
 ): ChosenRoute | undefined => {
-  const best = treePath(view.tree(), destination)
-  if (best === undefined || best.sites[1] !== previous.nextHop || !(best.costMs < Number.POSITIVE_INFINITY))
-    return undefined
-  const nextHop = best.sites[1]!
+  // `treePath(tree, destination)`'s next hop and cost, without its path (built only if read).
+  const tree = view.tree()
+  const t = tree.graph.indexOf.get(destination)
+  if (t === undefined) return undefined
+  const hop = treeNextHopIndex(tree, t)
+  if (hop < 0 || tree.graph.sites[hop] !== previous.nextHop) return undefined
+  const nextHop = previous.nextHop
   const e = view.eligibility(nextHop, destination)
   if (!e.eligible) return undefined
-  const proposal: Proposal = { nextHop, costMs: best.costMs, noiseMs: pathNoise(view, best.sites), path: best.sites }
+  const proposal = new TreeProposal(
+    nextHop,
+    tree.distanceMs[t]!,
+    view.ownLink(nextHop).noiseMs,
+    frozen(tree),
+    destination,
+  )
   return {
     nextHop,
     proposal,
@@ -448,6 +457,36 @@ const keptShortest = (
     advertised: nextHop === destination ? undefined : e.advertised,
     betterInfeasible,
   }
+}
+
+/**
+ * keptShortest's proposal: its path is the tree path, built on first read from the tree's
+ * frozen parents (`paths`), so a decision can hold `paths` instead of one array per route.
+ */
+export class TreeProposal implements Proposal {
+  #path: ReadonlyArray<SiteId> | undefined
+  constructor(
+    readonly nextHop: SiteId,
+    readonly costMs: number,
+    readonly noiseMs: number,
+    readonly paths: FrozenTreePaths,
+    readonly destination: SiteId,
+  ) {}
+  get path(): ReadonlyArray<SiteId> {
+    this.#path ??= this.paths.pathTo(this.destination)
+    return this.#path
+  }
+}
+
+// The frozen paths of the last tree asked for (one per view: a decision's kept routes share it).
+let frozenOf: ShortestPathTree | undefined
+let frozenPaths: FrozenTreePaths | undefined
+const frozen = (tree: ShortestPathTree): FrozenTreePaths => {
+  if (frozenOf !== tree || frozenPaths === undefined) {
+    frozenPaths = new FrozenTreePaths(tree)
+    frozenOf = tree
+  }
+  return frozenPaths
 }
 
 /**

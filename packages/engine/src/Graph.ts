@@ -662,6 +662,48 @@ export const treePath = (tree: ShortestPathTree, target: SiteId): Path | undefin
   return { sites, costMs: tree.distanceMs[t]! }
 }
 
+/**
+ * Node index of the second node on the tree path to node `target` (the source's next hop), −1
+ * when `target` is the source or unreachable: `treePath(tree, site).sites[1]`'s index without the
+ * path (a decision asks this for every destination; speed only).
+ */
+export const treeNextHopIndex = (tree: ShortestPathTree, target: number): number => {
+  if (target === tree.source || !(tree.distanceMs[target]! < Number.POSITIVE_INFINITY)) return -1
+  let v = target
+  for (let p = tree.parent[v]!; p !== tree.source; p = tree.parent[v]!) {
+    if (p === -1) return -1
+    v = p
+  }
+  return v
+}
+
+/**
+ * A tree's paths, kept after the tree's lent arrays are reused (its parents copied once): a
+ * decision that keeps the shortest path for most destinations holds this one object instead of a
+ * path array per destination, and builds a path only when read (speed only: the paths read are
+ * `treePath`'s).
+ */
+export class FrozenTreePaths {
+  private readonly parent: Int32Array
+  // Not the graph: its weights need not outlive the decision's view.
+  private readonly sites: ReadonlyArray<SiteId>
+  private readonly indexOf: ReadonlyMap<number, number>
+  constructor(tree: ShortestPathTree) {
+    this.sites = tree.graph.sites
+    this.indexOf = tree.graph.indexOf
+    this.parent = tree.parent.slice()
+  }
+  /** `treePath(tree, target).sites` of the tree this was made from (the target must be reachable). */
+  pathTo(target: SiteId): ReadonlyArray<SiteId> {
+    const t = this.indexOf.get(target)!
+    let length = 0
+    for (let v = t; v !== -1; v = this.parent[v]!) length++
+    const sites: Array<SiteId> = new Array(length)
+    for (let v = t, i = length - 1; v !== -1; v = this.parent[v]!, i--) sites[i] = this.sites[v]!
+    return sites
+  }
+}
+
 /** Shortest path between two sites (undefined when either is unknown or no path exists). */
 export const shortestPath = (g: IndexedGraph, from: SiteId, to: SiteId): Path | undefined => {
   const s = g.indexOf.get(from)

@@ -26,6 +26,7 @@ import {
   type RouteMemory,
   type RoutingView,
   stabilityFor,
+  TreeProposal,
 } from "./Algorithms.js"
 import { type CostModel, type CostWeights, defaultCostWeights, linkCost } from "./Cost.js"
 import {
@@ -52,6 +53,7 @@ import {
 } from "./Feasibility.js"
 import {
   dijkstra,
+  FrozenTreePaths,
   IncrementalSearch,
   type LinkRow,
   linkRow,
@@ -262,6 +264,10 @@ export interface RouteColumns {
 
 const noPath: ReadonlyArray<SiteId> = []
 
+/** A decision's path reference: the path, or the frozen tree it is read from (see `decide`). */
+const pathOf = (ref: unknown, destination: SiteId): ReadonlyArray<SiteId> =>
+  ref instanceof FrozenTreePaths ? ref.pathTo(destination) : (ref as ReadonlyArray<SiteId>)
+
 /**
  * A decision held as columns, its route objects built on first read of `routes` (and the
  * `byDestination` map on first read of it). A model run decides ≈ 270 times per simulated second
@@ -320,7 +326,7 @@ class Decision implements RoutingDecision, RouteColumns {
         costMs: this.costMs[i]!,
         metricMs: this.metricMs[i]!,
         seqno: this.seqno[i]!,
-        path: this.refs[5 * i] as ReadonlyArray<SiteId>,
+        path: pathOf(this.refs[5 * i], destination),
         algorithm: this.refs[5 * i + 4] as AlgorithmName | null,
         fallbacks: this.refs[5 * i + 1] as ReadonlyArray<FallbackReason>,
         stability: this.refs[5 * i + 3] as RouteChoice["stability"],
@@ -365,6 +371,8 @@ const deadLink: OwnLink = { costMs: Number.POSITIVE_INFINITY, noiseMs: 0, family
 export class NodeRouter {
   readonly config: NodeRouterConfig
   private readonly aggregates = new Map<string, Aggregation.TunnelAggregate>()
+  /** The same aggregates by remote site and family (observe's lookup). */
+  private readonly aggregateOf = new SiteTable<{ v4?: Aggregation.TunnelAggregate; v6?: Aggregation.TunnelAggregate }>()
   /** `aggregates`' keys, sorted (advertised in this order); rebuilt when a key is added. */
   private sortedAggregateKeys: ReadonlyArray<string> = []
   private readonly familyChoice = new Map<number, Stability.Choice<Family>>()
@@ -465,24 +473,60 @@ export class NodeRouter {
       return
     }
     if (sample.tunnel.local !== this.config.self || sample.tunnel.remote === this.config.self) return
-    const key = tunnelKey(sample.tunnel)
-    let agg = this.aggregates.get(key)
+    // By (remote, family) first: no key string per sample (speed only; `aggregates` stays the record).
+    const fam = sample.tunnel.family
+    const byFamily = this.aggregateOf.get(sample.tunnel.remote)
+    let agg = fam === 4 ? byFamily?.v4 : fam === 6 ? byFamily?.v6 : undefined
     if (agg === undefined) {
-      agg = Aggregation.emptyAggregate(sample.tunnel)
-      this.aggregates.set(key, agg)
+      const key = tunnelKey(sample.tunnel)
+      agg = this.aggregates.get(key)
+      if (agg === undefined) {
+        agg = Aggregation.emptyAggregate(sample.tunnel)
+        this.aggregates.set(key, agg)
+      }
+      const entry = byFamily ?? {}
+      if (fam === 4) entry.v4 = agg
+      else if (fam === 6) entry.v6 = agg
+      if (byFamily === undefined) this.aggregateOf.set(sample.tunnel.remote, entry)
     }
     const firstMiss = agg.state === "up" && agg.misses === 0
     // In place (`ingestInto`): the router is its aggregates' only owner and every reader looks
     // them up in `aggregates`, so the result equals `ingest`'s new copy without a new aggregate
     // and its boxed numbers per sample (≈ 1 KB; the daemon folds every sample here and in the plane).
     Aggregation.ingestInto(agg, sample, this.config.aggregation)
+    this.samplesFolded++
     this.mesh.addSite(sample.tunnel.remote)
     if (firstMiss && agg.misses > 0) this.raiseOnSuspicion(sample.atMillis)
     // An answered probe proves both directions work now, whatever the far end said before.
-    if (sample._tag === "RttSample" && sample.rttMs !== null) {
+    if (
+      sample._tag === "RttSample" &&
+      sample.rttMs !== null &&
+      (this.peerVerdict.size > 0 || this.siblingSuspect.size > 0)
+    ) {
+      const key = tunnelKey(sample.tunnel)
       if (this.peerVerdict.get(key) === "dead") this.peerVerdict.set(key, "overruled")
       this.siblingSuspect.delete(key)
     }
+  }
+
+  // linkStats of the aggregates as of (samplesFolded, nowMillis): a decision and the
+  // advertisement sent right after it read the same stats (speed only; linkStats is pure).
+  private samplesFolded = 0
+  private statsFolded = -1
+  private statsAtMillis = Number.NaN
+  private readonly statsMemo = new Map<Aggregation.TunnelAggregate, LinkStats>()
+  private linkStatsOf(agg: Aggregation.TunnelAggregate, nowMillis: number): LinkStats {
+    if (this.statsFolded !== this.samplesFolded || this.statsAtMillis !== nowMillis) {
+      this.statsMemo.clear()
+      this.statsFolded = this.samplesFolded
+      this.statsAtMillis = nowMillis
+    }
+    let stats = this.statsMemo.get(agg)
+    if (stats === undefined) {
+      stats = Aggregation.linkStats(agg, nowMillis, this.config.aggregation)
+      this.statsMemo.set(agg, stats)
+    }
+    return stats
   }
 
   private lastSuspicionRaiseMillis = Number.NEGATIVE_INFINITY
@@ -651,15 +695,14 @@ export class NodeRouter {
       const incumbent = this.familyChoice.get(agg.tunnel.remote)?.key === agg.tunnel.family
       const doubted = agg.misses > 0 || this.siblingSuspect.has(key)
       if ((!doubted && !peerSaysDead) || incumbent) {
-        const stats = Aggregation.linkStats(agg, nowMillis, this.config.aggregation)
+        const stats = this.linkStatsOf(agg, nowMillis)
         entry[agg.tunnel.family] = peerSaysDead ? { ...stats, state: "dead" } : stats
       }
       byRemote.set(agg.tunnel.remote, entry)
     }
     const out: Array<OwnLinkUpdate> = []
     for (const [remote, stats] of byRemote) {
-      const decision = chooseFamily(
-        remote as SiteId,
+      const decision = familyDecision(
         this.familyChoice.get(remote),
         stats,
         nowMillis,
@@ -905,7 +948,8 @@ export class NodeRouter {
       decision.seqno[i] = seqno
       decision.starved[i] = 0
       const refs = decision.refs
-      refs[5 * i] = chosen.proposal.path
+      // A kept shortest path is held as the decision's one frozen tree, built when read (speed only).
+      refs[5 * i] = chosen.proposal instanceof TreeProposal ? chosen.proposal.paths : chosen.proposal.path
       refs[5 * i + 1] = chosen.fallbacks
       refs[5 * i + 2] = fd
       refs[5 * i + 3] = chosen.stability
@@ -992,7 +1036,7 @@ export class NodeRouter {
     const keys = this.sortedAggregateKeys
     for (const key of keys) {
       const agg = this.aggregates.get(key)!
-      const stats = Aggregation.linkStats(agg, nowMillis, this.config.aggregation)
+      const stats = this.linkStatsOf(agg, nowMillis)
       const c = this.linkCostOf(stats)
       tunnels.push({
         remote: agg.tunnel.remote,
@@ -1201,8 +1245,29 @@ export const chooseFamily = (
   const candidates = familyOrder
     .filter((f) => links[f] !== undefined)
     .map((f) => ({ key: f, cost: costByFamily[f], noiseMs: links[f]?.jitterMs ?? 0 }))
-  const decision = Stability.decide<Family>(previous, candidates, nowMillis, stability, (a, b) => a === b)
+  const decision = Stability.decide<Family>(previous, candidates, nowMillis, stability, sameFamily)
   return { ...decision, peer, costByFamily }
+}
+
+const sameFamily = (a: Family, b: Family): boolean => a === b
+
+/**
+ * `chooseFamily`'s Stability decision alone (the same candidates in the same order), without the
+ * copy into a TunnelDecision: own links are chosen per peer per decision (speed only).
+ */
+const familyDecision = (
+  previous: Stability.Choice<Family> | undefined,
+  links: { readonly 4?: LinkStats | undefined; readonly 6?: LinkStats | undefined },
+  nowMillis: number,
+  stability: Stability.StabilityConfig,
+  costOf: (stats: LinkStats) => number,
+): Stability.Decision<Family> => {
+  const l4 = links[4]
+  const l6 = links[6]
+  const candidates: Array<Stability.Candidate<Family>> = []
+  if (l4 !== undefined) candidates.push({ key: 4, cost: costOf(l4), noiseMs: l4.jitterMs ?? 0 })
+  if (l6 !== undefined) candidates.push({ key: 6, cost: costOf(l6), noiseMs: l6.jitterMs ?? 0 })
+  return Stability.decide<Family>(previous, candidates, nowMillis, stability, sameFamily)
 }
 
 export interface DesiredRouteOptions {
