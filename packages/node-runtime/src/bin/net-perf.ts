@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --min-semi-space-size=8
+#!/usr/bin/env -S node --min-semi-space-size=8 --no-memory-reducer --heap-growing-percent=25
 /**
  * `net-perf`: the daemon's command line. One config file (JSON or YAML) + flags + environment
  * (`NETPERF_*`), validated before anything starts; `--check-config` validates and prints the

@@ -41,7 +41,7 @@ describe("daemon node flags", () => {
     fc.array(fc.constantFrom("--trace-gc", "--min-semi-space-size=16", "--max-old-space-size=512", "--inspect")),
   ])("missingNodeFlags: a daemon flag counts as given whatever its value, other flags do not matter", (execArgv) => {
     const given = execArgv.some((a) => a.startsWith("--min-semi-space-size="))
-    expect(missingNodeFlags(execArgv)).toEqual(given ? [] : [...daemonNodeFlags])
+    expect(missingNodeFlags(execArgv)).toEqual(daemonNodeFlags.filter((f) => !given || !f.startsWith("--min-semi")))
     expect(missingNodeFlags([...execArgv, ...daemonNodeFlags])).toEqual([])
   })
 })
