@@ -76,6 +76,10 @@ export interface AggregationConfig {
    * at their mean (default 3; 0 = off). A latency step (a link made slow, or repaired) then shows in
    * three samples instead of the 4–5 half-lives an EWMA needs to forget a 150 ms step, while
    * ordinary noise (three same-side 3σ outliers in a row: p ≈ 2·10⁻⁹) never triggers it.
+   * A sample beyond the threshold that no run confirms is an outlier: it enters the smoothed RTT
+   * at the threshold, and a difference between consecutive samples counts towards the jitter at
+   * most as the threshold, so one late probe on a busy host neither drags the mean nor raises
+   * the jitter (and with it this threshold and the stability margins) for the next minute.
    */
   readonly levelShiftSamples: number
   readonly levelShiftMinMs: number
@@ -225,7 +229,10 @@ export interface TunnelAggregate {
   readonly fastLoss: Decayed
   /** The loss-test run under test for a change-point (null: none). */
   readonly lossRun: LossRun | null
-  /** RFC 3550 jitter and the last reply's RTT per probe kind (differences only within a kind). */
+  /**
+   * RFC 3550 jitter (each difference capped at the level-shift threshold) and the last reply's RTT
+   * per probe kind (differences only within a kind).
+   */
   readonly jitterMs: number
   readonly lastEchoRttMs: number | null
   readonly lastIcmpRttMs: number | null
@@ -403,6 +410,10 @@ export const ingestInto = (
   let lastTcpRttMs = agg.lastTcpRttMs
   let lostNow: number
   let sentNow: number
+  /** The sample as the smoothed RTT takes it (clipped to the level-shift threshold when beyond it). */
+  let countedRttMs: number | null = null
+  /** A difference between consecutive samples beyond this is a step or an outlier, not jitter. */
+  let jitterCapMs = Number.POSITIVE_INFINITY
 
   if (sample._tag === "LossTestSample") {
     sentNow = sample.sent
@@ -428,6 +439,14 @@ export const ingestInto = (
       const threshold = Math.max(config.levelShiftMinMs, config.levelShiftSigmas * baseJitterMs)
       const mean = meanOf(rtt)
       const side = rttMs > mean + threshold ? 1 : rttMs < mean - threshold ? -1 : 0
+      // Beyond the threshold a sample is the start of a step or an outlier (a late ping on a
+      // busy host): it counts only as far as the threshold until the run confirms a step (the
+      // mean then restarts at the run's own samples). Counted in full, one 40 ms hiccup on a
+      // 12 ms link raised the RFC 3550 jitter by ~4 ms, which decays by 1/16 per sample: at the
+      // 2 s ICMP cadence 3σ then hid a +50 ms step from this test for a minute (seen in the
+      // twin right after start-up: the step moved the route only after 20 s, by EWMA creep).
+      countedRttMs = side === 0 ? rttMs : mean + side * threshold
+      jitterCapMs = threshold
       if (side !== 0 && side === shiftSide) {
         shiftRun += 1
         shiftSumMs += rttMs
@@ -438,8 +457,10 @@ export const ingestInto = (
         shiftJitterMs = jitterMs
       }
     }
-    // RFC 3550 §6.4.1: J += (|D| − J)/16, D the difference between consecutive samples.
-    if (timesRtt && previousRtt !== null) jitterMs += (Math.abs(rttMs - previousRtt) - jitterMs) / 16
+    // RFC 3550 §6.4.1: J += (|D| − J)/16, D the difference between consecutive samples, with |D|
+    // capped at the level-shift threshold (above).
+    if (timesRtt && previousRtt !== null)
+      jitterMs += (Math.min(Math.abs(rttMs - previousRtt), jitterCapMs) - jitterMs) / 16
     if (kind === "udp-echo") lastEchoRttMs = rttMs
     else if (kind === "icmp") lastIcmpRttMs = rttMs
     else lastTcpRttMs = rttMs
@@ -461,7 +482,7 @@ export const ingestInto = (
       shiftSide = 0
       shiftRun = 0
       shiftSumMs = 0
-    } else if (timesRtt) rtt = addDecayed(rtt, rttMs, 1, at, config.rttHalfLifeMillis)
+    } else if (timesRtt) rtt = addDecayed(rtt, countedRttMs ?? rttMs, 1, at, config.rttHalfLifeMillis)
   }
   // A run of bursts that clearly moved the loss level restarts both memories at it: the reported
   // loss is then the run's own loss, not discounted (it passed a significance test). A burst is stamped with its start and other probes' samples arrive
