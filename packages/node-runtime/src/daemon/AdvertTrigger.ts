@@ -64,3 +64,27 @@ export const needsTriggeredAdvert = (
   }
   return false
 }
+
+/** What the advert loop knows when it asks whether a message is due. */
+export interface AdvertMoment {
+  /** The view of the last message sent (undefined: none yet). */
+  readonly advertised: AdvertisedView | undefined
+  /** The view a message built now would carry. */
+  readonly view: AdvertisedView
+  /** The router's `requestsAdded` now, and when the last message went out. */
+  readonly requestsAdded: number
+  readonly requestsAdvertised: number
+  readonly nowMillis: number
+  readonly lastAdvertMillis: number
+  readonly intervalMillis: number
+}
+
+/**
+ * A message is due on a change worth sending now, on a new seqno request (a request for a better
+ * route that is not feasible yet changes no route in the view: the router is not starved), or
+ * when the period has passed.
+ */
+export const advertDue = (m: AdvertMoment, thresholds: AdvertTriggerThresholds = defaultAdvertTriggerThresholds) =>
+  needsTriggeredAdvert(m.advertised, m.view, thresholds) ||
+  m.requestsAdded !== m.requestsAdvertised ||
+  m.nowMillis - m.lastAdvertMillis >= m.intervalMillis

@@ -42,7 +42,7 @@ import { serveMetrics } from "../metrics/MetricsServer.js"
 import { runMetricsStoreFallback } from "../metricsstore/MetricsStore.js"
 import { describeEchoVerdict } from "../probes/EchoProber.js"
 import { makeSysctl } from "../sysctl/Sysctl.js"
-import { type AdvertisedView, advertisedViewOf, needsTriggeredAdvert } from "./AdvertTrigger.js"
+import { type AdvertisedView, advertDue, advertisedViewOf } from "./AdvertTrigger.js"
 import { aggregationOf, type DaemonConfig, defaultListenHosts, prefixesOf } from "./Config.js"
 import { makeControlMetrics } from "./ControlMetrics.js"
 
@@ -330,6 +330,8 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
     let managedRouteCount = 0
     let advertised: AdvertisedView | undefined
     let lastAdvertMillis = 0
+    /** The router's `requestsAdded` when the last message went out (a new request goes at once). */
+    let requestsAdvertised = 0
     let previous: RoutingDecision | undefined
     let loggedSeqno = router.seqno
     const step = Effect.gen(function* () {
@@ -402,8 +404,19 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
         }
       }
       const view = advertisedViewOf(decision, router.seqno)
-      if (needsTriggeredAdvert(advertised, view) || now - lastAdvertMillis >= config.routing.advertiseIntervalMillis) {
+      if (
+        advertDue({
+          advertised,
+          view,
+          requestsAdded: router.requestsAdded,
+          requestsAdvertised,
+          nowMillis: now,
+          lastAdvertMillis,
+          intervalMillis: config.routing.advertiseIntervalMillis,
+        })
+      ) {
         const message = router.advertise(now)
+        requestsAdvertised = router.requestsAdded
         yield* exchange.publish(message)
         yield* logDebugLazily(() => `link state sent: ${describeLinkState(message)}`)
         control.linkStateMessages.inc({ outcome: "sent" })

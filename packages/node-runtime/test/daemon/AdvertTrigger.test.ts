@@ -4,6 +4,7 @@ import { describe, expect } from "vitest"
 import {
   type AdvertisedRoute,
   type AdvertisedView,
+  advertDue,
   advertisedViewOf,
   defaultAdvertTriggerThresholds,
   needsTriggeredAdvert,
@@ -119,4 +120,33 @@ describe("our own seqno in the advertised view", () => {
       expect(needsTriggeredAdvert(last, advertisedViewOf(d, seqno + raise))).toBe(true)
     },
   )
+})
+
+describe("when the advert loop sends", () => {
+  const moment = (v: AdvertisedView) => ({
+    advertised: v,
+    view: new Map(v),
+    requestsAdded: 7,
+    requestsAdvertised: 7,
+    nowMillis: 10_500,
+    lastAdvertMillis: 10_000,
+    intervalMillis: 2_000,
+  })
+
+  test.prop([view])("not before the period while nothing changed", (v) => {
+    expect(advertDue(moment(v))).toBe(false)
+    expect(advertDue({ ...moment(v), nowMillis: 12_000 })).toBe(true)
+  })
+
+  test.prop([view, fc.integer({ min: 1, max: 5 })])(
+    "at once on a new seqno request, though no route in the view changed",
+    (v, more) => {
+      expect(advertDue({ ...moment(v), requestsAdded: 7 + more })).toBe(true)
+    },
+  )
+
+  test.prop([view, fc.nat()])("at once on a structural change", (v, i) => {
+    const changed = withRoute(v, i, (r) => ({ ...r, seqno: r.seqno + 1 }))
+    expect(advertDue({ ...moment(v), view: changed })).toBe(true)
+  })
 })
