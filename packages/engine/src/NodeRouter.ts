@@ -1223,12 +1223,10 @@ const applyOwnLinks = (
   return links
 }
 
-const familyOrder: ReadonlyArray<Family> = [4, 6]
-
 /**
  * TunnelChoice.chooseTunnel with the link cost as a parameter (so the cost model applies to the
  * IPv4/IPv6 choice too): the same candidates, order (incumbent, then 4) and hysteresis. A test
- * checks it equals chooseTunnel under the default model.
+ * checks it equals chooseTunnel under the default model. The router uses `familyDecision` alone.
  */
 export const chooseFamily = (
   peer: SiteId,
@@ -1242,18 +1240,14 @@ export const chooseFamily = (
     4: links[4] === undefined ? Number.POSITIVE_INFINITY : costOf(links[4]),
     6: links[6] === undefined ? Number.POSITIVE_INFINITY : costOf(links[6]),
   }
-  const candidates = familyOrder
-    .filter((f) => links[f] !== undefined)
-    .map((f) => ({ key: f, cost: costByFamily[f], noiseMs: links[f]?.jitterMs ?? 0 }))
-  const decision = Stability.decide<Family>(previous, candidates, nowMillis, stability, sameFamily)
-  return { ...decision, peer, costByFamily }
+  return { ...familyDecision(previous, links, nowMillis, stability, costOf), peer, costByFamily }
 }
 
 const sameFamily = (a: Family, b: Family): boolean => a === b
 
 /**
- * `chooseFamily`'s Stability decision alone (the same candidates in the same order), without the
- * copy into a TunnelDecision: own links are chosen per peer per decision (speed only).
+ * `chooseFamily`'s Stability decision alone (candidates 4 then 6), without the copy into a
+ * TunnelDecision: own links are chosen per peer per decision (speed only).
  */
 const familyDecision = (
   previous: Stability.Choice<Family> | undefined,
