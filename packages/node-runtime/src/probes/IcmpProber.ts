@@ -91,22 +91,6 @@ export const parsePingLine = (line: string): Either.Either<PingLine, UnparsedPin
   }
 }
 
-/** Calls `onLine` for each complete line of a byte stream (ASCII output; no readline machinery). */
-export const lineSplitter = (onLine: (line: string) => void) => {
-  let carry = ""
-  return (chunk: string) => {
-    let start = 0
-    for (let i = chunk.indexOf("\n"); i >= 0; i = chunk.indexOf("\n", start)) {
-      const line = carry + chunk.slice(start, i)
-      carry = ""
-      start = i + 1
-      onLine(line.endsWith("\r") ? line.slice(0, -1) : line)
-    }
-    // A line longer than this is not ping's: drop it rather than grow without bound.
-    carry = carry.length + chunk.length - start > 4096 ? "" : carry + chunk.slice(start)
-  }
-}
-
 /** Powers of ten exact in a double (10^k for k ≤ 22; ping prints 6 fraction digits at most). */
 const POW10 = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15]
 const isDigit = (c: number | undefined) => c !== undefined && c >= 48 && c <= 57
@@ -191,7 +175,7 @@ export const parsePingBytes = (b: Uint8Array, start: number, end: number): PingL
 
 /**
  * Calls `onLine` for each line of ping's output (raw bytes, as the pipe gives them) that parses:
- * the lines `lineSplitter` would cut from the latin1 text, parsed as `parsePingLine` parses them
+ * the lines a plain split at \n (and a trailing \r dropped) cuts from the latin1 text, parsed as `parsePingLine` parses them
  * (the byte path first, the string path for whatever it leaves), unparsed lines dropped. A chunk is
  * `chunk[0, length)`: the socket reads into one reused buffer, so nothing of it is kept.
  */

@@ -4,13 +4,13 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import * as fc from "fast-check"
 import {
-  lineSplitter,
   type PingLine,
   parsePingBytes,
   parsePingLine,
   parsePingLineWithSchema,
   pingLineReader,
 } from "../../src/probes/IcmpProber.js"
+import { lineSplitter } from "./LineSplitter.js"
 
 const digits = (max: number) => fc.stringMatching(new RegExp(`^[0-9]{1,${max}}$`))
 const decimal = fc.oneof(
