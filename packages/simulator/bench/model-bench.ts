@@ -9,7 +9,8 @@
  *        [--measured-seconds=600] [--seeds=3] [--restarts=2] [--loop-start=0]
  *   --sections=digest --sizes=60,200 --measured-seconds=20: SHA-256 of fixed runs' reports (speed-only changes must keep them)
  *   --rows=graph-least-cost,legacy,no-hysteresis,stability  --stability=rel:0.05,abs:5  (an extra row with these margins)
- *   --advertise-ms=2000 --metric-trigger[=abs:1,rel:0.05] --request-trigger --decide-ms=250  (exchange and decide cadences)
+ *   --advertise-ms=1000 --no-metric-trigger --no-request-trigger  (the model's exchange before 27 Nov; default: the daemon's,
+ *        2 s adverts, --metric-trigger=abs:1,rel:0.05, --request-trigger)  --decide-ms=250  (the periodic decide)
  */
 import {
   type AggregateReport,
@@ -17,6 +18,7 @@ import {
   defaultEngineSettings,
   delayedLinkStateScenario,
   type EngineSettings,
+  type ExchangeConfig,
   flappingLinkScenario,
   formatTable,
   legacyEngineSettings,
@@ -50,14 +52,18 @@ const loopRuns = Number(args.get("loop-runs") ?? (quick ? 200 : 10_000))
 const rowFilter = args.get("rows")?.split(",")
 // --adversarial=near-equal,slow: only the adversarial sets whose names start with these.
 const adversarialFilter = args.get("adversarial")?.split(",")
-// Probe and exchange settings applied to every scenario (defaults: the daemon's prober, 1 s adverts).
+// Probe and exchange settings applied to every scenario (defaults: the daemon's prober and, since
+// 27 Nov, its exchange: 2 s adverts, metric trigger, request trigger; the old model's exchange:
+// --advertise-ms=1000 --no-metric-trigger --no-request-trigger).
 const lossTimeoutMillis = args.has("loss-timeout-ms") ? Number(args.get("loss-timeout-ms")) : undefined
 const advertiseIntervalMillis = args.has("advertise-ms") ? Number(args.get("advertise-ms")) : undefined
 // --metric-trigger[=abs:1,rel:0.05]: the daemon's advert trigger (metric moves, starved flags; every
-// advertisement restarts the periodic interval) on top of the model's (ExchangeConfig.metricTrigger).
+// advertisement restarts the periodic interval) with these thresholds (ExchangeConfig.metricTrigger;
+// on by default with the daemon's thresholds since 27 Nov); --no-metric-trigger: off (the old model).
 const metricTriggerArg = args.get("metric-trigger")
-const metricTrigger =
-  metricTriggerArg === undefined
+const metricTrigger: ExchangeConfig["metricTrigger"] | undefined = args.has("no-metric-trigger")
+  ? false
+  : metricTriggerArg === undefined
     ? undefined
     : (() => {
         const kv = new Map(
@@ -68,21 +74,22 @@ const metricTrigger =
         )
         return { absoluteMs: Number(kv.get("abs") ?? 1), relative: Number(kv.get("rel") ?? 0.05) }
       })()
-// --request-trigger: also advertise at once on a new seqno request (ExchangeConfig.requestTrigger).
-const requestTrigger = args.has("request-trigger")
+// --no-request-trigger: no advert at once on a new seqno request (ExchangeConfig.requestTrigger, on
+// by default since 27 Nov); --request-trigger: on (the default).
+const requestTrigger = args.has("no-request-trigger") ? false : args.has("request-trigger") ? true : undefined
 // --decide-ms=250: each site's periodic decide (the model's default is 1000; the daemon's 250).
 const decideIntervalMillis = args.has("decide-ms") ? Number(args.get("decide-ms")) : undefined
 const tuned = (s: Scenario): Scenario => ({
   ...s,
   ...(lossTimeoutMillis === undefined ? {} : { probe: { ...s.probe, lossTimeoutMillis } }),
-  ...(advertiseIntervalMillis === undefined && metricTrigger === undefined && !requestTrigger
+  ...(advertiseIntervalMillis === undefined && metricTrigger === undefined && requestTrigger === undefined
     ? {}
     : {
         exchange: {
           ...s.exchange,
           ...(advertiseIntervalMillis === undefined ? {} : { advertiseIntervalMillis }),
           ...(metricTrigger === undefined ? {} : { metricTrigger }),
-          ...(requestTrigger ? { requestTrigger } : {}),
+          ...(requestTrigger === undefined ? {} : { requestTrigger }),
         },
       }),
   ...(decideIntervalMillis === undefined ? {} : { decideIntervalMillis }),

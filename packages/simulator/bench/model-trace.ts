@@ -8,6 +8,9 @@
  *     --conditions=source --outfile=/tmp/trace-new.mjs && node /tmp/trace-new.mjs [all|small|verdicts|60|200]
  *
  * (the same in the worktree of the old commit; `verdicts` needs an engine with `peerVerdicts`).
+ * A second argument `legacy-exchange` runs every scenario with the model's exchange before 27 Nov
+ * (1 s adverts, no metric or request trigger: `legacyExchange`), whose hashes the README lists up
+ * to session 8.
  */
 import type { NodeRouter } from "@net-perf/engine"
 import {
@@ -16,6 +19,7 @@ import {
   type EngineSettings,
   engineRouters,
   legacyEngineSettings,
+  legacyExchange,
   linkStateMessageRoutes,
   needsBgpPaths,
   randomScenario,
@@ -102,6 +106,7 @@ const traced = (settings: EngineSettings) => {
   }
 }
 
+const oldExchange = process.argv[3] === "legacy-exchange"
 const run = (s: Scenario, settings: EngineSettings) => {
   h1 = 0x811c9dc5 | 0
   h2 = 0x1234567 | 0
@@ -109,6 +114,7 @@ const run = (s: Scenario, settings: EngineSettings) => {
   const t0 = performance.now()
   const report = runModel({
     ...s,
+    ...(oldExchange ? { exchange: { ...s.exchange, ...legacyExchange } } : {}),
     name: s.name,
     makeRouter: traced(settings),
     describeMessage: linkStateMessageRoutes,

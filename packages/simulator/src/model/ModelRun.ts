@@ -13,6 +13,7 @@
 import {
   type AdvertTriggerThresholds,
   advertMetricMoved,
+  defaultAdvertTriggerThresholds,
   type Family,
   LossTestSample,
   PathSample,
@@ -128,26 +129,42 @@ export interface ExchangeConfig {
    * once when a route's metric moved by more than max(absoluteMs, relative × the advertised
    * metric) or its starved flag changed since this site's last advertisement, and every
    * advertisement, triggered or periodic, restarts the periodic interval (the daemon's
-   * lastAdvertMillis). Absent (default): only forwarding and seqno changes trigger and the
-   * periodic advertisement keeps its own beat, as before.
+   * lastAdvertMillis). Default: the daemon's thresholds (`defaultAdvertTriggerThresholds`, since
+   * 27 Nov). `false`: only forwarding and seqno changes trigger and the periodic advertisement
+   * keeps its own beat (the model's default before 27 Nov).
    */
-  readonly metricTrigger?: AdvertTriggerThresholds
+  readonly metricTrigger: AdvertTriggerThresholds | false
   /**
    * Also advertise at once when the site added or renewed a seqno request since its last
    * advertisement (`SiteRouter.requestsAdded`): a request for a better but infeasible route
-   * changes no starved flag, so without this it waits for the periodic message. Neither the
-   * model's default nor the daemon's trigger does this. Default false.
+   * changes no starved flag, so without this it waits for the periodic message. Default true
+   * (the daemon since 27 Nov); false before.
    */
-  readonly requestTrigger?: boolean
+  readonly requestTrigger: boolean
 }
 
+/**
+ * The daemon's exchange since 27 Nov: a 2 s advertisement period (node-runtime
+ * `routing.advertiseIntervalMillis`), its metric trigger and an advertisement at once on a new
+ * seqno request. The model's earlier default: `{ advertiseIntervalMillis: 1000, metricTrigger:
+ * false, requestTrigger: false }` (`legacyExchange`).
+ */
 export const defaultExchangeConfig: ExchangeConfig = {
-  advertiseIntervalMillis: 1000,
+  advertiseIntervalMillis: 2000,
   triggeredUpdates: true,
   delayMillis: 20,
   delayJitterMillis: 30,
   lossRatio: 0,
   relay: "flood",
+  metricTrigger: defaultAdvertTriggerThresholds,
+  requestTrigger: true,
+}
+
+/** The model's exchange before 27 Nov (1 s adverts, no metric or request trigger), to merge over a scenario's. */
+export const legacyExchange: Partial<ExchangeConfig> = {
+  advertiseIntervalMillis: 1000,
+  metricTrigger: false,
+  requestTrigger: false,
 }
 
 /** When a path counts as good for reaction times: delivered, and within this slack of the oracle. */
@@ -394,7 +411,7 @@ export const runModel = <M>(config: RunConfig<M>): RunReport => {
   const lastSent: Array<Sent | undefined> = new Array(n).fill(undefined)
   // metricTrigger: per (site, destination) the metric and starved flag of the latest decision and
   // of the last advertisement (NaN = never advertised, so the first decision triggers).
-  const metricTrigger = exchange.metricTrigger
+  const metricTrigger = exchange.metricTrigger === false ? undefined : exchange.metricTrigger
   const decidedMetric = metricTrigger === undefined ? undefined : new Float64Array(n * n).fill(Number.NaN)
   const advertisedMetric = metricTrigger === undefined ? undefined : new Float64Array(n * n).fill(Number.NaN)
   const advertisedStarved = metricTrigger === undefined ? undefined : new Uint8Array(n * n)
