@@ -85,6 +85,18 @@ export interface AggregationConfig {
   readonly levelShiftMinMs: number
   readonly levelShiftSigmas: number
   /**
+   * Witnesses of a level shift (default none): probe kinds NOT in `rttProbeKinds` whose replies
+   * run their own level-shift test (their own mean, jitter and threshold, the rule above). A step
+   * a witness confirmed within `levelShiftWitnessMillis` confirms a timed run on the same side
+   * after ONE timed sample instead of `levelShiftSamples`, and the mean restarts at the timed
+   * samples (a witness never sets the value). For the daemon, which times ICMP only: the echo
+   * (1/s) sees a +50 ms step within ≈ 3 s, so the first ping beyond the threshold carries it,
+   * and ICMP can run every 4 s instead of 2 s (its three samples took 8–12 s at 4 s). A witness
+   * alone moves nothing: a busy event loop that inflates the echo does not touch ICMP's mean.
+   */
+  readonly levelShiftWitnessKinds: ReadonlyArray<RttProbeKind>
+  readonly levelShiftWitnessMillis: number
+  /**
    * Loss change-point: consecutive loss-test bursts (each ≥ `lossShiftMinPackets`) on one side of
    * the fast mean by at least `lossShiftMinRatio`, whose pooled loss is improbable (binomial tail
    * below `lossShiftAlpha`) even against the fast mean from before the run widened by its own
@@ -120,6 +132,8 @@ export const defaultAggregationConfig: AggregationConfig = {
   levelShiftSamples: 3,
   levelShiftMinMs: 5,
   levelShiftSigmas: 3,
+  levelShiftWitnessKinds: [],
+  levelShiftWitnessMillis: 10_000,
   lossShiftAlpha: 0.01,
   lossShiftMinRatio: 0.01,
   lossShiftMinPackets: 50,
@@ -211,6 +225,84 @@ interface LossRun {
   readonly base: Decayed
 }
 
+/**
+ * A level-shift witness's own test over its kind's replies: the timed kind's rule (mean, RFC 3550
+ * jitter, threshold max(min, sigmas × jitter), outliers counted at the threshold, a run of
+ * `levelShiftSamples` restarts the mean), kept apart because another kind's RTTs differ
+ * systematically (the echo is timed in the daemon's event loop, ICMP by ping).
+ */
+export interface WitnessState {
+  readonly mean: Decayed
+  readonly jitterMs: number
+  readonly lastRttMs: number
+  readonly side: number
+  readonly run: number
+  readonly sumMs: number
+  readonly runJitterMs: number
+  /** Side (+1 up, −1 down) of the last step it confirmed and not yet lent to the timed kind (0: none). */
+  readonly stepSide: number
+  readonly stepAtMillis: number
+}
+
+/** The witness after one reply of its kind (a new object; the aggregate holds it by reference). */
+export const observeWitness = (
+  w: WitnessState | null,
+  rttMs: number,
+  atMillis: number,
+  config: AggregationConfig,
+): WitnessState => {
+  if (w === null)
+    return {
+      mean: { sum: rttMs, weight: 1, atMillis },
+      jitterMs: 0,
+      lastRttMs: rttMs,
+      side: 0,
+      run: 0,
+      sumMs: 0,
+      runJitterMs: 0,
+      stepSide: 0,
+      stepAtMillis: 0,
+    }
+  const threshold = Math.max(config.levelShiftMinMs, config.levelShiftSigmas * (w.run > 0 ? w.runJitterMs : w.jitterMs))
+  const m = meanOf(w.mean)
+  const side = rttMs > m + threshold ? 1 : rttMs < m - threshold ? -1 : 0
+  const extends_ = side !== 0 && side === w.side
+  const run = side === 0 ? 0 : extends_ ? w.run + 1 : 1
+  const sumMs = side === 0 ? 0 : extends_ ? w.sumMs + rttMs : rttMs
+  const runJitterMs = extends_ ? w.runJitterMs : w.jitterMs
+  const jitterMs = w.jitterMs + (Math.min(Math.abs(rttMs - w.lastRttMs), threshold) - w.jitterMs) / 16
+  if (run >= config.levelShiftSamples)
+    return {
+      mean: { sum: sumMs / run, weight: 1, atMillis: Math.max(atMillis, w.mean.atMillis) },
+      jitterMs: runJitterMs,
+      lastRttMs: rttMs,
+      side: 0,
+      run: 0,
+      sumMs: 0,
+      runJitterMs,
+      stepSide: side,
+      stepAtMillis: atMillis,
+    }
+  return {
+    mean: addDecayed(w.mean, side === 0 ? rttMs : m + side * threshold, 1, atMillis, config.rttHalfLifeMillis),
+    jitterMs,
+    lastRttMs: rttMs,
+    side,
+    run,
+    sumMs,
+    runJitterMs,
+    stepSide: w.stepSide,
+    stepAtMillis: w.stepAtMillis,
+  }
+}
+
+/** A step the witness confirmed on `side` within the window around `atMillis`. */
+const witnessAgrees = (w: WitnessState | null, side: number, atMillis: number, config: AggregationConfig): boolean =>
+  w !== null &&
+  side !== 0 &&
+  w.stepSide === side &&
+  Math.abs(atMillis - w.stepAtMillis) <= config.levelShiftWitnessMillis
+
 /** Aggregated state of one tunnel. Treat as opaque; read it through `linkStats`. */
 export interface TunnelAggregate {
   readonly tunnel: TunnelId
@@ -225,6 +317,10 @@ export interface TunnelAggregate {
   readonly shiftSumMs: number
   /** Jitter before the run began: the step itself is not jitter, so a confirmed shift restores it. */
   readonly shiftJitterMs: number
+  /** Timestamp of the run's latest sample (a witness confirms only a run this recent). */
+  readonly shiftAtMillis: number
+  /** The level-shift witness's own test (null until a witness kind replied; see `levelShiftWitnessKinds`). */
+  readonly witness: WitnessState | null
   readonly slowLoss: Decayed
   readonly fastLoss: Decayed
   /** The loss-test run under test for a change-point (null: none). */
@@ -259,6 +355,8 @@ export const emptyAggregate = (tunnel: TunnelId): TunnelAggregate => ({
   shiftRun: 0,
   shiftSumMs: 0,
   shiftJitterMs: 0,
+  shiftAtMillis: 0,
+  witness: null,
   slowLoss: emptyDecayed,
   fastLoss: emptyDecayed,
   lossRun: null,
@@ -404,6 +502,8 @@ export const ingestInto = (
   let shiftRun = agg.shiftRun
   let shiftSumMs = agg.shiftSumMs
   let shiftJitterMs = agg.shiftJitterMs
+  let shiftAtMillis = agg.shiftAtMillis
+  let witness = agg.witness
   let jitterMs = agg.jitterMs
   let lastEchoRttMs = agg.lastEchoRttMs
   let lastIcmpRttMs = agg.lastIcmpRttMs
@@ -456,6 +556,34 @@ export const ingestInto = (
         shiftSumMs = side === 0 ? 0 : rttMs
         shiftJitterMs = jitterMs
       }
+      if (side !== 0) shiftAtMillis = at
+    }
+    /** The timed run is a step now: its own length, or one sample that a witness's step backs. */
+    let confirmed = false
+    if (timesRtt && config.levelShiftSamples > 0 && shiftRun > 0) {
+      confirmed = shiftRun >= config.levelShiftSamples
+      if (!confirmed && witnessAgrees(witness, shiftSide, at, config)) {
+        confirmed = true
+        witness = { ...(witness as WitnessState), stepSide: 0 }
+      }
+    } else if (
+      !timesRtt &&
+      config.levelShiftSamples > 0 &&
+      config.levelShiftWitnessKinds.length > 0 &&
+      config.levelShiftWitnessKinds.includes(kind)
+    ) {
+      witness = observeWitness(witness, rttMs, at, config)
+      // The witness just confirmed a step on the side of a recent timed run: that run is the step.
+      if (
+        witness.stepAtMillis === at &&
+        shiftRun > 0 &&
+        rtt.weight > 0 &&
+        Math.abs(at - shiftAtMillis) <= config.levelShiftWitnessMillis &&
+        witnessAgrees(witness, shiftSide, at, config)
+      ) {
+        confirmed = true
+        witness = { ...witness, stepSide: 0 }
+      }
     }
     // RFC 3550 §6.4.1: J += (|D| − J)/16, D the difference between consecutive samples, with |D|
     // capped at the level-shift threshold (above).
@@ -475,7 +603,7 @@ export const ingestInto = (
     }
     everUp = everUp || state === "up"
     lastReplyAtMillis = lastReplyAtMillis === null ? at : Math.max(lastReplyAtMillis, at)
-    if (timesRtt && config.levelShiftSamples > 0 && shiftRun >= config.levelShiftSamples) {
+    if (confirmed) {
       // The level moved: restart the smoothed RTT at the run's mean.
       rtt = { sum: shiftSumMs / shiftRun, weight: 1, atMillis: Math.max(at, rtt.atMillis) }
       jitterMs = shiftJitterMs
@@ -546,6 +674,8 @@ export const ingestInto = (
   out.shiftRun = shiftRun
   out.shiftSumMs = shiftSumMs
   out.shiftJitterMs = shiftJitterMs
+  out.shiftAtMillis = shiftAtMillis
+  out.witness = witness
   out.lossRun = lossRun
   out.slowLoss = slowLoss
   out.fastLoss = fastLoss

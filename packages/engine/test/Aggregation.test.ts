@@ -382,6 +382,136 @@ describe("Aggregation level shifts", () => {
     )
   })
 
+  describe("level-shift witness (ICMP timed every 4 s, the echo every 1 s as witness)", () => {
+    const cfg: AggregationConfig = {
+      ...defaultAggregationConfig,
+      rttProbeKinds: ["icmp"],
+      levelShiftWitnessKinds: ["udp-echo"],
+    }
+    /** Echo every second (its own offset: timed in the event loop) and ICMP every 4 s, merged by time. */
+    const samples = (
+      fromMs: number,
+      toMs: number,
+      icmpAt: (t: number) => number,
+      echoAt: (t: number) => number,
+      icmpPhaseMs = 0,
+    ) => {
+      const out: Array<RttSample> = []
+      for (let t = fromMs; t < toMs; t += 1000) {
+        out.push(echo(t, echoAt(t)))
+        if ((t - icmpPhaseMs) % 4000 === 0) out.push(echo(t + 10, icmpAt(t + 10), "icmp"))
+      }
+      return out
+    }
+    const run = (xs: ReadonlyArray<RttSample>, c: AggregationConfig = cfg) =>
+      xs.reduce((a, x) => ingest(a, x, c), emptyAggregate(tunnel))
+
+    it("takes a +50 ms step at the first ping beyond the threshold once the echo saw it", () => {
+      // Step at 60 s. Echo sees it at 60, 61, 62 s (confirmed at 62 s); pings at 58.01, 62.01, 66.01 s.
+      const step = (t: number) => (t >= 60_000 ? 50 : 0)
+      const xs = samples(
+        0,
+        75_000,
+        (t) => 12 + step(t),
+        (t) => 14.5 + step(t),
+        2000,
+      )
+      const upTo = (ms: number, c = cfg) =>
+        run(
+          xs.filter((x) => x.atMillis <= ms),
+          c,
+        )
+      expect(linkStats(upTo(62_000), 62_000, cfg).rttMs!).toBeLessThan(12 + 5 + 1e-9)
+      expect(linkStats(upTo(62_010), 62_010, cfg).rttMs!).toBeCloseTo(62, 9)
+      // Without the witness the same pings need three: 62.01, 66.01 and 70.01 s.
+      const plain = { ...cfg, levelShiftWitnessKinds: [] }
+      expect(linkStats(upTo(66_010, plain), 66_010, plain).rttMs!).toBeLessThan(40)
+      expect(linkStats(upTo(70_010, plain), 70_010, plain).rttMs!).toBeCloseTo(62, 9)
+    })
+
+    it("takes the step when the echo confirms after the first ping beyond the threshold", () => {
+      // ICMP phase: a ping at 60.01 s sees the step first; the echo confirms at 62 s.
+      const step = (t: number) => (t >= 60_000 ? 50 : 0)
+      const xs = samples(
+        0,
+        63_000,
+        (t) => 12 + step(t),
+        (t) => 14.5 + step(t),
+        0,
+      )
+      const before = run(xs.filter((x) => x.atMillis <= 61_500))
+      expect(linkStats(before, 61_500, cfg).rttMs!).toBeLessThan(12 + 5 + 1e-9)
+      expect(linkStats(run(xs), 62_000, cfg).rttMs!).toBeCloseTo(62, 9)
+    })
+
+    it("follows a repair (−50 ms) the same way", () => {
+      const level = (t: number) => (t >= 60_000 ? 12 : 62)
+      const xs = samples(0, 66_000, level, (t) => level(t) + 2.5)
+      expect(linkStats(run(xs), 66_000, cfg).rttMs!).toBeCloseTo(12, 9)
+    })
+
+    it("never moves the smoothed RTT on the echo alone (a busy event loop is not a step)", () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.double({ min: 0, max: 5_000, noNaN: true }), { minLength: 60, maxLength: 200 }),
+          fc.array(fc.double({ min: -2, max: 2, noNaN: true }), { minLength: 60, maxLength: 200 }),
+          (echoRtts, icmpNoise) => {
+            // ICMP around 20 ms (noise ±2 ms, inside the 5 ms threshold); the echo anything at all.
+            const xs: Array<RttSample> = []
+            echoRtts.forEach((e, i) => {
+              xs.push(echo(i * 1000, e))
+              if (i % 4 === 0) xs.push(echo(i * 1000 + 10, 20 + icmpNoise[i % icmpNoise.length]!, "icmp"))
+            })
+            const stats = linkStats(run(xs), echoRtts.length * 1000, cfg)
+            expect(Math.abs(stats.rttMs! - 20)).toBeLessThanOrEqual(2 + 1e-9)
+            expect(stats.jitterMs).toBeLessThanOrEqual(4 + 1e-9)
+          },
+        ),
+      )
+    })
+
+    it("keeps the smoothed RTT between the smallest and largest ICMP RTT whatever the echo does", () => {
+      fc.assert(
+        fc.property(
+          fc.array(
+            fc.tuple(
+              fc.constantFrom<RttProbeKind>("udp-echo", "udp-echo", "udp-echo", "icmp"),
+              fc.double({ min: 0, max: 500, noNaN: true }),
+              fc.integer({ min: 0, max: 3_000 }),
+            ),
+            { minLength: 1, maxLength: 150 },
+          ),
+          (steps) => {
+            let at = 0
+            const xs = steps.map(([kind, rtt, dt]) => {
+              at += dt
+              return echo(at, rtt, kind)
+            })
+            const icmps = xs.filter((x) => x.kind === "icmp").map((x) => x.rttMs!)
+            const stats = linkStats(run(xs), at, cfg)
+            if (icmps.length === 0) expect(stats.rttMs).toBeNull()
+            else {
+              expect(stats.rttMs!).toBeGreaterThanOrEqual(Math.min(...icmps) - 1e-9)
+              expect(stats.rttMs!).toBeLessThanOrEqual(Math.max(...icmps) + 1e-9)
+            }
+          },
+        ),
+      )
+    })
+
+    it("lends one echo step to one ICMP run, only within the window", () => {
+      // The echo steps at 60 s (confirmed 62 s); ICMP stays put until 80 s, then one ping at +50.
+      const xs = samples(
+        0,
+        90_000,
+        (t) => (t >= 80_000 ? 62 : 12),
+        (t) => (t >= 60_000 ? 64.5 : 14.5),
+      )
+      // 80.01 s is 18 s after the echo's confirmation, beyond the 10 s window: one ping is an outlier.
+      expect(linkStats(run(xs.filter((x) => x.atMillis <= 80_010)), 80_010, cfg).rttMs!).toBeLessThan(20)
+    })
+  })
+
   it("never fires on noise around a level (two outliers in a row are not a shift)", () => {
     fc.assert(
       fc.property(fc.array(fc.double({ min: -2, max: 2, noNaN: true }), { minLength: 50, maxLength: 200 }), (noise) => {

@@ -57,6 +57,13 @@ const config = fc.constantFrom<AggregationConfig>(
     fastProbeKinds: ["udp-echo", "tcp"],
   },
   { ...defaultAggregationConfig, staleAfterMillis: 5_000, deadAfterMisses: 1, reviveAfterReplies: 1 },
+  {
+    ...defaultAggregationConfig,
+    rttProbeKinds: ["icmp"],
+    lossProbeKinds: ["icmp"],
+    levelShiftWitnessKinds: ["udp-echo", "tcp"],
+    levelShiftWitnessMillis: 4_000,
+  },
 )
 
 const fieldsOf = (a: object) => Object.fromEntries(Object.entries(a).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))

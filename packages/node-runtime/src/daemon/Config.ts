@@ -97,6 +97,13 @@ export const RoutingSection = Schema.Struct({
    */
   rttProbeKinds: Schema.optional(Schema.Array(RttProbeKind).pipe(Schema.minItems(1))),
   lossProbeKinds: Schema.optional(Schema.Array(RttProbeKind).pipe(Schema.minItems(1))),
+  /**
+   * Kinds outside `rttProbeKinds` whose own level-shift test backs a timed step after one timed
+   * sample (engine `levelShiftWitnessKinds`). Default: `udp-echo` when the RTT comes from ICMP only —
+   * the echo (1/s) sees a latency step within ≈ 3 s, so ICMP every 4 s moves the cost at its first
+   * ping beyond the threshold instead of its third (8–12 s); `[]` turns it off.
+   */
+  levelShiftWitnessKinds: Schema.optional(Schema.Array(RttProbeKind)),
   stability: Schema.optional(
     Schema.Struct({
       absoluteMarginMs: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
@@ -265,9 +272,12 @@ export const prefixesOf = (config: DaemonConfig, site: number): ReadonlyArray<st
 /** The engine's aggregation settings the config implies (probe kinds trusted for RTT and loss). */
 export const aggregationOf = (config: DaemonConfig): Partial<AggregationConfig> => {
   const fallback = config.probes.icmp.enabled ? (["icmp"] as const) : (["udp-echo", "icmp", "tcp"] as const)
+  const rttProbeKinds = config.routing.rttProbeKinds ?? fallback
   return {
-    rttProbeKinds: config.routing.rttProbeKinds ?? fallback,
+    rttProbeKinds,
     lossProbeKinds: config.routing.lossProbeKinds ?? fallback,
+    levelShiftWitnessKinds:
+      config.routing.levelShiftWitnessKinds ?? (rttProbeKinds.includes("udp-echo") ? [] : ["udp-echo"]),
   }
 }
 

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
-import { decodeConfig, environmentLayer, loadConfig, mergeLayers, parseConfigText } from "../../src/daemon/Config.js"
+import {
+  aggregationOf,
+  decodeConfig,
+  environmentLayer,
+  loadConfig,
+  mergeLayers,
+  parseConfigText,
+} from "../../src/daemon/Config.js"
 
 const files: Record<string, string> = {
   "/etc/net-perf/minimal.yaml": "site: 3\n",
@@ -32,6 +39,32 @@ describe("daemon config", () => {
       expect(config.probes.echo.intervalMillis).toBe(1000)
       expect(config.discovery.confDir).toBe("/etc/wireguard")
     }),
+  )
+
+  it.effect(
+    "RTT from ICMP (every 4 s) with the echo as level-shift witness by default; no witness once the echo is timed",
+    () =>
+      Effect.gen(function* () {
+        const config = yield* loadConfig({ file: "/etc/net-perf/minimal.yaml", readFile })
+        expect(config.probes.icmp.intervalMillis).toBe(4000)
+        expect(aggregationOf(config)).toEqual({
+          rttProbeKinds: ["icmp"],
+          lossProbeKinds: ["icmp"],
+          levelShiftWitnessKinds: ["udp-echo"],
+        })
+        const timed = yield* loadConfig({
+          file: "/etc/net-perf/minimal.yaml",
+          readFile,
+          flags: { routing: { rttProbeKinds: ["udp-echo", "icmp"] } },
+        })
+        expect(aggregationOf(timed).levelShiftWitnessKinds).toEqual([])
+        const off = yield* loadConfig({
+          file: "/etc/net-perf/minimal.yaml",
+          readFile,
+          flags: { routing: { levelShiftWitnessKinds: [] } },
+        })
+        expect(aggregationOf(off).levelShiftWitnessKinds).toEqual([])
+      }),
   )
 
   it.effect("file, then environment, then flags: later layers win", () =>
