@@ -638,8 +638,14 @@ log(
 )
 if (dryRun) process.exit(0)
 // SIGINT/SIGTERM interrupt the running twin, so its scope tears it down, and then exit.
+// A second signal (a shell's process group, an impatient ^C) must not kill the process before the
+// teardown finished: that left the run's namespaces and processes behind for `netlab down`.
 for (const signal of ["SIGINT", "SIGTERM"])
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (stopping.signal.aborted) {
+      log(`${signal}: still tearing the twin down (SIGKILL leaves it to \`netlab down\`)`)
+      return
+    }
     log(`${signal}: tearing the current twin down`)
     stopping.abort()
   })
