@@ -10,6 +10,7 @@ import { makeDiscovery, makeTunnelNameParser, reconcile } from "../../src/discov
 import {
   type LiveLink,
   parseIpAddrOutput,
+  parseIpAddrOutputSchema,
   parseIpOutput,
   parseWgDump,
   readLiveLinks,
@@ -33,6 +34,66 @@ describe("live state parsers", () => {
   it("rejects malformed ip JSON with a typed error", () => {
     expect(Either.isLeft(parseIpOutput("{", "[]"))).toBe(true)
     expect(Either.isLeft(parseIpOutput('[{"ifname":"x"}]', "[]"))).toBe(true)
+  })
+
+  it("reads `ip -json addr` by hand exactly as through the Schema (value, or both rejecting)", () => {
+    // ip's own entries (optional fields present or not, extra fields), then one field of one
+    // entry or address deleted or replaced by any JSON value, and random JSON or text.
+    const addr = fc.record(
+      {
+        family: fc.constantFrom("inet", "inet6"),
+        local: fc.oneof(fc.ipV4(), fc.ipV6()),
+        prefixlen: fc.nat(128),
+        scope: fc.constantFrom("host", "global"),
+      },
+      { requiredKeys: ["family", "local", "prefixlen"] },
+    )
+    const entry = fc.record(
+      {
+        ifindex: fc.nat(),
+        ifname: fc.string({ maxLength: 15 }),
+        flags: fc.array(fc.constantFrom("UP", "LOWER_UP", "BROADCAST", "NOARP")),
+        operstate: fc.constantFrom("UP", "DOWN", "UNKNOWN"),
+        mtu: fc.nat(65536),
+        addr_info: fc.array(addr, { maxLength: 3 }),
+        link_type: fc.constantFrom("ether", "none"),
+      },
+      { requiredKeys: ["ifindex", "ifname", "flags", "addr_info"] },
+    )
+    const odd = fc.oneof(fc.jsonValue(), fc.constantFrom(1.5, -1, 2 ** 60, null, "7", [], {}, ["UP", 1], [{}]))
+    const mutated = fc
+      .tuple(fc.array(entry, { minLength: 1, maxLength: 4 }), fc.nat(), fc.nat(), fc.nat(), fc.boolean(), odd)
+      .map(([entries, e, a, k, remove, value]) => {
+        const copy = structuredClone(entries) as Array<Record<string, unknown>>
+        const target = copy[e % copy.length]!
+        const infos = target.addr_info as Array<Record<string, unknown>>
+        const obj = infos.length > 0 && a % 2 === 0 ? infos[a % infos.length]! : target
+        const keys = Object.keys(obj)
+        const key = keys[k % keys.length]!
+        if (remove) delete obj[key]
+        else obj[key] = value
+        return JSON.stringify(copy)
+      })
+    const text = fc.oneof(
+      fc.array(entry, { maxLength: 4 }).map((x) => JSON.stringify(x)),
+      mutated,
+      fc.jsonValue().map((x) => JSON.stringify(x)),
+      fc.string(),
+    )
+    let accepted = 0
+    let rejected = 0
+    fc.assert(
+      fc.property(text, (t) => {
+        const fast = parseIpAddrOutput(t)
+        expect(fast).toEqual(parseIpAddrOutputSchema(t))
+        if (Either.isRight(fast)) accepted++
+        else rejected++
+      }),
+      { numRuns: 20_000 },
+    )
+    // Both verdicts occur often enough to mean something.
+    expect(accepted).toBeGreaterThan(2000)
+    expect(rejected).toBeGreaterThan(2000)
   })
 
   it("parses `wg show all dump` and never throws on garbage", () => {
