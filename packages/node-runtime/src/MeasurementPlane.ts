@@ -441,10 +441,21 @@ export const makeMeasurementPlane = (
       return yield* Effect.never
     }).pipe(Effect.forkScoped)
 
-    yield* Effect.sync(() => {
+    // A plain interval, not a fiber repeated on a Schedule: the refresh is synchronous, and the
+    // fiber's resume, schedule step and sleep were Effect runtime work around it on every tick (the
+    // plane's periodic fibers: ≈ 6 % of the main thread's busy samples at 100 tunnel ends, session
+    // 9). Same cadence: at once, then every interval.
+    const refreshAll = () => {
       const now = Date.now()
       for (const state of workers.values()) refreshGauges(state, now)
-    }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(config.gaugeIntervalMillis))), Effect.forkScoped)
+    }
+    yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        refreshAll()
+        return setInterval(refreshAll, config.gaugeIntervalMillis)
+      }),
+      (timer) => Effect.sync(() => clearInterval(timer)),
+    )
 
     const status: Effect.Effect<PlaneStatus> = Effect.gen(function* () {
       const table = yield* SubscriptionRef.get(discovery.tunnels)
