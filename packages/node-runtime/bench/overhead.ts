@@ -207,10 +207,11 @@ try {
       current.agent = started
       const pid = started.pid!
       const status = async (): Promise<PlaneStatus> => JSON.parse(await controlCommand(sock, "STATUS"))
+      // Up to 60 s: at load 30+ (the lead's twin, the model bench) 100 workers took more than 20 s.
       for (let i = 0; ; i++) {
         const s = await status().catch(() => undefined)
         if (s !== undefined && s.tunnels.filter((t) => t.sampleCounts !== null).length === n) break
-        if (i > 200) throw new Error(`plane did not start ${n} workers`)
+        if (i > 600) throw new Error(`plane did not start ${n} workers`)
         await sleep(100)
       }
       await sleep(warmupSeconds * 1000)
