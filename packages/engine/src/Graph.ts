@@ -143,6 +143,12 @@ export class MeshGraph {
   private slotBySite = new Int32Array(0)
   private siteOfSlot: Array<SiteId> = []
   private rows: Array<LinkRow> = []
+  /**
+   * Per slot its row's topology (always `rows[a].topology`): `setRow` compares it for every
+   * received message, and reading it from the old row object (untouched since that origin's
+   * previous message) was a cache miss per message (speed only).
+   */
+  private topologies: Array<string> = []
   /** Per slot: its row is an OwnedRow of this graph (may be changed in place). */
   private owned: Array<boolean> = []
   /** Rows (slots) whose costs changed since the indexed snapshot's weights were last refreshed. */
@@ -188,6 +194,7 @@ export class MeshGraph {
     this.slotOf.set(site, this.siteOfSlot.length)
     this.siteOfSlot.push(site)
     this.rows.push(emptyRow)
+    this.topologies.push(emptyRow.topology)
     this.owned.push(false)
     this.rowDirty.push(false)
     this.snapshot = undefined
@@ -201,6 +208,7 @@ export class MeshGraph {
     copy.slotBySite = this.slotBySite.slice()
     copy.siteOfSlot = [...this.siteOfSlot]
     copy.rows = [...this.rows]
+    copy.topologies = [...this.topologies]
     copy.owned = this.owned.map(() => false)
     // Both now share every row: the next setLink on either side copies first.
     this.owned.fill(false)
@@ -262,6 +270,7 @@ export class MeshGraph {
       row.families.splice(i, 1)
       row.rttsMs.splice(i, 1)
       row.topology = row.remotes.join(",")
+      this.topologies[a] = row.topology
       this.links--
       this.snapshot = undefined
       return
@@ -279,6 +288,7 @@ export class MeshGraph {
       row.families.splice(at, 0, family)
       row.rttsMs.splice(at, 0, rtt)
       row.topology = row.remotes.join(",")
+      this.topologies[a] = row.topology
       this.links++
       this.snapshot = undefined
       return
@@ -305,19 +315,19 @@ export class MeshGraph {
       this.addSite(from)
       a = this.slot(from)!
     }
-    const old = this.rows[a]!
     // Topologies are the remotes joined by commas: equal strings = equal lists (interned ones
     // compare as one object).
-    if (old.topology !== row.topology) {
+    if (this.topologies[a] !== row.topology) {
       // Sites are never removed: the same links as before add none.
       for (const to of row.remotes) if (this.slot(to) === undefined) this.addSite(to)
-      this.links += row.remotes.length - old.remotes.length
+      this.links += row.remotes.length - this.rows[a]!.remotes.length
       this.snapshot = undefined
     } else {
       this.weightsStale = true
       this.rowDirty[a] = true
     }
     this.rows[a] = row
+    this.topologies[a] = row.topology
     this.owned[a] = false
   }
 
@@ -347,6 +357,7 @@ export class MeshGraph {
     if (a === undefined || this.rows[a]!.remotes.length === 0) return
     this.links -= this.rows[a]!.remotes.length
     this.rows[a] = emptyRow
+    this.topologies[a] = emptyRow.topology
     this.owned[a] = false
     this.snapshot = undefined
   }

@@ -192,6 +192,26 @@ describe("MeshGraph incremental updates", () => {
     fc.constant({ _tag: "index" as const }),
   )
 
+  it("a row equal to the one before a removal or a clear adds its links back (setRow's topology per slot follows every change)", () => {
+    const ids = [1, 2] as Array<SiteId>
+    const row = (g: MeshGraph) => g.setLinksFrom(0 as SiteId, ids, [1, 1], [4, 4], [Number.NaN, Number.NaN])
+    const removed = new MeshGraph()
+    row(removed)
+    removed.setLink(0 as SiteId, 2 as SiteId, Number.POSITIVE_INFINITY, 4)
+    expect(removed.linkCount).toBe(1)
+    row(removed)
+    expect(removed.linkCount).toBe(2)
+    expect(Array.from(removed.indexed().targets)).toEqual([1, 2])
+    const cleared = new MeshGraph()
+    row(cleared)
+    cleared.clearLinksFrom(0 as SiteId)
+    expect(cleared.linkCount).toBe(0)
+    row(cleared)
+    expect(cleared.linkCount).toBe(2)
+    expect(cleared.linksFrom(0 as SiteId)).toEqual(ids)
+    expect(Array.from(cleared.indexed().targets)).toEqual([1, 2])
+  })
+
   it("setLinksFrom = setLink per link plus removing the rest; patched snapshots equal rebuilt ones and old ones never change", () => {
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {

@@ -10,6 +10,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import type { Family, SiteId } from "../src/Domain.js"
+import { FeasibilityTable, isStrictlyBetter, type RouteMetric } from "../src/Feasibility.js"
 import { dijkstra, IncrementalSearch, MeshGraph, SearchScratch, treePath } from "../src/Graph.js"
 import { LinkStateMessage, LinkStateStore, memoPerMessage } from "../src/LinkState.js"
 import { NodeRouter, type RoutingDecision } from "../src/NodeRouter.js"
@@ -348,6 +349,34 @@ describe("speed-only mechanisms", () => {
             want.set(e.destination, { seqno: e.seqno, distanceMs: e.distanceMs ?? Number.POSITIVE_INFINITY })
           for (const d of [...entries.map((e) => e.destination), 0, 41, 199_999, 200_001, -1, 2.5])
             expect(store.advertised(origin as SiteId, d as SiteId)).toEqual(want.get(d))
+        },
+      ),
+    )
+  })
+
+  it("the feasibility table's packed copy keeps the best metric ever advertised, as the plain rule (small and large ids)", () => {
+    // Few destinations, so each is noted many times: packed ids (growing the arrays past 256) and table-only ones.
+    const destination = fc.constantFrom(0, 1, 2, 255, 256, 600, 65_536, 70_000, -1, 1.5)
+    const distance = fc.oneof(fc.integer({ min: 0, max: 5 }), fc.constant(Number.POSITIVE_INFINITY))
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ destination, seqno: fc.integer({ min: 0, max: 3 }), distanceMs: distance }), {
+          maxLength: 200,
+        }),
+        (notes) => {
+          const table = new FeasibilityTable()
+          const plain = new Map<number, RouteMetric>()
+          for (const n of notes) {
+            table.noteAdvertisedMetric(n.destination as SiteId, n.seqno, n.distanceMs)
+            const old = plain.get(n.destination)
+            if (
+              Number.isFinite(n.distanceMs) &&
+              (old === undefined || isStrictlyBetter({ seqno: n.seqno, distanceMs: n.distanceMs }, old))
+            )
+              plain.set(n.destination, { seqno: n.seqno, distanceMs: n.distanceMs })
+            for (const d of new Set(notes.map((x) => x.destination)))
+              expect(table.get(d as SiteId)).toEqual(plain.get(d))
+          }
         },
       ),
     )
