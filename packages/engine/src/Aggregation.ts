@@ -263,9 +263,9 @@ export const observeWitness = (
       stepSide: 0,
       stepAtMillis: 0,
     }
-  const threshold = Math.max(config.levelShiftMinMs, config.levelShiftSigmas * (w.run > 0 ? w.runJitterMs : w.jitterMs))
+  const threshold = shiftThreshold(w.run > 0 ? w.runJitterMs : w.jitterMs, config)
   const m = meanOf(w.mean)
-  const side = rttMs > m + threshold ? 1 : rttMs < m - threshold ? -1 : 0
+  const side = shiftSideOf(rttMs, m, threshold)
   const extends_ = side !== 0 && side === w.side
   const run = side === 0 ? 0 : extends_ ? w.run + 1 : 1
   const sumMs = side === 0 ? 0 : extends_ ? w.sumMs + rttMs : rttMs
@@ -297,11 +297,40 @@ export const observeWitness = (
 }
 
 /** A step the witness confirmed on `side` within the window around `atMillis`. */
-const witnessAgrees = (w: WitnessState | null, side: number, atMillis: number, config: AggregationConfig): boolean =>
-  w !== null &&
+const witnessAgrees = (
+  w: WitnessState | undefined,
+  side: number,
+  atMillis: number,
+  config: AggregationConfig,
+): w is WitnessState =>
+  w !== undefined &&
   side !== 0 &&
   w.stepSide === side &&
   Math.abs(atMillis - w.stepAtMillis) <= config.levelShiftWitnessMillis
+
+/** Witnesses per kind: each kind keeps its own test (kinds differ systematically, like the timed ones). */
+export type Witnesses = Readonly<Partial<Record<RttProbeKind, WitnessState>>>
+const noWitnesses: Witnesses = {}
+
+/** The witness kind whose step backs a timed run on `side` now (undefined: none). */
+const agreeingWitness = (
+  witnesses: Witnesses,
+  side: number,
+  atMillis: number,
+  config: AggregationConfig,
+): RttProbeKind | undefined => {
+  for (const kind of config.levelShiftWitnessKinds)
+    if (witnessAgrees(witnesses[kind], side, atMillis, config)) return kind
+  return undefined
+}
+
+/** The level-shift threshold: max(min, sigmas × the jitter from before the run began). */
+const shiftThreshold = (jitterMs: number, config: AggregationConfig): number =>
+  Math.max(config.levelShiftMinMs, config.levelShiftSigmas * jitterMs)
+
+/** +1 above the mean by more than the threshold, −1 below, 0 within. */
+const shiftSideOf = (rttMs: number, meanMs: number, thresholdMs: number): number =>
+  rttMs > meanMs + thresholdMs ? 1 : rttMs < meanMs - thresholdMs ? -1 : 0
 
 /** Aggregated state of one tunnel. Treat as opaque; read it through `linkStats`. */
 export interface TunnelAggregate {
@@ -319,8 +348,8 @@ export interface TunnelAggregate {
   readonly shiftJitterMs: number
   /** Timestamp of the run's latest sample (a witness confirms only a run this recent). */
   readonly shiftAtMillis: number
-  /** The level-shift witness's own test (null until a witness kind replied; see `levelShiftWitnessKinds`). */
-  readonly witness: WitnessState | null
+  /** Each level-shift witness kind's own test (absent until it replied; see `levelShiftWitnessKinds`). */
+  readonly witness: Witnesses
   readonly slowLoss: Decayed
   readonly fastLoss: Decayed
   /** The loss-test run under test for a change-point (null: none). */
@@ -356,7 +385,7 @@ export const emptyAggregate = (tunnel: TunnelId): TunnelAggregate => ({
   shiftSumMs: 0,
   shiftJitterMs: 0,
   shiftAtMillis: 0,
-  witness: null,
+  witness: noWitnesses,
   slowLoss: emptyDecayed,
   fastLoss: emptyDecayed,
   lossRun: null,
@@ -536,9 +565,9 @@ export const ingestInto = (
       // the jitter, and a noisy new level (a queue behind the slowed link) must not raise the bar
       // for its own detection (seen in the twin: +50 ms never detected at 8 ms of jitter).
       const baseJitterMs = shiftRun > 0 ? shiftJitterMs : jitterMs
-      const threshold = Math.max(config.levelShiftMinMs, config.levelShiftSigmas * baseJitterMs)
+      const threshold = shiftThreshold(baseJitterMs, config)
       const mean = meanOf(rtt)
-      const side = rttMs > mean + threshold ? 1 : rttMs < mean - threshold ? -1 : 0
+      const side = shiftSideOf(rttMs, mean, threshold)
       // Beyond the threshold a sample is the start of a step or an outlier (a late ping on a
       // busy host): it counts only as far as the threshold until the run confirms a step (the
       // mean then restarts at the run's own samples). Counted in full, one 40 ms hiccup on a
@@ -562,9 +591,10 @@ export const ingestInto = (
     let confirmed = false
     if (timesRtt && config.levelShiftSamples > 0 && shiftRun > 0) {
       confirmed = shiftRun >= config.levelShiftSamples
-      if (!confirmed && witnessAgrees(witness, shiftSide, at, config)) {
+      const lender = confirmed ? undefined : agreeingWitness(witness, shiftSide, at, config)
+      if (lender !== undefined) {
         confirmed = true
-        witness = { ...(witness as WitnessState), stepSide: 0 }
+        witness = { ...witness, [lender]: { ...witness[lender], stepSide: 0 } }
       }
     } else if (
       !timesRtt &&
@@ -572,18 +602,15 @@ export const ingestInto = (
       config.levelShiftWitnessKinds.length > 0 &&
       config.levelShiftWitnessKinds.includes(kind)
     ) {
-      witness = observeWitness(witness, rttMs, at, config)
+      const w = observeWitness(witness[kind] ?? null, rttMs, at, config)
       // The witness just confirmed a step on the side of a recent timed run: that run is the step.
-      if (
-        witness.stepAtMillis === at &&
+      const lends =
+        w.stepAtMillis === at &&
         shiftRun > 0 &&
-        rtt.weight > 0 &&
         Math.abs(at - shiftAtMillis) <= config.levelShiftWitnessMillis &&
-        witnessAgrees(witness, shiftSide, at, config)
-      ) {
-        confirmed = true
-        witness = { ...witness, stepSide: 0 }
-      }
+        witnessAgrees(w, shiftSide, at, config)
+      if (lends) confirmed = true
+      witness = { ...witness, [kind]: lends ? { ...w, stepSide: 0 } : w }
     }
     // RFC 3550 §6.4.1: J += (|D| − J)/16, D the difference between consecutive samples, with |D|
     // capped at the level-shift threshold (above).

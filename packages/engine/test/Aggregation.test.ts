@@ -499,6 +499,29 @@ describe("Aggregation level shifts", () => {
       )
     })
 
+    it("keeps each witness kind's test apart (a TCP step is not broken up by steady echoes)", () => {
+      // Echo steady at 14.5 ms every second, TCP (connect time, ≈ 40 ms) every second between them,
+      // stepping +50 at 60 s; pings every 4 s (…, 58.01, 62.01 s). The ping at 62.01 s is the first
+      // beyond the threshold; TCP's own third sample (62.5 s) confirms its step and lends it. One
+      // test shared by both kinds would read every echo between two TCP samples as the old level
+      // and never confirm.
+      const two: AggregationConfig = { ...cfg, levelShiftWitnessKinds: ["udp-echo", "tcp"] }
+      const step = (t: number) => (t >= 60_000 ? 50 : 0)
+      const xs: Array<RttSample> = []
+      for (let t = 0; t < 63_000; t += 1000) {
+        xs.push(echo(t, 14.5))
+        if (t % 4000 === 2000) xs.push(echo(t + 10, 12 + step(t + 10), "icmp"))
+        xs.push(echo(t + 500, 40 + step(t + 500), "tcp"))
+      }
+      const upTo = (ms: number) =>
+        run(
+          xs.filter((x) => x.atMillis <= ms),
+          two,
+        )
+      expect(linkStats(upTo(62_010), 62_010, two).rttMs!).toBeLessThan(12 + 5 + 1e-9)
+      expect(linkStats(upTo(62_500), 62_500, two).rttMs!).toBeCloseTo(62, 9)
+    })
+
     it("lends one echo step to one ICMP run, only within the window", () => {
       // The echo steps at 60 s (confirmed 62 s); ICMP stays put until 80 s, then one ping at +50.
       const xs = samples(
