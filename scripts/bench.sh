@@ -18,6 +18,7 @@ usage: npm run bench -- <name> [args…]      (npm run bench -- <name> --help fo
   accuracy     probe RTT/loss error against injected delay and loss (node-runtime/bench/accuracy.ts; root)
   dgram-floor  bare Node dgram loop: the CPU floor of the echo's datagrams (node-runtime/bench/dgram-floor.mjs)
   metrics-store  metrics-store client against a real Prometheus (node-runtime/bench/metricsStore.ts)
+  wire-decode  CPU per received link-state message, Schema vs hand-written checks (node-runtime/bench/wireDecode.ts)
   meshgen      mesh config generator at scale (cli/src/meshgen/bench.ts)
 
 The machine is shared and noisy: compare side by side in one run and report the load average.
@@ -37,6 +38,7 @@ case "$name" in
   overhead | detection | accuracy)
     exec npx vite-node --config vitest.config.ts "packages/node-runtime/bench/$name.ts" "$@" ;;
   metrics-store) exec npx vite-node --config vitest.config.ts packages/node-runtime/bench/metricsStore.ts "$@" ;;
+  wire-decode) exec npx vite-node --config vitest.config.ts packages/node-runtime/bench/wireDecode.ts "$@" ;;
   dgram-floor) exec node packages/node-runtime/bench/dgram-floor.mjs "$@" ;;
   meshgen) exec npx vite-node --config vitest.config.ts packages/cli/src/meshgen/bench.ts "$@" ;;
   "" | -h | --help | help) usage ;;
