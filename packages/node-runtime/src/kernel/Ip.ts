@@ -90,6 +90,14 @@ export class Ip extends Context.Tag("@net-perf/node-runtime/Ip")<Ip, IpService>(
 /** Ends each batch: an object `ip` does not know, so it always fails, harmlessly, with its line number. */
 const BATCH_END = "np-batch-end"
 
+/** `ip -json` output decoded with `schema` (empty output = no objects). */
+const decodeJsonOutput = <A, I>(schema: Schema.Schema<A, I>, args: ReadonlyArray<string>, out: string) =>
+  Schema.decodeUnknown(Schema.parseJson(schema))(out.trim() === "" ? "[]" : out).pipe(
+    Effect.mapError(
+      (cause) => new IpOutputError({ args, reason: ParseResult.TreeFormatter.formatErrorSync(cause), cause }),
+    ),
+  )
+
 export const makeIp = (options: IpOptions = {}): IpService => {
   const binary = options.binary ?? "ip"
   const timeoutMillis = Duration.toMillis(Duration.decode(options.timeout ?? "10 seconds"))
@@ -122,15 +130,7 @@ export const makeIp = (options: IpOptions = {}): IpService => {
     )
 
   const json = <A, I>(schema: Schema.Schema<A, I>, args: ReadonlyArray<string>) =>
-    run(["-json", ...args]).pipe(
-      Effect.flatMap((out) =>
-        Schema.decodeUnknown(Schema.parseJson(schema))(out.trim() === "" ? "[]" : out).pipe(
-          Effect.mapError(
-            (cause) => new IpOutputError({ args, reason: ParseResult.TreeFormatter.formatErrorSync(cause), cause }),
-          ),
-        ),
-      ),
-    )
+    run(["-json", ...args]).pipe(Effect.flatMap((out) => decodeJsonOutput(schema, args, out)))
 
   const batch = (lines: ReadonlyArray<string>) =>
     lines.length === 0
@@ -157,18 +157,38 @@ export const makeIp = (options: IpOptions = {}): IpService => {
 }
 
 /**
- * `makeIp` whose `batch` writes to one long-lived `ip -force -batch -`. Each batch ends with a line
- * that always fails (BATCH_END): its "Command failed -:N" on stderr says every line before it ran
- * (ip runs its input in order), and the failures reported in between are this batch's. Started
- * at first use; a process that dies or overruns the timeout is killed and the batch fails (the
- * installer's full pass repeats it); the next batch starts a new one. Batches run one at a time.
+ * A read that a batch line can carry: an object and its arguments, no global option (`-4`, `-json`:
+ * a batch line cannot hold one) and no token that ip's line splitter would treat differently.
+ */
+const batchable = (args: ReadonlyArray<string>): boolean =>
+  args.length > 0 && !args[0]!.startsWith("-") && args.every((a) => a !== "" && !/[\s"'#\\]/.test(a))
+
+/**
+ * `makeIp` whose `batch` and `json` go to one long-lived `ip -json -force -batch -` instead of a
+ * process per command. Each request ends with a line that always fails (BATCH_END): its "Command
+ * failed -:N" on stderr says every line before it ran (ip runs its input in order), and the
+ * failures reported in between are this request's. A read (`json`) is one line: ip writes its
+ * answer as one JSON line on stdout and flushes it before the next line runs, so once BATCH_END
+ * is reported the answer is in the pipe (or the read failed, reported on stderr). Started at first
+ * use; a process that dies or overruns the timeout is killed and the request fails (the
+ * installer's full pass repeats it); the next request starts a new one. One request at a time.
+ * Why: route installs sit on the failure-reaction path (in the twin at load 8–10 a spawned `ip`
+ * took 30–250 ms from the decision to the installed route), and the installer's watchdog reads
+ * the routes and links every 5 s: three spawns of the daemon's ≈ 150 MB process each time were
+ * ≈ 18 % of an idle daemon's CPU in the twin (its profile, 27 Nov).
  */
 export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, never, Scope.Scope> =>
   Effect.gen(function* () {
     const base = makeIp(options)
     const binary = options.binary ?? "ip"
     const timeoutMillis = Duration.toMillis(Duration.decode(options.timeout ?? "10 seconds"))
-    const args = [...(options.namespace === undefined ? [] : ["-n", options.namespace]), "-force", "-batch", "-"]
+    const args = [
+      ...(options.namespace === undefined ? [] : ["-n", options.namespace]),
+      "-json",
+      "-force",
+      "-batch",
+      "-",
+    ]
     const lock = yield* Effect.makeSemaphore(1)
     interface Session {
       readonly child: ChildProcess
@@ -177,6 +197,9 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
       readonly stderr: ReturnType<typeof batchFailureReader>
       failures: Array<{ readonly line: number; readonly error: string }>
       waiting: { readonly endLine: number; readonly done: (outcome: BatchResult | string) => void } | undefined
+      /** stdout lines not yet taken by a read, and who waits for one. */
+      readonly output: Array<string>
+      onOutput: (() => void) | undefined
       exited: string | undefined
     }
     let session: Session | undefined
@@ -189,13 +212,15 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
     yield* Effect.addFinalizer(() => Effect.sync(() => session !== undefined && stop(session)))
 
     const start = (): Session => {
-      const child = spawn(binary, args, { stdio: ["pipe", "ignore", "pipe"] })
+      const child = spawn(binary, args, { stdio: ["pipe", "pipe", "pipe"] })
       const s: Session = {
         child,
         written: 0,
         stderr: batchFailureReader(),
         failures: [],
         waiting: undefined,
+        output: [],
+        onOutput: undefined,
         exited: undefined,
       }
       const fail = (why: string) => {
@@ -208,6 +233,11 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
       child.on("error", (e) => fail(`ip could not run: ${e.message}`))
       child.on("exit", (code, signal) => fail(`ip exited (${signal ?? `code ${code}`})`))
       child.stdin?.on("error", (e) => fail(`writing to ip failed: ${e.message}`))
+      if (child.stdout !== null)
+        createInterface({ input: child.stdout, crlfDelay: Number.POSITIVE_INFINITY }).on("line", (l) => {
+          s.output.push(l)
+          s.onOutput?.()
+        })
       if (child.stderr !== null)
         createInterface({ input: child.stderr }).on("line", (l) => {
           const failure = s.stderr.read(l)
@@ -225,17 +255,39 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
       return s
     }
 
-    const runBatch = (lines: ReadonlyArray<string>) =>
-      Effect.async<BatchResult, IpCommandError>((resume) => {
+    /**
+     * Writes `lines` and BATCH_END; `settle` gets the failures of this request (lines renumbered from
+     * 1) once BATCH_END is reported, or a reason the process failed.
+     */
+    const request = <A>(
+      lines: ReadonlyArray<string>,
+      settle: (
+        s: Session,
+        outcome: BatchResult | string,
+        resume: (effect: Effect.Effect<A, IpCommandError>) => void,
+      ) => void,
+    ) =>
+      Effect.async<A, IpCommandError>((resume) => {
         const s = session ?? start()
         session = s
         const firstLine = s.written + 1
         const endLine = s.written + lines.length + 1
         s.written = endLine
+        // A read's line that came after its reader gave up (killed with its process) never lands
+        // here; a write prints nothing. Whatever is left over is not this request's.
+        s.output.length = 0
+        let settled = false
+        const done = (effect: Effect.Effect<A, IpCommandError>) => {
+          if (settled) return
+          settled = true
+          clearTimeout(timer)
+          s.onOutput = undefined
+          resume(effect)
+        }
         const timer = setTimeout(() => {
           s.waiting = undefined
           stop(s)
-          resume(
+          done(
             Effect.fail(
               new IpCommandError({
                 args,
@@ -248,35 +300,69 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
         }, timeoutMillis)
         s.waiting = {
           endLine,
-          done: (outcome) => {
-            clearTimeout(timer)
-            if (typeof outcome === "string")
-              return resume(
-                Effect.fail(
-                  new IpCommandError({ args, exitCode: undefined, stderr: s.stderr.pending(), cause: outcome }),
-                ),
-              )
-            // Renumbered from 1 for this batch, like a one-shot `ip -batch`.
-            resume(
-              Effect.succeed({
-                failures: outcome.failures
-                  .filter((f) => f.line >= firstLine) // an interrupted batch's are not ours
-                  .map((f) => ({ line: f.line - firstLine + 1, error: f.error })),
-              }),
-            )
-          },
+          done: (outcome) =>
+            settle(
+              s,
+              typeof outcome === "string"
+                ? outcome
+                : {
+                    failures: outcome.failures
+                      .filter((f) => f.line >= firstLine) // an interrupted request's are not ours
+                      .map((f) => ({ line: f.line - firstLine + 1, error: f.error })),
+                  },
+              done,
+            ),
         }
         if (s.exited !== undefined) return s.waiting.done(s.exited)
         s.child.stdin?.write(`${lines.join("\n")}\n${BATCH_END}\n`)
         return Effect.sync(() => {
+          settled = true
           clearTimeout(timer)
-          // Interrupted mid-batch: the process's line count is still right; only this waiter goes.
+          s.onOutput = undefined
           if (s.waiting?.endLine === endLine) s.waiting = undefined
+          // An interrupted read's answer may still come: a fresh process keeps stdout in step.
+          stop(s)
         })
       })
 
-    const batch = (lines: ReadonlyArray<string>) =>
-      lines.length === 0 ? Effect.succeed<BatchResult>({ failures: [] }) : lock.withPermits(1)(runBatch(lines))
+    const processFailed = (s: Session, why: string) =>
+      Effect.fail(new IpCommandError({ args, exitCode: undefined, stderr: s.stderr.pending(), cause: why }))
 
-    return { ...base, batch }
+    const batch = (lines: ReadonlyArray<string>) =>
+      lines.length === 0
+        ? Effect.succeed<BatchResult>({ failures: [] })
+        : lock.withPermits(1)(
+            request<BatchResult>(lines, (s, outcome, done) =>
+              done(typeof outcome === "string" ? processFailed(s, outcome) : Effect.succeed(outcome)),
+            ),
+          )
+
+    /** One read through the session: its stdout line, or its error line from stderr. */
+    const read = (line: string, readArgs: ReadonlyArray<string>) =>
+      lock.withPermits(1)(
+        request<string>([line], (s, outcome, done) => {
+          if (typeof outcome === "string") return done(processFailed(s, outcome))
+          const failure = outcome.failures[0]
+          if (failure !== undefined)
+            return done(
+              Effect.fail(
+                new IpCommandError({ args: readArgs, exitCode: 1, stderr: failure.error, cause: "command failed" }),
+              ),
+            )
+          // BATCH_END was reported after the answer was flushed; the stdout pipe may trail stderr.
+          const take = () => {
+            const out = s.output.shift()
+            if (out !== undefined) done(Effect.succeed(out))
+          }
+          s.onOutput = take
+          take()
+        }),
+      )
+
+    const json = <A, I>(schema: Schema.Schema<A, I>, jsonArgs: ReadonlyArray<string>) =>
+      batchable(jsonArgs)
+        ? read(jsonArgs.join(" "), jsonArgs).pipe(Effect.flatMap((out) => decodeJsonOutput(schema, jsonArgs, out)))
+        : base.json(schema, jsonArgs)
+
+    return { ...base, batch, json }
   })

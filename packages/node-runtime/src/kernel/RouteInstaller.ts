@@ -135,9 +135,20 @@ export const makeRouteInstaller = (
     /** What the kernel held after the last pass that had no failure (absent: read it back). */
     let known: { routes: ReadonlyArray<KernelRoute>; devices: ReadonlyMap<string, IpLinkJson> } | undefined
 
+    // `root <family's whole space>` selects the family as `-4`/`-6` would, in a form a batch line
+    // can carry (the long-lived `ip -batch` reads it without a process per read).
     const readFamily = (family: 4 | 6) =>
       ip
-        .json(Schema.Array(IpRouteJson), [`-${family}`, "route", "show", "table", "all", "proto", String(protocol)])
+        .json(Schema.Array(IpRouteJson), [
+          "route",
+          "show",
+          "table",
+          "all",
+          "proto",
+          String(protocol),
+          "root",
+          family === 4 ? "0.0.0.0/0" : "::/0",
+        ])
         .pipe(Effect.map((rs) => rs.map((r) => fromIpRoute(r, family, protocol))))
     const installed = Effect.zipWith(readFamily(4), readFamily(6), (a, b) => [...a, ...b])
     const links = ip

@@ -12,10 +12,10 @@
  */
 import * as grpc from "@grpc/grpc-js"
 import type { LinkStateMessage, SiteId } from "@net-perf/engine"
-import { Data, Effect, FiberMap, Queue, Schedule, type Scope } from "effect"
+import { Data, Effect, Either, FiberMap, Queue, Schedule, type Scope } from "effect"
 import * as pb from "../gen/netperf/linkstate/v1/linkstate.js"
 import { hostPort, keepaliveOptions } from "../grpc/GrpcServer.js"
-import { fromWire, toWire } from "./Wire.js"
+import { fromWireEither, toWire } from "./Wire.js"
 
 export class PeerStreamError extends Data.TaggedError("PeerStreamError")<{
   readonly peer: SiteId
@@ -133,33 +133,50 @@ export const makeLinkStateExchange = (
       for (const [site, conn] of connections) if (!except.has(site)) write(conn, wire)
     }
 
-    /** Decodes (synchronously: Schema only) and relays one message; false when it was invalid. */
-    const onIncoming = (wire: pb.LinkStateMessage, sender: number | undefined, peerLabel: string): boolean =>
-      fromWire(wire).pipe(
-        Effect.match({
-          onFailure: (error) => {
-            counters.invalid++
-            options.onInvalid?.(peerLabel, error)
-            return false
-          },
-          onSuccess: (message) => {
-            if (message.origin === options.self || !newer(message, order.get(message.origin))) {
-              counters.duplicates++
-              return true
-            }
-            order.set(message.origin, { incarnation: message.incarnation, seq: message.seq })
-            latest.set(message.origin, wire)
-            counters.accepted++
-            Queue.unsafeOffer(received, message)
-            const except = new Set<number>([message.origin])
-            if (sender !== undefined) except.add(sender)
-            counters.relayed++
-            flood(wire, except)
+    /**
+     * A message that cannot be news, judged from its three ordering fields alone: flooding brings
+     * every origin's message once per neighbour, so all copies but the first are stale, and
+     * validating their whole body (the Schema walk is most of a message's receive cost) bought
+     * nothing. Only well-formed ordering fields qualify; anything else takes the full decode, so a
+     * malformed message is still counted invalid — except a stale one with a bad body, dropped
+     * here as a duplicate (it would have been dropped either way).
+     */
+    const staleOnArrival = (wire: pb.LinkStateMessage): boolean => {
+      if (!Number.isFinite(wire.incarnation) || !Number.isSafeInteger(wire.seq) || wire.seq < 0) return false
+      if (wire.origin === options.self) return true
+      const known = order.get(wire.origin)
+      return known !== undefined && !newer(wire, known)
+    }
+
+    /** Decodes (synchronously) and relays one message; false when it was invalid. */
+    const onIncoming = (wire: pb.LinkStateMessage, sender: number | undefined, peerLabel: string): boolean => {
+      if (staleOnArrival(wire)) {
+        counters.duplicates++
+        return true
+      }
+      return Either.match(fromWireEither(wire), {
+        onLeft: (error) => {
+          counters.invalid++
+          options.onInvalid?.(peerLabel, error)
+          return false
+        },
+        onRight: (message) => {
+          if (message.origin === options.self || !newer(message, order.get(message.origin))) {
+            counters.duplicates++
             return true
-          },
-        }),
-        Effect.runSync,
-      )
+          }
+          order.set(message.origin, { incarnation: message.incarnation, seq: message.seq })
+          latest.set(message.origin, wire)
+          counters.accepted++
+          Queue.unsafeOffer(received, message)
+          const except = new Set<number>([message.origin])
+          if (sender !== undefined) except.add(sender)
+          counters.relayed++
+          flood(wire, except)
+          return true
+        },
+      })
+    }
 
     const handler: pb.LinkStateServiceServer = {
       publish: (call, callback) => {

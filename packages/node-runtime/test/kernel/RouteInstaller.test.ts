@@ -54,11 +54,11 @@ const routeGetDev = (ns: string, dst: string) =>
     Effect.map((o) => (JSON.parse(o) as Array<{ dev: string }>)[0]!.dev),
   )
 
-/** The daemon's Ip: batches through one long-lived `ip -force -batch -`. */
+/** The daemon's Ip: batches and reads through one long-lived `ip -json -force -batch -`. */
 const inNamespace = (ns: string) => Ip.layerScoped({ namespace: ns })
 
 const batchProcesses = (ns: string) =>
-  sh("pgrep", ["-f", `^ip -n ${ns} -force -batch -$`]).pipe(
+  sh("pgrep", ["-f", `^ip -n ${ns} -json -force -batch -$`]).pipe(
     Effect.map((out) => out.split("\n").filter((l) => l.trim() !== "")),
     Effect.orElseSucceed(() => [] as Array<string>),
   )
@@ -82,12 +82,56 @@ describe.skipIf(!isRoot)("Ip with a long-lived batch process", () => {
           const second = yield* ip.batch(["route del 10.201.9.0/24", "route del 10.201.7.0/24"])
           expect(second.failures.map((f) => f.line)).toEqual([1])
           expect(yield* batchProcesses(ns)).toHaveLength(1)
-          yield* sh("pkill", ["-KILL", "-f", `^ip -n ${ns} -force -batch -$`])
+          yield* sh("pkill", ["-KILL", "-f", `^ip -n ${ns} -json -force -batch -$`])
           yield* Effect.sleep("100 millis")
           // A new process for the next batch.
           const third = yield* ip.batch(["route del 10.201.8.0/24"])
           expect(third.failures).toEqual([])
           expect(yield* kernelRoutes(ns, 4)).toEqual([])
+        }),
+      )
+      yield* Effect.sleep("100 millis")
+      expect(yield* batchProcesses(ns)).toEqual([])
+    }),
+  )
+})
+
+describe.skipIf(!isRoot)("Ip reads through the long-lived batch process", () => {
+  it.scopedLive("answer as one-shot processes do, in order with batches, one process for all, errors per read", () =>
+    Effect.gen(function* () {
+      const ns = yield* lab
+      const oneShot = makeIp({ namespace: ns })
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const ip = yield* makeIpScoped({ namespace: ns })
+          const routes = Schema.Array(IpRouteJson)
+          const v4 = ["route", "show", "table", "all", "proto", "bird", "root", "0.0.0.0/0"]
+          expect(yield* ip.json(routes, v4)).toEqual(yield* oneShot.json(routes, v4))
+          expect((yield* ip.json(routes, v4)).map((r) => r.dst)).toEqual(["10.201.2.0/24"])
+          // `root ::/0` is `-6`: the v6 table of the namespace (link routes of the veths included).
+          const v6 = yield* ip.json(routes, ["route", "show", "table", "all", "root", "::/0"])
+          expect(v6).toEqual(yield* oneShot.json(routes, ["-6", "route", "show", "table", "all"]))
+          expect(v6.length).toBeGreaterThan(0)
+          // Reads see the batches written before them, and interleave with them in order.
+          for (let i = 0; i < 20; i++) {
+            yield* ip.batch([`route replace 10.201.${30 + i}.0/24 dev wg1.2_v4 proto 201`])
+            const ours = yield* ip.json(routes, ["route", "show", "proto", "201"])
+            expect(ours.map((r) => r.dst)).toContain(`10.201.${30 + i}.0/24`)
+            expect(ours).toHaveLength(i + 1)
+          }
+          // A failing read is an IpCommandError carrying ip's message; the next read still answers.
+          const bad = yield* Effect.either(ip.json(routes, ["route", "show", "table", "no-such-table-name"]))
+          expect(bad._tag).toBe("Left")
+          if (bad._tag === "Left") expect(bad.left.message).toMatch(/no-such-table-name|table/i)
+          expect(yield* ip.json(routes, ["route", "show", "proto", "201"])).toHaveLength(20)
+          // Global options cannot go on a batch line: such a read runs as its own process, same answer.
+          expect(yield* ip.json(routes, ["-4", "route", "show", "proto", "201"])).toHaveLength(20)
+          expect(yield* batchProcesses(ns)).toHaveLength(1)
+          // Interrupted while waiting: the process is replaced, so its late answer cannot reach the next read.
+          yield* ip.json(routes, ["route", "show", "proto", "201"]).pipe(Effect.timeout("0 millis"), Effect.ignore)
+          expect((yield* ip.json(routes, ["route", "show", "proto", "bird"])).map((r) => r.dst)).toEqual([
+            "10.201.2.0/24",
+          ])
         }),
       )
       yield* Effect.sleep("100 millis")

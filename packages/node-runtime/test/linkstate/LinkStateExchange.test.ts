@@ -166,4 +166,39 @@ describe("LinkStateExchange over real gRPC on loopback", () => {
       }),
     20_000,
   )
+
+  it.scopedLive(
+    "judges staleness from the ordering fields before decoding: stale copies are duplicates, news is validated",
+    () =>
+      Effect.gen(function* () {
+        const a = yield* node(0)
+        const client = new pb.LinkStateServiceClient(`127.0.0.1:${a.port}`, grpc.credentials.createInsecure())
+        yield* Effect.addFinalizer(() => Effect.sync(() => client.close()))
+        const good = toWire(message(3, 5))
+        const badBody = { distances: [{ destination: 1, seqno: 1, distanceMs: -4 }] }
+        const summary = yield* Effect.async<pb.PublishSummary, grpc.ServiceError>((resume) => {
+          const stream = client.publish((error, response) =>
+            error === null ? resume(Effect.succeed(response)) : resume(Effect.fail(error)),
+          )
+          stream.write(good) // news: accepted
+          stream.write({ ...good, ...badBody }) // same seq with a bad body: stale, dropped undecoded
+          stream.write({ ...good, seq: 4, ...badBody }) // older: stale
+          stream.write(toWire(message(0, 1))) // our own origin, flooded back
+          stream.write({ ...good, seq: 6, ...badBody }) // newer with a bad body: decoded, invalid
+          stream.write({ ...good, seq: 7, incarnation: Number.NaN }) // ordering fields unusable: full decode
+          stream.write({ ...good, seq: 7 }) // news again
+          stream.end()
+        })
+        const got = yield* takeN(a.exchange.received, 2)
+        expect(got.map((m) => [m.origin, m.seq])).toEqual([
+          [3, 5],
+          [3, 7],
+        ])
+        expect(a.exchange.counters.duplicates).toBe(4)
+        // NaN passes the engine's Schema.Number: that copy decodes, then is not newer (a duplicate)
+        expect(a.exchange.counters.invalid).toBe(1)
+        expect(summary).toEqual({ accepted: 6, rejected: 1 })
+      }),
+    20_000,
+  )
 })
