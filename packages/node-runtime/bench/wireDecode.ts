@@ -6,7 +6,8 @@
  *   schema  schemaFromWire(wire) + Effect.match + runSync   (the exchange before the fast path)
  *   fast    fromWire(wire) + Effect.match + runSync          (the exchange unchanged, fast path inside)
  *   either  fromWireEither(wire) + Either.match              (no Effect per message)
- * plus the protobuf decode of the bytes (`pb`) for scale. Rounds alternate the variants, so load
+ * plus the protobuf decode of the bytes (`pb`) for scale, and `peek`: what a stale copy costs now
+ * (its ordering fields read from the bytes, instead of `pb` + a decode). Rounds alternate the variants, so load
  * changes hit all of them alike; the median of the rounds is printed.
  *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/wireDecode.ts [--sizes 4,50,200] [--rounds 9] [--json]
  */
@@ -14,7 +15,7 @@ import { execFileSync } from "node:child_process"
 import { type Family, LinkStateMessage, SiteId, type TunnelState, tunnelId } from "@net-perf/engine"
 import { Effect, Either } from "effect"
 import * as pb from "../src/gen/netperf/linkstate/v1/linkstate.js"
-import { fastFromWire, fromWire, fromWireEither, schemaFromWire, toWire } from "../src/linkstate/Wire.js"
+import { fastFromWire, fromWire, fromWireEither, peekOrdering, schemaFromWire, toWire } from "../src/linkstate/Wire.js"
 import { argValue, helpAndExit, jsonFlag } from "./lib.js"
 
 helpAndExit(`
@@ -100,6 +101,8 @@ const variants: ReadonlyArray<Variant> = [
   { name: "fast", run: (wire) => fromWire(wire).pipe(Effect.match({ onFailure: bad, onSuccess: ok }), Effect.runSync) },
   { name: "either", run: (wire) => Either.match(fromWireEither(wire), { onLeft: bad, onRight: ok }) },
   { name: "pb", run: (_, bytes) => pb.LinkStateMessage.decode(bytes) },
+  // A stale copy since session 10: only its ordering fields are read from the bytes (no pb decode).
+  { name: "peek", run: (_, bytes) => peekOrdering(bytes) },
 ]
 
 /** µs of CPU (this thread: user + system of the process, the bench is single-threaded) per call. */
@@ -163,12 +166,12 @@ if (jsonFlag) {
 } else {
   console.log(`load before: ${loadBefore}`)
   console.log(`µs of CPU per decode, median of ${rounds} alternated rounds of ~${batchMs} ms each`)
-  console.log("sites  tunnels  distances  bytes   schema µs   fast µs  either µs   pb µs   schema/fast  schema/either")
+  console.log("sites  tunnels  distances  bytes   schema µs   fast µs  either µs   pb µs  peek µs   schema/fast  schema/either  pb/peek")
   for (const r of results) {
     const u = r.us as Record<string, number>
     const f = (x: number | undefined, w: number) => (x ?? Number.NaN).toFixed(1).padStart(w)
     console.log(
-      `${String(r.sites).padStart(5)}  ${String(r.tunnels).padStart(7)}  ${String(r.distances).padStart(9)}  ${String(r.bytes).padStart(5)}  ${f(u.schema, 10)}  ${f(u.fast, 8)}  ${f(u.either, 9)}  ${f(u.pb, 6)}  ${f((u.schema ?? 0) / (u.fast ?? 1), 11)}  ${f((u.schema ?? 0) / (u.either ?? 1), 13)}`,
+      `${String(r.sites).padStart(5)}  ${String(r.tunnels).padStart(7)}  ${String(r.distances).padStart(9)}  ${String(r.bytes).padStart(5)}  ${f(u.schema, 10)}  ${f(u.fast, 8)}  ${f(u.either, 9)}  ${f(u.pb, 6)}  ${f(u.peek, 7)}  ${f((u.schema ?? 0) / (u.fast ?? 1), 11)}  ${f((u.schema ?? 0) / (u.either ?? 1), 13)}  ${f((u.pb ?? 0) / (u.peek ?? 1), 7)}`,
     )
   }
   console.log(`load after:  ${loadAfter}`)

@@ -15,7 +15,7 @@ import type { LinkStateMessage, SiteId } from "@net-perf/engine"
 import { Data, Effect, Either, FiberMap, Queue, Schedule, type Scope } from "effect"
 import * as pb from "../gen/netperf/linkstate/v1/linkstate.js"
 import { hostPort, keepaliveOptions } from "../grpc/GrpcServer.js"
-import { fromWireEither, toWire } from "./Wire.js"
+import { fromWireEither, type Ordering, peekOrdering, toWire } from "./Wire.js"
 
 export class PeerStreamError extends Data.TaggedError("PeerStreamError")<{
   readonly peer: SiteId
@@ -95,6 +95,12 @@ const defaultReconnect = Schedule.exponential("200 millis", 2).pipe(
   Schedule.jittered,
 )
 
+/**
+ * What the server's deserializer hands the handler for a frame whose ordering fields already show
+ * it stale (staleness only grows: `order` moves forward, so it is still stale when handled).
+ */
+const staleFrame: pb.LinkStateMessage = Object.freeze(pb.LinkStateMessage.fromPartial({}))
+
 const newer = (a: { incarnation: number; seq: number }, b: { incarnation: number; seq: number } | undefined) =>
   b === undefined || a.incarnation > b.incarnation || (a.incarnation === b.incarnation && a.seq > b.seq)
 
@@ -141,7 +147,7 @@ export const makeLinkStateExchange = (
      * malformed message is still counted invalid — except a stale one with a bad body, dropped
      * here as a duplicate (it would have been dropped either way).
      */
-    const staleOnArrival = (wire: pb.LinkStateMessage): boolean => {
+    const staleOnArrival = (wire: Ordering): boolean => {
       if (!Number.isFinite(wire.incarnation) || !Number.isSafeInteger(wire.seq) || wire.seq < 0) return false
       if (wire.origin === options.self) return true
       const known = order.get(wire.origin)
@@ -150,7 +156,7 @@ export const makeLinkStateExchange = (
 
     /** Decodes (synchronously) and relays one message; false when it was invalid. */
     const onIncoming = (wire: pb.LinkStateMessage, sender: number | undefined, peerLabel: string): boolean => {
-      if (staleOnArrival(wire)) {
+      if (wire === staleFrame || staleOnArrival(wire)) {
         counters.duplicates++
         return true
       }
@@ -290,6 +296,9 @@ export const makeLinkStateExchange = (
       publish: {
         ...publishMethod,
         requestDeserialize: (bytes: Buffer) => {
+          // Stale copies are known from their first fields: no protobuf decode of the body.
+          const ordering = peekOrdering(bytes)
+          if (ordering !== undefined && staleOnArrival(ordering)) return staleFrame
           try {
             return publishMethod.requestDeserialize(bytes)
           } catch (error) {

@@ -168,6 +168,45 @@ describe("LinkStateExchange over real gRPC on loopback", () => {
   )
 
   it.scopedLive(
+    "the daemon's service definition drops stale frames from their bytes, before any protobuf decode",
+    () =>
+      Effect.gen(function* () {
+        const exchange = yield* makeLinkStateExchange({ self: SiteId.make(0), reconnect: fastReconnect })
+        const { port } = yield* serveGrpc({
+          host: "127.0.0.1",
+          port: 0,
+          services: [{ definition: exchange.definition, implementation: exchange.handler }],
+        })
+        // A client that sends bytes as they are, to put frames the encoder would never make on the wire.
+        const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+        yield* Effect.addFinalizer(() => Effect.sync(() => client.close()))
+        const bytesOf = (origin: number, seq: number) =>
+          Buffer.from(pb.LinkStateMessage.encode(toWire(message(origin, seq))).finish())
+        // Field 5 (a tunnel) whose body is not a message: the full decode throws on it.
+        const corrupt = (b: Buffer) => Buffer.concat([b, Buffer.from([42, 3, 0xff, 0xff, 0xff])])
+        expect(() => pb.LinkStateMessage.decode(corrupt(bytesOf(3, 5)))).toThrow()
+        const summary = yield* Effect.async<pb.PublishSummary | undefined, grpc.ServiceError>((resume) => {
+          const stream = client.makeClientStreamRequest(
+            "/netperf.linkstate.v1.LinkStateService/Publish",
+            (b: Buffer) => b,
+            (b: Buffer) => pb.PublishSummary.decode(b),
+            (error, response) => resume(error === null ? Effect.succeed(response) : Effect.fail(error)),
+          )
+          stream.write(bytesOf(3, 5)) // news
+          stream.write(corrupt(bytesOf(3, 5))) // stale by its first fields: dropped, not undecodable
+          stream.write(corrupt(bytesOf(0, 9))) // our own origin
+          stream.write(bytesOf(3, 6)) // news
+          stream.end()
+        })
+        expect(summary).toEqual({ accepted: 4, rejected: 0 })
+        const got = yield* takeN(exchange.received, 2)
+        expect(got.map((m) => m.seq)).toEqual([5, 6])
+        expect(exchange.counters).toMatchObject({ duplicates: 2, invalid: 0 })
+      }),
+    20_000,
+  )
+
+  it.scopedLive(
     "judges staleness from the ordering fields before decoding: stale copies are duplicates, news is validated",
     () =>
       Effect.gen(function* () {
