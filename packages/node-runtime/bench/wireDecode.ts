@@ -166,7 +166,9 @@ if (jsonFlag) {
 } else {
   console.log(`load before: ${loadBefore}`)
   console.log(`µs of CPU per decode, median of ${rounds} alternated rounds of ~${batchMs} ms each`)
-  console.log("sites  tunnels  distances  bytes   schema µs   fast µs  either µs   pb µs  peek µs   schema/fast  schema/either  pb/peek")
+  console.log(
+    "sites  tunnels  distances  bytes   schema µs   fast µs  either µs   pb µs  peek µs   schema/fast  schema/either  pb/peek",
+  )
   for (const r of results) {
     const u = r.us as Record<string, number>
     const f = (x: number | undefined, w: number) => (x ?? Number.NaN).toFixed(1).padStart(w)
