@@ -3,7 +3,7 @@
  * latency, jitter, loss and up/down. A timeline is a base profile plus effects: step changes,
  * hard failures and recoveries, a bounded random walk, a diurnal swing and periodic flapping.
  * Config (`LinkTimelineSpec`, plain data) is kept apart from the runtime evaluator (`LinkTruth`),
- * which is queried with non-decreasing times so the random walk can advance lazily in O(1) memory.
+ * whose random walk advances lazily (O(1) memory plus a ring of recent steps) and answers by time alone.
  */
 import { Prng } from "./Prng.js"
 
@@ -68,8 +68,10 @@ type Diurnal = Extract<LinkEffect, { kind: "diurnal" }>
 type Flapping = Extract<LinkEffect, { kind: "flapping" }>
 
 const MIN_LATENCY_MS = 0.05
+/** Walk deviations kept for queries back in time (steps; ≥ the probes' look-back at any step length in use). */
+const WALK_RING = 256
 
-/** Runtime evaluator of a LinkTimelineSpec. Query times must not decrease (the walk only moves forward). */
+/** Runtime evaluator of a LinkTimelineSpec: the answer depends on the queried time only, not on earlier queries. */
 export class LinkTruth {
   private readonly steps: ReadonlyArray<Step>
   private readonly downSwitches: ReadonlyArray<{ atMillis: number; down: boolean }>
@@ -77,12 +79,20 @@ export class LinkTruth {
   private readonly diurnals: ReadonlyArray<Diurnal>
   private readonly flappings: ReadonlyArray<Flapping>
   private readonly walkPrng: Prng
+  private readonly walkSeed: number
+  /** Walk steps taken, the deviation after them, and the last WALK_RING deviations by step. */
   private walkIndex = 0
+  private walkHead = 0
+  private readonly walkRing = new Float64Array(WALK_RING)
+  /** Deviation at the last queried time. */
   private walkDeviationMs = 0
+  /** profiles[k]: the base with the first k steps applied. */
+  private readonly profiles: ReadonlyArray<LinkProfile>
   private stepCursor = 0
   private current: LinkProfile
   private downCursor = 0
   private downNow = false
+  private lastQueryMillis = Number.NaN
 
   constructor(
     readonly spec: LinkTimelineSpec,
@@ -103,37 +113,76 @@ export class LinkTruth {
     this.diurnals = effects.filter((e): e is Diurnal => e.kind === "diurnal")
     this.flappings = effects.filter((e): e is Flapping => e.kind === "flapping")
     this.walkPrng = new Prng(seed)
+    this.walkSeed = seed
+    const profiles: LinkProfile[] = [spec.base]
+    for (const st of this.steps) {
+      const c = profiles[profiles.length - 1] as LinkProfile
+      profiles.push({
+        latencyMs: st.latencyMs ?? c.latencyMs,
+        jitterMs: st.jitterMs ?? c.jitterMs,
+        lossRatio: st.lossRatio ?? c.lossRatio,
+      })
+    }
+    this.profiles = profiles
     this.current = spec.base
   }
 
+  /**
+   * Positions the cursors at tMillis. Queries may go back in time (a probe's return leg is read at
+   * its arrival, the far end's own probe a little earlier): steps and downs are re-read from the
+   * sorted lists and the walk's recent deviations are kept in a ring, so the answer depends on the
+   * time alone, not on which site asked first (the model's two-thread runs need that). A walk
+   * step older than the ring is recomputed from the seed (never seen in practice).
+   */
   private advanceTo(tMillis: number): void {
-    while (this.stepCursor < this.steps.length && (this.steps[this.stepCursor] as Step).atMillis <= tMillis) {
-      const s = this.steps[this.stepCursor] as Step
-      this.current = {
-        latencyMs: s.latencyMs ?? this.current.latencyMs,
-        jitterMs: s.jitterMs ?? this.current.jitterMs,
-        lossRatio: s.lossRatio ?? this.current.lossRatio,
-      }
+    if (tMillis !== this.lastQueryMillis) this.seek(tMillis)
+  }
+
+  private seek(tMillis: number): void {
+    this.lastQueryMillis = tMillis
+    while (this.stepCursor < this.steps.length && (this.steps[this.stepCursor] as Step).atMillis <= tMillis)
       this.stepCursor++
-    }
+    while (this.stepCursor > 0 && (this.steps[this.stepCursor - 1] as Step).atMillis > tMillis) this.stepCursor--
+    this.current = this.profiles[this.stepCursor] as LinkProfile
     while (
       this.downCursor < this.downSwitches.length &&
       (this.downSwitches[this.downCursor] as { atMillis: number }).atMillis <= tMillis
-    ) {
-      this.downNow = (this.downSwitches[this.downCursor] as { down: boolean }).down
+    )
       this.downCursor++
-    }
-    for (const w of this.walks) {
-      const target = Math.floor(tMillis / w.stepMillis)
-      // One walk per link is the norm; several walks share one deviation, each adding its steps.
-      while (this.walkIndex < target) {
-        let d = this.walkDeviationMs + w.sigmaMs * this.walkPrng.normal()
-        if (d > w.maxDeviationMs) d = 2 * w.maxDeviationMs - d
-        if (d < -w.maxDeviationMs) d = -2 * w.maxDeviationMs - d
-        this.walkDeviationMs = Math.max(-w.maxDeviationMs, Math.min(w.maxDeviationMs, d))
-        this.walkIndex++
+    while (this.downCursor > 0 && (this.downSwitches[this.downCursor - 1] as { atMillis: number }).atMillis > tMillis)
+      this.downCursor--
+    this.downNow = this.downCursor > 0 && (this.downSwitches[this.downCursor - 1] as { down: boolean }).down
+    const w = this.walks[0]
+    if (w === undefined) return
+    // Walks share one deviation and one step counter (one walk per link is the norm), counted by the first's step.
+    const target = Math.floor(tMillis / w.stepMillis)
+    while (this.walkIndex < target) {
+      for (const walk of this.walks) {
+        let d = this.walkHead + walk.sigmaMs * this.walkPrng.normal()
+        if (d > walk.maxDeviationMs) d = 2 * walk.maxDeviationMs - d
+        if (d < -walk.maxDeviationMs) d = -2 * walk.maxDeviationMs - d
+        this.walkHead = Math.max(-walk.maxDeviationMs, Math.min(walk.maxDeviationMs, d))
       }
+      this.walkIndex++
+      this.walkRing[this.walkIndex % WALK_RING] = this.walkHead
     }
+    if (target >= this.walkIndex) this.walkDeviationMs = this.walkHead
+    else if (this.walkIndex - target < WALK_RING) this.walkDeviationMs = this.walkRing[target % WALK_RING] as number
+    else this.walkDeviationMs = this.walkReplay(target)
+  }
+
+  /** The walk's deviation after `target` steps, replayed from the seed (queries far in the past only). */
+  private walkReplay(target: number): number {
+    const prng = new Prng(this.walkSeed)
+    let head = 0
+    for (let i = 0; i < target; i++)
+      for (const walk of this.walks) {
+        let d = head + walk.sigmaMs * prng.normal()
+        if (d > walk.maxDeviationMs) d = 2 * walk.maxDeviationMs - d
+        if (d < -walk.maxDeviationMs) d = -2 * walk.maxDeviationMs - d
+        head = Math.max(-walk.maxDeviationMs, Math.min(walk.maxDeviationMs, d))
+      }
+    return head
   }
 
   isUp(tMillis: number): boolean {

@@ -4,10 +4,10 @@
  * oracle (cross-checked against the twin's graphology-based `oraclePath`).
  */
 import { fc, test } from "@fast-check/vitest"
-import { describe, expect } from "vitest"
+import { describe, expect, it } from "vitest"
 import { snapshotOf, tracePath } from "../../src/analysis/NextHopGraph.js"
 import { type DirectedLinkState, oraclePath } from "../../src/analysis/Oracle.js"
-import { EventQueue } from "../../src/model/EventQueue.js"
+import { EventQueue, LaneQueue } from "../../src/model/EventQueue.js"
 import { FloodGraph } from "../../src/model/Flooding.js"
 import { BLACKHOLE, classifyDestination, DEAD, DELIVERED, ForwardingTable, LOOP } from "../../src/model/Forwarding.js"
 import { LinkTruth } from "../../src/model/LinkTimeline.js"
@@ -236,4 +236,22 @@ describe("FloodGraph (relayed link state)", () => {
       for (let s = 0; s < n; s++) expect(arrival[s]).toBeCloseTo(hops[s]! * delayMillis, 9)
     },
   )
+})
+
+describe("LaneQueue", () => {
+  it("hands out a millisecond's deliveries apart from its other events, each in push order; later pushes for that millisecond come next", () => {
+    const q = new LaneQueue<string>()
+    q.push(5.7, "a")
+    q.pushDelivery(5.2, 1)
+    q.push(3, "b")
+    q.pushDelivery(5, 2)
+    q.push(5, "c")
+    expect(q.popBucket()).toEqual({ atMillis: 3, deliveries: [], events: ["b"] })
+    const five = q.popBucket()!
+    expect(five).toEqual({ atMillis: 5, deliveries: [1, 2], events: ["a", "c"] })
+    q.push(5, "d")
+    expect(q.peekTime()).toBe(5)
+    expect(q.popBucket()).toEqual({ atMillis: 5, deliveries: [], events: ["d"] })
+    expect(q.popBucket()).toBeUndefined()
+  })
 })
