@@ -9,6 +9,7 @@
  *        [--measured-seconds=600] [--seeds=3] [--restarts=2] [--loop-start=0]
  *   --sections=digest --sizes=60,200 --measured-seconds=20: SHA-256 of fixed runs' reports (speed-only changes must keep them)
  *   --rows=graph-least-cost,legacy,no-hysteresis,stability  --stability=rel:0.05,abs:5  (an extra row with these margins)
+ *   --threads=1|2  (two worker threads per run, the same report; default 1: on this 2-core VM two are slower; measured-fastest runs on one)
  *   --advertise-ms=1000 --no-metric-trigger --no-request-trigger  (the model's exchange before 27 Nov; default: the daemon's,
  *        2 s adverts, --metric-trigger=abs:1,rel:0.05, --request-trigger)  --decide-ms=250  (the periodic decide)
  */
@@ -29,6 +30,7 @@ import {
   runScenario,
   type Scenario,
   slowOscillationScenario,
+  threadsPossible,
   toJson,
 } from "../src/model/index.js"
 
@@ -79,6 +81,13 @@ const metricTrigger: ExchangeConfig["metricTrigger"] | undefined = args.has("no-
 const requestTrigger = args.has("no-request-trigger") ? false : args.has("request-trigger") ? true : undefined
 // --decide-ms=250: each site's periodic decide (the model's default is 1000; the daemon's 250).
 const decideIntervalMillis = args.has("decide-ms") ? Number(args.get("decide-ms")) : undefined
+// --threads=1|2: run each scenario on one thread or split over two workers (the same report;
+// `runScenario`'s threads). Default 1: on the 2-core VM of session 10 two threads were slower at
+// every size measured (N = 100–200; the README's "Speed, session 10"), because one thread already
+// keeps the second core busy with the collector's helper threads.
+const threadsArg = args.get("threads")
+if (threadsArg !== undefined && threadsArg !== "1" && threadsArg !== "2") throw new Error("--threads: 1 or 2")
+const threads: 1 | 2 = threadsArg === "2" ? 2 : 1
 const tuned = (s: Scenario): Scenario => ({
   ...s,
   ...(lossTimeoutMillis === undefined ? {} : { probe: { ...s.probe, lossTimeoutMillis } }),
@@ -143,6 +152,10 @@ const rows = [...allRows, ...(stabilityRow === undefined ? [] : [stabilityRow])]
     ),
 )
 
+/** Threads a run of this scenario uses (two only where `threadsPossible`). */
+const threadsUsed = (scenario: Scenario, settings: EngineSettings): 1 | 2 =>
+  threads === 2 && threadsPossible(scenario, settings) ? 2 : 1
+
 interface Timed {
   readonly report: RunReport
   readonly realMillis: number
@@ -152,8 +165,9 @@ interface Timed {
 
 const timed = (scenario: Scenario, settings: EngineSettings): Timed => {
   const t0 = performance.now()
+  // process.cpuUsage is the whole process's: both workers' CPU included.
   const c0 = process.cpuUsage()
-  const report = runScenario(scenario, settings, true)
+  const report = runScenario(scenario, settings, true, threads)
   const c = process.cpuUsage(c0)
   return { report, realMillis: performance.now() - t0, cpuMillis: (c.user + c.system) / 1000 }
 }
@@ -171,7 +185,7 @@ const runRow = (section: string, label: string, scenarios: ReadonlyArray<Scenari
   const results = scenarios.map((s) => {
     const r = timed(tuned(s), settings)
     log(
-      `  ${section} | ${label} | ${s.name}: ${(r.realMillis / 1000).toFixed(1)} s real, ${(r.cpuMillis / 1000).toFixed(1)} s CPU`,
+      `  ${section} | ${label} | ${s.name}: ${(r.realMillis / 1000).toFixed(1)} s real, ${(r.cpuMillis / 1000).toFixed(1)} s CPU, ${threadsUsed(s, settings)} thread(s)`,
     )
     return r
   })
@@ -219,6 +233,7 @@ const out: Record<string, unknown> = {
     metricTrigger,
     requestTrigger,
     decideIntervalMillis,
+    threads: threadsArg === "2" ? 2 : 1,
   },
 }
 
@@ -335,7 +350,7 @@ if (sections.has("digest")) {
       const sha256 = createHash("sha256").update(text).digest("hex")
       digests.push({ name: r.report.name, sha256, cpuSeconds: r.cpuMillis / 1000, realSeconds: r.realMillis / 1000 })
       log(
-        `  digest N=${n} ${settings.label}: ${sha256.slice(0, 16)} (${(r.cpuMillis / 1000).toFixed(1)} s CPU, ${(r.realMillis / 1000).toFixed(1)} s real, ${scenario.durationMillis / 1000} s simulated)`,
+        `  digest N=${n} ${settings.label}: ${sha256.slice(0, 16)} (${(r.cpuMillis / 1000).toFixed(1)} s CPU, ${(r.realMillis / 1000).toFixed(1)} s real, ${scenario.durationMillis / 1000} s simulated, ${threadsUsed(scenario, settings)} thread(s))`,
       )
     }
   out.digests = digests

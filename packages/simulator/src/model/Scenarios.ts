@@ -6,7 +6,7 @@
  * `runScenario` pairs it with an engine configuration, so one scenario list runs side by side
  * under every configuration.
  */
-import type { Family } from "@net-perf/engine"
+import type { Family, LinkStateMessage } from "@net-perf/engine"
 import {
   type EngineSettings,
   engineRouters,
@@ -16,7 +16,8 @@ import {
 } from "./EngineRouters.js"
 import type { LinkEffect } from "./LinkTimeline.js"
 import { type ModelLinkSpec, type ModelMesh, meshOf, randomMesh, withEffects, withEffectsEverywhere } from "./Mesh.js"
-import { type ExchangeConfig, runModel, type SiteRestart } from "./ModelRun.js"
+import { type ExchangeConfig, lookaheadMillis, type RunConfig, runModel, type SiteRestart } from "./ModelRun.js"
+import { runScenarioOnThreads } from "./ModelThreads.js"
 import { Prng } from "./Prng.js"
 import type { ProbeModelConfig } from "./ProbeModel.js"
 import type { RunReport } from "./Report.js"
@@ -34,18 +35,44 @@ export interface Scenario {
   readonly restarts?: ReadonlyArray<SiteRestart>
 }
 
-export const runScenario = (scenario: Scenario, settings: EngineSettings, keepEventDetails = false): RunReport =>
-  runModel({
-    ...scenario,
-    name: `${scenario.name} / ${settings.label}`,
-    makeRouter: engineRouters(settings),
-    describeMessage: linkStateMessageRoutes,
-    // BIRD's paths are always there in a real site; the model computes them up to 60 sites (the
-    // fallback chain then has them too) and beyond that only for the BGP algorithms themselves.
-    bgpPaths: needsBgpPaths(settings) || scenario.mesh.sites <= 60,
-    messageBytes: linkStateMessageBytes,
-    keepEventDetails,
-  })
+/** The run configuration of a scenario under an engine configuration (what each worker of a two-thread run rebuilds). */
+export const scenarioRunConfig = (
+  scenario: Scenario,
+  settings: EngineSettings,
+  keepEventDetails = false,
+): RunConfig<LinkStateMessage> => ({
+  ...scenario,
+  name: `${scenario.name} / ${settings.label}`,
+  makeRouter: engineRouters(settings),
+  describeMessage: linkStateMessageRoutes,
+  // BIRD's paths are always there in a real site; the model computes them up to 60 sites (the
+  // fallback chain then has them too) and beyond that only for the BGP algorithms themselves.
+  bgpPaths: needsBgpPaths(settings) || scenario.mesh.sites <= 60,
+  messageBytes: linkStateMessageBytes,
+  keepEventDetails,
+})
+
+/**
+ * Whether a scenario can run on two threads: a lookahead of ≥ 1 ms (link-state delay) and an
+ * algorithm that does not send path probes through other sites' installed routes (measured-fastest
+ * follows the kernel's routes hop by hop, i.e. another thread's table).
+ */
+export const threadsPossible = (scenario: Scenario, settings: EngineSettings): boolean =>
+  lookaheadMillis(scenario.exchange) >= 1 && settings.algorithm !== "measured-fastest" && scenario.mesh.sites >= 2
+
+/**
+ * Runs a scenario under an engine configuration. `threads: 2` splits the sites over two worker
+ * threads (`ModelThreads.ts`) when `threadsPossible`, else runs on one; the report is the same.
+ */
+export const runScenario = (
+  scenario: Scenario,
+  settings: EngineSettings,
+  keepEventDetails = false,
+  threads: 1 | 2 = 1,
+): RunReport =>
+  threads === 2 && threadsPossible(scenario, settings)
+    ? runScenarioOnThreads(scenario, settings, keepEventDetails)
+    : runModel(scenarioRunConfig(scenario, settings, keepEventDetails))
 
 /**
  * Start-up excluded from the figures: the engine's start-up hold-down (link-state max age + 10 s
