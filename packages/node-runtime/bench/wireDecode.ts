@@ -7,7 +7,8 @@
  *   fast    fromWire(wire) + Effect.match + runSync          (the exchange unchanged, fast path inside)
  *   either  fromWireEither(wire) + Either.match              (no Effect per message)
  * plus the protobuf decode of the bytes (`pb`) for scale, and `peek`: what a stale copy costs now
- * (its ordering fields read from the bytes, instead of `pb` + a decode). Rounds alternate the variants, so load
+ * (its ordering fields read from the bytes, instead of `pb` + a decode), and `encode`: what each
+ * relay of a message cost before (grpc-js encoded it once per peer; now its bytes are relayed). Rounds alternate the variants, so load
  * changes hit all of them alike; the median of the rounds is printed.
  *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/wireDecode.ts [--sizes 4,50,200] [--rounds 9] [--json]
  */
@@ -103,6 +104,8 @@ const variants: ReadonlyArray<Variant> = [
   { name: "pb", run: (_, bytes) => pb.LinkStateMessage.decode(bytes) },
   // A stale copy since session 10: only its ordering fields are read from the bytes (no pb decode).
   { name: "peek", run: (_, bytes) => peekOrdering(bytes) },
+  // What each relay of a message cost before session 10 (grpc-js encoded it per peer written to).
+  { name: "encode", run: (wire) => pb.LinkStateMessage.encode(wire).finish() },
 ]
 
 /** µs of CPU (this thread: user + system of the process, the bench is single-threaded) per call. */
@@ -167,13 +170,13 @@ if (jsonFlag) {
   console.log(`load before: ${loadBefore}`)
   console.log(`µs of CPU per decode, median of ${rounds} alternated rounds of ~${batchMs} ms each`)
   console.log(
-    "sites  tunnels  distances  bytes   schema µs   fast µs  either µs   pb µs  peek µs   schema/fast  schema/either  pb/peek",
+    "sites  tunnels  distances  bytes   schema µs   fast µs  either µs   pb µs  peek µs  encode µs   schema/fast  schema/either  pb/peek",
   )
   for (const r of results) {
     const u = r.us as Record<string, number>
     const f = (x: number | undefined, w: number) => (x ?? Number.NaN).toFixed(1).padStart(w)
     console.log(
-      `${String(r.sites).padStart(5)}  ${String(r.tunnels).padStart(7)}  ${String(r.distances).padStart(9)}  ${String(r.bytes).padStart(5)}  ${f(u.schema, 10)}  ${f(u.fast, 8)}  ${f(u.either, 9)}  ${f(u.pb, 6)}  ${f(u.peek, 7)}  ${f((u.schema ?? 0) / (u.fast ?? 1), 11)}  ${f((u.schema ?? 0) / (u.either ?? 1), 13)}  ${f((u.pb ?? 0) / (u.peek ?? 1), 7)}`,
+      `${String(r.sites).padStart(5)}  ${String(r.tunnels).padStart(7)}  ${String(r.distances).padStart(9)}  ${String(r.bytes).padStart(5)}  ${f(u.schema, 10)}  ${f(u.fast, 8)}  ${f(u.either, 9)}  ${f(u.pb, 6)}  ${f(u.peek, 7)}  ${f(u.encode, 9)}  ${f((u.schema ?? 0) / (u.fast ?? 1), 11)}  ${f((u.schema ?? 0) / (u.either ?? 1), 13)}  ${f((u.pb ?? 0) / (u.peek ?? 1), 7)}`,
     )
   }
   console.log(`load after:  ${loadAfter}`)
