@@ -207,6 +207,66 @@ describe("LinkStateExchange over real gRPC on loopback", () => {
   )
 
   it.scopedLive(
+    "relays a frame as the bytes it came in: once per peer, with fields this version does not know",
+    () =>
+      Effect.gen(function* () {
+        const b = yield* makeLinkStateExchange({ self: SiteId.make(1), reconnect: fastReconnect })
+        const { port: bPort } = yield* serveGrpc({
+          host: "127.0.0.1",
+          port: 0,
+          services: [{ definition: b.definition, implementation: b.handler }],
+        })
+        // c: a raw server that keeps the frames b sends it.
+        const atC: Array<Buffer> = []
+        const { port: cPort } = yield* serveGrpc({
+          host: "127.0.0.1",
+          port: 0,
+          services: [
+            {
+              definition: {
+                publish: {
+                  ...pb.LinkStateServiceService.publish,
+                  requestDeserialize: (bytes: Buffer) => bytes,
+                },
+              },
+              implementation: {
+                publish: (call: grpc.ServerReadableStream<Buffer, pb.PublishSummary>) => {
+                  call.sendMetadata(new grpc.Metadata())
+                  call.on("data", (frame: Buffer) => atC.push(frame))
+                },
+              },
+            },
+          ],
+        })
+        yield* b.setPeers([{ site: SiteId.make(2), host: "127.0.0.1", port: cPort }])
+        const client = new grpc.Client(`127.0.0.1:${bPort}`, grpc.credentials.createInsecure())
+        yield* Effect.addFinalizer(() => Effect.sync(() => client.close()))
+        // Site 3's message with a field 15 (varint 7) after it: unknown to this version.
+        const frame = Buffer.concat([
+          Buffer.from(pb.LinkStateMessage.encode(toWire(message(3, 5))).finish()),
+          Buffer.from([15 << 3, 7]),
+        ])
+        yield* Effect.async<void>((resume) => {
+          const stream = client.makeClientStreamRequest(
+            "/netperf.linkstate.v1.LinkStateService/Publish",
+            (x: Buffer) => x,
+            (x: Buffer) => x,
+            () => resume(Effect.void),
+          )
+          stream.write(frame)
+          stream.end()
+        })
+        yield* Effect.sync(() => atC.length).pipe(
+          Effect.repeat({ until: (n) => n >= 1, schedule: Schedule.spaced("20 millis") }),
+          Effect.timeout("5 seconds"),
+        )
+        expect(atC.map((f) => f.equals(frame))).toEqual([true])
+        expect((yield* takeN(b.received, 1))[0]?.seq).toBe(5)
+      }),
+    20_000,
+  )
+
+  it.scopedLive(
     "judges staleness from the ordering fields before decoding: stale copies are duplicates, news is validated",
     () =>
       Effect.gen(function* () {
