@@ -35,8 +35,12 @@ const CONTROL_SLOTS = 8
 
 /** Simulated time between two install-log batches (both workers flush at the same window ends). */
 const LOG_EVERY_MILLIS = 1000
-/** The calling thread gives up when no worker reported for this long (a worker that died without a word). */
-const STALL_MILLIS = 300_000
+/**
+ * The calling thread gives up when no worker reported for this long: a worker that died without a
+ * word (e.g. out of memory). Workers log every simulated second; at N = 200 the longest gap seen
+ * was a few seconds (start-up, failure bursts).
+ */
+const STALL_MILLIS = 60_000
 
 export interface ModelWorkerData {
   readonly netPerfModelWorker: true
@@ -68,7 +72,10 @@ type LogBatch =
 
 const workerUrl = (): URL => {
   const named = process.env.NET_PERF_MODEL_WORKER
-  if (named !== undefined && named !== "") return pathToFileURL(named)
+  if (named !== undefined && named !== "") {
+    if (!existsSync(named)) throw new Error(`model threads: NET_PERF_MODEL_WORKER=${named} does not exist`)
+    return pathToFileURL(named)
+  }
   const sibling = new URL("./ModelWorker.js", import.meta.url)
   if (existsSync(fileURLToPath(sibling))) return sibling
   const built = new URL("../../dist/src/model/ModelWorker.js", import.meta.url)

@@ -9,6 +9,7 @@ import { fc, test } from "@fast-check/vitest"
 import { describe, expect, it } from "vitest"
 import { defaultEngineSettings, type EngineSettings, legacyEngineSettings } from "../../src/model/EngineRouters.js"
 import { lookaheadMillis } from "../../src/model/ModelRun.js"
+import { runScenarioOnThreads } from "../../src/model/ModelThreads.js"
 import {
   randomScenario,
   randomSmallScenario,
@@ -64,4 +65,15 @@ describe("model on two threads", () => {
     const scenario = randomSmallScenario(5, 20_000, 8_000)
     expect(threadsPossible(scenario, { ...defaultEngineSettings, algorithm: "measured-fastest" })).toBe(false)
   })
+})
+
+describe("model threads on error", () => {
+  it("a worker's failure reaches the caller as an exception, promptly (no hang, workers terminated)", () => {
+    // Below 1 ms of link-state delay the halves cannot run apart: runScenario would use one
+    // thread; asked directly, each worker refuses and says why.
+    const scenario = { ...randomSmallScenario(11, 10_000, 5_000), exchange: { delayMillis: 0 } }
+    const t0 = Date.now()
+    expect(() => runScenarioOnThreads(scenario, defaultEngineSettings)).toThrow(/link-state delay below 1 ms/)
+    expect(Date.now() - t0).toBeLessThan(30_000)
+  }, 60_000)
 })
