@@ -65,6 +65,43 @@ const takeN = <A>(q: Queue.Dequeue<A>, n: number) =>
     return out
   }).pipe(Effect.timeout("5 seconds"))
 
+/** Streams `messages` to the exchange at `port` as a plain client would; the server's summary. */
+const publishAll = (port: number, messages: ReadonlyArray<pb.LinkStateMessage>) =>
+  Effect.acquireRelease(
+    Effect.sync(() => new pb.LinkStateServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure())),
+    (client) => Effect.sync(() => client.close()),
+  ).pipe(
+    Effect.flatMap((client) =>
+      Effect.async<pb.PublishSummary, grpc.ServiceError>((resume) => {
+        const stream = client.publish((error, response) =>
+          error === null ? resume(Effect.succeed(response)) : resume(Effect.fail(error)),
+        )
+        for (const m of messages) stream.write(m)
+        stream.end()
+      }),
+    ),
+  )
+
+/** Streams raw frames (bytes the encoder would never make, too) to the exchange at `port`. */
+const publishFrames = (port: number, frames: ReadonlyArray<Buffer>) =>
+  Effect.acquireRelease(
+    Effect.sync(() => new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure())),
+    (client) => Effect.sync(() => client.close()),
+  ).pipe(
+    Effect.flatMap((client) =>
+      Effect.async<pb.PublishSummary | undefined, grpc.ServiceError>((resume) => {
+        const stream = client.makeClientStreamRequest(
+          pb.LinkStateServiceService.publish.path,
+          (b: Buffer) => b,
+          (b: Buffer) => pb.PublishSummary.decode(b),
+          (error, response) => resume(error === null ? Effect.succeed(response) : Effect.fail(error)),
+        )
+        for (const f of frames) stream.write(f)
+        stream.end()
+      }),
+    ),
+  )
+
 describe("link-state wire format", () => {
   it.effect("round-trips through protobuf bytes, Infinity/no-route as absent fields", () =>
     Effect.gen(function* () {
@@ -148,17 +185,11 @@ describe("LinkStateExchange over real gRPC on loopback", () => {
     () =>
       Effect.gen(function* () {
         const a = yield* node(0)
-        const client = new pb.LinkStateServiceClient(`127.0.0.1:${a.port}`, grpc.credentials.createInsecure())
-        yield* Effect.addFinalizer(() => Effect.sync(() => client.close()))
-        const summary = yield* Effect.async<pb.PublishSummary, grpc.ServiceError>((resume) => {
-          const stream = client.publish((error, response) =>
-            error === null ? resume(Effect.succeed(response)) : resume(Effect.fail(error)),
-          )
-          const good = toWire(message(3, 1))
-          stream.write({ ...good, distances: [{ destination: 1, seqno: 1, distanceMs: -4 }] })
-          stream.write(good)
-          stream.end()
-        })
+        const good = toWire(message(3, 1))
+        const summary = yield* publishAll(a.port, [
+          { ...good, distances: [{ destination: 1, seqno: 1, distanceMs: -4 }] },
+          good,
+        ])
         expect(summary).toEqual({ accepted: 1, rejected: 1 })
         expect(a.exchange.counters.invalid).toBe(1)
         const got = yield* takeN(a.exchange.received, 1)
@@ -177,27 +208,17 @@ describe("LinkStateExchange over real gRPC on loopback", () => {
           port: 0,
           services: [{ definition: exchange.definition, implementation: exchange.handler }],
         })
-        // A client that sends bytes as they are, to put frames the encoder would never make on the wire.
-        const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
-        yield* Effect.addFinalizer(() => Effect.sync(() => client.close()))
         const bytesOf = (origin: number, seq: number) =>
           Buffer.from(pb.LinkStateMessage.encode(toWire(message(origin, seq))).finish())
         // Field 5 (a tunnel) whose body is not a message: the full decode throws on it.
         const corrupt = (b: Buffer) => Buffer.concat([b, Buffer.from([42, 3, 0xff, 0xff, 0xff])])
         expect(() => pb.LinkStateMessage.decode(corrupt(bytesOf(3, 5)))).toThrow()
-        const summary = yield* Effect.async<pb.PublishSummary | undefined, grpc.ServiceError>((resume) => {
-          const stream = client.makeClientStreamRequest(
-            "/netperf.linkstate.v1.LinkStateService/Publish",
-            (b: Buffer) => b,
-            (b: Buffer) => pb.PublishSummary.decode(b),
-            (error, response) => resume(error === null ? Effect.succeed(response) : Effect.fail(error)),
-          )
-          stream.write(bytesOf(3, 5)) // news
-          stream.write(corrupt(bytesOf(3, 5))) // stale by its first fields: dropped, not undecodable
-          stream.write(corrupt(bytesOf(0, 9))) // our own origin
-          stream.write(bytesOf(3, 6)) // news
-          stream.end()
-        })
+        const summary = yield* publishFrames(port, [
+          bytesOf(3, 5), // news
+          corrupt(bytesOf(3, 5)), // stale by its first fields: dropped, not undecodable
+          corrupt(bytesOf(0, 9)), // our own origin
+          bytesOf(3, 6), // news
+        ])
         expect(summary).toEqual({ accepted: 4, rejected: 0 })
         const got = yield* takeN(exchange.received, 2)
         expect(got.map((m) => m.seq)).toEqual([5, 6])
@@ -239,23 +260,12 @@ describe("LinkStateExchange over real gRPC on loopback", () => {
           ],
         })
         yield* b.setPeers([{ site: SiteId.make(2), host: "127.0.0.1", port: cPort }])
-        const client = new grpc.Client(`127.0.0.1:${bPort}`, grpc.credentials.createInsecure())
-        yield* Effect.addFinalizer(() => Effect.sync(() => client.close()))
         // Site 3's message with a field 15 (varint 7) after it: unknown to this version.
         const frame = Buffer.concat([
           Buffer.from(pb.LinkStateMessage.encode(toWire(message(3, 5))).finish()),
           Buffer.from([15 << 3, 7]),
         ])
-        yield* Effect.async<void>((resume) => {
-          const stream = client.makeClientStreamRequest(
-            "/netperf.linkstate.v1.LinkStateService/Publish",
-            (x: Buffer) => x,
-            (x: Buffer) => x,
-            () => resume(Effect.void),
-          )
-          stream.write(frame)
-          stream.end()
-        })
+        yield* publishFrames(bPort, [frame])
         yield* Effect.sync(() => atC.length).pipe(
           Effect.repeat({ until: (n) => n >= 1, schedule: Schedule.spaced("20 millis") }),
           Effect.timeout("5 seconds"),
@@ -271,23 +281,17 @@ describe("LinkStateExchange over real gRPC on loopback", () => {
     () =>
       Effect.gen(function* () {
         const a = yield* node(0)
-        const client = new pb.LinkStateServiceClient(`127.0.0.1:${a.port}`, grpc.credentials.createInsecure())
-        yield* Effect.addFinalizer(() => Effect.sync(() => client.close()))
         const good = toWire(message(3, 5))
         const badBody = { distances: [{ destination: 1, seqno: 1, distanceMs: -4 }] }
-        const summary = yield* Effect.async<pb.PublishSummary, grpc.ServiceError>((resume) => {
-          const stream = client.publish((error, response) =>
-            error === null ? resume(Effect.succeed(response)) : resume(Effect.fail(error)),
-          )
-          stream.write(good) // news: accepted
-          stream.write({ ...good, ...badBody }) // same seq with a bad body: stale, dropped undecoded
-          stream.write({ ...good, seq: 4, ...badBody }) // older: stale
-          stream.write(toWire(message(0, 1))) // our own origin, flooded back
-          stream.write({ ...good, seq: 6, ...badBody }) // newer with a bad body: decoded, invalid
-          stream.write({ ...good, seq: 7, incarnation: Number.NaN }) // ordering fields unusable: full decode
-          stream.write({ ...good, seq: 7 }) // news again
-          stream.end()
-        })
+        const summary = yield* publishAll(a.port, [
+          good, // news: accepted
+          { ...good, ...badBody }, // same seq with a bad body: stale, dropped undecoded
+          { ...good, seq: 4, ...badBody }, // older: stale
+          toWire(message(0, 1)), // our own origin, flooded back
+          { ...good, seq: 6, ...badBody }, // newer with a bad body: decoded, invalid
+          { ...good, seq: 7, incarnation: Number.NaN }, // ordering fields unusable: full decode
+          { ...good, seq: 7 }, // news again
+        ])
         const got = yield* takeN(a.exchange.received, 2)
         expect(got.map((m) => [m.origin, m.seq])).toEqual([
           [3, 5],

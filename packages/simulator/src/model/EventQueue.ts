@@ -22,7 +22,7 @@ export class EventQueue<E> {
     if (bucket === undefined) {
       bucket = []
       this.buckets.set(t, bucket)
-      this.heapPush(t)
+      heapPush(this.heap, t)
     }
     bucket.push(event)
     this.size++
@@ -39,48 +39,12 @@ export class EventQueue<E> {
    * come out of the next call.
    */
   popBucket(): { readonly atMillis: number; readonly events: ReadonlyArray<E> } | undefined {
-    const t = this.heapPop()
+    const t = heapPop(this.heap)
     if (t === undefined) return undefined
     const events = this.buckets.get(t) ?? []
     this.buckets.delete(t)
     this.size -= events.length
     return { atMillis: t, events }
-  }
-
-  private heapPush(t: number): void {
-    const h = this.heap
-    h.push(t)
-    let i = h.length - 1
-    while (i > 0) {
-      const p = (i - 1) >> 1
-      const hp = h[p] as number
-      if (hp <= t) break
-      h[i] = hp
-      i = p
-    }
-    h[i] = t
-  }
-
-  private heapPop(): number | undefined {
-    const h = this.heap
-    if (h.length === 0) return undefined
-    const top = h[0] as number
-    const last = h.pop() as number
-    if (h.length > 0) {
-      let i = 0
-      const n = h.length
-      for (;;) {
-        const l = 2 * i + 1
-        if (l >= n) break
-        const r = l + 1
-        const c = r < n && (h[r] as number) < (h[l] as number) ? r : l
-        if ((h[c] as number) >= last) break
-        h[i] = h[c] as number
-        i = c
-      }
-      h[i] = last
-    }
-    return top
   }
 }
 
@@ -129,6 +93,7 @@ export class LaneQueue<E> {
   }
 }
 
+/** A binary min-heap of distinct times in a plain array (both queues keep one). */
 const heapPush = (h: number[], t: number): void => {
   h.push(t)
   let i = h.length - 1
