@@ -266,6 +266,8 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
         outcome: BatchResult | string,
         resume: (effect: Effect.Effect<A, IpCommandError>) => void,
       ) => void,
+      /** A read's late answer would reach the next read: its process goes when it is interrupted. */
+      replaceOnInterrupt: boolean,
     ) =>
       Effect.async<A, IpCommandError>((resume) => {
         const s = session ?? start()
@@ -320,8 +322,9 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
           clearTimeout(timer)
           s.onOutput = undefined
           if (s.waiting?.endLine === endLine) s.waiting = undefined
-          // An interrupted read's answer may still come: a fresh process keeps stdout in step.
-          stop(s)
+          // An interrupted batch runs on (ip's line count stays right, it prints nothing); an
+          // interrupted read's answer may still come: a fresh process keeps stdout in step.
+          if (replaceOnInterrupt) stop(s)
         })
       })
 
@@ -332,31 +335,38 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
       lines.length === 0
         ? Effect.succeed<BatchResult>({ failures: [] })
         : lock.withPermits(1)(
-            request<BatchResult>(lines, (s, outcome, done) =>
-              done(typeof outcome === "string" ? processFailed(s, outcome) : Effect.succeed(outcome)),
+            request<BatchResult>(
+              lines,
+              (s, outcome, done) =>
+                done(typeof outcome === "string" ? processFailed(s, outcome) : Effect.succeed(outcome)),
+              false,
             ),
           )
 
     /** One read through the session: its stdout line, or its error line from stderr. */
     const read = (line: string, readArgs: ReadonlyArray<string>) =>
       lock.withPermits(1)(
-        request<string>([line], (s, outcome, done) => {
-          if (typeof outcome === "string") return done(processFailed(s, outcome))
-          const failure = outcome.failures[0]
-          if (failure !== undefined)
-            return done(
-              Effect.fail(
-                new IpCommandError({ args: readArgs, exitCode: 1, stderr: failure.error, cause: "command failed" }),
-              ),
-            )
-          // BATCH_END was reported after the answer was flushed; the stdout pipe may trail stderr.
-          const take = () => {
-            const out = s.output.shift()
-            if (out !== undefined) done(Effect.succeed(out))
-          }
-          s.onOutput = take
-          take()
-        }),
+        request<string>(
+          [line],
+          (s, outcome, done) => {
+            if (typeof outcome === "string") return done(processFailed(s, outcome))
+            const failure = outcome.failures[0]
+            if (failure !== undefined)
+              return done(
+                Effect.fail(
+                  new IpCommandError({ args: readArgs, exitCode: 1, stderr: failure.error, cause: "command failed" }),
+                ),
+              )
+            // BATCH_END was reported after the answer was flushed; the stdout pipe may trail stderr.
+            const take = () => {
+              const out = s.output.shift()
+              if (out !== undefined) done(Effect.succeed(out))
+            }
+            s.onOutput = take
+            take()
+          },
+          true,
+        ),
       )
 
     const json = <A, I>(schema: Schema.Schema<A, I>, jsonArgs: ReadonlyArray<string>) =>
