@@ -115,11 +115,11 @@ export const makeLinkStateExchange = (
     const received = yield* Queue.sliding<LinkStateMessage>(10_000)
     yield* Effect.addFinalizer(() => Queue.shutdown(received))
     const counters: ExchangeCounters = { accepted: 0, duplicates: 0, invalid: 0, relayed: 0, dropped: 0 }
-    /** Latest wire message per origin (ours included), for catch-up and relaying. */
     /**
      * Latest frame per origin (ours included), for catch-up and relaying, as bytes: a message goes
-     * to every peer but its sender, and grpc-js would encode it once per write (≈ 50 µs each for a
-     * 200-site message); a relayed frame is sent as it came (`frameBytes`), ours encoded once.
+     * to every peer but its sender, and grpc-js would encode it once per write (≈ 40 µs for a
+     * 50-site message, ≈ 200 µs for a 200-site one); a relayed frame is sent as it came
+     * (`frameBytes`), ours encoded once.
      */
     const latest = new Map<number, Uint8Array>()
     /** The bytes each decoded frame came in, kept by the server's deserializer for relaying. */
