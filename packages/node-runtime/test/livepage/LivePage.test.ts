@@ -163,7 +163,13 @@ describe.skipIf(!isRoot)("live page of a site in a namespace, in headless Chromi
           const t = doc.getElementById("tunnels")?.textContent ?? ""
           const r = doc.getElementById("routes")?.textContent ?? ""
           return (
-            t.includes("wg1.2_v4") && /\d+\.\d+ s ago/.test(t) && t.includes("up") && r.includes("graph-least-cost")
+            t.includes("wg1.2_v4") &&
+            /\d+\.\d+ s ago/.test(t) &&
+            t.includes("up") &&
+            // The route's row names the tunnel only once the engine has the measured link: before
+            // that the row is BIRD's fallback, whose reason text also mentions graph-least-cost.
+            r.includes("wg1.2_v4") &&
+            r.includes("graph-least-cost")
           )
         },
         undefined,
