@@ -407,6 +407,14 @@ export class NodeRouter {
   private readonly destinationsOf = new SiteTable<string>()
   /** Per origin, the request list (DerivedLinks.requestsKey) last handled in full, and the store's selfSeqnoDropEpoch then. */
   private readonly requestsDoneFrom = new SiteTable<{ key: string; epoch: number }>()
+  /**
+   * Per origin whose latest accepted message is a starved site's plea (see `seqnoUrgent`): the
+   * destinations it retracts and requests (DerivedLinks.urgent, with its key) and when that
+   * message was accepted. Absent: the origin's latest message pleads for nothing.
+   */
+  private readonly urgentFrom = new SiteTable<{ key: string; destinations: ReadonlyArray<number>; atMillis: number }>()
+  /** Per destination, the origins in `urgentFrom` that plead for it (the same facts, by destination). */
+  private readonly urgentBy = new SiteTable<Array<number>>()
   private ownSeqno = 0
   /** `destinations()` and the site list it was computed from (mesh sites are only added, never removed). */
   private destinationsCache: { sites: ReadonlyArray<SiteId>; list: Array<SiteId> } | undefined
@@ -637,11 +645,70 @@ export class NodeRouter {
         }
       }
     }
+    // Outside the skip above: the same request list can come with other retractions.
+    this.noteUrgent(message.origin, derived, nowMillis)
     // Sites are never removed, so the same destination list as this origin's last one adds none.
     if (this.destinationsOf.get(message.origin) !== derived.destinationsKey) {
       for (const d of message.distances) this.mesh.addSite(d.destination)
       this.destinationsOf.set(message.origin, derived.destinationsKey)
     }
+  }
+
+  /**
+   * Records what an accepted message of `origin` says about starvation: it replaces the origin's
+   * previous plea. The same destinations as before only move the time (one write: every message
+   * of a starved site for its request's lifetime, and every site receives each one).
+   */
+  private noteUrgent(origin: SiteId, derived: DerivedLinks, nowMillis: number): void {
+    const previous = this.urgentFrom.get(origin)
+    if (previous === undefined && derived.urgentKey === "") return
+    if (previous !== undefined && previous.key === derived.urgentKey) {
+      previous.atMillis = nowMillis
+      return
+    }
+    if (previous !== undefined) {
+      for (const d of previous.destinations) {
+        const origins = this.urgentBy.get(d)!
+        origins.splice(origins.indexOf(origin), 1)
+        if (origins.length === 0) this.urgentBy.delete(d)
+      }
+    }
+    if (derived.urgentKey === "") {
+      this.urgentFrom.delete(origin)
+      return
+    }
+    this.urgentFrom.set(origin, { key: derived.urgentKey, destinations: derived.urgent, atMillis: nowMillis })
+    for (const d of derived.urgent) {
+      const origins = this.urgentBy.get(d)
+      if (origins === undefined) this.urgentBy.set(d, [origin])
+      else origins.push(origin)
+    }
+  }
+
+  /**
+   * Whether a starved site is waiting for a new seqno of `destination` now: some origin's latest
+   * accepted message retracts the destination (no route; an absent entry counts) and requests a
+   * seqno for it, and was accepted less than `seqnoRequestLifetimeMillis` before `nowMillis`; or
+   * our own last decision was starved for it and our request is pending. False otherwise, also
+   * when nothing is known of the destination. A request alone is not enough: every site relays
+   * every request for its lifetime, while only a starved site retracts the destination it asks
+   * for. Callers advertise a route's new seqno at once only while it is urgent (the daemon's
+   * AdvertTrigger, the model simulator): the starved site waits for it, anyone else can wait for
+   * the periodic message. Reads state only (queued messages are taken in first, as everywhere).
+   */
+  seqnoUrgent(destination: SiteId, nowMillis: number): boolean {
+    this.drainInbox()
+    const origins = this.urgentBy.get(destination)
+    if (origins !== undefined) {
+      const lifetime = this.config.seqnoRequestLifetimeMillis
+      for (const o of origins) if (this.urgentFrom.get(o)!.atMillis + lifetime > nowMillis) return true
+    }
+    const last = this.last
+    if (last === undefined) return false
+    const own = this.requests.get(destination)
+    if (own === undefined || !(own.untilMillis > nowMillis)) return false
+    const i = sortedIndexOf(last.destination, destination)
+    return i >= 0 && last.starved[i] === 1
   }
 
   setBgpPaths(paths: ReadonlyArray<BgpPath>): void {
@@ -1139,7 +1206,30 @@ interface DerivedLinks {
   readonly requestsKey: string
   /** Per requested destination the highest seqno requested (undefined: no requests). */
   readonly requestedSeqnoForSite: ReadonlyMap<number, number> | undefined
+  /**
+   * The requested destinations the same message retracts or does not list (the origin is starved
+   * for them, or relays a request for a destination it cannot reach), ascending; `urgentKey` them
+   * joined ("" for none).
+   */
+  readonly urgent: ReadonlyArray<number>
+  readonly urgentKey: string
 }
+
+/** Index of `site` in an ascending list, −1 when absent. */
+const sortedIndexOf = (list: ReadonlyArray<number>, site: number): number => {
+  let lo = 0
+  let hi = list.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const v = list[mid]!
+    if (v === site) return mid
+    if (v < site) lo = mid + 1
+    else hi = mid - 1
+  }
+  return -1
+}
+
+const noUrgent: ReadonlyArray<number> = []
 
 /**
  * One string object per distinct destination list: every recipient compares a message's key with
@@ -1186,8 +1276,18 @@ const derivedOf = memoPerMessage((message): DerivedLinks => {
     requestedSeqnoForSite ??= new Map()
     requestedSeqnoForSite.set(r.destination, Math.max(r.seqno, requestedSeqnoForSite.get(r.destination) ?? -1))
   }
+  let urgent = noUrgent
+  if (requestedSeqnoForSite !== undefined) {
+    // Later entries for the same destination win, as in the store.
+    const retracted = new Map<number, boolean>()
+    for (const d of message.distances)
+      if (requestedSeqnoForSite.has(d.destination)) retracted.set(d.destination, d.distanceMs === null)
+    urgent = [...requestedSeqnoForSite.keys()].filter((d) => retracted.get(d) !== false).sort((a, b) => a - b)
+  }
   const derived = {
     requestedSeqnoForSite,
+    urgent,
+    urgentKey: urgent.join(","),
     row: linkRow(origin, remotes, costsMs, families, rttsMs),
     destinationsKey: internedKey(message.distances.map((d) => d.destination).join(",")),
     requestsKey:
