@@ -37,7 +37,7 @@ import { livePageHeaders, liveStatusOf, renderLivePage } from "../livepage/LiveP
 import { MeasurementPlane, MeasurementPlaneConfig, MeasurementPlaneLive } from "../MeasurementPlane.js"
 import { type ManagementSource, makeManagementHandler, tunnelSnapshotsOf } from "../management/ManagementServer.js"
 import { makeMeasureHandler, planePathPingSource } from "../management/MeasureServer.js"
-import { MeasurementMetrics } from "../metrics/Metrics.js"
+import { gaugeChildren, MeasurementMetrics } from "../metrics/Metrics.js"
 import { serveMetrics } from "../metrics/MetricsServer.js"
 import { runMetricsStoreFallback } from "../metricsstore/MetricsStore.js"
 import { describeEchoVerdict } from "../probes/EchoProber.js"
@@ -130,6 +130,11 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
     const bird = yield* Bird
     const installer = yield* RouteInstaller
     const control = makeControlMetrics(metrics.registry)
+    // Set on every decide, per destination or origin: children instead of labelled sets.
+    const routeCostOf = gaugeChildren(control.routeCost, "destination")
+    const linkStateAgeOf = gaugeChildren(control.linkStateAge, "origin")
+    const linkStatePeerLiveOf = gaugeChildren(control.linkStatePeerLive, "origin")
+    const peerConnectedOf = gaugeChildren(control.peerConnected, "peer")
     const hosts = config.grpc.hosts ?? defaultListenHosts(config)
 
     if (config.sysctl.enabled) {
@@ -359,7 +364,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
         if (before === undefined || before.algorithm !== r.algorithm || before.nextHop !== r.nextHop) infoChanged = true
         if (r.algorithm !== null && r.algorithm !== config.routing.algorithm)
           control.fallbacks.inc({ algorithm: r.algorithm })
-        control.routeCost.set({ destination }, r.costMs)
+        routeCostOf(destination).set(r.costMs)
       }
       // One series per destination: rebuilt only when some route's algorithm or next hop changed.
       if (infoChanged) {
@@ -425,8 +430,9 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
       }
       for (const [origin, at] of lastHeard) {
         const live = now - at <= config.routing.linkStateMaxAgeMillis
-        control.linkStateAge.set({ origin: String(origin) }, (now - at) / 1000)
-        control.linkStatePeerLive.set({ origin: String(origin) }, live ? 1 : 0)
+        const originLabel = String(origin)
+        linkStateAgeOf(originLabel).set((now - at) / 1000)
+        linkStatePeerLiveOf(originLabel).set(live ? 1 : 0)
         const was = liveOf.get(origin)
         liveOf.set(origin, live)
         if (was === undefined || was === live) continue
@@ -436,7 +442,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
               `link state of site ${origin} aged out (silent ${((now - at) / 1000).toFixed(1)} s): its links count as unknown`,
             )
       }
-      for (const p of exchange.peers()) control.peerConnected.set({ peer: String(p.site) }, p.connected ? 1 : 0)
+      for (const p of exchange.peers()) peerConnectedOf(String(p.site)).set(p.connected ? 1 : 0)
     })
     yield* Effect.forkScoped(
       Effect.forever(

@@ -239,6 +239,26 @@ export const gaugeChild = (gauge: Gauge<string>, labels: Labels): { set: (v: num
   }
 }
 
+/**
+ * `gaugeChild` per value of one label, made at first use: for gauges set per destination or
+ * per origin on every decide (4/s × N series), where a labelled `set` costs a label check, a
+ * sort-and-join hash and a new entry object each time.
+ */
+export const gaugeChildren = (
+  gauge: Gauge<string>,
+  label: string,
+): ((value: string) => { set: (v: number) => void }) => {
+  const children = new Map<string, { set: (v: number) => void }>()
+  return (value) => {
+    let child = children.get(value)
+    if (child === undefined) {
+      child = gaugeChild(gauge, { [label]: value })
+      children.set(value, child)
+    }
+    return child
+  }
+}
+
 /** prom-client metrics of one measurement plane. */
 export class MeasurementMetrics extends Effect.Service<MeasurementMetrics>()("net-perf/MeasurementMetrics", {
   sync: makeMetrics,

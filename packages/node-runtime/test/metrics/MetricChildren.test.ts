@@ -3,7 +3,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { Counter, Gauge, Histogram, Registry } from "prom-client"
-import { counterChild, gaugeChild, histogramChild } from "../../src/metrics/Metrics.js"
+import { counterChild, gaugeChild, gaugeChildren, histogramChild } from "../../src/metrics/Metrics.js"
 
 const buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 const labelSets = [
@@ -62,6 +62,43 @@ describe("metric children for per-sample use", () => {
             }
           }
         expect(await sides[0]!.registry.metrics()).toEqual(await sides[1]!.registry.metrics())
+      }),
+      { numRuns: 300 },
+    )
+  })
+})
+
+describe("gaugeChildren (one child per label value, made at first use)", () => {
+  it("exposes what labelled sets expose, across removals and resets", async () => {
+    const gaugeOp = fc.oneof(
+      { weight: 10, arbitrary: fc.tuple(fc.constant("set" as const), fc.nat(5), fc.double({ noNaN: true })) },
+      { weight: 1, arbitrary: fc.tuple(fc.constant("remove" as const), fc.nat(5), fc.constant(0)) },
+      { weight: 1, arbitrary: fc.tuple(fc.constant("reset" as const), fc.constant(0), fc.constant(0)) },
+    )
+    await fc.assert(
+      fc.asyncProperty(fc.array(gaugeOp, { maxLength: 200 }), async (ops) => {
+        const make = () => {
+          const registry = new Registry()
+          const gauge = new Gauge({ name: "route_cost", help: "c", labelNames: ["destination"], registers: [registry] })
+          return { registry, gauge }
+        }
+        const fast = make()
+        const plain = make()
+        const childOf = gaugeChildren(fast.gauge, "destination")
+        for (const [kind, i, v] of ops) {
+          const destination = String(i)
+          if (kind === "set") {
+            childOf(destination).set(v)
+            plain.gauge.set({ destination }, v)
+          } else if (kind === "remove") {
+            fast.gauge.remove({ destination })
+            plain.gauge.remove({ destination })
+          } else {
+            fast.gauge.reset()
+            plain.gauge.reset()
+          }
+        }
+        expect(await fast.registry.metrics()).toEqual(await plain.registry.metrics())
       }),
       { numRuns: 300 },
     )
