@@ -418,6 +418,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
           nowMillis: now,
           lastAdvertMillis,
           intervalMillis: config.routing.advertiseIntervalMillis,
+          seqno: { self: decision.self, urgent: (d) => router.seqnoUrgent(d, now) },
         })
       ) {
         const message = router.advertise(now)

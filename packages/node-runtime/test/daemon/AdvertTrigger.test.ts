@@ -54,6 +54,31 @@ describe("triggered link-state adverts", () => {
     },
   )
 
+  test.prop([view, fc.nat(), fc.integer({ min: 1, max: 5 })])(
+    "a route's new seqno waits for the periodic message unless a starved site asked for it",
+    (v, index, raise) => {
+      const entries = [...v]
+      const [d] = entries[index % entries.length]!
+      const changed = new Map(v).set(d, { ...v.get(d)!, seqno: v.get(d)!.seqno + raise })
+      // Our own entry is another destination here (ids above the view's).
+      const self = SiteId.make(1000)
+      expect(needsTriggeredAdvert(v, changed, defaultAdvertTriggerThresholds, { self, urgent: () => false })).toBe(
+        false,
+      )
+      expect(needsTriggeredAdvert(v, changed, defaultAdvertTriggerThresholds, { self, urgent: (x) => x === d })).toBe(
+        true,
+      )
+      // Urgency of another destination does not matter.
+      expect(needsTriggeredAdvert(v, changed, defaultAdvertTriggerThresholds, { self, urgent: (x) => x !== d })).toBe(
+        false,
+      )
+      // Our own seqno always goes out at once.
+      expect(needsTriggeredAdvert(v, changed, defaultAdvertTriggerThresholds, { self: d, urgent: () => false })).toBe(
+        true,
+      )
+    },
+  )
+
   test.prop([view, fc.nat({ max: 100 })])("a destination gained or lost goes out at once", (v, d) => {
     const more = new Map(v)
     more.set(SiteId.make(100 + d), { nextHop: null, seqno: 0, metricMs: 1, starved: false })
@@ -116,7 +141,14 @@ describe("our own seqno in the advertised view", () => {
         { destination: 2, seqno: 7 },
       ])
       const last = advertisedViewOf(d, seqno)
-      expect(needsTriggeredAdvert(last, advertisedViewOf(d, seqno))).toBe(false)
+      // Nothing is urgent for the routes: the own entry goes out all the same.
+      const urgency = { self: d.self, urgent: () => false }
+      expect(needsTriggeredAdvert(last, advertisedViewOf(d, seqno), defaultAdvertTriggerThresholds, urgency)).toBe(
+        false,
+      )
+      expect(
+        needsTriggeredAdvert(last, advertisedViewOf(d, seqno + raise), defaultAdvertTriggerThresholds, urgency),
+      ).toBe(true)
       expect(needsTriggeredAdvert(last, advertisedViewOf(d, seqno + raise))).toBe(true)
     },
   )
@@ -146,7 +178,19 @@ describe("when the advert loop sends", () => {
   )
 
   test.prop([view, fc.nat()])("at once on a structural change", (v, i) => {
+    const changed = withRoute(v, i, (r) => ({ ...r, nextHop: r.nextHop === null ? SiteId.make(99) : null }))
+    expect(advertDue({ ...moment(v), view: changed })).toBe(true)
+  })
+
+  test.prop([view, fc.nat()])("a route's new seqno: at once when urgent, else with the period", (v, i) => {
     const changed = withRoute(v, i, (r) => ({ ...r, seqno: r.seqno + 1 }))
+    const self = SiteId.make(1000)
+    expect(advertDue({ ...moment(v), view: changed, seqno: { self, urgent: () => false } })).toBe(false)
+    expect(advertDue({ ...moment(v), view: changed, seqno: { self, urgent: () => false }, nowMillis: 12_000 })).toBe(
+      true,
+    )
+    expect(advertDue({ ...moment(v), view: changed, seqno: { self, urgent: () => true } })).toBe(true)
+    // Without an urgency rule every seqno change counts (callers that cannot tell).
     expect(advertDue({ ...moment(v), view: changed })).toBe(true)
   })
 })
