@@ -41,6 +41,7 @@ import {
 import { serveControlSocket } from "./control/ControlSocket.js"
 import { templateAddressing, tunnelEndpoints } from "./discovery/Addressing.js"
 import { type DiscoveredTunnel, Discovery, type DiscoveryService, makeDiscovery } from "./discovery/Discovery.js"
+import { makeIpScoped } from "./kernel/Ip.js"
 import { gaugeChild, MeasurementMetrics, tunnelLabelValues } from "./metrics/Metrics.js"
 import { serveMetrics } from "./metrics/MetricsServer.js"
 import {
@@ -242,10 +243,13 @@ export const makeMeasurementPlane = (
       onLeft: (e) => Effect.dieMessage(`allowPrefixes: ${e.prefix}: ${e.reason}`),
       onRight: Effect.succeed,
     })
+    // Its own `ip -batch` process (started at the first scan): no fork of the plane per rescan.
+    const ipSession = config.discovery.commandPrefix.length === 0 ? yield* makeIpScoped() : undefined
     const discovery = yield* makeDiscovery({
       confDir: config.discovery.confDir,
       namePattern: config.discovery.namePattern,
       commands: { prefix: config.discovery.commandPrefix, ip: "ip", wg: "wg" },
+      ...(ipSession === undefined ? {} : { ipSession }),
       rescanIntervalMillis: config.discovery.rescanIntervalMillis,
       monitorRescanIntervalMillis: config.discovery.monitorRescanIntervalMillis,
       debounceMillis: 200,

@@ -19,6 +19,7 @@ import {
   Stream,
   SubscriptionRef,
 } from "effect"
+import type { IpService } from "../kernel/Ip.js"
 import { MeasurementMetrics } from "../metrics/Metrics.js"
 import {
   type CommandConfig,
@@ -39,6 +40,11 @@ export interface DiscoveryConfig {
    */
   readonly namePattern: string | undefined
   readonly commands: CommandConfig
+  /**
+   * Reads links and addresses through this long-lived `ip -batch` session (`makeIpScoped`)
+   * instead of an `ip` process per scan; used only when `commands.prefix` is empty.
+   */
+  readonly ipSession?: IpService
   /** Periodic rescan while `ip monitor` is not running (disabled, failed, restarting). */
   readonly rescanIntervalMillis: number
   /**
@@ -177,7 +183,7 @@ export const makeDiscovery = (
         yield* Effect.logWarning(`discovery: skipping bad WireGuard conf ${e.message}`)
       }
       yield* Ref.set(confErrors, loaded.errors)
-      const links = yield* readLiveLinks(config.commands).pipe(
+      const links = yield* readLiveLinks(config.commands, config.ipSession).pipe(
         Effect.tapError((e) => {
           metrics.discoveryErrors.labels({ source: "ip" }).inc()
           return Effect.logWarning("discovery: ip link/addr failed, keeping the previous view", e)

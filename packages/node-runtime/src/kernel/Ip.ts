@@ -42,6 +42,8 @@ export interface IpService {
   /** Namespace the commands target (`undefined` = the process's own). */
   readonly namespace: string | undefined
   readonly run: (args: ReadonlyArray<string>) => Effect.Effect<string, IpCommandError>
+  /** `ip -json <args>`'s output as text (for callers with their own decoder). */
+  readonly jsonText: (args: ReadonlyArray<string>) => Effect.Effect<string, IpCommandError>
   readonly json: <A, I>(
     schema: Schema.Schema<A, I>,
     args: ReadonlyArray<string>,
@@ -129,8 +131,9 @@ export const makeIp = (options: IpOptions = {}): IpService => {
       ),
     )
 
+  const jsonText = (args: ReadonlyArray<string>) => run(["-json", ...args])
   const json = <A, I>(schema: Schema.Schema<A, I>, args: ReadonlyArray<string>) =>
-    run(["-json", ...args]).pipe(Effect.flatMap((out) => decodeJsonOutput(schema, args, out)))
+    jsonText(args).pipe(Effect.flatMap((out) => decodeJsonOutput(schema, args, out)))
 
   const batch = (lines: ReadonlyArray<string>) =>
     lines.length === 0
@@ -153,7 +156,7 @@ export const makeIp = (options: IpOptions = {}): IpService => {
           }),
         )
 
-  return { namespace: options.namespace, run, json, batch }
+  return { namespace: options.namespace, run, jsonText, json, batch }
 }
 
 /**
@@ -369,10 +372,10 @@ export const makeIpScoped = (options: IpOptions = {}): Effect.Effect<IpService, 
         ),
       )
 
+    const jsonText = (jsonArgs: ReadonlyArray<string>) =>
+      batchable(jsonArgs) ? read(jsonArgs.join(" "), jsonArgs) : base.jsonText(jsonArgs)
     const json = <A, I>(schema: Schema.Schema<A, I>, jsonArgs: ReadonlyArray<string>) =>
-      batchable(jsonArgs)
-        ? read(jsonArgs.join(" "), jsonArgs).pipe(Effect.flatMap((out) => decodeJsonOutput(schema, jsonArgs, out)))
-        : base.json(schema, jsonArgs)
+      jsonText(jsonArgs).pipe(Effect.flatMap((out) => decodeJsonOutput(schema, jsonArgs, out)))
 
-    return { ...base, batch, json }
+    return { ...base, batch, jsonText, json }
   })

@@ -15,6 +15,7 @@ import {
   parseWgDump,
   readLiveLinks,
 } from "../../src/discovery/LiveLinks.js"
+import { makeIpScoped } from "../../src/kernel/Ip.js"
 import { MeasurementMetrics } from "../../src/metrics/Metrics.js"
 
 const isRoot = process.getuid?.() === 0
@@ -234,6 +235,15 @@ describe.skipIf(!isRoot)("ip -json addr alone", () => {
       expect(alone.find((l) => l.name === "wg1.2_v4")).toMatchObject({ up: true, mtu: 1420, addresses: ["10.201.1.4"] })
       expect(alone.find((l) => l.name === "wg1.3_v6")?.addresses).toEqual(["fdac:c9::1:4"])
       expect(alone.find((l) => l.name === "vx7")).toMatchObject({ up: false, addresses: [] })
+      // The same read through a long-lived `ip -batch` session (the plane's discovery): the same
+      // view, and a later read sees a change (an answer, not a stale line).
+      const session = yield* makeIpScoped({ namespace: ns })
+      const commands = { prefix: [], ip: "ip", wg: "wg" }
+      expect(yield* readLiveLinks(commands, session)).toEqual(alone)
+      yield* Effect.promise(() => execa("ip", ["-n", ns, "link", "set", "vx7", "up"]))
+      const again = yield* readLiveLinks(commands, session)
+      expect(again.find((l) => l.name === "vx7")?.up).toBe(true)
+      expect(again).toEqual(Either.getOrThrow(parseIpAddrOutput(yield* ip("addr"))))
     }),
   )
 })
