@@ -93,6 +93,12 @@ export interface SiteRouter<M> {
   readonly seqno?: number
   /** Seqno requests added so far (only grows), read only with `ExchangeConfig.requestTrigger`. */
   readonly requestsAdded?: number
+  /**
+   * Whether a starved site waits for a new seqno of `destination` now (the engine's
+   * `NodeRouter.seqnoUrgent`): a route's changed seqno is advertised at once only then, as the
+   * daemon's trigger does. Absent: every changed seqno is urgent.
+   */
+  seqnoUrgent?(destination: number, nowMillis: number): boolean
 }
 
 /** What the simulator reads from a message (for wake-ups): the origin's route per destination. */
@@ -208,10 +214,12 @@ export interface RunConfig<M> {
    * only on what can change its forwarding soon: a peer it forwards through (or a peer offering a
    * destination it is starved for) changed that route's next hop or seqno, or withdrew it (a new
    * seqno is the answer to a seqno request travelling back); a request raised its own seqno; the
-   * first echo reply after a loss. It advertises at once when its forwarding, its own seqno or a
-   * route's seqno changed (the daemon's trigger; before session 10 a route's seqno only while some
-   * site was starved for it, a read of every site's state). Everything else waits for the
-   * periodic decide and advertisement. Default true.
+   * first echo reply after a loss. It advertises at once when its forwarding or its own seqno
+   * changed, or a route's seqno differs from the one it last advertised while the seqno is urgent
+   * (`SiteRouter.seqnoUrgent`: a starved site asked for it; the daemon's trigger since session 11;
+   * session 10: every route's seqno change; before: only while some site was starved for it, a
+   * read of every site's state). Everything else waits for the periodic decide and advertisement.
+   * Default true.
    */
   readonly wakeOnMessage?: boolean
   readonly wakeDelayMillis?: number
@@ -461,9 +469,11 @@ export const makeSitePart = <M>(
   const siteUpAt = new Float64Array(n)
   const wakePending = new Uint8Array(n)
   const lastWakeAt = new Float64Array(n).fill(Number.NEGATIVE_INFINITY)
-  // Per (site, destination) the seqno of the installed route, and each site's own seqno: a
-  // change is advertised at once (the daemon's advert key includes seqnos).
+  // Per (site, destination) the seqno of the latest decision and of the last advertisement, and
+  // each site's own seqno: an own change is advertised at once, a route's only while urgent (the
+  // daemon's trigger compares with what it advertised last).
   const routeSeqno = new Float64Array(n * n)
+  const advertisedSeqno = new Float64Array(n * n)
   const ownSeqno = new Float64Array(n)
   // Per (site, destination): starved (routes exist, none feasible).
   const starved = new Uint8Array(n * n)
@@ -587,6 +597,7 @@ export const makeSitePart = <M>(
     const router = routers[s]!
     const msg = router.advertise(epoch + t)
     if (requestTrigger) advertisedRequests[s] = router.requestsAdded ?? 0
+    advertisedSeqno.set(routeSeqno.subarray(s * n, s * n + n), s * n)
     if (decidedMetric !== undefined) {
       advertisedMetric!.set(decidedMetric.subarray(s * n, s * n + n), s * n)
       advertisedStarved!.set(starved.subarray(s * n, s * n + n), s * n)
@@ -675,6 +686,7 @@ export const makeSitePart = <M>(
             columns.seqno[k]!,
             nextHop,
             nextHop === null || fam === 0 ? null : fam,
+            changed,
           )
         )
           changed = true
@@ -687,7 +699,9 @@ export const makeSitePart = <M>(
         const m = route.metricMs ?? Number.NaN
         if (noteDecidedMetric(s, route.destination, m, route.starved === true ? 1 : 0)) changed = true
       }
-      if (installRoute(s, t, route.destination, route.starved === true, route.seqno ?? 0, route.nextHop, family))
+      if (
+        installRoute(s, t, route.destination, route.starved === true, route.seqno ?? 0, route.nextHop, family, changed)
+      )
         changed = true
     }
     return changed
@@ -695,9 +709,11 @@ export const makeSitePart = <M>(
 
   /**
    * One route of site s's decision: starvation, seqno and forwarding; true when worth advertising
-   * at once. A route's seqno change is always advertised at once, as the daemon's trigger does
-   * (node-runtime AdvertTrigger: a new seqno is structural), not only while some site is starved
-   * for the destination (the model's rule before session 10, a read of every site's state).
+   * at once. A seqno that differs from the one last advertised goes out at once only while urgent
+   * (`SiteRouter.seqnoUrgent`: a starved site asked for it), as the daemon's trigger does
+   * (node-runtime AdvertTrigger, session 11); otherwise with the periodic advertisement. Asked only
+   * when nothing else in this decision triggers already (`changedSoFar`; the answer would not
+   * matter).
    */
   const installRoute = (
     s: number,
@@ -707,14 +723,16 @@ export const makeSitePart = <M>(
     seqno: number,
     nextHop: number | null,
     family: number | null,
+    changedSoFar: boolean,
   ): boolean => {
     if (d === s || d < 0 || d >= n) return false
     let changed = false
     const i = s * n + d
     starved[i] = routeStarved ? 1 : 0
-    if (seqno !== routeSeqno[i]) {
-      routeSeqno[i] = seqno
-      changed = true
+    routeSeqno[i] = seqno
+    if (!changedSoFar && seqno !== advertisedSeqno[i]) {
+      const router = routers[s]!
+      changed = router.seqnoUrgent === undefined || router.seqnoUrgent(d, epoch + t)
     }
     if (table.install(s, d, nextHop, family)) {
       changed = true
