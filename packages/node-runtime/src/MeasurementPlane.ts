@@ -243,13 +243,13 @@ export const makeMeasurementPlane = (
       onLeft: (e) => Effect.dieMessage(`allowPrefixes: ${e.prefix}: ${e.reason}`),
       onRight: Effect.succeed,
     })
-    // Its own `ip -batch` process (started at the first scan): no fork of the plane per rescan.
-    const ipSession = config.discovery.commandPrefix.length === 0 ? yield* makeIpScoped() : undefined
     const discovery = yield* makeDiscovery({
       confDir: config.discovery.confDir,
       namePattern: config.discovery.namePattern,
       commands: { prefix: config.discovery.commandPrefix, ip: "ip", wg: "wg" },
-      ...(ipSession === undefined ? {} : { ipSession }),
+      // Its own `ip -batch` process, started at the first read (none with a command prefix, which
+      // readLiveLinks does not send through it): no fork of the plane per rescan.
+      ipSession: yield* makeIpScoped(),
       rescanIntervalMillis: config.discovery.rescanIntervalMillis,
       monitorRescanIntervalMillis: config.discovery.monitorRescanIntervalMillis,
       debounceMillis: 200,
