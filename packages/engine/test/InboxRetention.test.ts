@@ -4,9 +4,10 @@
  * the messages of the largest batch ever (a model run at N = 200 kept 480 MB of old messages
  * after one burst). Checked with weak references and a forced collection.
  */
-import { describe, expect, it } from "@effect/vitest"
+
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
+import { describe, expect, it } from "@effect/vitest"
 import { SiteId } from "../src/Domain.js"
 import { LinkStateMessage } from "../src/LinkState.js"
 import { NodeRouter } from "../src/NodeRouter.js"
