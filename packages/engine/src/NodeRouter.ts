@@ -633,7 +633,14 @@ export class NodeRouter {
     if (this.store.accept(message, nowMillis) !== "accepted") return
     if (this.config.peerVerdicts || this.suspicionOn) this.notePeerReports(message, nowMillis)
     const derived = derivedOf(message)
-    this.mesh.setRow(message.origin, derived.row)
+    // An origin that offers no route is no transit: drawing paths through it (its links are
+    // live) proposed next hops that route around it (their advertised routes do), so a site
+    // whose shortest path crossed a restarted site in its 40 s hold-down was starved although it
+    // had a direct tunnel to the destination, or asked for a better route, again and again, that
+    // no new seqno could give (model at N = 200: a storm of requests and seqno waves for the
+    // whole hold-down, 28 Nov). It stays a destination: the links into it are its peers'.
+    if (derived.transit) this.mesh.setRow(message.origin, derived.row)
+    else this.mesh.clearLinksFrom(message.origin)
     if (derived.requestsKey !== "") {
       // Requests are repeated in every message for their lifetime, and every site relays them:
       // the same list from the same origin again is a no-op (what it relayed is now `requestSeen`,
@@ -748,7 +755,6 @@ export class NodeRouter {
       seqno: r.seqno,
       untilMillis: nowMillis + this.config.seqnoRequestLifetimeMillis,
     })
-    this.requestsAddedCount++
   }
 
   /**
@@ -1182,11 +1188,14 @@ export class NodeRouter {
 
   private requestsAddedCount = 0
   /**
-   * Seqno requests added or renewed so far (our own and relayed ones, messages received until
-   * now included); only grows. A caller that advertises when it changed sends a new request at
-   * once instead of with the next periodic message: the requester waits for the destination's
-   * answer, and the starved flag does not cover a request for a better, infeasible route
-   * (`requestForBetter`). The model's `ExchangeConfig.requestTrigger` reads it.
+   * Our own seqno requests added or renewed so far (not the ones we relay); only grows. A
+   * caller that advertises when it changed sends a new request at once instead of with the next
+   * periodic message: the requester waits for the destination's answer, and the starved flag
+   * does not cover a request for a better, infeasible route (`requestForBetter`). A relayed
+   * request waits for the periodic message: the requester's own message is flooded to every
+   * site, the destination included, so relaying it at once only repeats it, from every site
+   * for every request. The model's `ExchangeConfig.requestTrigger` reads it, as the daemon's
+   * advert trigger does.
    */
   get requestsAdded(): number {
     this.drainInbox()
@@ -1219,6 +1228,12 @@ interface DerivedLinks {
    */
   readonly urgent: ReadonlyArray<number>
   readonly urgentKey: string
+  /**
+   * The origin offers a route to some destination other than itself (the last entry per
+   * destination counts, as in the store). A site that offers none forwards nothing (its
+   * start-up hold-down, or starved for everything), so its links are no transit.
+   */
+  readonly transit: boolean
 }
 
 /** Index of `site` in an ascending list, −1 when absent. */
@@ -1290,7 +1305,14 @@ const derivedOf = memoPerMessage((message): DerivedLinks => {
       if (requestedSeqnoForSite.has(d.destination)) retracted.set(d.destination, d.distanceMs === null)
     urgent = [...requestedSeqnoForSite.keys()].filter((d) => retracted.get(d) !== false).sort((a, b) => a - b)
   }
+  // Later entries for the same destination win, as in the store.
+  const offered = new Map<number, boolean>()
+  for (const d of message.distances)
+    if (d.destination !== origin) offered.set(d.destination, d.distanceMs !== null && d.distanceMs < Infinity)
+  let transit = false
+  for (const finite of offered.values()) if (finite) transit = true
   const derived = {
+    transit,
     requestedSeqnoForSite,
     urgent,
     urgentKey: urgent.join(","),

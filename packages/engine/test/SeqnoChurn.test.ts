@@ -139,6 +139,51 @@ describe("seqno churn", () => {
     expect(w.routers[2]!.seqno).toBe(1)
   })
 
+  it("a site in its start-up hold-down is no transit: no starvation beside a direct tunnel, no request for a path through it", () => {
+    // 0 → 3 direct (5 ms) sets 0's FD; 1 → 3 goes through 2 (20 ms; direct 55 ms). Site 2
+    // restarts with a 60 s hold-down: its links stay up, it offers no routes, so it is no transit.
+    // 1 must route direct (when 2 still counted as transit, 1's only proposals were the path
+    // through 2 and its incumbent through 2: starved, next to a live direct tunnel). Then 0 → 3
+    // degrades to 100 ms: the path 0 → 1 → 2 → 3 (80 ms) is no path while 2 holds down, so no
+    // request (before: one per back-off, each a new seqno for 3 that bought nothing, as 1
+    // routes around 2). Once 2 routes again: the request, the switch (80 ms).
+    const holdDown = new Map<number, number>()
+    const w = new World(
+      4,
+      [
+        { a: 0, b: 3, family: 4, rttMs: 5 },
+        { a: 0, b: 1, family: 4, rttMs: 60 },
+        { a: 1, b: 2, family: 4, rttMs: 10 },
+        { a: 2, b: 3, family: 4, rttMs: 10 },
+        { a: 1, b: 3, family: 4, rttMs: 55 },
+      ],
+      (self) => ({ startupHoldDownMillis: holdDown.get(self) ?? 0, stability: { dwellMillis: 1000 } }),
+    )
+    const route = (site: number, d: number) => w.routers[site]!.lastDecision!.byDestination.get(d)!
+    w.settle(6, 5000)
+    expect(route(0, 3).nextHop).toBe(3)
+    expect(route(1, 3).nextHop).toBe(2)
+    holdDown.set(2, 60_000)
+    w.restart(2)
+    w.settle(2, 5000)
+    expect(route(1, 3).nextHop).toBe(3)
+    // (0 does ask for 2 itself: 2's new incarnation starts its seqno again. Only 3 is checked.)
+    const seqnoBefore = w.routers[3]!.seqno
+    w.rtt.set(linkKey(0, 3, 4), 100)
+    w.rtt.set(linkKey(3, 0, 4), 100)
+    w.settle(6, 5000)
+    expect(route(2, 3).nextHop).toBeNull()
+    expect(route(1, 3).nextHop).toBe(3)
+    expect(route(0, 3).nextHop).toBe(3)
+    expect(w.routers[3]!.seqno).toBe(seqnoBefore)
+    // 2's hold-down ends: 1 routes through it again.
+    w.settle(14, 5000)
+    expect(route(2, 3).nextHop).toBe(3)
+    expect(route(1, 3).nextHop).toBe(2)
+    expect(route(0, 3).nextHop).toBe(1)
+    expect(w.routers[3]!.seqno).toBeGreaterThan(seqnoBefore)
+  })
+
   it("a starved router asks at once, however recently it asked for a better route", () => {
     // 0–2 direct is best (FD ≈ 5 ms). Direct degrades to 100 ms: 0 asks once for the better route
     // (back-off of an hour from then on). Then every path but 0 → 1 → 2 ... is made worse so that

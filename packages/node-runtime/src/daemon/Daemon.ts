@@ -335,7 +335,7 @@ export const runDaemon = (config: DaemonConfig, options: DaemonOptions) =>
     let managedRouteCount = 0
     let advertised: AdvertisedView | undefined
     let lastAdvertMillis = 0
-    /** The router's `requestsAdded` when the last message went out (a new request goes at once). */
+    /** The router's `requestsAdded` when the last message went out (a new request of ours goes at once; a relayed one waits). */
     let requestsAdvertised = 0
     let previous: RoutingDecision | undefined
     let loggedSeqno = router.seqno

@@ -91,7 +91,7 @@ export interface SiteRouter<M> {
   setBgpPaths?(paths: ReadonlyArray<BgpPathLike>): void
   /** Own destination sequence number (raised by peers' requests; a change is advertised at once). */
   readonly seqno?: number
-  /** Seqno requests added so far (only grows), read only with `ExchangeConfig.requestTrigger`. */
+  /** Own seqno requests added so far (only grows; relayed ones not), read only with `ExchangeConfig.requestTrigger`. */
   readonly requestsAdded?: number
   /**
    * Whether a starved site waits for a new seqno of `destination` now (the engine's
@@ -155,8 +155,9 @@ export interface ExchangeConfig {
    */
   readonly metricTrigger: AdvertTriggerThresholds | false
   /**
-   * Also advertise at once when the site added or renewed a seqno request since its last
-   * advertisement (`SiteRouter.requestsAdded`): a request for a better but infeasible route
+   * Also advertise at once when the site added or renewed a seqno request of its own since its
+   * last advertisement (`SiteRouter.requestsAdded`; relayed requests wait for the periodic
+   * message since 28 Nov, as in the daemon): a request for a better but infeasible route
    * changes no starved flag, so without this it waits for the periodic message. Default true
    * (the daemon since 27 Nov); false before.
    */
@@ -283,6 +284,11 @@ export interface Sent {
   readonly changedHop: Int32Array
   /** Destinations whose seqno alone differs. */
   readonly changedSeqno: Int32Array
+  /**
+   * The origin began or stopped offering routes (the end or the start of its start-up hold-down):
+   * the engine counts a site that offers none as no transit, so every site's graph changed.
+   */
+  readonly transitChanged: boolean
 }
 
 interface OpenEvent {
@@ -480,6 +486,8 @@ export const makeSitePart = <M>(
   // Per (origin, destination) the route in the origin's previous message, for `Sent.changed`.
   const sentNextHop = new Int32Array(n * n).fill(-2)
   const sentSeqno = new Float64Array(n * n).fill(-1)
+  // Per origin: its last message offered a route (1), none (0), no message yet (2).
+  const sentOffers = new Uint8Array(n).fill(2)
   const lastSent: Array<Sent | undefined> = new Array(n).fill(undefined)
   const sentCount = new Float64Array(n)
   // metricTrigger: per (site, destination) the metric and starved flag of the latest decision and
@@ -566,15 +574,26 @@ export const makeSitePart = <M>(
   const sentOf = (s: number, msg: M): Sent => {
     const seq = sentCount[s]!++
     if (config.describeMessage === undefined)
-      return { id: -1, pending: 0, origin: s, seq, message: msg, changedHop: noChange, changedSeqno: noChange }
+      return {
+        id: -1,
+        pending: 0,
+        origin: s,
+        seq,
+        message: msg,
+        changedHop: noChange,
+        changedSeqno: noChange,
+        transitChanged: false,
+      }
     const hop: number[] = []
     const seqChanged: number[] = []
     const described = config.describeMessage(msg)
+    let offers = 0
     for (const r of described.routes) {
       const d = r.destination
       if (d < 0 || d >= n) continue
       const i = s * n + d
       const nh = r.distanceMs === null ? -1 : (r.nextHop ?? -1)
+      if (d !== s && nh >= 0) offers = 1
       if (sentNextHop[i] !== -2) {
         if (sentNextHop[i] !== nh) hop.push(d)
         else if (sentSeqno[i] !== r.seqno) seqChanged.push(d)
@@ -590,7 +609,15 @@ export const makeSitePart = <M>(
       message: msg,
       changedHop: hop.length === 0 ? noChange : Int32Array.from(hop),
       changedSeqno: seqChanged.length === 0 ? noChange : Int32Array.from(seqChanged),
+      transitChanged: swapTransit(s, offers),
     }
+  }
+
+  /** Records whether origin s offers routes now; true when that changed since its last message. */
+  const swapTransit = (s: number, offers: number): boolean => {
+    const before = sentOffers[s]
+    sentOffers[s] = offers
+    return before !== offers && before !== 2
   }
 
   const deliverAdvert = (s: number, t: number): void => {
@@ -639,9 +666,11 @@ export const makeSitePart = <M>(
    * Does this delivery change something site r forwards on (so the daemon's decide-per-message
    * matters)? Read from r's own state only: the route's next hop at the origin changed (or a
    * seqno changed: the answer to a seqno request on its way back) for a destination r forwards
-   * through the origin or is starved for.
+   * through the origin or is starved for; or the origin began or stopped offering routes, which
+   * makes it a transit in r's graph or takes it out (the daemon decides on every message).
    */
   const concerns = (r: number, sent: Sent): boolean => {
+    if (sent.transitChanged) return true
     const o = sent.origin
     for (const d of sent.changedHop) {
       if (d === r) continue

@@ -61,6 +61,7 @@ interface CrossingMessage {
   readonly message: unknown
   readonly changedHop: Int32Array
   readonly changedSeqno: Int32Array
+  readonly transitChanged: boolean
   readonly atMillis: Float64Array
   readonly recipients: Int32Array
 }
@@ -164,6 +165,7 @@ export const runModelWorker = (data: ModelWorkerData): void => {
               message: reviveMessage(c.message),
               changedHop: c.changedHop,
               changedSeqno: c.changedSeqno,
+              transitChanged: c.transitChanged,
             }
             for (let j = 0; j < c.recipients.length; j++) part.inject(c.atMillis[j]!, c.recipients[j]!, sent)
           }
@@ -179,6 +181,7 @@ export const runModelWorker = (data: ModelWorkerData): void => {
             message: sent.message,
             changedHop: sent.changedHop,
             changedSeqno: sent.changedSeqno,
+            transitChanged: sent.transitChanged,
             atMillis: Float64Array.from(e.at),
             recipients: Int32Array.from(e.r),
           })
