@@ -96,7 +96,12 @@ describe("the merge rule on a real NodeRouter graph", () => {
                 costMs,
                 selected: true,
               })),
-              distances: [],
+              // A forwarding origin (its own entry and a route to us): the router's graph leaves
+              // out the links of an origin that offers no route (no transit through it).
+              distances: [
+                { destination: SiteId.make(o.origin), seqno: 0, distanceMs: 0, nextHop: null },
+                { destination: SiteId.make(0), seqno: 0, distanceMs: 1, nextHop: SiteId.make(0) },
+              ],
               requests: [],
             })
             router.receiveLinkState(message, now)

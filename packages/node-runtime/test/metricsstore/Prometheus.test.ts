@@ -116,7 +116,12 @@ describe.skipIf(!hasPrometheus)("metrics store against a real Prometheus", () =>
             seq: 1,
             generatedAtMillis: Date.now(),
             tunnels: [{ remote: SiteId.make(2), family: 4, stats: exchangeStats, costMs: 30, selected: true }],
-            distances: [],
+            // Origin 1 forwards (a route to 2): the graph leaves out the links of an origin that
+            // offers no route.
+            distances: [
+              { destination: SiteId.make(1), seqno: 0, distanceMs: 0, nextHop: null },
+              { destination: SiteId.make(2), seqno: 0, distanceMs: 30, nextHop: SiteId.make(2) },
+            ],
             requests: [],
           }),
           Date.now(),
