@@ -573,44 +573,31 @@ export const makeSitePart = <M>(
   const noChange = new Int32Array(0)
   const sentOf = (s: number, msg: M): Sent => {
     const seq = sentCount[s]!++
-    if (config.describeMessage === undefined)
-      return {
-        id: -1,
-        pending: 0,
-        origin: s,
-        seq,
-        message: msg,
-        changedHop: noChange,
-        changedSeqno: noChange,
-        transitChanged: false,
+    let changedHop = noChange
+    let changedSeqno = noChange
+    let transitChanged = false
+    if (config.describeMessage !== undefined) {
+      const hop: number[] = []
+      const seqChanged: number[] = []
+      let offers = 0
+      for (const r of config.describeMessage(msg).routes) {
+        const d = r.destination
+        if (d < 0 || d >= n) continue
+        const i = s * n + d
+        const nh = r.distanceMs === null ? -1 : (r.nextHop ?? -1)
+        if (d !== s && nh >= 0) offers = 1
+        if (sentNextHop[i] !== -2) {
+          if (sentNextHop[i] !== nh) hop.push(d)
+          else if (sentSeqno[i] !== r.seqno) seqChanged.push(d)
+        }
+        sentNextHop[i] = nh
+        sentSeqno[i] = r.seqno
       }
-    const hop: number[] = []
-    const seqChanged: number[] = []
-    const described = config.describeMessage(msg)
-    let offers = 0
-    for (const r of described.routes) {
-      const d = r.destination
-      if (d < 0 || d >= n) continue
-      const i = s * n + d
-      const nh = r.distanceMs === null ? -1 : (r.nextHop ?? -1)
-      if (d !== s && nh >= 0) offers = 1
-      if (sentNextHop[i] !== -2) {
-        if (sentNextHop[i] !== nh) hop.push(d)
-        else if (sentSeqno[i] !== r.seqno) seqChanged.push(d)
-      }
-      sentNextHop[i] = nh
-      sentSeqno[i] = r.seqno
+      if (hop.length > 0) changedHop = Int32Array.from(hop)
+      if (seqChanged.length > 0) changedSeqno = Int32Array.from(seqChanged)
+      transitChanged = swapTransit(s, offers)
     }
-    return {
-      id: -1,
-      pending: 0,
-      origin: s,
-      seq,
-      message: msg,
-      changedHop: hop.length === 0 ? noChange : Int32Array.from(hop),
-      changedSeqno: seqChanged.length === 0 ? noChange : Int32Array.from(seqChanged),
-      transitChanged: swapTransit(s, offers),
-    }
+    return { id: -1, pending: 0, origin: s, seq, message: msg, changedHop, changedSeqno, transitChanged }
   }
 
   /** Records whether origin s offers routes now; true when that changed since its last message. */
