@@ -139,8 +139,11 @@ type ParsedDistances =
 /** Largest destination id held densely (arrays of max id + 1 entries, at most 4 × the entry count). */
 const denseLimit = (entries: number): number => Math.min(smallSiteLimit, Math.max(64, 4 * entries))
 
-/** Parsed distances per message object (see `memoPerMessage`). */
-const parsed = memoPerMessage((message): { distances: ParsedDistances; selfSeqno: number } => {
+/**
+ * Parsed distances per message object (see `memoPerMessage`); `offersRoute`: a finite distance to
+ * some destination other than the origin (later entries win, as everywhere here).
+ */
+const parsed = memoPerMessage((message): { distances: ParsedDistances; selfSeqno: number; offersRoute: boolean } => {
   let max = -1
   let dense = true
   for (const d of message.distances) {
@@ -157,14 +160,27 @@ const parsed = memoPerMessage((message): { distances: ParsedDistances; selfSeqno
       distanceMs[d.destination] = d.distanceMs ?? Number.POSITIVE_INFINITY
     }
     const own = message.origin >= 0 && message.origin <= max ? seqno[message.origin]! : Number.NaN
-    return { distances: { dense: true, seqno, distanceMs }, selfSeqno: Number.isNaN(own) ? -1 : own }
+    let offersRoute = false
+    for (let d = 0; d <= max && !offersRoute; d++)
+      offersRoute = d !== message.origin && !Number.isNaN(seqno[d]!) && distanceMs[d]! < Number.POSITIVE_INFINITY
+    return { distances: { dense: true, seqno, distanceMs }, selfSeqno: Number.isNaN(own) ? -1 : own, offersRoute }
   }
   const table = new SiteTable<RouteMetric>()
   for (const d of message.distances) {
     table.set(d.destination, { seqno: d.seqno, distanceMs: d.distanceMs ?? Number.POSITIVE_INFINITY })
   }
-  return { distances: { dense: false, table }, selfSeqno: table.get(message.origin)?.seqno ?? -1 }
+  let offersRoute = false
+  table.forEach((m, d) => {
+    if (d !== message.origin && m.distanceMs < Number.POSITIVE_INFINITY) offersRoute = true
+  })
+  return { distances: { dense: false, table }, selfSeqno: table.get(message.origin)?.seqno ?? -1, offersRoute }
 })
+
+/**
+ * The message offers a route to some destination other than its origin. A site that offers
+ * none forwards nothing (its start-up hold-down, or starved for everything): no transit.
+ */
+export const offersRoute = (message: LinkStateMessage): boolean => parsed(message).offersRoute
 
 /** What parsed distances say for a destination (a fresh metric), undefined when not listed. */
 const distanceIn = (distances: ParsedDistances, destination: number): RouteMetric | undefined => {

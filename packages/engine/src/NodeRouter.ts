@@ -62,7 +62,14 @@ import {
   SearchScratch,
   type ShortestPathTree,
 } from "./Graph.js"
-import { LinkStateMessage, LinkStateStore, memoPerMessage, SiteTable, type TunnelAdvert } from "./LinkState.js"
+import {
+  LinkStateMessage,
+  LinkStateStore,
+  memoPerMessage,
+  offersRoute,
+  SiteTable,
+  type TunnelAdvert,
+} from "./LinkState.js"
 import {
   defaultMeasuredConfig,
   type MeasuredConfig,
@@ -639,7 +646,7 @@ export class NodeRouter {
     // had a direct tunnel to the destination, or asked for a better route, again and again, that
     // no new seqno could give (model at N = 200: a storm of requests and seqno waves for the
     // whole hold-down, 28 Nov). It stays a destination: the links into it are its peers'.
-    if (derived.transit) this.mesh.setRow(message.origin, derived.row)
+    if (offersRoute(message)) this.mesh.setRow(message.origin, derived.row)
     else this.mesh.clearLinksFrom(message.origin)
     if (derived.requestsKey !== "") {
       // Requests are repeated in every message for their lifetime, and every site relays them:
@@ -1228,12 +1235,6 @@ interface DerivedLinks {
    */
   readonly urgent: ReadonlyArray<number>
   readonly urgentKey: string
-  /**
-   * The origin offers a route to some destination other than itself (the last entry per
-   * destination counts, as in the store). A site that offers none forwards nothing (its
-   * start-up hold-down, or starved for everything), so its links are no transit.
-   */
-  readonly transit: boolean
 }
 
 /** Index of `site` in an ascending list, −1 when absent. */
@@ -1305,14 +1306,7 @@ const derivedOf = memoPerMessage((message): DerivedLinks => {
       if (requestedSeqnoForSite.has(d.destination)) retracted.set(d.destination, d.distanceMs === null)
     urgent = [...requestedSeqnoForSite.keys()].filter((d) => retracted.get(d) !== false).sort((a, b) => a - b)
   }
-  // Later entries for the same destination win, as in the store.
-  const offered = new Map<number, boolean>()
-  for (const d of message.distances)
-    if (d.destination !== origin) offered.set(d.destination, d.distanceMs !== null && d.distanceMs < Infinity)
-  let transit = false
-  for (const finite of offered.values()) if (finite) transit = true
   const derived = {
-    transit,
     requestedSeqnoForSite,
     urgent,
     urgentKey: urgent.join(","),

@@ -17,6 +17,7 @@ import {
   LinkStateDecodeError,
   LinkStateMessage,
   LinkStateStore,
+  offersRoute,
   SiteTable,
 } from "../src/LinkState.js"
 
@@ -172,6 +173,40 @@ describe("Feasibility", () => {
     expect(ownSeqnoAfterRequests(s(4), 2, [request])).toBe(7)
     expect(ownSeqnoAfterRequests(s(4), 9, [request])).toBe(9)
     expect(ownSeqnoAfterRequests(s(5), 2, [request])).toBe(2)
+  })
+})
+
+describe("offersRoute", () => {
+  // Destinations dense (small ids) or sparse (a table): the same answer as the plain rule, the
+  // last entry per destination counting, the origin's own entry never.
+  it("is true exactly when the last entry of some other destination has a finite distance", () => {
+    const entry = fc.record({
+      destination: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constant(100_000)),
+      distanceMs: fc.option(fc.integer({ min: 0, max: 50 }), { nil: null }),
+    })
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 3 }), fc.array(entry, { maxLength: 6 }), (origin, entries) => {
+        const message = new LinkStateMessage({
+          origin: SiteId.make(origin),
+          incarnation: 1,
+          seq: 1,
+          generatedAtMillis: 0,
+          tunnels: [],
+          distances: entries.map((e) => ({
+            destination: SiteId.make(e.destination),
+            seqno: 0,
+            distanceMs: e.distanceMs,
+            nextHop: e.distanceMs === null ? null : SiteId.make(origin),
+          })),
+          requests: [],
+        })
+        const last = new Map<number, number | null>()
+        for (const e of entries) last.set(e.destination, e.distanceMs)
+        const expected = [...last].some(([d, distance]) => d !== origin && distance !== null)
+        expect(offersRoute(message)).toBe(expected)
+      }),
+      { numRuns: 500 },
+    )
   })
 })
 
