@@ -12,7 +12,7 @@
 import type { BgpPath, Family, SiteId } from "./Domain.js"
 import type { Eligibility, RouteMetric } from "./Feasibility.js"
 import type { MeshGraph, Path, ShortestPathTree } from "./Graph.js"
-import { FrozenTreePaths, treeNextHopIndex, treePath } from "./Graph.js"
+import { FrozenTreePaths, treePath } from "./Graph.js"
 import * as Stability from "./Stability.js"
 
 export type AlgorithmName = "shortest-bgp" | "least-cost-bgp" | "graph-least-cost" | "measured-fastest"
@@ -435,18 +435,13 @@ const keptShortest = (
   const tree = view.tree()
   const t = tree.graph.indexOf.get(destination)
   if (t === undefined) return undefined
-  const hop = treeNextHopIndex(tree, t)
+  const paths = frozen(tree)
+  const hop = paths.nextHopIndex(t)
   if (hop < 0 || tree.graph.sites[hop] !== previous.nextHop) return undefined
   const nextHop = previous.nextHop
   const e = view.eligibility(nextHop, destination)
   if (!e.eligible) return undefined
-  const proposal = new TreeProposal(
-    nextHop,
-    tree.distanceMs[t]!,
-    view.ownLink(nextHop).noiseMs,
-    frozen(tree),
-    destination,
-  )
+  const proposal = new TreeProposal(nextHop, tree.distanceMs[t]!, view.ownLink(nextHop).noiseMs, paths, destination)
   return {
     nextHop,
     proposal,

@@ -1,6 +1,6 @@
 /**
  * Speed-only mechanisms of session 8 give the results of the plain ones: a decision's kept paths
- * read from the tree's frozen parents (`FrozenTreePaths`, `treeNextHopIndex`) against `treePath`,
+ * read from the tree's frozen parents (`FrozenTreePaths`, its `nextHopIndex`, `treeNextHopIndex`) against `treePath`,
  * also after the search's lent buffers were reused, and the router's per-instant memo of its own
  * links' stats (a decision and the advertisement right after it) against computing them afresh,
  * including a sample folded between the two at the same instant.
@@ -25,7 +25,7 @@ const graphCase = fc.integer({ min: 1, max: 12 }).chain((n) =>
 )
 
 describe("decision paths from the frozen tree", () => {
-  it("treeNextHopIndex and FrozenTreePaths.pathTo equal treePath, also after the buffers are reused", () => {
+  it("treeNextHopIndex, FrozenTreePaths.nextHopIndex and .pathTo equal treePath, also after the buffers are reused", () => {
     fc.assert(
       fc.property(graphCase, ({ n, source, other, edges }) => {
         const mesh = new MeshGraph()
@@ -41,12 +41,17 @@ describe("decision paths from the frozen tree", () => {
           const want = expected[t]
           const hop = treeNextHopIndex(tree, t)
           expect(hop === -1 ? undefined : g.sites[hop]).toBe(want?.[1])
+          // Asked in any order (the first call finds every node's next hop).
+          const u = (t + other) % n
+          expect(frozen.nextHopIndex(u)).toBe(treeNextHopIndex(tree, u))
         }
         // The lent buffers now hold another tree: the frozen paths must not change.
         dijkstra(g, other, { into })
         for (let t = 0; t < n; t++) {
           const want = expected[t]
           if (want !== undefined) expect(frozen.pathTo(g.sites[t]!)).toEqual(want)
+          const hop = frozen.nextHopIndex(t)
+          expect(hop === -1 ? undefined : g.sites[hop]).toBe(want?.[1])
         }
       }),
       { numRuns: 500 },
