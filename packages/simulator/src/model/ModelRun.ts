@@ -372,6 +372,44 @@ const resolve = <M>(config: RunConfig<M>): Resolved => ({
   end: config.durationMillis,
 })
 
+/** A site's first instants: per prober its first echo and loss test, then its first tick (decide and advertisement). */
+interface StartInstants {
+  readonly echoAt: Float64Array
+  readonly lossTestAt: Float64Array
+  readonly tickAt: number
+}
+
+/** Draws a site's first instants from its phase stream, in this order: per prober echo then loss test, then the tick. */
+const startInstants = (
+  probe: ProbeModelConfig,
+  decideIntervalMillis: number,
+  phase: Prng,
+  probers: number,
+): StartInstants => {
+  const echoAt = new Float64Array(probers)
+  const lossTestAt = new Float64Array(probers)
+  for (let j = 0; j < probers; j++) {
+    echoAt[j] = phase.next() * probe.intervalMillis
+    if (probe.lossTestIntervalMillis > 0) lossTestAt[j] = phase.next() * probe.lossTestIntervalMillis
+  }
+  return { echoAt, lossTestAt, tickAt: phase.next() * decideIntervalMillis }
+}
+
+/**
+ * Each site's first tick (ms), as the run draws it: a site decides and advertises at this phase
+ * of every decide interval unless woken. For splitting the sites over threads (`ModelThreads`).
+ */
+export const firstTicks = <M>(config: RunConfig<M>): Float64Array => {
+  const { probe, decideIntervalMillis } = resolve(config)
+  const net = new ModelNetwork(config.mesh, config.seed)
+  const probers = new Int32Array(net.sites)
+  for (let li = 0; li < net.truths.length; li++) probers[net.linkFrom[li]!]!++
+  return Float64Array.from(
+    probers,
+    (count, s) => startInstants(probe, decideIntervalMillis, Prng.derive(config.seed, "phase", s), count).tickAt,
+  )
+}
+
 /**
  * How far ahead a run split over threads may run each part alone: nothing one site does reaches
  * another sooner than this (whole ms). Sites interact only through link-state messages — every
@@ -509,14 +547,15 @@ export const makeSitePart = <M>(
   // Start: each owned site draws its probers' phases, then its tick's, from its own stream.
   for (let s = 0; s < n; s++) {
     if (owns[s] !== 1) continue
-    const phase = prngPhase[s]!
-    for (const p of probersOf[s]!) {
-      queue.push(phase.next() * probe.intervalMillis, { k: 0, p, g: 0, burst: false })
-      if (probe.lossTestIntervalMillis > 0) queue.push(phase.next() * probe.lossTestIntervalMillis, { k: 2, p })
+    const probers = probersOf[s]!
+    const start = startInstants(probe, decideIntervalMillis, prngPhase[s]!, probers.length)
+    for (let j = 0; j < probers.length; j++) {
+      const p = probers[j]!
+      queue.push(start.echoAt[j]!, { k: 0, p, g: 0, burst: false })
+      if (probe.lossTestIntervalMillis > 0) queue.push(start.lossTestAt[j]!, { k: 2, p })
     }
-    const t = phase.next() * decideIntervalMillis
-    queue.push(t, { k: 3, s })
-    nextAdvertiseAt[s] = t
+    queue.push(start.tickAt, { k: 3, s })
+    nextAdvertiseAt[s] = start.tickAt
   }
   const changes = net.changePoints(0, end)
   const globals = globalEventsOf(changes, config.restarts ?? [], n)

@@ -9,7 +9,7 @@ import { fc, test } from "@fast-check/vitest"
 import { describe, expect, it } from "vitest"
 import { defaultEngineSettings, type EngineSettings, legacyEngineSettings } from "../../src/model/EngineRouters.js"
 import { lookaheadMillis } from "../../src/model/ModelRun.js"
-import { runScenarioOnThreads } from "../../src/model/ModelThreads.js"
+import { runScenarioOnThreads, splitByTick } from "../../src/model/ModelThreads.js"
 import {
   randomScenario,
   randomSmallScenario,
@@ -65,6 +65,22 @@ describe("model on two threads", () => {
     const scenario = randomSmallScenario(5, 20_000, 8_000)
     expect(threadsPossible(scenario, { ...defaultEngineSettings, algorithm: "measured-fastest" })).toBe(false)
   })
+})
+
+describe("splitting the sites by tick", () => {
+  test.prop([fc.array(fc.integer({ min: 0, max: 999 }), { maxLength: 60 })])(
+    "every stretch of the decide interval holds as many ticks of one thread as of the other, ± 1",
+    (ticks) => {
+      const threadOf = splitByTick(Float64Array.from(ticks))
+      // Any window [a, b] of tick times: the two threads' counts differ by at most 1.
+      for (const a of ticks)
+        for (const b of ticks) {
+          const inside = ticks.flatMap((t, s) => (t >= a && t <= b ? [threadOf[s]!] : []))
+          const ones = inside.filter((x) => x === 1).length
+          expect(Math.abs(inside.length - 2 * ones)).toBeLessThanOrEqual(1)
+        }
+    },
+  )
 })
 
 describe("model threads on error", () => {
