@@ -20,7 +20,8 @@
 import { existsSync } from "node:fs"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads"
-import { LinkStateMessage } from "@net-perf/engine"
+import type { LinkStateMessage } from "@net-perf/engine"
+import { type Crossing, decodeCrossings, encodeCrossings } from "./CrossingCodec.js"
 import type { EngineSettings } from "./EngineRouters.js"
 import { firstTicks, lookaheadMillis, makeObserver, makeSitePart, type Sent } from "./ModelRun.js"
 import type { ReportAccumulators, RunReport } from "./Report.js"
@@ -52,18 +53,6 @@ export interface ModelWorkerData {
   readonly control: SharedArrayBuffer
   readonly peerPort: MessagePort
   readonly logPort: MessagePort
-}
-
-/** One message crossing to the other half, with its deliveries there. */
-interface CrossingMessage {
-  readonly origin: number
-  readonly seq: number
-  readonly message: unknown
-  readonly changedHop: Int32Array
-  readonly changedSeqno: Int32Array
-  readonly transitChanged: boolean
-  readonly atMillis: Float64Array
-  readonly recipients: Int32Array
 }
 
 type LogBatch =
@@ -101,13 +90,6 @@ const workerExecArgv = (): string[] | undefined => {
     else if (!a.startsWith("--conditions=")) out.push(a)
   }
   return out.length === argv.length ? undefined : out
-}
-
-/** A structured-cloned link-state message back into the engine's class (the engine's own type). */
-const reviveMessage = (m: unknown): LinkStateMessage => {
-  if (m instanceof LinkStateMessage) return m
-  const { _tag, ...fields } = m as LinkStateMessage
-  return new LinkStateMessage(fields, true)
 }
 
 /**
@@ -156,13 +138,13 @@ export const runModelWorker = (data: ModelWorkerData): void => {
           const got = receiveMessageOnPort(data.peerPort)
           if (got === undefined) continue // posted before the counter was raised: on its way
           taken++
-          for (const c of got.message as ReadonlyArray<CrossingMessage>) {
+          for (const c of decodeCrossings(got.message as Float64Array)) {
             const sent: Sent = {
               id: -1,
               pending: 0,
               origin: c.origin,
               seq: c.seq,
-              message: reviveMessage(c.message),
+              message: c.message,
               changedHop: c.changedHop,
               changedSeqno: c.changedSeqno,
               transitChanged: c.transitChanged,
@@ -173,20 +155,23 @@ export const runModelWorker = (data: ModelWorkerData): void => {
       }
       part.runUntil(until)
       if (out.size > 0) {
-        const batch: CrossingMessage[] = []
+        const batch: Crossing[] = []
         for (const [sent, e] of out)
           batch.push({
             origin: sent.origin,
             seq: sent.seq,
-            message: sent.message,
+            // Only engines run on threads (`runScenario` offers them alone); the codec checks.
+            message: sent.message as LinkStateMessage,
             changedHop: sent.changedHop,
             changedSeqno: sent.changedSeqno,
             transitChanged: sent.transitChanged,
-            atMillis: Float64Array.from(e.at),
-            recipients: Int32Array.from(e.r),
+            atMillis: e.at,
+            recipients: e.r,
           })
         out.clear()
-        data.peerPort.postMessage(batch)
+        // One array of numbers, moved rather than copied (`CrossingCodec.ts` says why).
+        const encoded = encodeCrossings(batch)
+        data.peerPort.postMessage(encoded, [encoded.buffer])
         Atomics.add(control, SENT + me, 1)
       }
       if (until - loggedUntil >= LOG_EVERY_MILLIS || until >= end) {
