@@ -1059,8 +1059,10 @@ export const makeSitePart = <M>(
     }
   }
 
+  let ranUntil = 0
   const runUntil = (untilMillis: number): void => {
     const stop = Math.min(untilMillis, end)
+    ranUntil = Math.max(ranUntil, stop)
     for (;;) {
       const qt = queue.peekTime() ?? Number.POSITIVE_INFINITY
       const gt = globalCursor < globals.length ? globals[globalCursor]!.atMillis : Number.POSITIVE_INFINITY
@@ -1088,7 +1090,14 @@ export const makeSitePart = <M>(
     }
   }
 
-  return { runUntil, inject: queueDelivery, installs, acc }
+  /** A delivery from another part: one into the time already run would be lost silently (a thread bug). */
+  const inject = (atMillis: number, recipient: number, sent: Sent): void => {
+    if (atMillis < ranUntil)
+      throw new Error(`model: a delivery for ${atMillis} ms came after the part ran until ${ranUntil} ms`)
+    queueDelivery(atMillis, recipient, sent)
+  }
+
+  return { runUntil, inject, installs, acc }
 }
 
 /** Truth change points and restarts in (time, kind) order: what every part and the observer agree on. */

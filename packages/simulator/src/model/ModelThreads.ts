@@ -1,11 +1,11 @@
 /**
  * Two-thread model runs: the adapter that starts the workers (`node:worker_threads`), the only
- * part of the model that is not pure. The sites split into two halves; each worker runs its
- * half's engines, probes and exchange (`makeSitePart`) in windows of `lookaheadMillis` (the
- * smallest link-state delay: nothing one site does reaches another sooner), and at the end of
- * each window hands the messages its sites sent to the other half's sites over a MessagePort and
- * raises its window counter in a SharedArrayBuffer; a worker starts window k once the other has
- * finished window k − 1 (`Atomics.wait`). Install logs go to the calling thread, which replays
+ * part of the model that is not pure. The sites split into two halves (`splitByTick`); each
+ * worker runs its half's engines, probes and exchange (`makeSitePart`) in windows of a quarter of
+ * `lookaheadMillis` (the smallest link-state delay: nothing one site does reaches another
+ * sooner), and at the end of each window hands the messages its sites sent to the other half's
+ * sites over a MessagePort and raises its window counter in a SharedArrayBuffer; a worker starts
+ * window k once the other has finished window k − 4 (`Atomics.wait`; `WINDOWS_PER_LOOKAHEAD`). Install logs go to the calling thread, which replays
  * them in time order through the observer (forwarding, loops, reaction, blackholes, stretch). The
  * run is the same as on one thread, report for report (`test/model/Threads.test.ts`): same random
  * streams per site and origin, same order within a millisecond (see `LaneQueue`).
@@ -33,6 +33,15 @@ const SENT = 2 // + worker: batches posted to the other worker
 const PROGRESS = 4 // bumped on every log batch and on failure (the caller waits on it)
 const FAILED = 5
 const CONTROL_SLOTS = 8
+
+/**
+ * Windows per lookahead. A message sent in window j arrives one lookahead later at the earliest,
+ * i.e. in window j + WINDOWS_PER_LOOKAHEAD, so a worker runs window k once the other finished
+ * window k − WINDOWS_PER_LOOKAHEAD: the two may drift up to a lookahead apart at any moment, where
+ * windows of a whole lookahead made each window cost the slower half's time. The 600 s N = 200
+ * run (README, session 13): waits per worker 17.5 s with 1, ≈ 10.5 s with 4, ≈ 11.4 s with 10.
+ */
+const WINDOWS_PER_LOOKAHEAD = 4
 
 /** Simulated time between two install-log batches (both workers flush at the same window ends). */
 const LOG_EVERY_MILLIS = 1000
@@ -128,11 +137,13 @@ export const runModelWorker = (data: ModelWorkerData): void => {
     })
     let taken = 0
     let loggedUntil = 0
+    const step = lookahead / WINDOWS_PER_LOOKAHEAD
     for (let k = 0, from = 0; from < end; k++) {
-      const until = Math.min(end, from + lookahead)
-      if (k > 0) {
-        // The other half's messages of window k − 1 arrive in window k at the earliest.
-        waitAtLeast(control, DONE + peer, k)
+      const until = Math.min(end, (k + 1) * step)
+      const needed = k - WINDOWS_PER_LOOKAHEAD + 1
+      if (needed > 0) {
+        // The other half's messages of window k − WINDOWS_PER_LOOKAHEAD arrive in window k at the earliest.
+        waitAtLeast(control, DONE + peer, needed)
         const posted = Atomics.load(control, SENT + peer)
         while (taken < posted) {
           const got = receiveMessageOnPort(data.peerPort)
