@@ -9,7 +9,7 @@
  *        [--measured-seconds=600] [--seeds=3] [--restarts=2] [--loop-start=0]
  *   --sections=digest --sizes=60,200 --measured-seconds=20: SHA-256 of fixed runs' reports (speed-only changes must keep them)
  *   --rows=graph-least-cost,legacy,no-hysteresis,stability  --stability=rel:0.05,abs:5  (an extra row with these margins)
- *   --threads=1|2  (two worker threads per run, the same report; default 1; measured-fastest runs on one)
+ *   --threads=1|2  (two worker threads per run, the same report; default 1, 2 pays for long N = 200 runs; measured-fastest runs on one)
  *   --advertise-ms=1000 --no-metric-trigger --no-request-trigger  (the model's exchange before 27 Nov; default: the daemon's,
  *        2 s adverts, --metric-trigger=abs:1,rel:0.05, --request-trigger)  --decide-ms=250  (the periodic decide)
  */
@@ -82,9 +82,10 @@ const requestTrigger = args.has("no-request-trigger") ? false : args.has("reques
 // --decide-ms=250: each site's periodic decide (the model's default is 1000; the daemon's 250).
 const decideIntervalMillis = args.has("decide-ms") ? Number(args.get("decide-ms")) : undefined
 // --threads=1|2: run each scenario on one thread or split over two workers (the same report;
-// `runScenario`'s threads). Default 1: on the 2-core VM of session 10 two threads were at best
-// even with one for the 600-s N = 200 run (142–151 s wall against 131–181 s depending on the
-// build and load) and 1.5–2× slower on shorter or smaller runs (README, "Speed, session 10").
+// `runScenario`'s threads). Default 1: two threads take 0.6–0.8 of one thread's wall time for the
+// 600-s N = 200 run since session 13 (72–83 s against 102–121 s on this 2-core VM), but not for
+// short runs, whose start-up burst no split evens out (70 s digest scenario: N = 200 23.8 s
+// against 23.4 s, N = 60 13.9 s against 10.6 s; README, "Speed, session 13").
 const threadsArg = args.get("threads")
 if (threadsArg !== undefined && threadsArg !== "1" && threadsArg !== "2") throw new Error("--threads: 1 or 2")
 const threads: 1 | 2 = threadsArg === "2" ? 2 : 1
