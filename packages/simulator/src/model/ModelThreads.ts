@@ -5,10 +5,11 @@
  * `lookaheadMillis` (the smallest link-state delay: nothing one site does reaches another
  * sooner), and at the end of each window hands the messages its sites sent to the other half's
  * sites over a MessagePort and raises its window counter in a SharedArrayBuffer; a worker starts
- * window k once the other has finished window k − 4 (`Atomics.wait`; `WINDOWS_PER_LOOKAHEAD`). Install logs go to the calling thread, which replays
- * them in time order through the observer (forwarding, loops, reaction, blackholes, stretch). The
- * run is the same as on one thread, report for report (`test/model/Threads.test.ts`): same random
- * streams per site and origin, same order within a millisecond (see `LaneQueue`).
+ * window k once the other has finished window k − 4 (`Atomics.wait`; `WINDOWS_PER_LOOKAHEAD`).
+ * Install logs go to the calling thread, which replays them in time order through the observer
+ * (forwarding, loops, reaction, blackholes, stretch). The run is the same as on one thread, report
+ * for report (`test/model/Threads.test.ts`): same random streams per site and origin, same order
+ * within a millisecond (see `LaneQueue`).
  *
  * The call is synchronous like `runModel`: the calling thread blocks in `Atomics.wait` and reads
  * the workers' ports with `receiveMessageOnPort`. Workers are terminated on return and on error.
@@ -102,8 +103,9 @@ const workerExecArgv = (): string[] | undefined => {
 }
 
 /**
- * Waits until `control[slot] >= value`. No spinning first: it was tried (2 ms) and changed nothing
- * in wall time at N = 100–200 while it doubled the CPU the V8 collector's helper threads need.
+ * Waits until `control[slot] >= value`. No spinning first: 2 ms (session 10) changed nothing in
+ * wall time at N = 100–200 while it doubled the CPU the V8 collector's helper threads need, and
+ * 0.3 ms (session 13) made the 600 s N = 200 run slower (93 s against 84 s, one run each).
  */
 const waitAtLeast = (control: Int32Array, slot: number, value: number): void => {
   for (;;) {
