@@ -9,7 +9,7 @@
  *        [--measured-seconds=600] [--seeds=3] [--restarts=2] [--loop-start=0]
  *   --sections=digest --sizes=60,200 --measured-seconds=20: SHA-256 of fixed runs' reports (speed-only changes must keep them)
  *   --rows=graph-least-cost,legacy,no-hysteresis,stability  --stability=rel:0.05,abs:5  (an extra row with these margins)
- *   --threads=1|2  (two worker threads per run, the same report; default 1, 2 pays for long N = 200 runs; measured-fastest runs on one)
+ *   --threads=1|2|auto  (two worker threads per run, the same report; default auto: two from 150 sites and 300 s simulated; measured-fastest runs on one)
  *   --advertise-ms=1000 --no-metric-trigger --no-request-trigger  (the model's exchange before 27 Nov; default: the daemon's,
  *        2 s adverts, --metric-trigger=abs:1,rel:0.05, --request-trigger)  --decide-ms=250  (the periodic decide)
  */
@@ -81,14 +81,14 @@ const metricTrigger: ExchangeConfig["metricTrigger"] | undefined = args.has("no-
 const requestTrigger = args.has("no-request-trigger") ? false : args.has("request-trigger") ? true : undefined
 // --decide-ms=250: each site's periodic decide (the model's default is 1000; the daemon's 250).
 const decideIntervalMillis = args.has("decide-ms") ? Number(args.get("decide-ms")) : undefined
-// --threads=1|2: run each scenario on one thread or split over two workers (the same report;
-// `runScenario`'s threads). Default 1: two threads take 0.6–0.8 of one thread's wall time for the
-// 600-s N = 200 run since session 13 (72–83 s against 102–121 s on this 2-core VM), but not for
-// short runs, whose start-up burst no split evens out (70 s digest scenario: N = 200 23.8 s
-// against 23.4 s, N = 60 13.9 s against 10.6 s; README, "Speed, session 13").
-const threadsArg = args.get("threads")
-if (threadsArg !== undefined && threadsArg !== "1" && threadsArg !== "2") throw new Error("--threads: 1 or 2")
-const threads: 1 | 2 = threadsArg === "2" ? 2 : 1
+// --threads=1|2|auto: run each scenario on one thread or split over two workers (the same report;
+// `runScenario`'s threads). Default auto: two for runs of ≥ 150 sites and ≥ 300 s simulated, one
+// otherwise. Since session 13 two threads take 0.6–0.8 of one thread's wall time for the 600-s
+// N = 200 run (72–83 s against 102–121 s on this 2-core VM), but not for short runs, whose
+// start-up burst no split evens out (70 s digest scenario: N = 200 23.8 s against 23.4 s, N = 60
+// 13.9 s against 10.6 s; README, "Speed, session 13").
+const threads = args.get("threads") ?? "auto"
+if (threads !== "1" && threads !== "2" && threads !== "auto") throw new Error("--threads: 1, 2 or auto")
 const tuned = (s: Scenario): Scenario => ({
   ...s,
   ...(lossTimeoutMillis === undefined ? {} : { probe: { ...s.probe, lossTimeoutMillis } }),
@@ -154,8 +154,11 @@ const rows = [...allRows, ...(stabilityRow === undefined ? [] : [stabilityRow])]
 )
 
 /** Threads a run of this scenario uses (two only where `threadsPossible`). */
-const threadsUsed = (scenario: Scenario, settings: EngineSettings): 1 | 2 =>
-  threads === 2 && threadsPossible(scenario, settings) ? 2 : 1
+const threadsUsed = (scenario: Scenario, settings: EngineSettings): 1 | 2 => {
+  if (!threadsPossible(scenario, settings)) return 1
+  if (threads === "auto") return scenario.mesh.sites >= 150 && scenario.durationMillis >= 300_000 ? 2 : 1
+  return threads === "2" ? 2 : 1
+}
 
 interface Timed {
   readonly report: RunReport
@@ -168,7 +171,7 @@ const timed = (scenario: Scenario, settings: EngineSettings): Timed => {
   const t0 = performance.now()
   // process.cpuUsage is the whole process's: both workers' CPU included.
   const c0 = process.cpuUsage()
-  const report = runScenario(scenario, settings, true, threads)
+  const report = runScenario(scenario, settings, true, threadsUsed(scenario, settings))
   const c = process.cpuUsage(c0)
   return { report, realMillis: performance.now() - t0, cpuMillis: (c.user + c.system) / 1000 }
 }
