@@ -10,9 +10,10 @@
  * Exactness: the two-thread report must equal the one-thread report, so every field round-trips
  * bit for bit (a Float64Array keeps any double, −0 included). Null and an absent optional
  * `suspect` (or a present one that is undefined) are bits in a flags slot, never a sentinel value
- * (−1 or NaN are values a field could hold). Objects are rebuilt with the keys in the order `NodeRouter.advertise` and
- * `Aggregation.linkStats` build them. Anything the layout does not know (another message class, a
- * key more or less, a value of another type) throws instead of being dropped on the way.
+ * (−1 or NaN are values a field could hold). Objects are rebuilt with the keys in the order
+ * `NodeRouter.advertise` and `Aggregation.linkStats` build them. Anything the layout does not know
+ * (another message class, a key more or less, a value of another type) throws instead of being
+ * dropped on the way.
  *
  * Layout: [FORMAT, crossings], then per crossing
  *   origin, seq, transitChanged, |changedHop|, changedHop…, |changedSeqno|, changedSeqno…,
