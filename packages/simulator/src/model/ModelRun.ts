@@ -401,9 +401,9 @@ const startInstants = (
  */
 export const firstTicks = <M>(config: RunConfig<M>): Float64Array => {
   const { probe, decideIntervalMillis } = resolve(config)
-  const net = new ModelNetwork(config.mesh, config.seed)
-  const probers = new Int32Array(net.sites)
-  for (let li = 0; li < net.truths.length; li++) probers[net.linkFrom[li]!]!++
+  // One prober per directed link, at its `from` end (as `makeSitePart` makes them).
+  const probers = new Int32Array(config.mesh.sites)
+  for (const link of config.mesh.links) probers[link.from]!++
   return Float64Array.from(
     probers,
     (count, s) => startInstants(probe, decideIntervalMillis, Prng.derive(config.seed, "phase", s), count).tickAt,
