@@ -875,6 +875,10 @@ export class NodeRouter {
     eligibilityOf: (n: SiteId, d: SiteId) => Eligibility = (n, d) => this.eligibilityOf(n, d),
   ): RoutingView {
     let tree: ShortestPathTree | undefined
+    const ownTree = (): ShortestPathTree => {
+      if (tree === undefined) tree = dijkstra(graph, graph.indexOf.get(self)!, { into: buffers() })
+      return tree
+    }
     const searches = new Map<number, IncrementalSearch | undefined>()
     let bannedSelf: Uint8Array | undefined
     const self = this.config.self
@@ -906,10 +910,7 @@ export class NodeRouter {
       self,
       nowMillis,
       mesh,
-      tree: () => {
-        if (tree === undefined) tree = dijkstra(graph, graph.indexOf.get(self)!, { into: buffers() })
-        return tree
-      },
+      tree: ownTree,
       pathFrom: (site, destination) => {
         let search = searches.get(site)
         if (search === undefined && !searches.has(site)) {
@@ -918,7 +919,19 @@ export class NodeRouter {
             bannedSelf = new Uint8Array(graph.sites.length)
             bannedSelf[graph.indexOf.get(self)!] = 1
           }
-          search = i === undefined ? undefined : new IncrementalSearch(graph, i, bannedSelf, scratch())
+          if (i === undefined) search = undefined
+          else {
+            // Our tree's distances order the search (IncrementalSearch: same costs, half the
+            // pops) wherever it reaches the site; self is banned only in the search's graph.
+            const own = ownTree().distanceMs
+            search = new IncrementalSearch(
+              graph,
+              i,
+              bannedSelf,
+              scratch(),
+              own[i]! < Number.POSITIVE_INFINITY ? own : undefined,
+            )
+          }
           searches.set(site, search)
         }
         return search?.pathTo(destination)

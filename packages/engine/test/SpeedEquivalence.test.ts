@@ -3,7 +3,8 @@
  * processed link-state inbox (NodeRouter.receiveLinkState) against processing every message at
  * once, the per-message memo (memoPerMessage) against deriving each time, and searches into lent
  * buffers (dijkstra `into`) against fresh arrays, the searches' decrease-key heap against a
- * plain lazy-deletion Dijkstra (ties included), and the store's dense parsed distances against a
+ * plain lazy-deletion Dijkstra (ties included), a search ordered by a potential against the plain
+ * one (same costs), and the store's dense parsed distances against a
  * map of the message's entries. The model simulator's report digests check the
  * same at scale; these check it on random small cases, and fail if a mechanism changes a result.
  */
@@ -11,7 +12,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import type { Family, SiteId } from "../src/Domain.js"
 import { FeasibilityTable, isStrictlyBetter, type RouteMetric } from "../src/Feasibility.js"
-import { dijkstra, IncrementalSearch, MeshGraph, SearchScratch, treePath } from "../src/Graph.js"
+import { dijkstra, edgePosition, IncrementalSearch, MeshGraph, SearchScratch, treePath } from "../src/Graph.js"
 import { LinkStateMessage, LinkStateStore, memoPerMessage } from "../src/LinkState.js"
 import { NodeRouter, type RoutingDecision } from "../src/NodeRouter.js"
 import { World } from "./routingWorld.js"
@@ -266,6 +267,62 @@ describe("speed-only mechanisms", () => {
         },
       ),
     )
+  })
+
+  it("a search ordered by a potential reads the full search's costs, on paths of that cost", () => {
+    const scratch = new SearchScratch()
+    // A ring (so the root's tree reaches the source) with chords; integer costs with zeros give
+    // many equal-cost paths, so another one may be read, but never a dearer one.
+    const ringCase = fc.integer({ min: 2, max: 12 }).chain((n) =>
+      fc.record({
+        n: fc.constant(n),
+        source: fc.nat(n - 1),
+        root: fc.nat(n - 1),
+        ring: fc.array(fc.integer({ min: 0, max: 20 }), { minLength: n, maxLength: n }),
+        edges: fc.array(
+          fc.record({ from: fc.nat(n - 1), to: fc.nat(n - 1), costMs: fc.integer({ min: 0, max: 20 }) }),
+          { minLength: n, maxLength: 4 * n },
+        ),
+        banned: fc.array(fc.nat(n - 1), { maxLength: 2 }),
+      }),
+    )
+    fc.assert(
+      fc.property(ringCase, (c) => {
+        const { n, source } = c
+        const edges = [...c.ring.map((costMs, i) => ({ from: i, to: (i + 1) % n, costMs })), ...c.edges]
+        const { g, bannedNodes } = indexedCase({ ...c, edges })
+        const full = dijkstra(g, source, { bannedNodes })
+        // As a decision's own tree: distances on the graph before the bans, from another root.
+        const potentialMs = dijkstra(g, c.root).distanceMs.slice()
+        const search = new IncrementalSearch(g, source, bannedNodes, scratch, potentialMs)
+        for (let q = 0; q < n; q++) {
+          const expected = treePath(full, q as SiteId)
+          const got = search.pathTo(q as SiteId)
+          if (expected === undefined) {
+            expect(got).toBeUndefined()
+            continue
+          }
+          expect(got?.costMs).toBe(expected.costMs)
+          const nodes = got!.sites.map((s) => g.indexOf.get(s)!)
+          expect(nodes[0]).toBe(source)
+          expect(nodes.at(-1)).toBe(q)
+          let sum = 0
+          for (let i = 0; i + 1 < nodes.length; i++) {
+            const p = edgePosition(g, nodes[i]!, nodes[i + 1]!)
+            expect(p).toBeGreaterThanOrEqual(0)
+            expect(bannedNodes[nodes[i + 1]!]).toBe(0)
+            sum += g.weights[p]!
+          }
+          expect(sum).toBe(got!.costMs)
+        }
+      }),
+      { numRuns: 300 },
+    )
+    // A potential that does not reach the source orders nothing: refused.
+    const mesh = new MeshGraph()
+    mesh.setLink(0 as SiteId, 1 as SiteId, 5, 4)
+    const g = mesh.indexed()
+    expect(() => new IncrementalSearch(g, 0, undefined, scratch, dijkstra(g, 1).distanceMs)).toThrow(/not finite/)
   })
 
   it("the searches' decrease-key heap settles as a lazy-deletion Dijkstra ordered by (distance, node)", () => {
