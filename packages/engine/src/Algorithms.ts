@@ -409,7 +409,8 @@ export const gatedProposals = (
 export const noFeasibleNextHop = "no feasible next hop"
 const noFeasibleReason = (rejected: ReadonlyArray<string>): string => `${noFeasibleNextHop}: ${rejected.join("; ")}`
 
-const noFallbacks: ReadonlyArray<FallbackReason> = []
+/** The fallback list of a route chosen by the first algorithm tried (one shared empty list). */
+export const noFallbacks: ReadonlyArray<FallbackReason> = []
 const sameSite = (a: SiteId, b: SiteId): boolean => a === b
 const addFallback = (list: Array<FallbackReason> | undefined, reason: FallbackReason): Array<FallbackReason> => {
   const out = list ?? []
@@ -476,7 +477,7 @@ export class TreeProposal implements Proposal {
 // The frozen paths of the last tree asked for (one per view: a decision's kept routes share it).
 let frozenOf: ShortestPathTree | undefined
 let frozenPaths: FrozenTreePaths | undefined
-const frozen = (tree: ShortestPathTree): FrozenTreePaths => {
+export const frozen = (tree: ShortestPathTree): FrozenTreePaths => {
   if (frozenOf !== tree || frozenPaths === undefined) {
     frozenPaths = new FrozenTreePaths(tree)
     frozenOf = tree

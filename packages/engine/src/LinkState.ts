@@ -350,6 +350,29 @@ export class LinkStateStore {
     return entry === undefined ? undefined : distanceIn(entry.distances, destination)
   }
 
+  /**
+   * `advertised(origin, destination)` copied into `out`, without an object per call (a decision
+   * reads one per destination); false, `out` untouched, when there is none.
+   */
+  advertisedInto(origin: SiteId, destination: SiteId, out: { seqno: number; distanceMs: number }): boolean {
+    const entry = this.entries.get(origin)
+    if (entry === undefined) return false
+    const distances = entry.distances
+    if (!distances.dense) {
+      const m = distances.table.get(destination)
+      if (m === undefined) return false
+      out.seqno = m.seqno
+      out.distanceMs = m.distanceMs
+      return true
+    }
+    if (!(destination >= 0 && destination < distances.seqno.length && Number.isInteger(destination))) return false
+    const seqno = distances.seqno[destination]!
+    if (Number.isNaN(seqno)) return false
+    out.seqno = seqno
+    out.distanceMs = distances.distanceMs[destination]!
+    return true
+  }
+
   receivedAtMillis(origin: SiteId): number | undefined {
     return this.entries.get(origin)?.receivedAtMillis
   }

@@ -174,6 +174,81 @@ describe("speed-only mechanisms", () => {
     )
   })
 
+  it("a decision writes a kept shortest route as chooseRoute's general path does", () => {
+    // NodeRouter.keepShortest is private; the reference world's routers skip it (speed only).
+    type KeepShortest = { keepShortest: (...args: Array<unknown>) => boolean }
+    let kept = 0
+    const counted = (router: NodeRouter) => {
+      const r = router as unknown as KeepShortest
+      const own = r.keepShortest.bind(router)
+      r.keepShortest = (...args) => {
+        const k = own(...args)
+        if (k) kept++
+        return k
+      }
+      return router
+    }
+    const generalOnly = (router: NodeRouter) => {
+      ;(router as unknown as KeepShortest).keepShortest = () => false
+      return router
+    }
+    const allOf = (d: RoutingDecision) => d.routes.map((r) => ({ ...r, path: [...r.path] }))
+    fc.assert(
+      fc.property(scenarioArb, ({ n, tunnels, ops }) => {
+        const spec = tunnels.map((t) => ({ a: t.pair[0], b: t.pair[1], family: t.family, rttMs: t.rttMs }))
+        // No hold-down: routes are remembered from the first decisions on. A floor on link metrics
+        // above most links' cost, so a metric that skipped it differs.
+        const config = () => ({ startupHoldDownMillis: 0, linkStateMaxAgeMillis: 5_000, minLinkMetricMs: 40 })
+        const fast = new World(n, spec, config, counted)
+        const general = new World(n, spec, config, generalOnly)
+        for (const op of ops) {
+          for (const w of [fast, general]) {
+            switch (op._tag) {
+              case "tick":
+                w.tick(700)
+                break
+              case "advertise":
+                w.advertise(op.site)
+                break
+              case "deliver":
+                w.deliver(op.index, op.keep)
+                break
+              case "drop":
+                w.drop(op.index)
+                break
+              case "decide":
+                break
+              case "fail": {
+                const t = spec[op.tunnel % spec.length]!
+                w.rtt.set(`${t.a}>${t.b}/${t.family}`, null)
+                w.rtt.set(`${t.b}>${t.a}/${t.family}`, null)
+                break
+              }
+              case "restart":
+                w.restart(op.site)
+                break
+            }
+          }
+          if (op._tag === "decide")
+            expect(allOf(fast.routers[op.site]!.decide(fast.nowMillis))).toEqual(
+              allOf(general.routers[op.site]!.decide(general.nowMillis)),
+            )
+        }
+        for (const dt of [1, 700])
+          for (let s = 0; s < n; s++) {
+            fast.tick(dt)
+            general.tick(dt)
+            expect(allOf(fast.routers[s]!.decide(fast.nowMillis))).toEqual(
+              allOf(general.routers[s]!.decide(general.nowMillis)),
+            )
+          }
+      }),
+      { numRuns: 150 },
+    )
+    // Not vacuous: the property's worlds kept routes through the fast path.
+    expect(kept).toBeGreaterThan(1000)
+  })
+
   it("a request for us raises our seqno at the delivery, before anything processes the inbox", () => {
     const router = NodeRouter.make({ self: 0 })
     const request = (seq: number, seqno: number) =>

@@ -38,9 +38,11 @@ export class World {
     readonly n: number,
     tunnels: ReadonlyArray<Tunnel & { readonly rttMs: number }>,
     configOf: (self: number) => Omit<NodeRouterConfigInput, "self">,
+    /** Applied to every router made, at the start and on restarts (tests swap a mechanism). */
+    private readonly adapt: (router: NodeRouter) => NodeRouter = (router) => router,
   ) {
     this.configOf = configOf
-    this.routers = Array.from({ length: n }, (_, self) => NodeRouter.make({ self, ...configOf(self) }))
+    this.routers = Array.from({ length: n }, (_, self) => adapt(NodeRouter.make({ self, ...configOf(self) })))
     for (const t of tunnels) {
       this.rtt.set(linkKey(t.a, t.b, t.family), t.rttMs)
       this.rtt.set(linkKey(t.b, t.a, t.family), t.rttMs)
@@ -81,7 +83,7 @@ export class World {
 
   /** The site's daemon restarts: a new router (new incarnation, empty state) in its place. */
   restart(site: number): void {
-    this.routers[site] = NodeRouter.make({ self: site, ...this.configOf(site) })
+    this.routers[site] = this.adapt(NodeRouter.make({ self: site, ...this.configOf(site) }))
   }
 
   advertise(site: number): void {
