@@ -1,11 +1,12 @@
 /**
  * The speed-only mechanisms of the engine give the results of the plain ones: the lazily
  * processed link-state inbox (NodeRouter.receiveLinkState) against processing every message at
- * once, the per-message memo (memoPerMessage) against deriving each time, and searches into lent
- * buffers (dijkstra `into`) against fresh arrays, the searches' decrease-key heap against a
- * plain lazy-deletion Dijkstra (ties included), a search ordered by a potential against the plain
- * one (same costs), and the store's dense parsed distances against a
- * map of the message's entries. The model simulator's report digests check the
+ * once, the per-message memo (memoPerMessage) against deriving each time, searches into lent
+ * buffers (dijkstra `into`) against fresh arrays, the searches' decrease-key heap against a plain
+ * lazy-deletion Dijkstra (ties included), a search ordered by a potential against the plain one
+ * (same costs), the store's dense parsed distances against a map of the message's entries, a
+ * decision's kept shortest routes (NodeRouter.keepShortest) against chooseRoute, and the route
+ * memory's packed next hops against its objects. The model simulator's report digests check the
  * same at scale; these check it on random small cases, and fail if a mechanism changes a result.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -14,7 +15,7 @@ import type { Family, SiteId } from "../src/Domain.js"
 import { FeasibilityTable, isStrictlyBetter, type RouteMetric } from "../src/Feasibility.js"
 import { dijkstra, edgePosition, IncrementalSearch, MeshGraph, SearchScratch, treePath } from "../src/Graph.js"
 import { LinkStateMessage, LinkStateStore, memoPerMessage } from "../src/LinkState.js"
-import { NodeRouter, type RoutingDecision } from "../src/NodeRouter.js"
+import { NodeRouter, RouteMemoryTable, type RoutingDecision } from "../src/NodeRouter.js"
 import { World } from "./routingWorld.js"
 
 /** A random graph search case: sites 0..n−1, directed edges of small integer costs (many ties), up to 2 banned sites, queries. */
@@ -74,6 +75,7 @@ type Op =
   | { readonly _tag: "drop"; readonly index: number }
   | { readonly _tag: "decide"; readonly site: number }
   | { readonly _tag: "fail"; readonly tunnel: number }
+  | { readonly _tag: "heal"; readonly tunnel: number }
   | { readonly _tag: "restart"; readonly site: number }
 
 const opArb = (n: number, tunnels: number): fc.Arbitrary<Op> =>
@@ -89,6 +91,10 @@ const opArb = (n: number, tunnels: number): fc.Arbitrary<Op> =>
     {
       weight: 1,
       arbitrary: fc.record({ _tag: fc.constant("fail" as const), tunnel: fc.nat(Math.max(0, tunnels - 1)) }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({ _tag: fc.constant("heal" as const), tunnel: fc.nat(Math.max(0, tunnels - 1)) }),
     },
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("restart" as const), site: fc.nat(n - 1) }) },
   )
@@ -151,11 +157,13 @@ describe("speed-only mechanisms", () => {
                 routesOf(eager.routers[op.site]!.decide(eager.nowMillis)),
               )
               break
-            case "fail": {
+            case "fail":
+            case "heal": {
               const t = spec[op.tunnel % spec.length]!
+              const rtt = op._tag === "fail" ? null : t.rttMs
               for (const w of [lazy, eager]) {
-                w.rtt.set(`${t.a}>${t.b}/${t.family}`, null)
-                w.rtt.set(`${t.b}>${t.a}/${t.family}`, null)
+                w.rtt.set(`${t.a}>${t.b}/${t.family}`, rtt)
+                w.rtt.set(`${t.b}>${t.a}/${t.family}`, rtt)
               }
               break
             }
@@ -218,10 +226,12 @@ describe("speed-only mechanisms", () => {
                 break
               case "decide":
                 break
-              case "fail": {
+              case "fail":
+              case "heal": {
                 const t = spec[op.tunnel % spec.length]!
-                w.rtt.set(`${t.a}>${t.b}/${t.family}`, null)
-                w.rtt.set(`${t.b}>${t.a}/${t.family}`, null)
+                const rtt = op._tag === "fail" ? null : t.rttMs
+                w.rtt.set(`${t.a}>${t.b}/${t.family}`, rtt)
+                w.rtt.set(`${t.b}>${t.a}/${t.family}`, rtt)
                 break
               }
               case "restart":
@@ -247,6 +257,25 @@ describe("speed-only mechanisms", () => {
     )
     // Not vacuous: the property's worlds kept routes through the fast path.
     expect(kept).toBeGreaterThan(1000)
+  })
+
+  it("the route memory's packed next hops read as its objects (small and large ids, sets and deletes)", () => {
+    const id = fc.oneof(fc.nat(300), fc.integer({ min: 65_530, max: 70_000 }))
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ destination: id, nextHop: fc.option(id, { nil: undefined }) }), { maxLength: 80 }),
+        (ops) => {
+          const memory = new RouteMemoryTable()
+          const touched = new Set<number>([0, 65_535, 65_536])
+          for (const { destination, nextHop } of ops) {
+            touched.add(destination)
+            if (nextHop === undefined) memory.delete(destination as SiteId)
+            else memory.set(destination as SiteId, { nextHop: nextHop as SiteId, sinceMillis: 0 })
+            for (const d of touched) expect(memory.nextHopOf(d as SiteId)).toBe(memory.get(d as SiteId)?.nextHop ?? -1)
+          }
+        },
+      ),
+    )
   })
 
   it("a request for us raises our seqno at the delivery, before anything processes the inbox", () => {
