@@ -94,6 +94,20 @@ export class FeasibilityTable {
   }
 
   /**
+   * `get(destination)`'s metric, for a small id copied from the packed arrays into `out` (which is
+   * returned, valid until the next read into it): the feasibility gate reads it for every
+   * proposal, and the metric objects are a cache miss each (speed only).
+   */
+  read(destination: SiteId, out: { seqno: number; distanceMs: number }): RouteMetric | undefined {
+    if (!(destination >= 0 && destination < packedSiteLimit && Number.isInteger(destination)))
+      return this.fd.get(destination)
+    if (destination >= this.known.length || this.known[destination] === 0) return undefined
+    out.seqno = this.seqnos[destination]!
+    out.distanceMs = this.distances[destination]!
+    return out
+  }
+
+  /**
    * Records that we advertised `metric` for `destination`. Must be called for every finite
    * metric we send: FD is the best metric ever advertised, which is what makes our
    * neighbours' use of our advertisements safe.

@@ -905,14 +905,17 @@ export class NodeRouter {
     return this.ownLinkTable.get(neighbour) ?? deadLink
   }
 
+  /** The feasible distance `eligibilityOf` reads (packed copies; `eligibility` keeps neither). */
+  private readonly fdScratch = { seqno: 0, distanceMs: 0 }
+
   private eligibilityOf(neighbour: SiteId, destination: SiteId) {
     return eligibility(
       neighbour,
       destination,
       this.ownLink(neighbour).costMs,
       this.store.advertised(neighbour, destination),
-      this.fd.get(destination),
-      this.memory.get(destination)?.nextHop === neighbour,
+      this.fd.read(destination, this.fdScratch),
+      this.memory.nextHopOf(destination) === neighbour,
     )
   }
 

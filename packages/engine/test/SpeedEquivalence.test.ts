@@ -515,7 +515,7 @@ describe("speed-only mechanisms", () => {
     )
   })
 
-  it("the feasibility table's packed copy keeps the best metric ever advertised, as the plain rule (small and large ids)", () => {
+  it("the feasibility table's packed copy keeps, and reads as, the best metric ever advertised, as the plain rule (small and large ids)", () => {
     // Few destinations, so each is noted many times: packed ids (growing the arrays past 256) and table-only ones.
     const destination = fc.constantFrom(0, 1, 2, 255, 256, 600, 65_536, 70_000, -1, 1.5)
     const distance = fc.oneof(fc.integer({ min: 0, max: 5 }), fc.constant(Number.POSITIVE_INFINITY))
@@ -535,8 +535,14 @@ describe("speed-only mechanisms", () => {
               (old === undefined || isStrictlyBetter({ seqno: n.seqno, distanceMs: n.distanceMs }, old))
             )
               plain.set(n.destination, { seqno: n.seqno, distanceMs: n.distanceMs })
-            for (const d of new Set(notes.map((x) => x.destination)))
+            for (const d of new Set([...notes.map((x) => x.destination), 3, 70_001])) {
               expect(table.get(d as SiteId)).toEqual(plain.get(d))
+              // The packed read (into a scratch metric) reads the same.
+              const read = table.read(d as SiteId, { seqno: Number.NaN, distanceMs: Number.NaN })
+              expect(read === undefined ? undefined : { seqno: read.seqno, distanceMs: read.distanceMs }).toEqual(
+                plain.get(d),
+              )
+            }
           }
         },
       ),
