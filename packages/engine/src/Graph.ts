@@ -562,7 +562,12 @@ export const dijkstra = (g: IndexedGraph, source: number, restrictions: SearchRe
   return { graph: g, source, distanceMs, parent }
 }
 
-/** Relaxes the out-edges of settled node `u`: the inner loop of `dijkstra` and `IncrementalSearch`. */
+/**
+ * Relaxes the out-edges of settled node `u`: the inner loop of `dijkstra` and `IncrementalSearch`.
+ * With `potentialMs` (a search ordered by reduced distance, see `IncrementalSearch`), v is queued
+ * at its distance minus `potentialMs[v]` plus the source's (keys start at 0); distances and
+ * parents are the plain ones either way.
+ */
 const relaxEdges = (
   g: IndexedGraph,
   u: number,
@@ -572,6 +577,8 @@ const relaxEdges = (
   heap: MinHeap,
   bannedNodes: Uint8Array | undefined,
   bannedEdges: Uint8Array | undefined,
+  potentialMs?: Float64Array,
+  sourcePotentialMs = 0,
 ): void => {
   const du = distanceMs[u]!
   for (let p = g.offsets[u]!, end = g.offsets[u + 1]!; p < end; p++) {
@@ -582,36 +589,7 @@ const relaxEdges = (
     if (dv < distanceMs[v]!) {
       distanceMs[v] = dv
       parent[v] = u
-      heap.push(dv, v)
-    }
-  }
-}
-
-/**
- * `relaxEdges` for a search ordered by reduced distance: v is queued at its distance minus
- * `potentialMs[v]` (plus the source's, so keys start at 0). Distances and parents are the plain
- * ones; only the order of pops changes (see `IncrementalSearch`).
- */
-const relaxEdgesReduced = (
-  g: IndexedGraph,
-  u: number,
-  distanceMs: Float64Array,
-  parent: Int32Array,
-  done: Uint8Array,
-  heap: MinHeap,
-  bannedNodes: Uint8Array | undefined,
-  potentialMs: Float64Array,
-  sourcePotentialMs: number,
-): void => {
-  const du = distanceMs[u]!
-  for (let p = g.offsets[u]!, end = g.offsets[u + 1]!; p < end; p++) {
-    const v = g.targets[p]!
-    if (done[v] === 1 || (bannedNodes !== undefined && bannedNodes[v] === 1)) continue
-    const dv = du + g.weights[p]!
-    if (dv < distanceMs[v]!) {
-      distanceMs[v] = dv
-      parent[v] = u
-      heap.push(dv - potentialMs[v]! + sourcePotentialMs, v)
+      heap.push(potentialMs === undefined ? dv : dv - potentialMs[v]! + sourcePotentialMs, v)
     }
   }
 }
@@ -687,8 +665,7 @@ export class IncrementalSearch {
     while (done[target] === 0 && heap.size > 0) {
       const u = heap.popNode()
       done[u] = 1
-      if (potentialMs === undefined) relaxEdges(g, u, distanceMs, parent, done, heap, bannedNodes, undefined)
-      else relaxEdgesReduced(g, u, distanceMs, parent, done, heap, bannedNodes, potentialMs, this.sourcePotentialMs)
+      relaxEdges(g, u, distanceMs, parent, done, heap, bannedNodes, undefined, potentialMs, this.sourcePotentialMs)
     }
   }
 
