@@ -16,7 +16,7 @@ import { FeasibilityTable, isStrictlyBetter, type RouteMetric } from "../src/Fea
 import { dijkstra, edgePosition, IncrementalSearch, MeshGraph, SearchScratch, treePath } from "../src/Graph.js"
 import { LinkStateMessage, LinkStateStore, memoPerMessage } from "../src/LinkState.js"
 import { NodeRouter, RouteMemoryTable, type RoutingDecision } from "../src/NodeRouter.js"
-import { World } from "./routingWorld.js"
+import { linkKey, World } from "./routingWorld.js"
 
 /** A random graph search case: sites 0..n−1, directed edges of small integer costs (many ties), up to 2 banned sites, queries. */
 const searchCase = (maxN: number, maxCostMs: number, maxEdges?: number) =>
@@ -99,6 +99,37 @@ const opArb = (n: number, tunnels: number): fc.Arbitrary<Op> =>
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("restart" as const), site: fc.nat(n - 1) }) },
   )
 
+/** Applies an operation to a world; "decide" is the caller's (each test compares decisions its way). */
+const applyOp = (w: World, op: Op, spec: ReadonlyArray<{ a: number; b: number; family: Family; rttMs: number }>) => {
+  switch (op._tag) {
+    case "tick":
+      w.tick(700)
+      break
+    case "advertise":
+      w.advertise(op.site)
+      break
+    case "deliver":
+      w.deliver(op.index, op.keep)
+      break
+    case "drop":
+      w.drop(op.index)
+      break
+    case "decide":
+      break
+    case "fail":
+    case "heal": {
+      const t = spec[op.tunnel % spec.length]!
+      const rtt = op._tag === "fail" ? null : t.rttMs
+      w.rtt.set(linkKey(t.a, t.b, t.family), rtt)
+      w.rtt.set(linkKey(t.b, t.a, t.family), rtt)
+      break
+    }
+    case "restart":
+      w.restart(op.site)
+      break
+  }
+}
+
 const scenarioArb = fc.integer({ min: 3, max: 6 }).chain((n) => {
   const pairs: Array<[number, number]> = []
   for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) pairs.push([a, b])
@@ -125,51 +156,30 @@ describe("speed-only mechanisms", () => {
         const lazy = new World(n, spec, config)
         const eager = new World(n, spec, config)
         for (const op of ops) {
+          // The recipient of a delivery, read before it leaves the in-flight list.
+          const to =
+            op._tag === "deliver" && lazy.inflight.length > 0
+              ? lazy.inflight[op.index % lazy.inflight.length]!.to
+              : undefined
+          applyOp(lazy, op, spec)
+          applyOp(eager, op, spec)
           switch (op._tag) {
-            case "tick":
-              lazy.tick(700)
-              eager.tick(700)
-              break
             case "advertise":
-              lazy.advertise(op.site)
-              eager.advertise(op.site)
               expect(messageOf(lazy.inflight[lazy.inflight.length - 1]!.message)).toEqual(
                 messageOf(eager.inflight[eager.inflight.length - 1]!.message),
               )
               break
-            case "deliver": {
-              if (lazy.inflight.length === 0) break
-              const to = lazy.inflight[op.index % lazy.inflight.length]!.to
-              lazy.deliver(op.index, op.keep)
-              eager.deliver(op.index, op.keep)
+            case "deliver":
+              if (to === undefined) break
               // Reading the graph processes the inbox: the eager world takes each message at once.
               void eager.routers[to]!.graph
               // Our own seqno, raised by a request for us, is visible at once in both.
               expect(lazy.routers[to]!.seqno).toBe(eager.routers[to]!.seqno)
               break
-            }
-            case "drop":
-              lazy.drop(op.index)
-              eager.drop(op.index)
-              break
             case "decide":
               expect(routesOf(lazy.routers[op.site]!.decide(lazy.nowMillis))).toEqual(
                 routesOf(eager.routers[op.site]!.decide(eager.nowMillis)),
               )
-              break
-            case "fail":
-            case "heal": {
-              const t = spec[op.tunnel % spec.length]!
-              const rtt = op._tag === "fail" ? null : t.rttMs
-              for (const w of [lazy, eager]) {
-                w.rtt.set(`${t.a}>${t.b}/${t.family}`, rtt)
-                w.rtt.set(`${t.b}>${t.a}/${t.family}`, rtt)
-              }
-              break
-            }
-            case "restart":
-              lazy.restart(op.site)
-              eager.restart(op.site)
               break
           }
         }
@@ -210,35 +220,8 @@ describe("speed-only mechanisms", () => {
         const fast = new World(n, spec, config, counted)
         const general = new World(n, spec, config, generalOnly)
         for (const op of ops) {
-          for (const w of [fast, general]) {
-            switch (op._tag) {
-              case "tick":
-                w.tick(700)
-                break
-              case "advertise":
-                w.advertise(op.site)
-                break
-              case "deliver":
-                w.deliver(op.index, op.keep)
-                break
-              case "drop":
-                w.drop(op.index)
-                break
-              case "decide":
-                break
-              case "fail":
-              case "heal": {
-                const t = spec[op.tunnel % spec.length]!
-                const rtt = op._tag === "fail" ? null : t.rttMs
-                w.rtt.set(`${t.a}>${t.b}/${t.family}`, rtt)
-                w.rtt.set(`${t.b}>${t.a}/${t.family}`, rtt)
-                break
-              }
-              case "restart":
-                w.restart(op.site)
-                break
-            }
-          }
+          applyOp(fast, op, spec)
+          applyOp(general, op, spec)
           if (op._tag === "decide")
             expect(allOf(fast.routers[op.site]!.decide(fast.nowMillis))).toEqual(
               allOf(general.routers[op.site]!.decide(general.nowMillis)),
