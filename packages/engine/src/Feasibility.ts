@@ -11,7 +11,7 @@
  * number are feasible everywhere. The proof sketch is in the package README.
  */
 import type { SiteId } from "./Domain.js"
-import { SiteTable } from "./LinkState.js"
+import { isSmallSite, SiteTable, smallSiteLimit } from "./LinkState.js"
 
 /** An advertised or feasible metric. `distanceMs` +Infinity = retracted (unreachable). */
 export interface RouteMetric {
@@ -73,9 +73,6 @@ export interface SeqnoRequest {
   readonly seqno: number
 }
 
-/** Site ids below this are mirrored in FeasibilityTable's packed arrays (larger ones: the table only). */
-const packedSiteLimit = 65_536
-
 /** Per-destination feasible distances of one node. Only ever improves (see `noteAdvertised`). */
 export class FeasibilityTable {
   /** A site table, not a Map: read several times per destination per decision. */
@@ -99,8 +96,7 @@ export class FeasibilityTable {
    * proposal, and the metric objects are a cache miss each (speed only).
    */
   read(destination: SiteId, out: { seqno: number; distanceMs: number }): RouteMetric | undefined {
-    if (!(destination >= 0 && destination < packedSiteLimit && Number.isInteger(destination)))
-      return this.fd.get(destination)
+    if (!isSmallSite(destination)) return this.fd.get(destination)
     if (destination >= this.known.length || this.known[destination] === 0) return undefined
     out.seqno = this.seqnos[destination]!
     out.distanceMs = this.distances[destination]!
@@ -119,7 +115,7 @@ export class FeasibilityTable {
   /** `noteAdvertised` of (seqno, distanceMs), allocating a metric only when it is kept (runs per route per advertisement). */
   noteAdvertisedMetric(destination: SiteId, seqno: number, distanceMs: number): void {
     if (!(distanceMs < Number.POSITIVE_INFINITY)) return
-    if (destination >= 0 && destination < packedSiteLimit && Number.isInteger(destination)) {
+    if (isSmallSite(destination)) {
       if (destination >= this.known.length) this.grow(destination)
       const oldSeqno = this.seqnos[destination]!
       // isStrictlyBetter({ seqno, distanceMs }, old) on the packed copy.
@@ -142,7 +138,7 @@ export class FeasibilityTable {
   }
 
   private grow(destination: number): void {
-    const size = Math.min(packedSiteLimit, Math.max(256, 2 * (destination + 1)))
+    const size = Math.min(smallSiteLimit, Math.max(256, 2 * (destination + 1)))
     const known = new Uint8Array(size)
     known.set(this.known)
     const seqnos = new Float64Array(size)

@@ -76,8 +76,14 @@ export const decodeLinkStateMessage = (input: unknown): Effect.Effect<LinkStateM
 /** Encodes a message into its wire (JSON-safe) form. */
 export const encodeLinkStateMessage = Schema.encodeSync(LinkStateMessage)
 
-/** Site ids below this are table slots (an array access instead of a Map lookup). */
-const smallSiteLimit = 65_536
+/**
+ * Site ids below this are table slots (an array access instead of a Map lookup); the engine's
+ * other per-site packed arrays (FeasibilityTable, the route memory) use the same bound.
+ */
+export const smallSiteLimit = 65_536
+
+/** A site id that has a slot in the engine's per-site arrays (`smallSiteLimit`). */
+export const isSmallSite = (site: number): boolean => site >= 0 && site < smallSiteLimit && Number.isInteger(site)
 
 export type AcceptResult = "accepted" | "duplicate" | "older"
 
@@ -105,7 +111,7 @@ export const memoPerMessage = <T>(derive: (message: LinkStateMessage) => T): ((m
   const lastValue: Array<T | undefined> = []
   return (message) => {
     const origin = message.origin
-    const small = origin >= 0 && origin < smallSiteLimit && Number.isInteger(origin)
+    const small = isSmallSite(origin)
     if (small && lastMessage[origin] === message) return lastValue[origin] as T
     let value = byMessage.get(message)
     if (value === undefined) {
@@ -182,13 +188,18 @@ const parsed = memoPerMessage((message): { distances: ParsedDistances; selfSeqno
  */
 export const offersRoute = (message: LinkStateMessage): boolean => parsed(message).offersRoute
 
+/** Whether dense parsed distances list `destination` (its slot exists and holds a seqno). */
+const listedDensely = (distances: ParsedDistances & { readonly dense: true }, destination: number): boolean =>
+  destination >= 0 &&
+  destination < distances.seqno.length &&
+  Number.isInteger(destination) &&
+  !Number.isNaN(distances.seqno[destination]!)
+
 /** What parsed distances say for a destination (a fresh metric), undefined when not listed. */
 const distanceIn = (distances: ParsedDistances, destination: number): RouteMetric | undefined => {
   if (!distances.dense) return distances.table.get(destination)
-  if (!(destination >= 0 && destination < distances.seqno.length && Number.isInteger(destination))) return undefined
-  const seqno = distances.seqno[destination]!
-  if (Number.isNaN(seqno)) return undefined
-  return { seqno, distanceMs: distances.distanceMs[destination]! }
+  if (!listedDensely(distances, destination)) return undefined
+  return { seqno: distances.seqno[destination]!, distanceMs: distances.distanceMs[destination]! }
 }
 
 const compareOrder = (a: { incarnation: number; seq: number }, b: typeof a): number =>
@@ -209,11 +220,11 @@ export class SiteTable<T> {
   }
 
   get(site: number): T | undefined {
-    return site >= 0 && site < smallSiteLimit && Number.isInteger(site) ? this.small[site] : this.large.get(site)
+    return isSmallSite(site) ? this.small[site] : this.large.get(site)
   }
 
   set(site: number, value: T): void {
-    if (site >= 0 && site < smallSiteLimit && Number.isInteger(site)) {
+    if (isSmallSite(site)) {
       // Grown one slot at a time so the array stays packed (never a sparse dictionary).
       while (this.small.length <= site) this.small.push(undefined)
       if (this.small[site] === undefined) this.count++
@@ -225,7 +236,7 @@ export class SiteTable<T> {
   }
 
   delete(site: number): void {
-    if (site >= 0 && site < smallSiteLimit && Number.isInteger(site)) {
+    if (isSmallSite(site)) {
       if (site < this.small.length && this.small[site] !== undefined) {
         this.small[site] = undefined
         this.count--
@@ -275,7 +286,7 @@ export class LinkStateStore {
 
   accept(message: LinkStateMessage, nowMillis: number): AcceptResult {
     const origin = message.origin
-    if (origin >= 0 && origin < smallSiteLimit && Number.isInteger(origin)) {
+    if (isSmallSite(origin)) {
       if (origin >= this.highestSeq.length) {
         const size = Math.min(smallSiteLimit, Math.max(256, 2 * (origin + 1)))
         const incarnation = new Float64Array(size).fill(Number.NaN)
@@ -365,10 +376,8 @@ export class LinkStateStore {
       out.distanceMs = m.distanceMs
       return true
     }
-    if (!(destination >= 0 && destination < distances.seqno.length && Number.isInteger(destination))) return false
-    const seqno = distances.seqno[destination]!
-    if (Number.isNaN(seqno)) return false
-    out.seqno = seqno
+    if (!listedDensely(distances, destination)) return false
+    out.seqno = distances.seqno[destination]!
     out.distanceMs = distances.distanceMs[destination]!
     return true
   }

@@ -66,11 +66,13 @@ import {
   type ShortestPathTree,
 } from "./Graph.js"
 import {
+  isSmallSite,
   LinkStateMessage,
   LinkStateStore,
   memoPerMessage,
   offersRoute,
   SiteTable,
+  smallSiteLimit,
   type TunnelAdvert,
 } from "./LinkState.js"
 import {
@@ -378,9 +380,6 @@ interface OwnLink {
 
 const deadLink: OwnLink = { costMs: Number.POSITIVE_INFINITY, noiseMs: 0, family: 4 }
 
-/** Destination ids below this have their remembered next hop mirrored in RouteMemoryTable's packed array. */
-const packedMemoryLimit = 65_536
-
 /**
  * The route memory per destination, its next hops mirrored in a packed array for small ids: a
  * decision reads the remembered next hop of every destination, and reading each memory object
@@ -398,9 +397,9 @@ export class RouteMemoryTable {
 
   set(destination: SiteId, memory: RouteMemory): void {
     this.table.set(destination, memory)
-    if (!isPackedMemory(destination)) return
+    if (!isSmallSite(destination)) return
     if (destination >= this.hops.length) {
-      const grown = new Float64Array(Math.min(packedMemoryLimit, Math.max(64, 2 * destination + 1))).fill(Number.NaN)
+      const grown = new Float64Array(Math.min(smallSiteLimit, Math.max(64, 2 * destination + 1))).fill(Number.NaN)
       grown.set(this.hops)
       this.hops = grown
     }
@@ -409,19 +408,16 @@ export class RouteMemoryTable {
 
   delete(destination: SiteId): void {
     this.table.delete(destination)
-    if (isPackedMemory(destination) && destination < this.hops.length) this.hops[destination] = Number.NaN
+    if (isSmallSite(destination) && destination < this.hops.length) this.hops[destination] = Number.NaN
   }
 
   /** The remembered next hop, −1 when none. */
   nextHopOf(destination: SiteId): number {
-    if (!isPackedMemory(destination)) return this.table.get(destination)?.nextHop ?? -1
+    if (!isSmallSite(destination)) return this.table.get(destination)?.nextHop ?? -1
     const hop = destination < this.hops.length ? this.hops[destination]! : Number.NaN
     return Number.isNaN(hop) ? -1 : hop
   }
 }
-
-const isPackedMemory = (destination: number): boolean =>
-  destination >= 0 && destination < packedMemoryLimit && Number.isInteger(destination)
 
 export class NodeRouter {
   readonly config: NodeRouterConfig
