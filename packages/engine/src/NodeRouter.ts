@@ -419,6 +419,16 @@ export class RouteMemoryTable {
   }
 }
 
+/**
+ * Arrays lent to the searches of a routing view (`NodeRouter.view`), shared by every router of the
+ * thread: a view lives for one decide (or explain), its trees die with it (a decision keeps frozen
+ * copies), and no two views are alive at once, so the next view, of any router, reuses them. A
+ * model run holds hundreds of routers in one thread; a pool per router was cold in the cache at
+ * each of its decides (speed only).
+ */
+const searchPool: Array<SearchBuffers> = []
+const scratchPool: Array<SearchScratch> = []
+
 export class NodeRouter {
   readonly config: NodeRouterConfig
   private readonly aggregates = new Map<string, Aggregation.TunnelAggregate>()
@@ -485,9 +495,6 @@ export class NodeRouter {
    * restart's burst, and each collection had to walk them).
    */
   private inboxCount = 0
-  /** Arrays lent to the searches of the current view (see `view`). */
-  private readonly searchPool: Array<SearchBuffers> = []
-  private readonly scratchPool: Array<SearchScratch> = []
   private messageSeq = 0
   private startedAtMillis: number | undefined
   private last: Decision | undefined
@@ -930,25 +937,24 @@ export class NodeRouter {
     let bannedSelf: Uint8Array | undefined
     const self = this.config.self
     const graph = mesh.indexed()
-    // The searches' arrays are lent from the router's pool: a view lives for one decide (or
-    // explain) and its trees die with it, so the next view reuses them (speed only).
+    // The searches' arrays are lent from the shared pools (see `searchPool`).
     let lent = 0
     const buffers = (): SearchBuffers => {
       const n = graph.sites.length
-      let b = this.searchPool[lent]
+      let b = searchPool[lent]
       if (b === undefined || b.distanceMs.length !== n) {
         b = { distanceMs: new Float64Array(n), parent: new Int32Array(n) }
-        this.searchPool[lent] = b
+        searchPool[lent] = b
       }
       lent++
       return b
     }
     let lentScratch = 0
     const scratch = (): SearchScratch => {
-      let b = this.scratchPool[lentScratch]
+      let b = scratchPool[lentScratch]
       if (b === undefined) {
         b = new SearchScratch()
-        this.scratchPool[lentScratch] = b
+        scratchPool[lentScratch] = b
       }
       lentScratch++
       return b

@@ -284,4 +284,37 @@ describe("MeshGraph incremental updates", () => {
       { numRuns: 500 },
     )
   })
+
+  it("graphs with the same links share one adjacency, and each reads its own links", () => {
+    // The adjacency (offsets, targets) a graph's links give, built here independently.
+    const expected = (n: number, edges: ReadonlyArray<Edge>) => {
+      const cost = new Map<string, number>()
+      for (const e of edges) cost.set(`${e.from}>${e.to}`, e.costMs)
+      const offsets = [0]
+      const targets: Array<number> = []
+      for (let a = 0; a < n; a++) {
+        for (let b = 0; b < n; b++) {
+          const c = cost.get(`${a}>${b}`)
+          if (a !== b && c !== undefined && c >= 0 && c < Number.POSITIVE_INFINITY) targets.push(b)
+        }
+        offsets.push(targets.length)
+      }
+      return JSON.stringify({ offsets, targets })
+    }
+    fc.assert(
+      fc.property(graphArb(5), graphArb(5), fc.boolean(), (x, y, twin) => {
+        // Half the pairs are two graphs of the same links (one adjacency).
+        const other = twin ? x : y
+        const gx = build(x.n, x.edges).indexed()
+        const gy = build(other.n, other.edges).indexed()
+        const ex = expected(x.n, x.edges)
+        const ey = expected(other.n, other.edges)
+        expect(JSON.stringify({ offsets: [...gx.offsets], targets: [...gx.targets] })).toBe(ex)
+        expect(JSON.stringify({ offsets: [...gy.offsets], targets: [...gy.targets] })).toBe(ey)
+        const shared = gx.offsets === gy.offsets && gx.targets === gy.targets
+        expect(shared).toBe(ex === ey)
+      }),
+      { numRuns: 500 },
+    )
+  })
 })

@@ -76,6 +76,7 @@ type Op =
   | { readonly _tag: "decide"; readonly site: number }
   | { readonly _tag: "fail"; readonly tunnel: number }
   | { readonly _tag: "heal"; readonly tunnel: number }
+  | { readonly _tag: "retime"; readonly tunnel: number; readonly rttMs: number }
   | { readonly _tag: "restart"; readonly site: number }
 
 const opArb = (n: number, tunnels: number): fc.Arbitrary<Op> =>
@@ -95,6 +96,16 @@ const opArb = (n: number, tunnels: number): fc.Arbitrary<Op> =>
     {
       weight: 1,
       arbitrary: fc.record({ _tag: fc.constant("heal" as const), tunnel: fc.nat(Math.max(0, tunnels - 1)) }),
+    },
+    // A tunnel's RTT moves (both ways; a dead one comes back): trees change while Stability holds
+    // incumbents.
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        _tag: fc.constant("retime" as const),
+        tunnel: fc.nat(Math.max(0, tunnels - 1)),
+        rttMs: fc.integer({ min: 2, max: 80 }),
+      }),
     },
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("restart" as const), site: fc.nat(n - 1) }) },
   )
@@ -117,9 +128,10 @@ const applyOp = (w: World, op: Op, spec: ReadonlyArray<{ a: number; b: number; f
     case "decide":
       break
     case "fail":
-    case "heal": {
+    case "heal":
+    case "retime": {
       const t = spec[op.tunnel % spec.length]!
-      const rtt = op._tag === "fail" ? null : t.rttMs
+      const rtt = op._tag === "fail" ? null : op._tag === "heal" ? t.rttMs : op.rttMs
       w.rtt.set(linkKey(t.a, t.b, t.family), rtt)
       w.rtt.set(linkKey(t.b, t.a, t.family), rtt)
       break
@@ -212,20 +224,32 @@ describe("speed-only mechanisms", () => {
     }
     const allOf = (d: RoutingDecision) => d.routes.map((r) => ({ ...r, path: [...r.path] }))
     fc.assert(
-      fc.property(scenarioArb, ({ n, tunnels, ops }) => {
+      fc.property(scenarioArb, fc.boolean(), ({ n, tunnels, ops }, sticky) => {
         const spec = tunnels.map((t) => ({ a: t.pair[0], b: t.pair[1], family: t.family, rttMs: t.rttMs }))
         // No hold-down: routes are remembered from the first decisions on. A floor on link metrics
-        // above most links' cost, so a metric that skipped it differs.
-        const config = () => ({ startupHoldDownMillis: 0, linkStateMaxAgeMillis: 5_000, minLinkMetricMs: 40 })
+        // above most links' cost, so a metric that skipped it differs. Wide margins (sticky) hold
+        // incumbents the tree no longer takes.
+        const config = () => ({
+          startupHoldDownMillis: 0,
+          linkStateMaxAgeMillis: 5_000,
+          minLinkMetricMs: 40,
+          ...(sticky ? { stability: { absoluteMarginMs: 10, relativeMargin: 0.6 } } : {}),
+        })
         const fast = new World(n, spec, config, counted)
         const general = new World(n, spec, config, generalOnly)
         for (const op of ops) {
           applyOp(fast, op, spec)
           applyOp(general, op, spec)
-          if (op._tag === "decide")
-            expect(allOf(fast.routers[op.site]!.decide(fast.nowMillis))).toEqual(
-              allOf(general.routers[op.site]!.decide(general.nowMillis)),
+          // Every site decides on a tick (the daemon's periodic decide), so routes are remembered
+          // and held across RTT changes.
+          const deciding = op._tag === "decide" ? [op.site] : op._tag === "tick" ? fast.routers.keys() : []
+          for (const s of deciding) {
+            expect(allOf(fast.routers[s]!.decide(fast.nowMillis))).toEqual(
+              allOf(general.routers[s]!.decide(general.nowMillis)),
             )
+            // The seqno requests a decision adds (a better route refused for feasibility).
+            expect(fast.routers[s]!.requestsAdded).toBe(general.routers[s]!.requestsAdded)
+          }
         }
         for (const dt of [1, 700])
           for (let s = 0; s < n; s++) {
