@@ -19,6 +19,7 @@
 import { DirectedGraph } from "graphology"
 import { singleSource } from "graphology-shortest-path/dijkstra.js"
 import type { Family, SiteId } from "./Domain.js"
+import { isSmallSite, smallSiteLimit } from "./LinkState.js"
 
 /** Attributes of one usable link. */
 export interface LinkAttributes {
@@ -44,9 +45,6 @@ export interface IndexedGraph {
   readonly targets: Int32Array
   readonly weights: Float64Array
 }
-
-/** Site ids below this are mapped to slots through an array (see `MeshGraph.slotBySite`). */
-const fastSiteLimit = 65_536
 
 const usableCost = (costMs: number): boolean => costMs >= 0 && costMs < Number.POSITIVE_INFINITY
 
@@ -170,8 +168,8 @@ interface OwnedRow {
 export class MeshGraph {
   private readonly slotOf = new Map<number, number>()
   /**
-   * slot + 1 per site id below 65 536 (0 = absent): the same mapping as `slotOf` for the usual
-   * small ids, read with one array access.
+   * slot + 1 per small site id (`isSmallSite`; 0 = absent): the same mapping as `slotOf` for the
+   * usual ids, read with one array access.
    */
   private slotBySite = new Int32Array(0)
   private siteOfSlot: Array<SiteId> = []
@@ -207,7 +205,7 @@ export class MeshGraph {
   private sortedSites: ReadonlyArray<SiteId> | undefined
 
   private slot(site: number): number | undefined {
-    if (site >= 0 && site < fastSiteLimit && Number.isInteger(site)) {
+    if (isSmallSite(site)) {
       const v = site < this.slotBySite.length ? (this.slotBySite[site] as number) : 0
       return v === 0 ? undefined : v - 1
     }
@@ -216,9 +214,9 @@ export class MeshGraph {
 
   addSite(site: SiteId): void {
     if (this.slot(site) !== undefined) return
-    if (site >= 0 && site < fastSiteLimit && Number.isInteger(site)) {
+    if (isSmallSite(site)) {
       if (site >= this.slotBySite.length) {
-        const grown = new Int32Array(Math.min(fastSiteLimit, Math.max(256, 2 * (site + 1))))
+        const grown = new Int32Array(Math.min(smallSiteLimit, Math.max(256, 2 * (site + 1))))
         grown.set(this.slotBySite)
         this.slotBySite = grown
       }
