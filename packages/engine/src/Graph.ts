@@ -115,7 +115,7 @@ const sameInts = (a: Int32Array, b: Int32Array): boolean => {
  * One copy per distinct adjacency (a snapshot's offsets and targets, never written after their
  * build) in the thread, by content: the routers of a model run see the same mesh, and each one's
  * searches read their own copy, cold in the cache at every decision (speed only; one shared copy
- * made the N = 200 run ≈ 4 % faster). Bounded like `internedTopologies`.
+ * made the N = 200 model run ≈ 3 % faster). Bounded like `internedTopologies`.
  */
 const internedAdjacency = new Map<number, Array<Adjacency>>()
 const internAdjacency = (offsets: Int32Array, targets: Int32Array): Adjacency => {
