@@ -30,6 +30,11 @@ export const startImpairmentRelay = (options: {
   readonly targetAddress: string
   readonly targetPort: number
   readonly impairment?: Partial<Impairment>
+  /**
+   * Seed of the loss draws (default 1). Seeded, so an assertion on a loss count (≥ 3 of 200 lost at
+   * 5 %: one run in ≈ 400 failed with Math.random) does not fail by chance from one run to the next.
+   */
+  readonly seed?: number
 }): Effect.Effect<RelayHandle, unknown, Scope.Scope> =>
   Effect.gen(function* () {
     const impairment: Impairment = { delayMs: 0, lossRatio: 0, blackhole: false, ...options.impairment }
@@ -56,8 +61,17 @@ export const startImpairmentRelay = (options: {
       if (coarseNs > 0n) setTimeout(spin, Number(coarseNs / 1_000_000n))
       else spin()
     }
+    // mulberry32
+    let state = (options.seed ?? 1) >>> 0
+    const draw = (): number => {
+      state = (state + 0x6d2b79f5) >>> 0
+      let t = state
+      t = Math.imul(t ^ (t >>> 15), t | 1)
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+    }
     const pass = () => {
-      if (impairment.blackhole || Math.random() < impairment.lossRatio) {
+      if (impairment.blackhole || draw() < impairment.lossRatio) {
         dropped++
         return false
       }
