@@ -10,7 +10,7 @@ import * as fc from "fast-check"
 import { type AlgorithmName, algorithmNames } from "../src/Algorithms.js"
 import { type Family, SiteId } from "../src/Domain.js"
 import type { AlgorithmExplanation } from "../src/NodeRouter.js"
-import { linkKey, type Tunnel, World } from "./routingWorld.js"
+import { type Tunnel, World } from "./routingWorld.js"
 
 type Op =
   | { readonly _tag: "round"; readonly dt: number }
@@ -109,12 +109,7 @@ const apply = (w: World, op: Op, onDecide: (site: number) => void): void => {
     case "setLink": {
       const keys = [...w.rtt.keys()]
       if (keys.length === 0) return
-      const key = keys[op.index % keys.length]!
-      w.rtt.set(key, op.rttMs)
-      if (op.both) {
-        const m = /^(\d+)>(\d+)\/([46])$/.exec(key)!
-        w.rtt.set(linkKey(Number(m[2]), Number(m[1]), Number(m[3]) as Family), op.rttMs)
-      }
+      w.setDirectionRtt(keys[op.index % keys.length]!, op.rttMs, op.both)
       return
     }
     case "probePaths":

@@ -8,7 +8,7 @@ import * as fc from "fast-check"
 import type { AlgorithmName } from "../src/Algorithms.js"
 import { type Family, SiteId } from "../src/Domain.js"
 import { shortestPath } from "../src/Graph.js"
-import { linkKey, type Tunnel, World } from "./routingWorld.js"
+import { type Tunnel, World } from "./routingWorld.js"
 
 type Model = Record<string, never>
 
@@ -36,12 +36,7 @@ class SetLink implements fc.Command<Model, World> {
   run(_m: Model, w: World): void {
     const keys = [...w.rtt.keys()]
     if (keys.length === 0) return
-    const key = keys[this.index % keys.length]!
-    w.rtt.set(key, this.rttMs)
-    if (this.bothDirections) {
-      const m = /^(\d+)>(\d+)\/([46])$/.exec(key)!
-      w.rtt.set(linkKey(Number(m[2]), Number(m[1]), Number(m[3]) as Family), this.rttMs)
-    }
+    w.setDirectionRtt(keys[this.index % keys.length]!, this.rttMs, this.bothDirections)
   }
   toString = () => `setLink(${this.index}, ${this.rttMs}, ${this.bothDirections})`
 }
@@ -369,8 +364,7 @@ describe("loop freedom", () => {
       w.settle(14, 5000)
       expect(w.nextHop(1, 3)).toBe(0)
       w.restart(0)
-      w.rtt.set(linkKey(0, 3, 4), null)
-      w.rtt.set(linkKey(3, 0, 4), null)
+      w.setTunnelRtt(0, 3, 4, null)
       for (const site of [1, 2, 3]) w.advertise(site)
       w.deliverAll()
       w.tick(1000)

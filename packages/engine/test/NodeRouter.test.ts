@@ -40,10 +40,7 @@ const dualFamilyTriangle = (chosen: Family, config: Omit<NodeRouterConfigInput, 
 const routeAt = (w: World, site: number, destination: number) =>
   w.routers[site]!.lastDecision!.byDestination.get(destination)!
 
-const setBoth = (w: World, a: number, b: number, rttMs: number | null) => {
-  w.rtt.set(linkKey(a, b, 4), rttMs)
-  w.rtt.set(linkKey(b, a, 4), rttMs)
-}
+const setBoth = (w: World, a: number, b: number, rttMs: number | null) => w.setTunnelRtt(a, b, 4, rttMs)
 
 describe("NodeRouter", () => {
   it("graph-least-cost takes the cheaper two-hop path and maps it to kernel routes", () => {

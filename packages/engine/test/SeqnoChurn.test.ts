@@ -119,10 +119,7 @@ describe("seqno churn", () => {
       ],
       () => ({ startupHoldDownMillis: 0, stability: { dwellMillis: 1000 } }),
     )
-    const setDirect = (rttMs: number | null) => {
-      w.rtt.set(linkKey(0, 2, 4), rttMs)
-      w.rtt.set(linkKey(2, 0, 4), rttMs)
-    }
+    const setDirect = (rttMs: number | null) => w.setTunnelRtt(0, 2, 4, rttMs)
     w.settle(6, 5000)
     expect(w.routers[0]!.lastDecision!.byDestination.get(2)!.nextHop).toBe(2)
     // Direct 22 ms vs via 1 ≈ 20 ms: better, infeasible (FD ≈ 5 ms), but a 2 ms gain is inside
@@ -169,8 +166,7 @@ describe("seqno churn", () => {
     expect(route(1, 3).nextHop).toBe(3)
     // (0 does ask for 2 itself: 2's new incarnation starts its seqno again. Only 3 is checked.)
     const seqnoBefore = w.routers[3]!.seqno
-    w.rtt.set(linkKey(0, 3, 4), 100)
-    w.rtt.set(linkKey(3, 0, 4), 100)
+    w.setTunnelRtt(0, 3, 4, 100)
     w.settle(6, 5000)
     expect(route(2, 3).nextHop).toBeNull()
     expect(route(1, 3).nextHop).toBe(3)
@@ -203,10 +199,7 @@ describe("seqno churn", () => {
         seqnoRequestBackoff: { initialMillis: 3_600_000, maxMillis: 3_600_000 },
       }),
     )
-    const setBoth = (a: number, b: number, rttMs: number | null) => {
-      w.rtt.set(linkKey(a, b, 4), rttMs)
-      w.rtt.set(linkKey(b, a, 4), rttMs)
-    }
+    const setBoth = (a: number, b: number, rttMs: number | null) => w.setTunnelRtt(a, b, 4, rttMs)
     w.settle(6, 5000)
     expect(w.routers[0]!.lastDecision!.byDestination.get(2)!.nextHop).toBe(2)
     setBoth(0, 2, 100)

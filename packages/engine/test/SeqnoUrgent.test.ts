@@ -9,7 +9,7 @@ import * as fc from "fast-check"
 import { SiteId } from "../src/Domain.js"
 import { LinkStateMessage } from "../src/LinkState.js"
 import { NodeRouter } from "../src/NodeRouter.js"
-import { linkKey, World } from "./routingWorld.js"
+import { World } from "./routingWorld.js"
 
 const s = (n: number) => SiteId.make(n)
 
@@ -107,8 +107,7 @@ describe("NodeRouter.seqnoUrgent", () => {
     w.settle(4, 1000)
     const router = w.routers[0]!
     expect(router.seqnoUrgent(s(2), w.nowMillis)).toBe(false)
-    w.rtt.set(linkKey(0, 2, 4), null)
-    w.rtt.set(linkKey(2, 0, 4), null)
+    w.setTunnelRtt(0, 2, 4, null)
     w.tick(100)
     const at = w.nowMillis
     expect(router.decide(at).byDestination.get(s(2))!.starved).toBe(true)

@@ -16,7 +16,7 @@ import { FeasibilityTable, isStrictlyBetter, type RouteMetric } from "../src/Fea
 import { dijkstra, edgePosition, IncrementalSearch, MeshGraph, SearchScratch, treePath } from "../src/Graph.js"
 import { LinkStateMessage, LinkStateStore, memoPerMessage } from "../src/LinkState.js"
 import { NodeRouter, RouteMemoryTable, type RoutingDecision } from "../src/NodeRouter.js"
-import { linkKey, World } from "./routingWorld.js"
+import { World } from "./routingWorld.js"
 
 /** A random graph search case: sites 0..n−1, directed edges of small integer costs (many ties), up to 2 banned sites, queries. */
 const searchCase = (maxN: number, maxCostMs: number, maxEdges?: number) =>
@@ -132,8 +132,7 @@ const applyOp = (w: World, op: Op, spec: ReadonlyArray<{ a: number; b: number; f
     case "retime": {
       const t = spec[op.tunnel % spec.length]!
       const rtt = op._tag === "fail" ? null : op._tag === "heal" ? t.rttMs : op.rttMs
-      w.rtt.set(linkKey(t.a, t.b, t.family), rtt)
-      w.rtt.set(linkKey(t.b, t.a, t.family), rtt)
+      w.setTunnelRtt(t.a, t.b, t.family, rtt)
       break
     }
     case "restart":

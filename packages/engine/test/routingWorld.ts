@@ -81,6 +81,23 @@ export class World {
     }
   }
 
+  /** Sets a tunnel's RTT both ways (null = dead); a tunnel not there yet is added. */
+  setTunnelRtt(a: number, b: number, family: Family, rttMs: number | null): void {
+    this.rtt.set(linkKey(a, b, family), rttMs)
+    this.rtt.set(linkKey(b, a, family), rttMs)
+  }
+
+  /** Sets the RTT of one direction (a key of `rtt`) and, with `bothWays`, of its reverse too. */
+  setDirectionRtt(key: string, rttMs: number | null, bothWays: boolean): void {
+    if (!bothWays) {
+      this.rtt.set(key, rttMs)
+      return
+    }
+    const m = /^(\d+)>(\d+)\/([46])$/.exec(key)
+    if (m === null) throw new Error(`not a direction key: ${key}`)
+    this.setTunnelRtt(Number(m[1]), Number(m[2]), Number(m[3]) as Family, rttMs)
+  }
+
   /** The site's daemon restarts: a new router (new incarnation, empty state) in its place. */
   restart(site: number): void {
     this.routers[site] = this.adapt(NodeRouter.make({ self: site, ...this.configOf(site) }))
