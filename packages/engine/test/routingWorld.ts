@@ -24,6 +24,13 @@ export interface Tunnel {
 
 export const linkKey = (from: number, to: number, family: Family): string => `${from}>${to}/${family}`
 
+/** The direction a `linkKey` names. */
+const parseLinkKey = (key: string): { from: number; to: number; family: Family } => {
+  const m = /^(\d+)>(\d+)\/([46])$/.exec(key)
+  if (m === null) throw new Error(`not a link key: ${key}`)
+  return { from: Number(m[1]), to: Number(m[2]), family: Number(m[3]) as Family }
+}
+
 export class World {
   nowMillis = 1_000_000
   readonly routers: Array<NodeRouter>
@@ -53,8 +60,8 @@ export class World {
   tick(dtMillis: number): void {
     this.nowMillis += dtMillis
     for (const [key, rtt] of this.rtt) {
-      const m = /^(\d+)>(\d+)\/([46])$/.exec(key)!
-      const tunnel = tunnelId(Number(m[1]), Number(m[2]), Number(m[3]) as Family)
+      const { from, to, family } = parseLinkKey(key)
+      const tunnel = tunnelId(from, to, family)
       const router = this.routers[tunnel.local]!
       if (rtt === null) {
         for (let i = 0; i < 3; i++) {
@@ -93,9 +100,8 @@ export class World {
       this.rtt.set(key, rttMs)
       return
     }
-    const m = /^(\d+)>(\d+)\/([46])$/.exec(key)
-    if (m === null) throw new Error(`not a direction key: ${key}`)
-    this.setTunnelRtt(Number(m[1]), Number(m[2]), Number(m[3]) as Family, rttMs)
+    const { from, to, family } = parseLinkKey(key)
+    this.setTunnelRtt(from, to, family, rttMs)
   }
 
   /** The site's daemon restarts: a new router (new incarnation, empty state) in its place. */
