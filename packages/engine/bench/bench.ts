@@ -16,6 +16,7 @@ import {
   LinkStateMessage,
   type LinkStats,
   linkCost,
+  mulberry32,
   NodeRouter,
   PathSample,
   RttSample,
@@ -74,15 +75,6 @@ const timeIt = (f: () => void): number => {
 /** Median wall time of the last `count` timed calls. */
 const wallMedian = (count: number): number => median(wallTimes.slice(-count))
 
-/** Deterministic pseudo-random numbers (mulberry32), so every run measures the same mesh. */
-const prng = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = seed
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
-
 interface Mesh {
   readonly n: number
   /** rtt[(a*n+b)*2 + (family===6 ? 1 : 0)] */
@@ -90,7 +82,7 @@ interface Mesh {
 }
 
 const makeMesh = (n: number): Mesh => {
-  const rand = prng(n)
+  const rand = mulberry32(n)
   const rtt = new Float64Array(n * n * 2)
   for (let a = 0; a < n; a++) {
     for (let b = a + 1; b < n; b++) {
@@ -162,7 +154,7 @@ const converged = (m: Mesh, nowMillis: number, seq: number, scale: number): Arra
 
 /** BIRD-like candidate paths: direct, and via four pseudo-random neighbours. */
 const bgpPaths = (m: Mesh, self: number): Array<BgpPath> => {
-  const rand = prng(1000 + self)
+  const rand = mulberry32(1000 + self)
   const out: Array<BgpPath> = []
   for (let d = 0; d < m.n; d++) {
     if (d === self) continue

@@ -12,6 +12,7 @@ import {
   desiredRoutes,
   type Family,
   LossTestSample,
+  mulberry32,
   NodeRouter,
   PathSample,
   type RouteChoice,
@@ -107,15 +108,6 @@ const bestRtt = (a: number, b: number) =>
     quality.get(`${a}>${b}/6`)?.rttMs ?? Number.POSITIVE_INFINITY,
   )
 
-/** mulberry32: seeded, so the demo is reproducible. */
-const prng = (s: number) => () => {
-  s = (s + 0x6d2b79f5) | 0
-  let t = s
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
-
 /** BIRD's view in a full mesh: the direct path (primary) and every two-AS path. */
 const bgpPathsOf = (self: number): Array<BgpPath> => {
   const out: Array<BgpPath> = []
@@ -141,7 +133,7 @@ const algorithms: ReadonlyArray<AlgorithmName> =
   only !== undefined ? [only] : ["shortest-bgp", "least-cost-bgp", "graph-least-cost", "measured-fastest"]
 
 const run = (algorithm: AlgorithmName): Map<number, RoutingDecision> => {
-  const rand = prng(seed)
+  const rand = mulberry32(seed)
   const start = 1_700_000_000_000
   const routers = new Map(siteIds.map((s) => [s as number, NodeRouter.make({ self: s, algorithm })]))
   for (const [s, r] of routers) r.setBgpPaths(mesh.noBgpAt.includes(SiteId.make(s)) ? [] : bgpPathsOf(s))

@@ -7,21 +7,10 @@ import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { type Family, SiteId } from "../src/Domain.js"
 import { SeqnoRequestBackoff } from "../src/Feasibility.js"
+import { mulberry32 } from "../src/Random.js"
 import { linkKey, World } from "./routingWorld.js"
 
 const s = (n: number) => SiteId.make(n)
-
-/** Deterministic uniform [0, 1) from a seed (mulberry32). */
-const prng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const ownSeqnos = (w: World): number => w.routers.reduce((sum, r) => sum + r.seqno, 0)
 
@@ -90,7 +79,7 @@ describe("seqno churn", () => {
           base.set(linkKey(t.a, t.b, 4), t.rttMs)
           base.set(linkKey(t.b, t.a, 4), t.rttMs)
         }
-        const random = prng(seed)
+        const random = mulberry32(seed)
         const check = () => {
           const loop = w.findLoop()
           if (loop !== undefined) throw new Error(`forwarding loop: ${loop.join(" → ")}`)

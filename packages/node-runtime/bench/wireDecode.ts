@@ -13,7 +13,7 @@
  *   npx vite-node --config vitest.config.ts packages/node-runtime/bench/wireDecode.ts [--sizes 4,50,200] [--rounds 9] [--json]
  */
 import { execFileSync } from "node:child_process"
-import { type Family, LinkStateMessage, SiteId, type TunnelState, tunnelId } from "@net-perf/engine"
+import { type Family, LinkStateMessage, mulberry32, SiteId, type TunnelState, tunnelId } from "@net-perf/engine"
 import { Effect, Either } from "effect"
 import * as pb from "../src/gen/netperf/linkstate/v1/linkstate.js"
 import { fastFromWire, fromWire, fromWireEither, peekOrdering, schemaFromWire, toWire } from "../src/linkstate/Wire.js"
@@ -29,14 +29,6 @@ const rounds = Number(argValue("--rounds") ?? 9)
 const batchMs = Number(argValue("--batch-ms") ?? 40)
 /** Distinct messages per size, decoded in turn (so one object's shape is not all the JIT sees). */
 const poolSize = 16
-
-/** Deterministic PRNG (mulberry32): the same messages every run. */
-const prng = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-}
 
 /** The message site `origin` of an N-site dual-stack full mesh advertises, with realistic values. */
 const meshMessage = (sites: number, origin: number, seq: number, random: () => number): LinkStateMessage => {
@@ -133,7 +125,7 @@ const uptime = () => execFileSync("uptime", { encoding: "utf8" }).trim()
 const loadBefore = uptime()
 const results = []
 for (const sites of sizes) {
-  const random = prng(sites)
+  const random = mulberry32(sites)
   const pool = Array.from({ length: poolSize }, (_, i) => {
     const message = meshMessage(sites, i % sites, 100 + i, random)
     const bytes = pb.LinkStateMessage.encode(toWire(message)).finish()

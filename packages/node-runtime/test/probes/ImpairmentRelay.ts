@@ -6,6 +6,7 @@
  * compare a probe against what was injected, not against what was asked for.
  */
 import * as dgram from "node:dgram"
+import { mulberry32 } from "@net-perf/engine"
 import { Effect, type Scope } from "effect"
 import { bindUdp } from "../../src/servers/Udp.js"
 
@@ -61,15 +62,7 @@ export const startImpairmentRelay = (options: {
       if (coarseNs > 0n) setTimeout(spin, Number(coarseNs / 1_000_000n))
       else spin()
     }
-    // mulberry32
-    let state = (options.seed ?? 1) >>> 0
-    const draw = (): number => {
-      state = (state + 0x6d2b79f5) >>> 0
-      let t = state
-      t = Math.imul(t ^ (t >>> 15), t | 1)
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    }
+    const draw = mulberry32(options.seed ?? 1)
     const pass = () => {
       if (impairment.blackhole || draw() < impairment.lossRatio) {
         dropped++
