@@ -123,11 +123,14 @@ const internAdjacency = (offsets: Int32Array, targets: Int32Array): Adjacency =>
   let hash = 2166136261
   for (let i = 0; i < offsets.length; i++) hash = Math.imul(hash ^ offsets[i]!, 16777619)
   for (let i = 0; i < targets.length; i++) hash = Math.imul(hash ^ targets[i]!, 16777619)
-  for (const a of internedAdjacency.get(hash) ?? [])
-    if (sameInts(a.offsets, offsets) && sameInts(a.targets, targets)) return a
-  if (internedAdjacency.size > 1_000) internedAdjacency.clear()
+  let bucket = internedAdjacency.get(hash)
+  if (bucket !== undefined)
+    for (const a of bucket) if (sameInts(a.offsets, offsets) && sameInts(a.targets, targets)) return a
+  if (internedAdjacency.size > 1_000) {
+    internedAdjacency.clear()
+    bucket = undefined
+  }
   const built = { offsets, targets }
-  const bucket = internedAdjacency.get(hash)
   if (bucket === undefined) internedAdjacency.set(hash, [built])
   else bucket.push(built)
   return built
